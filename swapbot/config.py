@@ -1,0 +1,248 @@
+"""Settings read from the environment (Heroku config vars), validated once at start-up.
+
+Secrets are `SecretStr`: they print as `**********` in reprs, logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+HEROKU_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
+REDIS_PREFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+
+# What a valid value looks like, for error messages. Never echo the value itself: it may be a secret.
+EXAMPLES: dict[str, str] = {
+    "DATABASE_URL": "postgres://user:password@host:5432/dbname",
+    "REDIS_URL": "redis://host:6379/0",
+    "REDIS_TLS_URL": "rediss://:password@host:6380",
+    "HEROKU_API_TOKEN": "a Heroku API token (heroku authorizations:create)",
+    "HEROKU_APP_NAME": "acme-prod (lower-case letters, digits and dashes)",
+    "HEROKU_API_URL": "https://api.heroku.com",
+    "HEROKU_CONNECT_CENTRAL_URL": "https://hc-central.heroku.com",
+    "SLACK_BOT_TOKEN": "xoxb-...",
+    "SLACK_SIGNING_SECRET": "the app's Signing Secret (Basic Information page)",
+    "SLACK_APP_TOKEN": "xapp-... (an app-level token with connections:write)",
+    "SLACK_API_URL": "https://slack.com/api/",
+    "SWAPBOT_CHANNEL": "C0123456789 (a channel id, not its name)",
+    "SWAPBOT_OPERATORS": "U0123ABCD,U0456EFGH",
+    "SWAPBOT_APPROVERS": "U0123ABCD,U0456EFGH",
+    "SWAPBOT_REDIS_PREFIX": "swapbot:",
+    "PORT": "5000",
+}
+
+# Which settings each way of running the bot cannot do without.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "serve": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "HEROKU_API_TOKEN",
+        "HEROKU_APP_NAME",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SWAPBOT_CHANNEL",
+        "SWAPBOT_OPERATORS",
+        "SWAPBOT_APPROVERS",
+        "PORT",
+    ),
+    "socket": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "HEROKU_API_TOKEN",
+        "HEROKU_APP_NAME",
+        "SLACK_BOT_TOKEN",
+        "SLACK_APP_TOKEN",
+        "SWAPBOT_CHANNEL",
+        "SWAPBOT_OPERATORS",
+        "SWAPBOT_APPROVERS",
+    ),
+    "worker": (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "HEROKU_API_TOKEN",
+        "HEROKU_APP_NAME",
+        "SLACK_BOT_TOKEN",
+        "SWAPBOT_CHANNEL",
+    ),
+    "sandbox": ("DATABASE_URL",),
+    "demo": ("DATABASE_URL", "REDIS_URL"),
+}
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting swapbot reads. Field names are the environment variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    redis_tls_url: SecretStr | None = None
+    heroku_api_token: SecretStr | None = None
+    heroku_app_name: str | None = None
+    heroku_api_url: AnyHttpUrl = AnyHttpUrl("https://api.heroku.com")
+    heroku_connect_central_url: AnyHttpUrl = AnyHttpUrl("https://hc-central.heroku.com")
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    swapbot_channel: str | None = None
+    swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    swapbot_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    swapbot_redis_prefix: str = "swapbot:"
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.match(r"^postgres(ql)?://", v.get_secret_value()):
+            raise ValueError("must start with postgres:// or postgresql://")
+        return v
+
+    @field_validator("redis_url", "redis_tls_url")
+    @classmethod
+    def _redis_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.match(r"^rediss?://", v.get_secret_value()):
+            raise ValueError("must start with redis:// or rediss://")
+        return v
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return v
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return v
+
+    @field_validator("heroku_app_name")
+    @classmethod
+    def _app_name(cls, v: str | None) -> str | None:
+        if v is not None and not HEROKU_APP_NAME.match(v):
+            raise ValueError("is not a Heroku app name")
+        return v
+
+    @field_validator("swapbot_channel")
+    @classmethod
+    def _channel(cls, v: str | None) -> str | None:
+        if v is not None and not SLACK_CHANNEL_ID.match(v):
+            raise ValueError("must be a Slack channel id such as C0123456789")
+        return v
+
+    @field_validator("swapbot_operators", "swapbot_approvers", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return _split_ids(v)
+
+    @field_validator("swapbot_operators", "swapbot_approvers")
+    @classmethod
+    def _user_ids(cls, v: list[str]) -> list[str]:
+        bad = [item for item in v if not SLACK_USER_ID.match(item)]
+        if bad:
+            raise ValueError(
+                f"{len(bad)} entr{'y is' if len(bad) == 1 else 'ies are'} not Slack user ids"
+            )
+        return v
+
+    @field_validator("swapbot_redis_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not REDIS_PREFIX.match(v):
+            raise ValueError("must be 1-40 characters of letters, digits and _.:-")
+        return v
+
+    @property
+    def effective_redis_url(self) -> SecretStr | None:
+        """Heroku Redis offers a TLS URL beside the plain one; prefer it when present."""
+        return self.redis_tls_url or self.redis_url
+
+    def missing_for(self, mode: str) -> list[str]:
+        return [name for name in REQUIRED[mode] if getattr(self, name.lower()) in (None, [])]
+
+
+def secret(value: SecretStr | None) -> str:
+    """The plain value of an optional secret, for the one place that must hand it to a library."""
+    return value.get_secret_value() if value is not None else ""
+
+
+def redis_client(settings: Settings, **kwargs: Any):
+    """A redis-py client for the configured URL. Heroku Redis's TLS certificate is self-signed."""
+    import redis
+
+    url = secret(settings.effective_redis_url) or "redis://127.0.0.1:6379/0"
+    if url.startswith("rediss://"):
+        kwargs.setdefault("ssl_cert_reqs", None)
+    return redis.Redis.from_url(url, **kwargs)
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    variable: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.variable} {self.problem}; expected something like {EXAMPLES.get(self.variable, 'a valid value')}"
+
+
+class SettingsError(Exception):
+    """The environment holds settings that do not validate. Carries no values, only names."""
+
+    def __init__(self, problems: list[SettingProblem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment (or from `env`), raising SettingsError without values."""
+    try:
+        if env is None:
+            return Settings()
+        return Settings.model_validate({k.lower(): v for k, v in env.items() if v != ""})
+    except ValidationError as exc:
+        raise SettingsError(_problems(exc.errors(include_input=False))) from None
+
+
+def _problems(errors: Iterable[dict[str, Any]]) -> list[SettingProblem]:
+    out = []
+    for err in errors:
+        field = str(err["loc"][0]) if err.get("loc") else "settings"
+        msg = str(err.get("msg", "is not valid"))
+        msg = msg.removeprefix("Value error, ")
+        if not msg.startswith(("must", "is ", "entr")) and " are not " not in msg:
+            msg = f"is not valid ({msg})"
+        out.append(SettingProblem(field.upper(), msg))
+    return out
+
+
+def masked(settings: Settings) -> dict[str, str]:
+    """Each setting as text, secrets shown only as set/not set."""
+    shown: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None or value == []:
+            text = "(not set)"
+        elif isinstance(value, SecretStr):
+            text = "********** (set)"
+        elif isinstance(value, list):
+            text = ",".join(value)
+        else:
+            text = str(value)
+        shown[name.upper()] = text
+    return shown
