@@ -1,9 +1,112 @@
-"""`swapbot sandbox` and `swapbot demo`."""
+"""`swapbot sandbox` (serve the local Heroku stand-in) and `swapbot demo` (rehearse against it)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import sys
+import threading
+
+from swapbot.sandbox import scenarios
+from swapbot.sandbox.options import Assumptions, SandboxOptions
+
+log = logging.getLogger(__name__)
+
+LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _assumption(text: str) -> tuple[str, bool]:
+    key, sep, value = text.partition("=")
+    if not sep or key not in Assumptions.model_fields or value.lower() not in ("true", "false"):
+        names = ", ".join(Assumptions.model_fields)
+        raise argparse.ArgumentTypeError(f"expected NAME=true|false with NAME one of: {names}")
+    return key, value.lower() == "true"
+
+
+def _options(args: argparse.Namespace) -> SandboxOptions:
+    assumptions = Assumptions(**dict(args.assume or []))
+    return SandboxOptions(
+        speed=args.speed, faults=args.faults, seed=args.seed, assumptions=assumptions
+    )
+
+
+def add_sandbox_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)"
+    )
+    p.add_argument(
+        "--faults", type=float, default=0.0, help="share of API calls that fail: 5xx, 429 or slow"
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
+    p.add_argument(
+        "--assume",
+        type=_assumption,
+        action="append",
+        metavar="NAME=BOOL",
+        help="pick a variant of an unconfirmed behaviour (repeatable): "
+        + ", ".join(Assumptions.model_fields),
+    )
+    p.add_argument(
+        "--write-load", type=float, default=0.0, metavar="PER_SECOND", help="app writes per second"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from swapbot.sandbox.server import Sandbox
+    from swapbot.sandbox.writeload import WriteLoad
+
+    try:
+        scenario = scenarios.get(args.scenario)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    if not args.keep:
+        print(f"loading scenario {scenario.name} ...", flush=True)
+        scenarios.load(args.database_url, scenario)
+    sandbox = Sandbox(args.database_url, _options(args), port=args.port).start()
+    load = WriteLoad(args.database_url, args.write_load).start() if args.write_load > 0 else None
+    print(f"sandbox listening on {sandbox.base_url}")
+    print(f"  HEROKU_CONNECT_CENTRAL_URL={sandbox.central_url}")
+    print(f"  HEROKU_API_URL={sandbox.platform_url}")
+    print(f"  app {scenario.app}; any non-empty bearer token is accepted; Ctrl-C stops", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if load:
+            load.stop()
+        sandbox.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from swapbot.sandbox.demo import run_demo
+
+    return run_demo(args)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("sandbox", help="serve the local Heroku Connect and Platform API stand-in")
+    p.add_argument("--port", type=int, default=5055)
+    p.add_argument("--database-url", required=True, help="the PostgreSQL database the sandbox owns")
+    p.add_argument(
+        "--scenario", default="demo", help="one of: " + ", ".join(sorted(scenarios.SCENARIOS))
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the existing sandbox state instead of reloading"
+    )
+    add_sandbox_arguments(p)
+    p.set_defaults(func=_serve)
+
+    d = sub.add_parser("demo", help="rehearse against the local sandbox, in the terminal")
+    d.add_argument(
+        "--admin-url", default=LOCAL_ADMIN_URL, help="a PostgreSQL URL allowed to create databases"
+    )
+    d.add_argument("--database", default="swapbot_demo", help="the demo database (re-created)")
+    d.add_argument("--seconds", type=float, default=20.0, help="how long to watch the sync")
+    add_sandbox_arguments(d)
+    d.set_defaults(func=_demo, speed=10.0, write_load=5.0)

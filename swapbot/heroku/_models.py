@@ -1,0 +1,464 @@
+"""Typed views of what Heroku Connect and the Platform API return (reference §1-§4, §8).
+
+Every model keeps fields it does not know (`extra="allow"`), so a field Heroku adds survives a
+read-modify-write such as export -> filter -> import. States stay plain strings on the models;
+the enums and groupings below are for comparisons, and an unknown state still parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping as MappingABC
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = [
+    "CONNECTION_ERROR_STATES",
+    "CONNECTION_OK_STATES",
+    "LOADING_STATES",
+    "MAPPING_ERROR_STATES",
+    "MAPPING_OK_STATES",
+    "MAPPING_TEMPORARY_STATES",
+    "SYNCED_STATES",
+    "Addon",
+    "App",
+    "Connection",
+    "ConnectionRef",
+    "ConnectionState",
+    "Counts",
+    "DiscoveryPage",
+    "Dyno",
+    "ErrorList",
+    "ExportDocument",
+    "ExportMapping",
+    "Formation",
+    "FormationUpdate",
+    "IndexSpec",
+    "LinkResult",
+    "Mapping",
+    "MappingConfig",
+    "MappingState",
+    "WriteError",
+    "config_vars_from",
+    "mapping_state_group",
+]
+
+
+class _Model(BaseModel):
+    # coerce_numbers_to_str: old HC responses used small integers as connection ids.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+
+
+# --- states (reference §3) ---------------------------------------------------------------------
+
+
+class ConnectionState(StrEnum):
+    NEW = "NEW"
+    NEED_AUTHENTICATION = "NEED_AUTHENTICATION"
+    IDLE = "IDLE"
+    POLLING_DB_CHANGES = "POLLING_DB_CHANGES"
+    PAUSED = "PAUSED"
+    RECOVERY = "RECOVERY"
+    IMPORT_CONFIGURATION = "IMPORT_CONFIGURATION"
+    BUSY = "BUSY"
+    SYSTEM_ERROR = "SYSTEM_ERROR"
+    DB_UNAVAILABLE = "DB_UNAVAILABLE"
+    TOO_MANY_ROWS = "TOO_MANY_ROWS"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    HEROKU_UNAUTH = "HEROKU_UNAUTH"
+    INACTIVE_ORG = "INACTIVE_ORG"
+    SYSTEM_ON_ICE = "SYSTEM_ON_ICE"
+    ICED = "ICED"
+
+
+# django-heroku-connect counts these as healthy.
+CONNECTION_OK_STATES = frozenset(
+    {
+        ConnectionState.IDLE,
+        ConnectionState.POLLING_DB_CHANGES,
+        ConnectionState.IMPORT_CONFIGURATION,
+        ConnectionState.BUSY,
+    }
+)
+CONNECTION_ERROR_STATES = frozenset(
+    {
+        ConnectionState.SYSTEM_ERROR,
+        ConnectionState.DB_UNAVAILABLE,
+        ConnectionState.TOO_MANY_ROWS,
+        ConnectionState.UNAUTHORIZED,
+        ConnectionState.HEROKU_UNAUTH,
+        ConnectionState.INACTIVE_ORG,
+        ConnectionState.SYSTEM_ON_ICE,
+        ConnectionState.ICED,
+    }
+)
+
+
+class MappingState(StrEnum):
+    DATA_SYNCED = "DATA_SYNCED"
+    INITIAL = "INITIAL"
+    RESYNC = "RESYNC"
+    RELOAD_TABLE = "RELOAD_TABLE"
+    SCHEMA_CHANGED = "SCHEMA_CHANGED"
+    POLLING_SF_CHANGES = "POLLING_SF_CHANGES"
+    POLLING_SF_BULK = "POLLING_SF_BULK"
+    POLLING_SF_FOR_DELETES = "POLLING_SF_FOR_DELETES"
+    WAIT_BULK_LOAD = "WAIT_BULK_LOAD"
+    LOADING_BULK_JOB = "LOADING_BULK_JOB"
+    RESOLVE_EXTERNAL_IDS = "RESOLVE_EXTERNAL_IDS"
+    POLL_EXTERNAL_IDS = "POLL_EXTERNAL_IDS"
+    WAIT_BULK_UPDATE = "WAIT_BULK_UPDATE"
+    APPLYING_BULK_UPDATE = "APPLYING_BULK_UPDATE"
+    BULK_LOAD_ERROR = "BULK_LOAD_ERROR"
+    RECOVERY = "RECOVERY"
+    ABORTED = "ABORTED"
+    SYSTEM_ERROR = "SYSTEM_ERROR"
+    DB_UNAVAILABLE = "DB_UNAVAILABLE"
+    BAD_CONFIG = "BAD_CONFIG"
+    SYNC_REMOVED = "SYNC_REMOVED"
+    INACTIVE_ORG = "INACTIVE_ORG"
+    UNAUTHORIZED = "UNAUTHORIZED"
+
+
+# django-heroku-connect's grouping (reference §3.2): ok / temporary problem / error.
+MAPPING_OK_STATES = frozenset(
+    {
+        MappingState.DATA_SYNCED,
+        MappingState.RESYNC,
+        MappingState.RELOAD_TABLE,
+        MappingState.POLLING_SF_CHANGES,
+        MappingState.POLLING_SF_BULK,
+        MappingState.POLLING_SF_FOR_DELETES,
+        MappingState.WAIT_BULK_LOAD,
+        MappingState.WAIT_BULK_UPDATE,
+        MappingState.LOADING_BULK_JOB,
+        MappingState.RESOLVE_EXTERNAL_IDS,
+        MappingState.APPLYING_BULK_UPDATE,
+        MappingState.POLL_EXTERNAL_IDS,
+        MappingState.ABORTED,
+    }
+)
+MAPPING_TEMPORARY_STATES = frozenset(
+    {MappingState.INITIAL, MappingState.SCHEMA_CHANGED, MappingState.RECOVERY}
+)
+MAPPING_ERROR_STATES = frozenset(
+    {
+        MappingState.BULK_LOAD_ERROR,
+        MappingState.SYSTEM_ERROR,
+        MappingState.DB_UNAVAILABLE,
+        MappingState.BAD_CONFIG,
+        MappingState.SYNC_REMOVED,
+        MappingState.INACTIVE_ORG,
+        MappingState.UNAUTHORIZED,
+    }
+)
+# A load (first load, reload, or loading newly added columns) is running.
+LOADING_STATES = frozenset(
+    {
+        MappingState.INITIAL,
+        MappingState.RELOAD_TABLE,
+        MappingState.RESYNC,
+        MappingState.WAIT_BULK_LOAD,
+        MappingState.LOADING_BULK_JOB,
+    }
+)
+# The states of the reference's "in sync" test (§3.2); the test also needs time and counts.
+SYNCED_STATES = frozenset(
+    {
+        MappingState.DATA_SYNCED,
+        MappingState.POLLING_SF_CHANGES,
+        MappingState.POLLING_SF_BULK,
+        MappingState.POLLING_SF_FOR_DELETES,
+    }
+)
+
+
+def mapping_state_group(state: str | None) -> str:
+    """One of "ok", "temporary", "error", or "unknown" for a state the reference does not list."""
+    if state in MAPPING_OK_STATES:
+        return "ok"
+    if state in MAPPING_TEMPORARY_STATES:
+        return "temporary"
+    if state in MAPPING_ERROR_STATES:
+        return "error"
+    return "unknown"
+
+
+# --- discovery (reference §1.2, §1.3) ----------------------------------------------------------
+
+
+class ConnectionRef(_Model):
+    """One entry of discovery or link: where a connection lives, not its details."""
+
+    id: str
+    resource_name: str | None = None
+    display_name: str | None = None
+    addon_type: str | None = None
+    app_name: str | None = None
+    app_id: str | None = None
+    region: str | None = None
+    region_url: str | None = None
+    cell: str | None = None
+    detail_url: str | None = None
+
+    @property
+    def api_root(self) -> str:
+        """`{region_url}/api/v3`, whether or not `region_url` ends with a slash."""
+        if not self.region_url:
+            raise ValueError(f"connection {self.id} has no region_url")
+        return self.region_url.rstrip("/") + "/api/v3"
+
+
+class DiscoveryPage(_Model):
+    """One page of `GET hc-central/connections`."""
+
+    count: int | None = None
+    next: str | None = None
+    previous: str | None = None
+    results: list[ConnectionRef] = Field(default_factory=list)
+
+
+class LinkResult(_Model):
+    user: dict[str, Any] | None = None
+    connections: list[ConnectionRef] = Field(default_factory=list)
+    regions: dict[str, Any] = Field(default_factory=dict)
+    cells: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- mappings (reference §2.4, §4) -------------------------------------------------------------
+
+
+class IndexSpec(_Model):
+    unique: bool = False
+
+
+class MappingConfig(_Model):
+    """A mapping's `config`, as in the mapping object and in the export."""
+
+    access: str | None = None
+    sf_notify_enabled: bool | None = None
+    sf_polling_seconds: int | None = None
+    sf_max_daily_api_calls: int | None = None
+    fields: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    indexes: dict[str, IndexSpec] = Field(default_factory=dict)
+    upsert_field: str | None = None
+    revision: int | None = None
+    applied_at: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """The config as JSON: only the fields that were given or set, unknown ones included."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Counts(_Model):
+    # Reference §10 item 6: the fixture says `db`, the terraform provider `count`.
+    db: int | None = Field(default=None, validation_alias=AliasChoices("db", "count"))
+    sf: int | None = None
+    pending: int | None = None
+    errors: int | None = None
+
+
+class Mapping(_Model):
+    id: str
+    object_name: str | None = None
+    state: str | None = None
+    state_description: str | None = None
+    access: str | None = None
+    config: MappingConfig | None = None
+    counts: Counts | None = None
+    actively_writing: bool | None = None
+    is_polling: bool | None = None
+    times: dict[str, Any] | None = None
+    detail_url: str | None = None
+    errors_url: str | None = None
+
+
+# --- connection (reference §2.3) ---------------------------------------------------------------
+
+
+class Connection(_Model):
+    id: str
+    name: str | None = None
+    resource_name: str | None = None
+    addon_id: str | None = None
+    app_name: str | None = None
+    schema_name: str | None = None
+    db_key: str | None = None
+    state: str | None = None
+    mappings_summary_state: str | None = None
+    features: dict[str, bool | None] = Field(default_factory=dict)
+    sf_info: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    plan: str | None = None
+    logplex_log_enabled: bool | None = None
+    detail_url: str | None = None
+    mappings: list[Mapping] = Field(default_factory=list)
+
+    def mapping(self, object_name: str) -> Mapping | None:
+        """The mapping of a Salesforce object, matched case-insensitively, or None."""
+        wanted = object_name.lower()
+        for mapping in self.mappings:
+            if (mapping.object_name or "").lower() == wanted:
+                return mapping
+        return None
+
+
+# --- export / import (reference §4) ------------------------------------------------------------
+
+
+class ExportMapping(_Model):
+    object_name: str
+    config: MappingConfig = Field(default_factory=MappingConfig)
+
+
+class ExportDocument(_Model):
+    """The configuration JSON of `actions/export` and `actions/import`."""
+
+    version: int = 1
+    connection: dict[str, Any] | None = None
+    mappings: list[ExportMapping] = Field(default_factory=list)
+
+    @property
+    def object_names(self) -> list[str]:
+        return [m.object_name for m in self.mappings]
+
+    def payload(self) -> dict[str, Any]:
+        """The body to import: what was read, plus what was changed, and always `version`."""
+        data = self.model_dump(mode="json", exclude_unset=True)
+        data.setdefault("version", self.version)
+        data.setdefault("mappings", [])
+        return data
+
+    def filtered(
+        self, object_names: Iterable[str], *, keep_connection: bool = True
+    ) -> ExportDocument:
+        """A new document with only these objects' mappings (names compared case-insensitively).
+
+        Raises ValueError naming any object the document has no mapping for.
+        """
+        wanted = _lower_index(object_names)
+        present = {m.object_name.lower() for m in self.mappings}
+        missing = [name for key, name in wanted.items() if key not in present]
+        if missing:
+            raise ValueError(f"the export has no mapping for {', '.join(missing)}")
+        doc = self.model_copy(deep=True)
+        doc.mappings = [m for m in doc.mappings if m.object_name.lower() in wanted]
+        if not keep_connection:
+            doc.connection = None
+            doc.__pydantic_fields_set__.discard("connection")
+        return doc
+
+    def with_added_fields(self, added: MappingABC[str, Iterable[str]]) -> ExportDocument:
+        """A new document where each object's mapping also syncs the given Salesforce fields.
+
+        Fields already mapped are left as they are. Raises ValueError for an unknown object.
+        """
+        doc = self.model_copy(deep=True)
+        by_name = {m.object_name.lower(): m for m in doc.mappings}
+        missing = [name for name in added if name.lower() not in by_name]
+        if missing:
+            raise ValueError(f"the export has no mapping for {', '.join(missing)}")
+        for name, new_fields in added.items():
+            mapping = by_name[name.lower()]
+            config = mapping.config
+            fields = dict(config.fields)
+            for field in [new_fields] if isinstance(new_fields, str) else new_fields:
+                fields.setdefault(field, {})
+            # Assignments mark the fields as set, so payload() keeps them.
+            config.fields = fields
+            mapping.config = config
+        return doc
+
+
+def _lower_index(names: Iterable[str]) -> dict[str, str]:
+    return {name.lower(): name for name in names}
+
+
+# --- write errors (reference §2.1) -------------------------------------------------------------
+
+
+class WriteError(_Model):
+    id: str | None = None
+    table_name: str | None = None
+    record_id: str | None = None
+    message: str | None = None
+    created_at: str | None = None
+
+
+class ErrorList(_Model):
+    count: int | None = None
+    results: list[WriteError] = Field(default_factory=list)
+
+
+# --- Platform API (reference §8) ---------------------------------------------------------------
+
+
+class App(_Model):
+    id: str | None = None
+    name: str
+    maintenance: bool | None = None
+    region: dict[str, Any] | None = None
+
+
+class Addon(_Model):
+    id: str | None = None
+    name: str
+    state: str | None = None
+    addon_service: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None
+    app: dict[str, Any] | None = None
+    config_vars: list[str] = Field(default_factory=list)
+    provision_message: str | None = None
+    web_url: str | None = None
+
+    @property
+    def service_name(self) -> str | None:
+        return (self.addon_service or {}).get("name")
+
+    @property
+    def plan_name(self) -> str | None:
+        return (self.plan or {}).get("name")
+
+
+class Formation(_Model):
+    id: str | None = None
+    type: str
+    quantity: int | None = None
+    size: str | None = None
+    dyno_size: dict[str, Any] | None = None
+    command: str | None = None
+
+    @property
+    def dyno_size_name(self) -> str | None:
+        return (self.dyno_size or {}).get("name") or self.size
+
+
+class FormationUpdate(_Model):
+    """One element of `PATCH /apps/{app}/formation` `updates`. A `dyno_size` given as a plain
+    name is sent as `{"name": ...}`, the Platform API's shape."""
+
+    type: str
+    quantity: int | None = None
+    dyno_size: str | dict[str, str] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json", exclude_none=True)
+        if isinstance(self.dyno_size, str):
+            data["dyno_size"] = {"name": self.dyno_size}
+        return data
+
+
+class Dyno(_Model):
+    id: str | None = None
+    name: str
+    type: str | None = None
+    state: str | None = None
+    size: str | None = None
+    release: dict[str, Any] | None = None
+
+
+def config_vars_from(data: MappingABC[str, Any]) -> dict[str, SecretStr]:
+    """Config var values as secrets (they include DATABASE_URL); a null value is left out."""
+    return {str(k): SecretStr(str(v)) for k, v in data.items() if v is not None}

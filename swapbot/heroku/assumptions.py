@@ -1,0 +1,334 @@
+"""Every Heroku behaviour swapbot relies on that the reference marks unconfirmed (§10, [U]).
+
+One record each: what we assume, what swapbot does if it turns out wrong, and how to check it on
+a real (demo-plan) connection. docs/heroku-assumptions.md shows the same list to operators; keep
+the two in sync by hand (a test checks that every key appears there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ASSUMPTIONS", "Assumption", "assumption"]
+
+
+@dataclass(frozen=True)
+class Assumption:
+    key: str
+    section: str  # of the research reference, heroku-connect.md
+    assumes: str
+    if_wrong: str
+    how_to_check: str
+
+
+ASSUMPTIONS: tuple[Assumption, ...] = (
+    Assumption(
+        key="counts-field-name",
+        section="§2.4, §10.6",
+        assumes=(
+            "A mapping's Postgres row count is `counts.db` (plugin fixture); the terraform "
+            "provider calls it `counts.count`."
+        ),
+        if_wrong=(
+            "Both names are accepted when parsing (`Counts.db` reads `db`, else `count`). If "
+            "neither is present, `db` is None and wait-sync cannot compare counts: it reports "
+            "the mapping as not verified instead of in sync."
+        ),
+        how_to_check="GET /api/v3/connections/{id}?deep=true and read mappings[].counts.",
+    ),
+    Assumption(
+        key="import-status-code",
+        section="§2.1, §10.7",
+        assumes=(
+            "POST /connections/{id}/actions/import answers some 2xx (the plugin does not check "
+            "which) and then runs in the background, the connection showing "
+            "IMPORT_CONFIGURATION until it is done."
+        ),
+        if_wrong=(
+            "Any 2xx is accepted. The import step never trusts the status alone: it waits "
+            "until the state leaves IMPORT_CONFIGURATION and the mappings are listed with "
+            "deep=true. An import is never retried blindly after a 5xx or a timeout."
+        ),
+        how_to_check="Import a one-mapping file and note the status and the states that follow.",
+    ),
+    Assumption(
+        key="pause-resume-status-code",
+        section="§2.1, §10.7",
+        assumes=(
+            "POST .../actions/pause and .../actions/resume answer 202 (an older blog); the "
+            "change itself happens later."
+        ),
+        if_wrong=(
+            "Any 2xx is accepted; the steps poll until `state` is PAUSED (or leaves PAUSED)."
+        ),
+        how_to_check="Pause and resume an IDLE demo connection; note statuses and states.",
+    ),
+    Assumption(
+        key="pause-only-from-idle",
+        section="§3.3",
+        assumes=(
+            "HC pauses only from IDLE and refuses otherwise with an error status (the sandbox "
+            "answers 400 with a message). Pause and resume are safe to repeat, so the client "
+            "retries them on 5xx and timeouts."
+        ),
+        if_wrong=(
+            "The pause step treats BadRequest or Conflict as 'not now': it waits for IDLE and "
+            "asks again until its deadline, then stops for a person. If HC queues the pause "
+            "instead, the poll for PAUSED still ends the step."
+        ),
+        how_to_check=(
+            "Pause a connection while it is in POLLING_DB_CHANGES (write to a read-write "
+            "mapping first) and note the status and message."
+        ),
+    ),
+    Assumption(
+        key="put-mapping-body",
+        section="§2.2, §10.2",
+        assumes=(
+            'PUT /mappings/{id} takes `{"config": {...whole config..., "revision": '
+            "<current>}}`, as the create body plus the current revision; `applied_at` is not "
+            "sent."
+        ),
+        if_wrong=(
+            "The add-columns step is not on the default path: the new fields go into the "
+            "import file instead (see import-accepts-added-fields). If PUT is refused, add the "
+            "fields in the dashboard and let the bot verify config.fields and revision."
+        ),
+        how_to_check=(
+            "GET a mapping, PUT its config back with one more field and the same revision; "
+            "check config.fields and that revision increased."
+        ),
+    ),
+    Assumption(
+        key="abort-has-no-api",
+        section="§2.5, §10.1",
+        assumes=(
+            "There is no API to abort a load; ABORTED exists only as a mapping state. Aborting "
+            "is a manual dashboard step that a person confirms."
+        ),
+        if_wrong=(
+            "Nothing breaks: the bot asks a person and then watches the mapping state "
+            "(ABORTED, or no longer loading). A real endpoint could replace the manual step."
+        ),
+        how_to_check=(
+            "POST /api/v3/mappings/{id}/actions/abort on a loading demo mapping: 404/405 "
+            "confirms there is none. Look for an Abort button in the dashboard."
+        ),
+    ),
+    Assumption(
+        key="import-accepts-added-fields",
+        section="§2.5, §4, §10.2",
+        assumes=(
+            "An import accepts any field the Salesforce object has, so adding the new fields "
+            "to config.fields before importing into hc2 makes the first load include them (no "
+            "abort, edit or reload). Import also updates an existing mapping of the same object."
+        ),
+        if_wrong=(
+            "The shortcut is off and the help article's order runs: import, abort (manual), "
+            "add fields, reload. A bad field is accepted and fails later, so fields are checked "
+            "against GET /connections/{id}/schemas/{Object} first."
+        ),
+        how_to_check=(
+            "Import a mapping with one extra field into a fresh demo connection; check the "
+            "mapping's config.fields and the table's columns after the load."
+        ),
+    ),
+    Assumption(
+        key="import-leaves-other-mappings",
+        section="§2.1, §4",
+        assumes=(
+            "Import behaves like a PATCH: mappings not in the file are left alone, so a "
+            "filtered file only adds or updates the chosen objects."
+        ),
+        if_wrong=(
+            "Only hc2 receives imports, and it holds only the moved mappings, so nothing of hc1 "
+            "is at risk; the import step still lists hc2's mappings afterwards and stops if "
+            "any is missing or unexpected."
+        ),
+        how_to_check="Import a file with one mapping into a connection that has two; list them.",
+    ),
+    Assumption(
+        key="import-write-algorithm",
+        section="§4, §6, §10.3",
+        assumes=(
+            "Import may or may not apply connection.features.poll_db_no_merge (the write "
+            "algorithm); no API sets it."
+        ),
+        if_wrong=(
+            "The settings step never relies on it: it reads features.poll_db_no_merge on both "
+            "connections and, if they differ, asks a person to change it in the dashboard and "
+            "confirm."
+        ),
+        how_to_check=(
+            "Import a file whose connection.features.poll_db_no_merge differs from the target's; "
+            "read the target's features afterwards."
+        ),
+    ),
+    Assumption(
+        key="import-connection-block",
+        section="§4",
+        assumes=(
+            "The `connection` block of an export is informational: importing it into another "
+            "connection does not move that connection's db_key or schema (the terraform "
+            "provider strips it)."
+        ),
+        if_wrong=(
+            "ExportDocument.filtered(keep_connection=False) drops the block; the import step "
+            "checks hc2's schema_name and db_key after the import."
+        ),
+        how_to_check="Import a file whose connection.name names another schema; read schema_name.",
+    ),
+    Assumption(
+        key="delete-mapping-table",
+        section="§9, §10.4",
+        assumes=(
+            "Unknown whether DELETE /mappings/{id} drops the Postgres table in schema1 or keeps it."
+        ),
+        if_wrong=(
+            "delete-old comes after the switch, when the app reads schema2, and the bot first "
+            "lists objects depending on schema1.<table> (pg_depend). Rollback after delete-old "
+            "never counts on schema1.<table> still being there."
+        ),
+        how_to_check="Delete a demo mapping; check whether the table is still in the schema.",
+    ),
+    Assumption(
+        key="delete-mapping-trigger-log",
+        section="§3.3, §10.5",
+        assumes=(
+            "Unknown what HC does with _trigger_log rows of a deleted mapping; unprocessed rows "
+            "would be orphaned."
+        ),
+        if_wrong=(
+            "The drain step requires no NEW/PENDING rows for the moved tables before the pause, "
+            "so there is nothing left to lose at delete time."
+        ),
+        how_to_check=(
+            "Pause, write to a read-write mapping, delete the mapping, resume; check the row's "
+            "state in _trigger_log / _trigger_log_archive."
+        ),
+    ),
+    Assumption(
+        key="connection-id-not-addon-uuid",
+        section="§1.6, §10.8",
+        assumes=(
+            "A connection's `id` is not the Heroku add-on UUID (`addon_id`); the terraform "
+            "provider assumes they are equal, the plugin fixture shows them different."
+        ),
+        if_wrong=(
+            "Nothing: the bot takes `id` from discovery (matched by resource_name) and never "
+            "derives it from the add-on."
+        ),
+        how_to_check="Compare discovery's id with the add-on id from GET /apps/{app}/addons.",
+    ),
+    Assumption(
+        key="region-url-trailing-slash",
+        section="§1.4",
+        assumes="Some region_url values end with `/`, some do not; detail_url is absolute.",
+        if_wrong=(
+            "Nothing: the API root is region_url without trailing slashes plus /api/v3, and "
+            "paths are joined without urljoin so a path prefix is never lost."
+        ),
+        how_to_check="Read region_url and detail_url in a discovery answer.",
+    ),
+    Assumption(
+        key="discovery-needs-link",
+        section="§1.2",
+        assumes=(
+            "Discovery returns nothing for an add-on until POST hc-central/auth/{app} put the "
+            "token's user on its access list; calling it again is harmless."
+        ),
+        if_wrong=(
+            "find_connection links and discovers again once; if still empty it raises "
+            "ConnectionNotFound with the dashboard hint (heroku addons:open herokuconnect)."
+        ),
+        how_to_check="Discover right after creating an add-on, then link and discover again.",
+    ),
+    Assumption(
+        key="mappings-listed-by-deep",
+        section="§2.2",
+        assumes=(
+            "There is no mapping list endpoint; GET /connections/{id}?deep=true lists the "
+            "mappings with their states."
+        ),
+        if_wrong="Nothing: the bot only uses deep=true.",
+        how_to_check="GET /connections/{id}?deep=true and look for mappings[].",
+    ),
+    Assumption(
+        key="configure-creates-schema",
+        section="§9",
+        assumes=(
+            "Unknown whether HC creates schema2 when db_key/schema_name are set or at the first "
+            "mapping."
+        ),
+        if_wrong=(
+            "Steps that need schema2 to exist wait for it (or for the first mapping's table) "
+            "instead of assuming it after configure."
+        ),
+        how_to_check="Configure a new demo connection; look for the schema before and after.",
+    ),
+    Assumption(
+        key="export-applied-at",
+        section="§4",
+        assumes="`applied_at` in an exported mapping config is ignored on import.",
+        if_wrong=(
+            "The file is imported as exported (unknown fields kept). If HC rejects it, drop "
+            "applied_at from the mapping configs and import again."
+        ),
+        how_to_check="Import an exported file unchanged into a fresh demo connection.",
+    ),
+    Assumption(
+        key="last-write-activity",
+        section="§2.3",
+        assumes=(
+            "metrics.last_write_activity_time stops advancing once the write backlog is empty."
+        ),
+        if_wrong=(
+            "It is shown to people only; drain decides on the trigger log in SQL and "
+            "counts.pending."
+        ),
+        how_to_check="Watch the field while writes are stopped and the trigger log is empty.",
+    ),
+    Assumption(
+        key="unlisted-states",
+        section="§3, §10.9, §10.10",
+        assumes=(
+            "The meaning of SYNC_REMOVED, BUSY, INACTIVE_ORG, RESOLVE_EXTERNAL_IDS and "
+            "POLL_EXTERNAL_IDS, and the connection states after HEROKU_UNAUTH, are not known."
+        ),
+        if_wrong=(
+            "States stay plain strings; an unknown one is grouped 'unknown', and a step that "
+            "meets it stops and shows it to a person instead of guessing."
+        ),
+        how_to_check="Note every state seen in the demo run.",
+    ),
+    Assumption(
+        key="platform-rate-limit",
+        section="§8.1, §10.11",
+        assumes="The Platform API bucket is 2,400 or 4,500 tokens; RateLimit-Remaining says which.",
+        if_wrong=(
+            "No constant is used: the transport pauses when RateLimit-Remaining falls below "
+            "RetryPolicy.rate_limit_floor and backs off on 429 honouring Retry-After."
+        ),
+        how_to_check="GET /account/rate-limits.",
+    ),
+    Assumption(
+        key="formation-dyno-size",
+        section="§8.2",
+        assumes=(
+            'Formation batch updates take `dyno_size` as an object (`{"name": ...}`); older '
+            "schema versions took a `size` string."
+        ),
+        if_wrong=(
+            "Restore only sends dyno_size when a size must change; quantities alone restore a "
+            "formation whose sizes were never touched."
+        ),
+        how_to_check="PATCH /apps/{app}/formation with a dyno_size on a test app.",
+    ),
+)
+
+
+def assumption(key: str) -> Assumption:
+    for item in ASSUMPTIONS:
+        if item.key == key:
+            return item
+    raise KeyError(key)

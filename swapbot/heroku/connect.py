@@ -1,0 +1,281 @@
+"""Client for the Heroku Connect API v3 (reference §1-§2): discovery, connections, mappings.
+
+Connections live on regional hosts: discovery (on hc-central) gives each one a `region_url`, and
+every per-connection call goes to `{region_url}/api/v3`. Methods take the `ConnectionRef` that
+discovery returned, so they always reach the right host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+from pydantic import SecretStr
+
+from ._exceptions import ConnectionNotFound, MultipleConnections
+from ._models import (
+    Connection,
+    ConnectionRef,
+    DiscoveryPage,
+    ErrorList,
+    ExportDocument,
+    LinkResult,
+    Mapping,
+    MappingConfig,
+)
+from ._transport import (
+    DEFAULT_TIMEOUT,
+    RetryPolicy,
+    Timeout,
+    Transport,
+    build_url,
+    invalid_response,
+    json_body,
+    parse,
+)
+
+__all__ = ["AUTHORIZE_ENVIRONMENTS", "DEFAULT_CENTRAL_URL", "ConnectClient"]
+
+DEFAULT_CENTRAL_URL = "https://hc-central.heroku.com"
+# HC is not the Platform API: plain JSON, not `application/vnd.heroku+json` (reference §1.1).
+HC_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+ADDON_TYPE_SYNC = 1  # Heroku Connect proper; 2 was the removed Connect Events pilot
+AUTHORIZE_ENVIRONMENTS = ("production", "sandbox", "custom")
+MAX_DISCOVERY_PAGES = 50
+
+ConfigLike = MappingConfig | MappingABC[str, Any]
+
+
+class ConnectClient:
+    """Heroku Connect API v3 over one session. Not-safe-to-repeat calls are marked (UNSAFE):
+    after a TransportError or ServerError from one of them, read the live state before retrying.
+    """
+
+    def __init__(
+        self,
+        token: str | SecretStr,
+        central_url: str = DEFAULT_CENTRAL_URL,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.central_url = str(central_url).rstrip("/")
+        self._transport = Transport(
+            token, headers=HC_HEADERS, timeout=timeout, retry=retry, session=session
+        )
+
+    def __repr__(self) -> str:
+        return f"ConnectClient(central_url={self.central_url!r})"
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> ConnectClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- discovery (hc-central) ----------------------------------------------------------------
+
+    def link(self, app: str) -> LinkResult:
+        """Put the token's user on the access list of the app's HC add-ons (reference §1.2)."""
+        url = build_url(self.central_url, "auth/{app}", app=app)
+        return self._transport.request_model(
+            LinkResult, "POST", url, params={"addon_type": ADDON_TYPE_SYNC}, idempotent=True
+        )
+
+    def discover(self, app: str, resource_name: str | None = None) -> list[ConnectionRef]:
+        """The app's connections the user can see, optionally only one add-on's (§1.3)."""
+        params: dict[str, Any] | None = {"app": app}
+        if resource_name:
+            params["resource_name"] = resource_name
+        params["addon_type"] = ADDON_TYPE_SYNC
+        url: str | None = build_url(self.central_url, "connections")
+        seen: set[str] = set()
+        refs: dict[str, ConnectionRef] = {}
+        while url and url not in seen and len(seen) < MAX_DISCOVERY_PAGES:
+            seen.add(url)
+            page = self._transport.request_model(DiscoveryPage, "GET", url, params=params)
+            for ref in page.results:
+                refs.setdefault(ref.id, ref)
+            # `next` is a complete URL (query included); a relative one is resolved as a browser would.
+            url = urljoin(self.central_url + "/", page.next) if page.next else None
+            params = None
+        return list(refs.values())
+
+    def find_connection(self, app: str, resource_name: str | None = None) -> ConnectionRef:
+        """The one connection of `app` (and add-on `resource_name`), linking first if needed.
+
+        Discovery is empty until the user is on the add-on's access list, so on an empty answer
+        this links and asks again, as the CLI plugin does.
+        """
+        refs = self._matching(app, resource_name)
+        if not refs:
+            self.link(app)
+            refs = self._matching(app, resource_name)
+        if not refs:
+            raise ConnectionNotFound(app, resource_name)
+        if len(refs) > 1:
+            raise MultipleConnections(app, [ref.resource_name or ref.id for ref in refs])
+        return refs[0]
+
+    def _matching(self, app: str, resource_name: str | None) -> list[ConnectionRef]:
+        # Filter again here: a cell that ignored a query parameter must not hand us the wrong one.
+        return [
+            ref
+            for ref in self.discover(app, resource_name)
+            if (ref.app_name is None and ref.app_id is None or app in (ref.app_name, ref.app_id))
+            and (not resource_name or ref.resource_name in (None, resource_name))
+        ]
+
+    # --- connections ---------------------------------------------------------------------------
+
+    def get_connection(self, ref: ConnectionRef) -> Connection:
+        """The connection with its mappings and their states (`?deep=true`)."""
+        url = ref.detail_url or self._url(ref, "connections/{id}", id=ref.id)
+        return self._transport.request_model(Connection, "GET", url, params={"deep": "true"})
+
+    def configure(self, ref: ConnectionRef, *, db_key: str, schema_name: str) -> Connection:
+        """Choose the database config var and the schema of a new connection."""
+        url = self._url(ref, "connections/{id}", id=ref.id)
+        body = {"db_key": db_key, "schema_name": schema_name}
+        response = self._transport.request("PATCH", url, json=body)
+        data = json_body(response, "PATCH")
+        if not isinstance(data, dict) or "id" not in data:
+            return self.get_connection(ref)
+        return parse(Connection, data, response, "PATCH")
+
+    def authorize_url(
+        self,
+        ref: ConnectionRef,
+        *,
+        environment: str = "production",
+        domain: str | None = None,
+        next_url: str | None = None,
+    ) -> str:
+        """The Salesforce login URL a person opens to authorize the connection."""
+        if environment not in AUTHORIZE_ENVIRONMENTS:
+            raise ValueError(f"environment must be one of {', '.join(AUTHORIZE_ENVIRONMENTS)}")
+        if (environment == "custom") != bool(domain):
+            raise ValueError("domain is required for environment 'custom', and only for it")
+        body: dict[str, str] = {"environment": environment}
+        if domain:
+            body["domain"] = domain
+        if next_url:
+            body["next"] = next_url
+        url = self._url(ref, "connections/{id}/authorize_url", id=ref.id)
+        response = self._transport.request("POST", url, json=body, idempotent=True)
+        data = json_body(response, "POST")
+        redirect = data.get("redirect") if isinstance(data, dict) else None
+        if not isinstance(redirect, str) or not redirect:
+            raise invalid_response(response, "POST", "the response has no redirect URL")
+        return redirect
+
+    def export_config(self, ref: ConnectionRef) -> ExportDocument:
+        url = self._url(ref, "connections/{id}/actions/export", id=ref.id)
+        return self._transport.request_model(ExportDocument, "GET", url)
+
+    def import_config(self, ref: ConnectionRef, doc: ExportDocument | MappingABC[str, Any]) -> None:
+        """(UNSAFE) Import a configuration. The connection goes to IMPORT_CONFIGURATION."""
+        body = doc.payload() if isinstance(doc, ExportDocument) else dict(doc)
+        url = self._url(ref, "connections/{id}/actions/import", id=ref.id)
+        self._transport.request("POST", url, json=body, idempotent=False)
+
+    def pause(self, ref: ConnectionRef) -> None:
+        """Ask HC to pause; it does so only from IDLE, so expect BadRequest while it is busy."""
+        self._action(ref, "pause")
+
+    def resume(self, ref: ConnectionRef) -> None:
+        self._action(ref, "resume")
+
+    def restart(self, ref: ConnectionRef) -> None:
+        """Recover after an error (`connect:recover`); the connection passes through RECOVERY."""
+        self._action(ref, "restart")
+
+    def _action(self, ref: ConnectionRef, action: str) -> None:
+        url = self._url(ref, "connections/{id}/actions/{action}", id=ref.id, action=action)
+        self._transport.request("POST", url, idempotent=True)
+
+    def errors(self, ref: ConnectionRef) -> ErrorList:
+        """Write errors of the last 24 hours, whole connection."""
+        url = self._url(ref, "connections/{id}/errors", id=ref.id)
+        return self._transport.request_model(ErrorList, "GET", url)
+
+    def app_db_keys(self, ref: ConnectionRef, app: str) -> list[str]:
+        """The database config vars HC can use as `db_key` (e.g. DATABASE_URL)."""
+        url = self._url(ref, "apps/{app}", app=app)
+        response = self._transport.request("GET", url)
+        data = json_body(response, "GET")
+        keys = data.get("db_keys") if isinstance(data, dict) else None
+        if not isinstance(keys, list):
+            raise invalid_response(response, "GET", "the response has no db_keys list")
+        return [key["name"] for key in keys if isinstance(key, dict) and key.get("name")]
+
+    # --- mappings ------------------------------------------------------------------------------
+
+    def get_mapping(self, ref: ConnectionRef, mapping_id: str) -> Mapping:
+        url = self._url(ref, "mappings/{id}", id=mapping_id)
+        return self._transport.request_model(Mapping, "GET", url)
+
+    def create_mapping(
+        self, ref: ConnectionRef, object_name: str, config: ConfigLike
+    ) -> Mapping | None:
+        """(UNSAFE) Map a Salesforce object. Returns the mapping when HC sends it back."""
+        url = self._url(ref, "connections/{id}/mappings", id=ref.id)
+        body = {"object_name": object_name, "config": _config_payload(config)}
+        return self._maybe_mapping(
+            self._transport.request("POST", url, json=body, idempotent=False), "POST"
+        )
+
+    def update_mapping(
+        self, ref: ConnectionRef, mapping_id: str, config: ConfigLike
+    ) -> Mapping | None:
+        """(UNSAFE, body unconfirmed) Replace a mapping's config, e.g. to add fields.
+
+        `config` is the whole config with the mapping's current `revision` (read it with
+        get_mapping); HC sets `applied_at`, so it is not sent.
+        """
+        payload = _config_payload(config)
+        if payload.get("revision") is None:
+            raise ValueError("config.revision must hold the mapping's current revision")
+        payload.pop("applied_at", None)
+        url = self._url(ref, "mappings/{id}", id=mapping_id)
+        return self._maybe_mapping(
+            self._transport.request("PUT", url, json={"config": payload}, idempotent=False), "PUT"
+        )
+
+    def delete_mapping(self, ref: ConnectionRef, mapping_id: str) -> None:
+        url = self._url(ref, "mappings/{id}", id=mapping_id)
+        self._transport.request("DELETE", url, expect={204})
+
+    def reload_mapping(self, ref: ConnectionRef, mapping_id: str) -> None:
+        """(UNSAFE) Empty the mapping's table and load it again from Salesforce."""
+        url = self._url(ref, "mappings/{id}/actions/reload", id=mapping_id)
+        self._transport.request("POST", url, idempotent=False, expect={202})
+
+    def mapping_errors(self, ref: ConnectionRef, mapping_id: str) -> ErrorList:
+        url = self._url(ref, "mappings/{id}/errors", id=mapping_id)
+        return self._transport.request_model(ErrorList, "GET", url)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _url(ref: ConnectionRef, template: str, **segments: object) -> str:
+        return build_url(ref.api_root, template, **segments)
+
+    @staticmethod
+    def _maybe_mapping(response: requests.Response, method: str) -> Mapping | None:
+        data = json_body(response, method)
+        if not isinstance(data, dict) or "id" not in data:
+            return None
+        return parse(Mapping, data, response, method)
+
+
+def _config_payload(config: ConfigLike) -> dict[str, Any]:
+    if not isinstance(config, MappingConfig):
+        config = MappingConfig.model_validate(dict(config))
+    return config.payload()
