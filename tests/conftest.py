@@ -75,3 +75,65 @@ def redis_prefix() -> Iterator[str]:
     keys = list(client.scan_iter(match=prefix + "*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+# -- the sandbox, over real HTTP -------------------------------------------------------------
+TOKEN = "test-token-5f0c2b"  # the sandbox accepts any non-empty bearer token
+
+
+def wait_until(check, timeout: float = 15.0, every: float = 0.05, what: str = "condition"):
+    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+
+
+@pytest.fixture
+def sandbox_factory(db_url: str):
+    from swapbot.sandbox import scenarios
+    from swapbot.sandbox.options import SandboxOptions
+    from swapbot.sandbox.server import Sandbox
+
+    started = []
+
+    def make(scenario="small", *, clock: bool = True, **options):
+        world = scenarios.get(scenario) if isinstance(scenario, str) else scenario
+        scenarios.load(db_url, world)
+        sb = Sandbox(
+            db_url,
+            SandboxOptions(**{"speed": 100.0, "seed": 7, "org_changes_per_second": 0.0, **options}),
+        ).start(clock=clock)
+        started.append(sb)
+        return sb
+
+    yield make
+    for sb in started:
+        sb.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory):
+    return sandbox_factory()
+
+
+@pytest.fixture
+def clients(sandbox):
+    import time
+
+    from swapbot.heroku import ConnectClient, PlatformClient, RetryPolicy
+
+    # Real waits, shortened: a Retry-After of 1 s from the sandbox's faults becomes 50 ms.
+    retry = RetryPolicy(
+        max_attempts=8, base_delay=0.01, max_delay=0.05, sleep=lambda s: time.sleep(min(s, 0.05))
+    )
+    return (
+        ConnectClient(TOKEN, sandbox.central_url, retry=retry, timeout=(2, 5)),
+        PlatformClient(TOKEN, sandbox.platform_url, retry=retry, timeout=(2, 5)),
+    )

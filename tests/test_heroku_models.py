@@ -124,3 +124,10 @@ def test_assumptions_are_complete_unique_and_documented():
     doc = (Path(__file__).parent.parent / "docs" / "heroku-assumptions.md").read_text()
     missing = [key for key in keys if f"`{key}`" not in doc]
     assert missing == []
+
+
+def test_sandbox_flags_name_real_sandbox_switches():
+    options = pytest.importorskip("swapbot.sandbox.options")
+    flags = [a.sandbox_flag for a in ASSUMPTIONS if a.sandbox_flag]
+    assert flags
+    assert [f for f in flags if f not in options.Assumptions.model_fields] == []

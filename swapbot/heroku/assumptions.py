@@ -19,6 +19,8 @@ class Assumption:
     assumes: str
     if_wrong: str
     how_to_check: str
+    # The sandbox switch that plays the other variant (`swapbot sandbox --assume FLAG=...`).
+    sandbox_flag: str | None = None
 
 
 ASSUMPTIONS: tuple[Assumption, ...] = (
@@ -132,6 +134,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "Import a mapping with one extra field into a fresh demo connection; check the "
             "mapping's config.fields and the table's columns after the load."
         ),
+        sandbox_flag="import_accepts_new_fields",
     ),
     Assumption(
         key="import-leaves-other-mappings",
@@ -163,6 +166,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "Import a file whose connection.features.poll_db_no_merge differs from the target's; "
             "read the target's features afterwards."
         ),
+        sandbox_flag="import_copies_features",
     ),
     Assumption(
         key="import-connection-block",
@@ -190,6 +194,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "never counts on schema1.<table> still being there."
         ),
         how_to_check="Delete a demo mapping; check whether the table is still in the schema.",
+        sandbox_flag="delete_drops_table",
     ),
     Assumption(
         key="delete-mapping-trigger-log",

@@ -128,7 +128,7 @@ class ConnectClient:
         return [
             ref
             for ref in self.discover(app, resource_name)
-            if (ref.app_name is None and ref.app_id is None or app in (ref.app_name, ref.app_id))
+            if ((ref.app_name is None and ref.app_id is None) or app in (ref.app_name, ref.app_id))
             and (not resource_name or ref.resource_name in (None, resource_name))
         ]
 

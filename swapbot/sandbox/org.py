@@ -147,9 +147,19 @@ def _value_sql(
 
 
 def generate_records(
-    conn, obj: ObjectSpec, count: int, prefixes: dict[str, tuple[str, int]], start: int = 1
+    conn,
+    obj: ObjectSpec,
+    count: int,
+    prefixes: dict[str, tuple[str, int]],
+    start: int = 1,
+    *,
+    fresh: bool = False,
 ) -> None:
-    """Insert `count` records numbered from `start` into the org, in one statement."""
+    """Insert `count` records numbered from `start` into the org, in one statement.
+
+    Scenario records get SystemModstamps spread over the past; `fresh` ones (created while the
+    sandbox runs) are stamped now, so the next poll picks them up.
+    """
     if count <= 0:
         return
     g = sql.Identifier("g")
@@ -164,10 +174,11 @@ def generate_records(
     ]
     stmt = sql.SQL(
         "INSERT INTO _hcsandbox.sf_record (object_name, sfid, data, systemmodstamp, isdeleted) "
-        "SELECT {obj}, {sfid}, jsonb_build_object({pairs}), now() - (g || ' seconds')::interval, false "
+        "SELECT {obj}, {sfid}, jsonb_build_object({pairs}), {stamp}, false "
         "FROM generate_series({start}::bigint, {end}::bigint) AS g"
     ).format(
         obj=sql.Literal(obj.name),
+        stamp=sql.SQL("now()" if fresh else "now() - (g || ' seconds')::interval"),
         sfid=sfid_sql(obj.key_prefix, g),
         pairs=sql.SQL(", ").join(pairs),
         start=sql.Literal(start),

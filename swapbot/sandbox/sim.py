@@ -394,7 +394,7 @@ class Simulator:
                 count = conn.execute(
                     "SELECT count(*) FROM _hcsandbox.sf_record WHERE object_name = %s", (obj.name,)
                 ).fetchone()[0]
-                generate_records(conn, obj, 1, _prefixes(conn), start=count + 1)
+                generate_records(conn, obj, 1, _prefixes(conn), start=count + 1, fresh=True)
                 continue
             editable = [
                 f for f in obj.fields if f.type in ("string", "textarea") and f.name not in ("Id",)
