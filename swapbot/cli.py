@@ -51,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="fail if any mode lacks a setting")
     check.set_defaults(func=_config_check)
 
+    from swapbot.database import cli as database_cli
     from swapbot.sandbox import cli as sandbox_cli
 
     sandbox_cli.add_commands(sub)
+    database_cli.add_commands(sub)
     return parser
 
 

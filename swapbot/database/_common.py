@@ -1,0 +1,100 @@
+"""What every database command shares: connecting with a clear error, validating identifiers,
+and printing a report as text or as one JSON document."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+# Plain identifiers only: lower-case, as Heroku Connect names its schemas and tables. Anything
+# with quotes, semicolons, spaces or upper case is refused before it gets near SQL.
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")
+
+
+class UserError(Exception):
+    """Bad input or an unusable database: the message is for the person, and nothing changed."""
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise UserError(
+            f"{what} {name!r} is not a plain lower-case identifier "
+            "(letters, digits and _ only; no quotes, spaces or semicolons)"
+        )
+    return name
+
+
+def parse_tables(text: str | Iterable[str]) -> list[str]:
+    """`a,b` (or a list) into validated table names, keeping order, without duplicates."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in (i.strip() for i in items):
+        if item and item not in out:
+            out.append(check_identifier(item, "table"))
+    if not out:
+        raise UserError("no tables given: pass --tables a,b")
+    return out
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
+    """Open a connection, turning failures into a UserError that names the host, not the password."""
+    try:
+        return psycopg.connect(url, connect_timeout=10, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        raise UserError(f"cannot reach the database at {redact(url)}: {redact(reason)}") from None
+    except psycopg.ProgrammingError as exc:
+        raise UserError(f"not a usable database URL ({redact(url)}): {exc}") from None
+
+
+def schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        is not None
+    )
+
+
+def require_schema(conn: psycopg.Connection, schema: str) -> None:
+    if not schema_exists(conn, check_identifier(schema, "schema")):
+        raise UserError(f"schema {schema} does not exist in this database")
+
+
+def require_mapped_tables(conn: psycopg.Connection, schema: str, tables: list[str]) -> None:
+    """Every table must exist in `schema` and carry Heroku Connect's log trigger (be a mapping)."""
+    require_schema(conn, schema)
+    found = {
+        r[0]
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_trigger t ON t.tgrelid = c.oid "
+            "WHERE n.nspname = %s AND c.relname = ANY(%s) AND t.tgname = 'hc_' || c.relname || '_logtrigger'",
+            (schema, tables),
+        )
+    }
+    missing = [t for t in tables if t not in found]
+    if missing:
+        raise UserError(f"not Heroku Connect mappings in schema {schema}: {', '.join(missing)}")
+
+
+def qualified(schema: str, name: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def emit(document: Any, text: str, as_json: bool) -> None:
+    """Print the command's result: one JSON document for machines, or the readable report."""
+    if as_json:
+        json.dump(document, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
