@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
@@ -156,3 +157,50 @@ def test_paused_connection_keeps_logging_and_sends_after_resume(sandbox_factory,
     connect.resume(hc1)
     wait_until(lambda: log_rows(db) == [], what="writer after resume")
     assert log_rows(db, table="_trigger_log_archive")[0][0] == "SUCCESS"
+
+
+def test_org_api_limit_stops_loads_and_notifies(sandbox_factory, db):
+    from tests.test_sandbox_connect import mapping_state, new_connection
+
+    sb = sandbox_factory(org_api_daily_limit=1_000_000, load_rows_per_second=5.0)
+    connect = ConnectClient(TOKEN, sb.central_url)
+    from swapbot.heroku import PlatformClient
+
+    platform = PlatformClient(TOKEN, sb.platform_url)
+    hc1 = connect.find_connection(APP, "hc1")
+    hc2 = new_connection(connect, platform)
+    sb.options.org_api_daily_limit = 0  # the org has used up its day
+    connect.import_config(hc2, connect.export_config(hc1).filtered(["Account"]))
+    wait_until(lambda: mapping_state(connect, hc2, "Account") == "RELOAD_TABLE", what="load start")
+
+    def limit_notified():
+        notes = requests.get(
+            f"{hc2.api_root}/connections/{hc2.id}/notifications",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        ).json()["results"]
+        return any("REQUEST_LIMIT_EXCEEDED" in n["message"] for n in notes)
+
+    wait_until(limit_notified, what="the limit notification")
+    assert db.execute("SELECT count(*) FROM salesforce2.account").fetchone()[0] == 0
+    sb.options.org_api_daily_limit = 1_000_000
+    sb.options.load_rows_per_second = 500.0
+    wait_until(
+        lambda: mapping_state(connect, hc2, "Account") == "DATA_SYNCED", what="load after the limit"
+    )
+
+
+def test_write_load_keeps_the_trigger_log_busy(sandbox_factory, db_url, db):
+    from swapbot.sandbox.writeload import WriteLoad
+
+    sandbox_factory(clock=False)
+    load = WriteLoad(db_url, per_second=50, seed=1).start()
+    try:
+        wait_until(
+            lambda: db.execute("SELECT count(*) FROM salesforce._trigger_log").fetchone()[0] >= 5
+        )
+    finally:
+        load.stop()
+    assert load.errors == 0
+    states = {r[0] for r in db.execute("SELECT DISTINCT state FROM salesforce._trigger_log")}
+    assert states == {"NEW"}

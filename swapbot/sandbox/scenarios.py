@@ -458,25 +458,26 @@ def _fill_trigger_log(conn, spec: ConnectionSpec, live: int, archive: int) -> No
             "INSERT INTO {}._trigger_log_archive (id, txid, created_at, updated_at, processed_at, state, action, "
             'table_name, record_id, sfid, "values", sf_result) '
             "SELECT g, g, now() - make_interval(secs => g * 2.5), now(), now() - make_interval(secs => g * 2.5), "
-            "CASE WHEN g % 500 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, 'UPDATE', (%s::text[])[1 + g % %s], g % 1000 + 1, "
+            "CASE WHEN g %% 500 = 0 THEN 'FAILED' ELSE 'SUCCESS' END, 'UPDATE', (%s::text[])[1 + g %% %s], g %% 1000 + 1, "
             'NULL, \'"name"=>"x"\', 0 FROM generate_series(1, %s) g'
         ).format(s),
         (tables, len(tables), archive),
     )
     conn.execute(
         sql.SQL(
-            'INSERT INTO {}._trigger_log (txid, created_at, state, action, table_name, record_id, "values") '
-            "SELECT g, now() - make_interval(secs => (%s - g) * 0.1), "
-            "CASE WHEN g % 100 = 0 THEN 'FAILED' WHEN g > %s - 500 THEN 'NEW' ELSE 'SUCCESS' END, "
-            "'UPDATE', (%s::text[])[1 + g % %s], g % 1000 + 1, '\"name\"=>\"x\"' FROM generate_series(1, %s) g"
+            'INSERT INTO {}._trigger_log (id, txid, created_at, state, action, table_name, record_id, "values") '
+            "SELECT %s + g, g, now() - make_interval(secs => (%s - g) * 0.1), "
+            "CASE WHEN g %% 100 = 0 THEN 'FAILED' WHEN g > %s - 500 THEN 'NEW' ELSE 'SUCCESS' END, "
+            "'UPDATE', (%s::text[])[1 + g %% %s], g %% 1000 + 1, '\"name\"=>\"x\"' FROM generate_series(1, %s) g"
         ).format(s),
-        (live, live, tables, len(tables), live),
+        (archive, live, live, tables, len(tables), live),
     )
+    # Archived rows were live once: live ids run on from the archive's, as on a real connection.
     conn.execute(
-        sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), greatest(%s, %s) + 1)").format(
+        sql.SQL("SELECT setval(pg_get_serial_sequence({}, 'id'), %s)").format(
             sql.Literal(f"{spec.schema_name}._trigger_log")
         ),
-        (live, archive),
+        (live + archive + 1,),
     )
     conn.execute(sql.SQL("ANALYZE {}._trigger_log").format(s))
     conn.execute(sql.SQL("ANALYZE {}._trigger_log_archive").format(s))

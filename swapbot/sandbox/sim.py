@@ -210,12 +210,12 @@ class Simulator:
                 self._load(conn, c, m, obj, nominal)
             elif m["state"] in SYNCED and obj is not None:
                 interval = float(m["config"].get("sf_polling_seconds") or 600)
-                if m["since_poll"] >= o.real(interval):
+                if m["since_poll"] >= o.real(interval) and self.spend_api_calls(conn, c, 1):
                     poll(conn, c["schema_name"], m, obj)
 
     def _load(self, conn, c, m, obj: ObjectSpec, nominal: float) -> None:
         budget = self._budget(f"load:{m['id']}", self.options.load_rows_per_second, nominal)
-        if budget <= 0:
+        if budget <= 0 or not self.spend_api_calls(conn, c, 1):
             return
         if m["load_kind"] == "reload" and m["load_after"] == 0:
             with hcschema.hc_session(conn):
@@ -258,7 +258,7 @@ class Simulator:
             (writable,),
         ).fetchone()[0]
         batch = []
-        if budget > 0 and backlog:
+        if budget > 0 and backlog and self.spend_api_calls(conn, c, 1):
             batch = state.rows(
                 conn,
                 sql.SQL(
@@ -375,6 +375,36 @@ class Simulator:
             )
 
     # -- Salesforce -----------------------------------------------------------------------
+    def spend_api_calls(self, conn, c: dict[str, Any], calls: int) -> bool:
+        """Count Salesforce API calls against the org's daily limit (reset at UTC midnight).
+
+        Over the limit, Salesforce answers REQUEST_LIMIT_EXCEEDED: loads, polls and writes stop
+        until the next day, and HC raises a notification once.
+        """
+        used = state.get_setting(conn, "org_api_usage", {}) or {}
+        day = conn.execute("SELECT (now() AT TIME ZONE 'utc')::date::text").fetchone()[0]
+        count = used.get("count", 0) if used.get("day") == day else 0
+        notified = used.get("notified", []) if used.get("day") == day else []
+        if count + calls > self.options.org_api_daily_limit:
+            if str(c["id"]) not in notified:
+                conn.execute(
+                    "INSERT INTO _hcsandbox.notification (connection_id, event_type, message) VALUES (%s, %s, %s)",
+                    (
+                        c["id"],
+                        "mapping-error",
+                        "REQUEST_LIMIT_EXCEEDED: the org's daily API request limit is used up",
+                    ),
+                )
+                notified = [*notified, str(c["id"])]
+                state.put_setting(
+                    conn, "org_api_usage", {"day": day, "count": count, "notified": notified}
+                )
+            return False
+        state.put_setting(
+            conn, "org_api_usage", {"day": day, "count": count + calls, "notified": notified}
+        )
+        return True
+
     def _org_changes(self, conn, nominal: float) -> None:
         n = self._budget("org", self.options.org_changes_per_second, nominal)
         if n <= 0:
