@@ -1,0 +1,514 @@
+"""The engine: runs any step the same way, and owns locking, checkpoints, waiting, audit and events.
+
+    run_step(name):  take the swap's lease (one runner acts) -> steps before it must be done
+                     -> approval if the step needs one -> check the live system: done? skip
+                     -> (interrupted unsafe attempt? wait until it must have finished, check again)
+                     -> act -> wait until the check passes -> checkpoint, audit, event
+
+Front ends (the terminal, Slack via the worker) call these methods and render the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from swapbot.heroku import HerokuError
+from swapbot.swap import steps as runbook
+from swapbot.swap.approvals import Approvals
+from swapbot.swap.events import Emitter, Event
+from swapbot.swap.live import Live
+from swapbot.swap.plan import Plan
+from swapbot.swap.store import Lease, Store
+
+log = logging.getLogger(__name__)
+
+# After an interrupted attempt of a step that is not safe to repeat, the request may still be in
+# flight at Heroku: look at the live system only once it must have finished.
+IN_FLIGHT_GRACE = 35.0
+
+
+class StepStopped(Exception):
+    """The step cannot go on; the message says why and what a person should do."""
+
+
+@dataclass
+class Outcome:
+    step: str
+    status: str  # done | skipped | waiting | failed | refused | dry-run
+    message: str
+    calls: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "skipped", "dry-run")
+
+
+class Run:
+    """What a step sees while it runs: the plan, the live system, the swap's records, people."""
+
+    def __init__(
+        self, engine: Engine, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str
+    ):
+        self.engine, self.plan, self.live, self.lease, self.actor, self.step = (
+            engine,
+            plan,
+            live,
+            lease,
+            actor,
+            step,
+        )
+
+    def remember(self, key: str, value: Any) -> None:
+        if self.live.dry_run:
+            return
+        self.engine.store.put_record(self.lease, key, value)
+
+    def recall(self, key: str) -> Any:
+        return self.engine.store.get_record(self.plan.swap_id, key)
+
+    def confirmed(self, what: str) -> bool:
+        return self.engine.store.confirmation(self.plan.swap_id, what) is not None
+
+    def ask(self, message: str, *, link: str | None = None, person: str | None = None) -> None:
+        """Ask a person to do something only a person can; the engine then waits for the result."""
+        data = {"person": person}
+        if link:
+            data["link"] = link
+        self.engine.emit(
+            "step.waiting",
+            self.plan.swap_id,
+            step=self.step,
+            actor=self.actor,
+            message=message,
+            **data,
+        )
+
+    def stop(self, message: str) -> StepStopped:
+        return StepStopped(message)
+
+    def mark_outage_start(self) -> None:
+        """The outage clock starts at stop-writes (kept across restarts: the first mark wins)."""
+        if self.recall("outage_started_at") is None and not self.live.dry_run:
+            self.remember("outage_started_at", time.time())
+            self.engine.emit(
+                "outage.started",
+                self.plan.swap_id,
+                step=self.step,
+                actor=self.actor,
+                message="outage started",
+            )
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        live_factory: Callable[[Plan, Emitter, bool], Live],
+        *,
+        emitter: Emitter | None = None,
+        runner: str | None = None,
+        lease_ttl: float = 60.0,
+        poll_interval: float = 2.0,
+        in_flight_grace: float = IN_FLIGHT_GRACE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        approvers: set[str] | None = None,
+        approval_ttl: float = 900.0,
+    ):
+        self.store = store
+        self.approvers = set(approvers or ())
+        self.approvals = Approvals(store, ttl_s=approval_ttl)
+        self.live_factory = live_factory
+        self.emitter = emitter or Emitter()
+        self.runner = runner or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.in_flight_grace = in_flight_grace
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- events and audit -----------------------------------------------------------------
+    def emit(
+        self,
+        kind: str,
+        swap_id: str,
+        *,
+        step: str | None = None,
+        actor: str | None = None,
+        message: str = "",
+        **data: Any,
+    ) -> Event:
+        event = self.emitter.emit(
+            Event(kind=kind, swap_id=swap_id, step=step, actor=actor, message=message, data=data)
+        )
+        try:
+            self.store.publish(swap_id, event.model_dump(mode="json"))
+        except Exception:  # the event stream is for front ends; never fail a step over it
+            log.exception("could not publish an event")
+        return event
+
+    # -- plans ----------------------------------------------------------------------------
+    def current_plan(self) -> Plan | None:
+        swap_id = self.store.current_swap()
+        if swap_id is None:
+            return None
+        raw = self.store.get_plan(swap_id)
+        return Plan.model_validate(raw) if raw else None
+
+    def save_plan(self, plan: Plan, actor: str) -> Plan:
+        lease = self._lease(plan.swap_id)
+        try:
+            started = [
+                name
+                for name, cp in self.store.checkpoints(plan.swap_id).items()
+                if cp.status != "pending"
+            ]
+            if started:
+                raise StepStopped(
+                    f"the swap has started ({', '.join(started)}); a running plan cannot change"
+                )
+            self.store.set_plan(lease, plan.model_dump(mode="json"), current=True)
+            self.store.audit(
+                plan.swap_id, actor, "plan.saved", detail={"fingerprint": plan.fingerprint()}
+            )
+        finally:
+            self.store.release(lease)
+        return plan
+
+    # -- running steps --------------------------------------------------------------------
+    def _lease(self, swap_id: str) -> Lease:
+        lease = self.store.acquire(swap_id, self.runner, int(self.lease_ttl * 1000))
+        if lease is None:
+            holder = self.store.holder(swap_id)
+            who = f"{holder.runner} since {holder.since}" if holder else "another runner"
+            raise StepStopped(f"swap {swap_id} is being run by {who}; try again when it is done")
+        return lease
+
+    def run_step(
+        self,
+        name: str,
+        actor: str,
+        *,
+        dry_run: bool = False,
+        wait: bool = True,
+        break_glass: str | None = None,
+    ) -> Outcome:
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome(name, "refused", "there is no plan yet: create one with `plan new`")
+        try:
+            step = runbook.get(name)
+        except KeyError as exc:
+            return Outcome(name, "refused", exc.args[0])
+        live = self.live_factory(plan, self.emitter, dry_run)
+        try:
+            lease = None if dry_run else self._lease(plan.swap_id)
+        except StepStopped as exc:
+            return Outcome(name, "refused", str(exc))
+        run = Run(self, plan, live, lease, actor, name)
+        run.break_glass = break_glass
+        try:
+            blocked = self._blocked_by(run, step)
+            if blocked:
+                return Outcome(name, "refused", blocked)
+            return self._run(run, step, dry_run=dry_run, wait=wait)
+        except StepStopped as exc:
+            return self._failed(run, step, str(exc))
+        except (HerokuError, psycopg.Error) as exc:
+            return self._failed(run, step, f"{type(exc).__name__}: {exc}")
+        finally:
+            if lease is not None:
+                self.store.release(lease)
+
+    def _blocked_by(self, run: Run, step: runbook.Step) -> str | None:
+        """Steps run in order: every earlier step must be done (on the live system, if Redis forgot)."""
+        checkpoints = self.store.checkpoints(run.plan.swap_id)
+        for earlier in runbook.STEPS[: runbook.STEPS.index(step)]:
+            cp = checkpoints.get(earlier.name)
+            if cp is not None and cp.status in ("done", "skipped"):
+                continue
+            seen = earlier.check(Run(self, run.plan, run.live, run.lease, run.actor, earlier.name))
+            if not seen:
+                return f"{earlier.name} is not done yet ({seen.seen}); run it first"
+            if run.lease is not None:
+                self.store.checkpoint(
+                    run.lease,
+                    earlier.name,
+                    status="done",
+                    detail={"seen": seen.seen, "rebuilt": True},
+                )
+        return None
+
+    def _run(self, run: Run, step: runbook.Step, *, dry_run: bool, wait: bool) -> Outcome:
+        swap_id = run.plan.swap_id
+        seen = step.check(run)
+        if seen:
+            if not dry_run:
+                self.store.checkpoint(
+                    run.lease, step.name, status="done", detail={"seen": seen.seen, "already": True}
+                )
+                self.store.audit(
+                    swap_id, run.actor, "step.skipped", step=step.name, detail={"seen": seen.seen}
+                )
+            self.emit("step.skipped", swap_id, step=step.name, actor=run.actor, message=seen.seen)
+            return Outcome(step.name, "skipped", f"already done: {seen.seen}")
+        if dry_run:
+            with self.emitter.capture() as events:
+                if step.act is not None:
+                    step.act(run)
+            calls = [e.message for e in events if e.kind == "call"]
+            return Outcome(step.name, "dry-run", f"would make {len(calls)} change(s)", calls=calls)
+
+        if step.approval:
+            refused = self._take_approval(run, step)
+            if refused:
+                return Outcome(step.name, "refused", refused)
+        previous = self.store.checkpoints(swap_id).get(step.name)
+        if step.unsafe and previous is not None and previous.status == "running":
+            # An earlier runner was interrupted mid-act: the call may have reached Heroku.
+            self._wait_in_flight(run, previous)
+            seen = step.check(run)
+            if seen or self._in_progress(run, step):
+                return self._wait_and_finish(
+                    run, step, started=self.clock(), acted=False, wait=wait
+                )
+        started = self.clock()
+        attempt = (previous.attempt if previous else 0) + 1
+        self.store.checkpoint(
+            run.lease, step.name, status="running", attempt=attempt, runner=self.runner
+        )
+        self.store.audit(
+            swap_id, run.actor, "step.started", step=step.name, detail={"attempt": attempt}
+        )
+        self.emit("step.started", swap_id, step=step.name, actor=run.actor, message=step.summary)
+        if step.act is not None:
+            step.act(run)
+        return self._wait_and_finish(run, step, started=started, acted=True, wait=wait)
+
+    def _in_progress(self, run: Run, step: runbook.Step) -> bool:
+        """An unsafe step whose change has landed but whose result is still coming (e.g. a load)."""
+        return (
+            step.name in ("create-addon", "import")
+            and not step.check(run)
+            and self._landed(run, step)
+        )
+
+    def _landed(self, run: Run, step: runbook.Step) -> bool:
+        if step.name == "create-addon":
+            return any(
+                a.name == run.plan.new_addon for a in run.live.platform.list_addons(run.plan.app)
+            )
+        if step.name == "import":
+            c = run.live.new()
+            return bool(c and (c.state == "IMPORT_CONFIGURATION" or c.mappings))
+        return False
+
+    def _wait_in_flight(self, run: Run, previous: Any) -> None:
+        age = time.time() - (previous.started_epoch or 0)
+        if age < self.in_flight_grace:
+            self.sleep(self.in_flight_grace - age)
+
+    def _wait_and_finish(
+        self, run: Run, step: runbook.Step, *, started: float, acted: bool, wait: bool
+    ) -> Outcome:
+        swap_id = run.plan.swap_id
+        deadline = started + step.timeout
+        seen = step.check(run)
+        while not seen:
+            if not wait or self.clock() >= deadline:
+                self.store.checkpoint(
+                    run.lease, step.name, status="waiting", detail={"seen": seen.seen}
+                )
+                self.emit(
+                    "step.waiting", swap_id, step=step.name, message=seen.seen, **(seen.data or {})
+                )
+                return Outcome(step.name, "waiting", seen.seen, data=seen.data or {})
+            self.sleep(self.poll_interval)
+            if not self.store.renew(run.lease, int(self.lease_ttl * 1000)):
+                raise StepStopped("this runner lost the swap's lease; another runner continues")
+            if step.repeat_act and step.act is not None:
+                step.act(run)
+            seen = step.check(run)
+            if seen.data and "progress" in seen.data:
+                self.emit("load.progress", swap_id, step=step.name, message=seen.seen, **seen.data)
+        elapsed = self.clock() - started
+        detail = {"seen": seen.seen, "seconds": round(elapsed, 3), "waits_on": step.waits_on}
+        self.store.checkpoint(run.lease, step.name, status="done", detail=detail)
+        self.store.audit(swap_id, run.actor, "step.done", step=step.name, detail=detail)
+        self.emit(
+            "step.done",
+            swap_id,
+            step=step.name,
+            actor=run.actor,
+            message=seen.seen,
+            seconds=elapsed,
+        )
+        return Outcome(step.name, "done", seen.seen, data={"seconds": elapsed})
+
+    def _failed(self, run: Run, step: runbook.Step, message: str) -> Outcome:
+        swap_id = run.plan.swap_id
+        if run.lease is not None:
+            try:
+                self.store.checkpoint(run.lease, step.name, status="failed", error=message)
+                self.store.audit(
+                    swap_id, run.actor, "step.failed", step=step.name, detail={"error": message}
+                )
+            except Exception:
+                log.exception("could not record a failed step")
+        self.emit("step.failed", swap_id, step=step.name, actor=run.actor, message=message)
+        return Outcome(step.name, "failed", message)
+
+    # -- approvals -------------------------------------------------------------------------
+    def live_facts(self, live: Live) -> dict[str, Any]:
+        """What the plan rests on: connection ids and the moved mappings' config revisions."""
+        old = live.old()
+        new = live.new()
+        return {
+            "old": old.id,
+            "new": new.id if new else None,
+            "old_revisions": {
+                o: (m.config.revision if m and m.config else None)
+                for o in live.plan.objects
+                for m in [old.mapping(o)]
+            },
+        }
+
+    def live_digest(self, live: Live) -> str:
+        """The live state an approval is bound to: hc2's moved mappings and their revisions."""
+        import hashlib
+        import json
+
+        new = live.new()
+        facts = sorted(
+            (m.object_name or "", m.id, m.config.revision if m.config else None)
+            for m in (new.mappings if new else [])
+            if m.object_name in live.plan.mappings
+        )
+        return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:12]
+
+    def _conditions(self, plan: Plan) -> tuple[str, str]:
+        live = self.live_factory(plan, self.emitter, True)
+        return plan.fingerprint(self.live_facts(live)), self.live_digest(live)
+
+    def request_approval(self, step_name: str, actor: str, note: str = "") -> Outcome:
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome(step_name, "refused", "there is no plan yet")
+        step = runbook.BY_NAME.get(step_name)
+        if step is None or not step.approval:
+            needing = ", ".join(s.name for s in runbook.STEPS if s.approval)
+            return Outcome(step_name, "refused", f"only these steps need an approval: {needing}")
+        fingerprint, digest = self._conditions(plan)
+        req = self.approvals.request(plan.swap_id, step_name, actor, fingerprint, digest, note=note)
+        self.emit(
+            "approval.requested",
+            plan.swap_id,
+            step=step_name,
+            actor=actor,
+            message=f"{actor} asks a second person to approve {step_name}",
+            request_id=req.id,
+            fingerprint=fingerprint,
+            expires_at=req.expires_at,
+        )
+        return Outcome(
+            step_name, "done", f"approval {req.id} requested", data={"request_id": req.id}
+        )
+
+    def approve(self, request_id: str, actor: str) -> Outcome:
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome("approve", "refused", "there is no plan yet")
+        fingerprint, digest = self._conditions(plan)
+        decision = self.approvals.grant(
+            plan.swap_id,
+            request_id,
+            actor,
+            self.approvers,
+            fingerprint=fingerprint,
+            live_digest=digest,
+        )
+        step = decision.request.step if decision.request else None
+        kind = "approval.granted" if decision.granted else "approval.refused"
+        self.emit(
+            kind,
+            plan.swap_id,
+            step=step,
+            actor=actor,
+            message=decision.reason,
+            request_id=request_id,
+        )
+        return Outcome("approve", "done" if decision.granted else "refused", decision.reason)
+
+    def _take_approval(self, run: Run, step: runbook.Step) -> str | None:
+        plan = run.plan
+        if run.break_glass:
+            self.store.audit(
+                plan.swap_id,
+                run.actor,
+                "break-glass",
+                step=step.name,
+                detail={"reason": run.break_glass},
+            )
+            self.emit(
+                "notice",
+                plan.swap_id,
+                step=step.name,
+                actor=run.actor,
+                message=f"BREAK GLASS: {run.actor} runs {step.name} without a second person: {run.break_glass}",
+            )
+            return None
+        fingerprint = plan.fingerprint(self.live_facts(run.live))
+        digest = self.live_digest(run.live)
+        taken = self.approvals.consume(
+            plan.swap_id, step.name, fingerprint=fingerprint, live_digest=digest, actor=run.actor
+        )
+        if taken is None:
+            return self.approvals.why_not(
+                plan.swap_id, step.name, fingerprint=fingerprint, live_digest=digest
+            )
+        return None
+
+    # -- things only a person can confirm ---------------------------------------------------
+    CONFIRMABLE = ("settings", "external-objects")
+
+    def confirm(self, what: str, actor: str) -> Outcome:
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome("confirm", "refused", "there is no plan yet")
+        if what not in self.CONFIRMABLE:
+            return Outcome(
+                "confirm", "refused", f"what can be confirmed: {', '.join(self.CONFIRMABLE)}"
+            )
+        self.store.confirm(plan.swap_id, what, actor)
+        self.emit(
+            "notice", plan.swap_id, step=what, actor=actor, message=f"{actor} confirmed {what}"
+        )
+        return Outcome("confirm", "done", f"{what} confirmed by {actor}")
+
+    def next(self, actor: str, *, dry_run: bool = False, wait: bool = True) -> Outcome:
+        """Run the next step that is not done. Stops at the end of prep: the cutover needs its own command."""
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome("next", "refused", "there is no plan yet: create one with `plan new`")
+        checkpoints = self.store.checkpoints(plan.swap_id)
+        for step in runbook.STEPS:
+            cp = checkpoints.get(step.name)
+            if cp is not None and cp.status in ("done", "skipped"):
+                continue
+            if step.phase != "prep":
+                return Outcome(
+                    "next",
+                    "refused",
+                    "prep is done; the cutover starts only with `stop-writes APP`",
+                )
+            return self.run_step(step.name, actor, dry_run=dry_run, wait=wait)
+        return Outcome("next", "done", "every step is done")

@@ -1,0 +1,98 @@
+"""Events: what the engine and the watcher report, for front ends to render.
+
+The engine never formats messages. It emits typed events to subscribers — the terminal printer,
+the Slack notifier, the Redis event stream — each a plain callable. Tests capture events with
+`capture()` instead of scraping output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
+
+Kind = Literal[
+    "step.started",
+    "step.done",
+    "step.skipped",  # already done, seen on the live system
+    "step.failed",
+    "step.waiting",  # waiting on Heroku Connect or on a person
+    "step.undone",
+    "approval.requested",
+    "approval.granted",
+    "approval.refused",
+    "approval.expired",
+    "outage.started",
+    "outage.ended",
+    "load.progress",
+    "state.changed",
+    "backlog",
+    "rollback.started",
+    "rollback.done",
+    "swap.done",
+    "call",  # an API call or SQL statement (dry runs list these)
+    "notice",
+]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    kind: Kind
+    swap_id: str
+    step: str | None = None
+    actor: str | None = None
+    message: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    at: datetime = Field(default_factory=now)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Emitter:
+    """Fan an event out to every subscriber; a failing subscriber never stops the engine."""
+
+    def __init__(self, *subscribers: Subscriber):
+        self._subscribers: list[Subscriber] = list(subscribers)
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> Event:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("event subscriber failed on %s", event.kind)
+        return event
+
+    @contextmanager
+    def capture(self) -> Iterator[list[Event]]:
+        """Collect the events emitted inside the block (for tests and reports)."""
+        seen: list[Event] = []
+        unsubscribe = self.subscribe(seen.append)
+        try:
+            yield seen
+        finally:
+            unsubscribe()

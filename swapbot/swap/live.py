@@ -1,0 +1,108 @@
+"""The live system as the steps see it: Heroku Connect, the Platform API and the database.
+
+One object per run, holding the clients. Reads go straight through; every change goes through
+`change()`, which records it as a `call` event and, in a dry run, stops there. That is what makes
+`--dry-run` print exactly the calls a real run would make while changing nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+
+from swapbot.heroku import (
+    ConnectClient,
+    Connection,
+    ConnectionNotFound,
+    ConnectionRef,
+    PlatformClient,
+)
+from swapbot.swap.events import Emitter, Event
+from swapbot.swap.plan import Plan
+
+T = TypeVar("T")
+
+
+class DryRun(Exception):
+    """Raised inside a dry run where a step would go on to wait for a change it did not make."""
+
+
+class Live:
+    def __init__(
+        self,
+        plan: Plan,
+        connect: ConnectClient,
+        platform: PlatformClient,
+        database_url: str,
+        emitter: Emitter,
+        *,
+        dry_run: bool = False,
+    ):
+        self.plan = plan
+        self.connect = connect
+        self.platform = platform
+        self.database_url = database_url
+        self.emitter = emitter
+        self.dry_run = dry_run
+        self._refs: dict[str, ConnectionRef] = {}
+
+    # -- changes ------------------------------------------------------------------------
+    def change(self, description: str, action: Callable[[], T], **data: Any) -> T | None:
+        """Make one change to the live system, announced first; in a dry run, only announced."""
+        self.emitter.emit(
+            Event(
+                kind="call",
+                swap_id=self.plan.swap_id,
+                message=description,
+                data={**data, "dry_run": self.dry_run},
+            )
+        )
+        if self.dry_run:
+            return None
+        return action()
+
+    # -- Heroku Connect -------------------------------------------------------------------
+    def ref(self, addon: str) -> ConnectionRef:
+        if addon not in self._refs:
+            if self.dry_run:
+                # Linking (POST /auth) adds the user to the add-on's access list: a change.
+                found = self.connect.discover(self.plan.app, resource_name=addon)
+                if len(found) != 1:
+                    raise ConnectionNotFound(
+                        f"{addon} is not discoverable without linking (dry run)"
+                    )
+                self._refs[addon] = found[0]
+            else:
+                self._refs[addon] = self.connect.find_connection(self.plan.app, addon)
+        return self._refs[addon]
+
+    def connection(self, addon: str) -> Connection | None:
+        """The connection of an add-on, or None when there is none (yet)."""
+        try:
+            return self.connect.get_connection(self.ref(addon))
+        except ConnectionNotFound:
+            return None
+
+    def old(self) -> Connection:
+        c = self.connection(self.plan.old_addon)
+        if c is None:
+            raise ConnectionNotFound(
+                f"no Heroku Connect connection for add-on {self.plan.old_addon}"
+            )
+        return c
+
+    def new(self) -> Connection | None:
+        return self.connection(self.plan.new_addon)
+
+    def forget_refs(self) -> None:
+        self._refs.clear()
+
+    # -- database -----------------------------------------------------------------------
+    def db(self, **kwargs: Any) -> psycopg.Connection:
+        return psycopg.connect(self.database_url, connect_timeout=10, **kwargs)
+
+    def query(self, sql: Any, params: Any = None) -> list[tuple]:
+        with self.db(autocommit=True) as conn:
+            return conn.execute(sql, params).fetchall()

@@ -1,0 +1,38 @@
+"""Build an engine from settings: the one place that wires Redis, the clients and the database."""
+
+from __future__ import annotations
+
+from swapbot.config import Settings, redis_client, secret
+from swapbot.heroku import ConnectClient, PlatformClient
+from swapbot.swap.engine import Engine
+from swapbot.swap.events import Emitter
+from swapbot.swap.live import Live
+from swapbot.swap.plan import Plan
+from swapbot.swap.store import Store
+
+
+class MissingSettings(Exception):
+    pass
+
+
+def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_options) -> Engine:
+    missing = [
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("HEROKU_API_TOKEN", settings.heroku_api_token),
+        )
+        if value is None
+    ]
+    if missing:
+        raise MissingSettings("set " + " and ".join(missing) + " (see `swapbot config check`)")
+    token = settings.heroku_api_token
+    connect = ConnectClient(token, str(settings.heroku_connect_central_url))
+    platform = PlatformClient(token, str(settings.heroku_api_url))
+    database_url = secret(settings.database_url)
+    store = Store(redis_client(settings), settings.swapbot_redis_prefix)
+
+    def live_factory(plan: Plan, events: Emitter, dry_run: bool) -> Live:
+        return Live(plan, connect, platform, database_url, events, dry_run=dry_run)
+
+    return Engine(store, live_factory, emitter=emitter, **engine_options)

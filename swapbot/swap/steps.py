@@ -1,0 +1,835 @@
+"""The runbook, one declaration per step (DESIGN.md "The procedure").
+
+A step knows its name, phase, whether it needs a second person, whether it is inside the outage
+or past the point of no return, how to tell from the live system that it is done (`check`), how
+to act (`act`), and how to undo (`undo`). The engine runs every step the same way: check, act
+if needed, wait until the check passes. Steps never lock, retry, audit or format messages.
+
+`check` returns a `Check`: done or not, with what was seen. `act` makes changes only through
+`run.live.change(...)` (so dry runs list them) and records what rollback needs with
+`run.remember(...)`. A step that only a person can do has `person` set: its `act` asks, and the
+engine waits for the live system to show it was done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from swapbot.heroku import Connection, ExportDocument, MappingConfig
+from swapbot.heroku._models import MAPPING_ERROR_STATES, SYNCED_STATES
+
+if TYPE_CHECKING:
+    from swapbot.swap.engine import Run
+
+Phase = Literal["prep", "cutover"]
+
+
+@dataclass(frozen=True)
+class Check:
+    done: bool
+    seen: str = ""
+    data: dict[str, Any] | None = None
+
+    def __bool__(self) -> bool:
+        return self.done
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    phase: Phase
+    summary: str
+    check: Callable[[Run], Check]
+    act: Callable[[Run], None] | None = None
+    undo: Callable[[Run], None] | None = None
+    approval: bool = False
+    in_outage: bool = False
+    point_of_no_return: bool = False
+    unsafe: bool = False  # act is not safe to repeat: after an interruption, check first
+    person: str | None = None  # what a person must do, when only a person can
+    waits_on: Literal["heroku", "person", None] = None  # whose time the wait is
+    timeout: float = 600.0  # nominal seconds the engine waits for the check after acting
+    repeat_act: bool = (
+        False  # act again on every poll until the check passes (safe, idempotent acts)
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _new(run: Run) -> Connection | None:
+    return run.live.new()
+
+
+def _new_mappings(run: Run) -> dict[str, Any]:
+    c = _new(run)
+    return {m.object_name: m for m in (c.mappings if c else [])}
+
+
+def _missing_fields(run: Run) -> dict[str, list[str]]:
+    """Per moved object, the requested fields hc2's mapping does not have yet."""
+    mappings = _new_mappings(run)
+    missing = {}
+    for obj, fields in run.plan.mappings.items():
+        have = (
+            set(mappings[obj].config.fields) if obj in mappings and mappings[obj].config else set()
+        )
+        lacking = [f for f in fields if f not in have]
+        if lacking:
+            missing[obj] = lacking
+    return missing
+
+
+# -- prep ------------------------------------------------------------------------------------
+def preflight_check(run: Run) -> Check:
+    report = run.recall("preflight")
+    if not report:
+        new = _new(run)
+        if new is not None and new.schema_name == run.plan.new_schema:
+            # Its report is gone (Redis lost it) but prep went past it: hc2 already uses NEW.
+            return Check(
+                True, f"past preflight: {run.plan.new_addon} already uses {run.plan.new_schema}"
+            )
+        return Check(False, "no preflight report yet")
+    failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
+    if failed:
+        return Check(False, "preflight failed: " + ", ".join(failed), {"failed": failed})
+    return Check(True, "preflight passed")
+
+
+def preflight_act(run: Run) -> None:
+    from swapbot.database import preflight
+
+    with run.live.db(autocommit=True) as conn:
+        report = preflight.preflight(
+            conn,
+            run.plan.old_schema,
+            run.plan.new_schema,
+            run.plan.tables,
+            roles=run.plan.roles or None,
+        )
+    run.remember("preflight", report.model_dump(mode="json"))
+
+
+def create_addon_check(run: Run) -> Check:
+    addons = {a.name: a for a in run.live.platform.list_addons(run.plan.app)}
+    addon = addons.get(run.plan.new_addon)
+    if addon is None:
+        return Check(False, f"no add-on {run.plan.new_addon} yet")
+    return Check(addon.state == "provisioned", f"add-on {addon.name} is {addon.state}")
+
+
+def create_addon_act(run: Run) -> None:
+    addons = {a.name: a for a in run.live.platform.list_addons(run.plan.app)}
+    if run.plan.new_addon in addons:
+        return  # provisioning: only wait
+    old = addons.get(run.plan.old_addon)
+    if old is None:
+        raise run.stop(f"the app has no add-on {run.plan.old_addon} to copy the plan from")
+    plan = old.plan_name or "herokuconnect:enterprise"
+    run.live.change(
+        f"POST /apps/{run.plan.app}/addons plan={plan} name={run.plan.new_addon}",
+        lambda: run.live.platform.create_addon(run.plan.app, plan=plan, name=run.plan.new_addon),
+    )
+
+
+def configure_check(run: Run) -> Check:
+    c = _new(run)
+    if c is None:
+        return Check(False, "hc2 has no connection yet")
+    ok = c.schema_name == run.plan.new_schema and c.db_key == "DATABASE_URL" and c.state != "NEW"
+    return Check(
+        ok, f"{run.plan.new_addon}: state {c.state}, schema {c.schema_name}, db_key {c.db_key}"
+    )
+
+
+def configure_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.new_addon)
+    run.live.change(
+        f"PATCH /connections/{ref.id} db_key=DATABASE_URL schema_name={run.plan.new_schema}",
+        lambda: run.live.connect.configure(
+            ref, db_key="DATABASE_URL", schema_name=run.plan.new_schema
+        ),
+    )
+
+
+def authorize_check(run: Run) -> Check:
+    c = _new(run)
+    if c is None or c.state in ("NEW", "NEED_AUTHENTICATION"):
+        return Check(
+            False, f"{run.plan.new_addon} is {c.state if c else 'missing'}: not authorized yet"
+        )
+    sf = c.sf_info or {}
+    if c.state == "RECOVERY":
+        return Check(False, "authorized; Heroku Connect is re-enabling the connection")
+    return Check(
+        True, f"authorized as {sf.get('username')} (API {sf.get('api_version')})", {"sf_info": sf}
+    )
+
+
+def authorize_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.new_addon)
+    link = run.live.change(
+        f"POST /connections/{ref.id}/authorize_url environment={run.plan.sf_environment}",
+        lambda: run.live.connect.authorize_url(
+            ref, environment=run.plan.sf_environment, domain=run.plan.sf_domain
+        ),
+    )
+    who = run.plan.authorizer or "an operator"
+    run.ask(
+        f"{who}: open the Salesforce authorization link and log in as the integration user for "
+        f"{run.plan.new_addon} (a separate user from {run.plan.old_addon}'s, API 56 or later)",
+        link=link,
+        person=run.plan.authorizer,
+    )
+
+
+def export_check(run: Run) -> Check:
+    doc = run.recall("export")
+    return Check(bool(doc), "hc1's configuration is stored" if doc else "not exported yet")
+
+
+def export_act(run: Run) -> None:
+    doc = run.live.connect.export_config(run.live.ref(run.plan.old_addon))
+    missing = [
+        obj for obj in run.plan.objects if obj.lower() not in {o.lower() for o in doc.object_names}
+    ]
+    if missing:
+        raise run.stop(f"{run.plan.old_addon} has no mapping for {', '.join(missing)}")
+    run.remember("export", doc.payload())
+
+
+def import_document(run: Run) -> ExportDocument:
+    """hc1's export filtered to the moved mappings, with the new fields already added, so the
+    first load includes them (the shortcut: abort, add-columns and reload then find themselves done)."""
+    doc = ExportDocument.model_validate(run.recall("export"))
+    return doc.filtered(run.plan.objects).with_added_fields(run.plan.mappings)
+
+
+def import_check(run: Run) -> Check:
+    c = _new(run)
+    if c is None:
+        return Check(False, "hc2 is missing")
+    have = {m.object_name for m in c.mappings}
+    lacking = [o for o in run.plan.objects if o not in have]
+    if c.state == "IMPORT_CONFIGURATION":
+        return Check(False, "Heroku Connect is importing")
+    return Check(
+        not lacking,
+        "all mappings exist on hc2" if not lacking else f"missing on hc2: {', '.join(lacking)}",
+    )
+
+
+def import_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.new_addon)
+    doc = import_document(run)
+    run.live.change(
+        f"POST /connections/{ref.id}/actions/import mappings={','.join(doc.object_names)}",
+        lambda: run.live.connect.import_config(ref, doc),
+        body=doc.payload(),
+    )
+
+
+def abort_check(run: Run) -> Check:
+    """Nothing to abort when every mapping got its fields with the import (the shortcut)."""
+    missing = _missing_fields(run)
+    if not missing:
+        return Check(True, "every hc2 mapping already has the new fields: nothing to abort")
+    mappings = _new_mappings(run)
+    loading = [
+        o
+        for o in missing
+        if mappings[o].state in ("INITIAL", "RELOAD_TABLE", "RESYNC", "SCHEMA_CHANGED")
+    ]
+    if loading:
+        return Check(False, f"still loading without the new fields: {', '.join(loading)}")
+    return Check(True, "no load runs on the mappings that lack fields")
+
+
+def abort_act(run: Run) -> None:
+    missing = _missing_fields(run)
+    run.ask(
+        f"someone with dashboard access: press Abort on the loading mapping(s) {', '.join(missing)} of "
+        f"{run.plan.new_addon} (Heroku Connect has no API for it); the bot continues when the load has stopped",
+        person=run.plan.authorizer,
+    )
+
+
+def add_columns_check(run: Run) -> Check:
+    missing = _missing_fields(run)
+    if not missing:
+        return Check(True, "hc2's mappings have every requested field")
+    return Check(
+        False,
+        "fields still missing: " + "; ".join(f"{o}: {', '.join(f)}" for o, f in missing.items()),
+    )
+
+
+def add_columns_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.new_addon)
+    mappings = _new_mappings(run)
+    for obj, fields in _missing_fields(run).items():
+        m = mappings[obj]
+        config = MappingConfig.model_validate(m.config.payload() if m.config else {})
+        for f in fields:
+            config.fields[f] = {}
+        run.live.change(
+            f"PUT /mappings/{m.id} ({obj}) add {', '.join(fields)} at revision {config.revision}",
+            lambda m=m, config=config: run.live.connect.update_mapping(ref, m.id, config),
+        )
+
+
+def reload_check(run: Run) -> Check:
+    aborted = [
+        o for o, m in _new_mappings(run).items() if o in run.plan.mappings and m.state == "ABORTED"
+    ]
+    return Check(
+        not aborted, "no mapping left aborted" if not aborted else f"aborted: {', '.join(aborted)}"
+    )
+
+
+def reload_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.new_addon)
+    for obj, m in _new_mappings(run).items():
+        if obj in run.plan.mappings and m.state == "ABORTED":
+            run.live.change(
+                f"POST /mappings/{m.id}/actions/reload ({obj})",
+                lambda m=m: run.live.connect.reload_mapping(ref, m.id),
+            )
+
+
+SETTINGS_COMPARED = ("poll_db_no_merge",)
+
+
+def settings_diff(run: Run) -> dict[str, tuple[Any, Any]]:
+    old, new = run.live.old(), _new(run)
+    if new is None:
+        return {"connection": ("present", "missing")}
+    diff = {}
+    for key in SETTINGS_COMPARED:
+        if old.features.get(key) != new.features.get(key):
+            diff[key] = (old.features.get(key), new.features.get(key))
+    if old.logplex_log_enabled != new.logplex_log_enabled:
+        diff["logplex_log_enabled"] = (old.logplex_log_enabled, new.logplex_log_enabled)
+    return diff
+
+
+def settings_check(run: Run) -> Check:
+    diff = settings_diff(run)
+    if diff:
+        text = "; ".join(f"{k}: hc1 {a!r}, hc2 {b!r}" for k, (a, b) in diff.items())
+        return Check(
+            False, f"settings differ: {text}", {"diff": {k: list(v) for k, v in diff.items()}}
+        )
+    if not run.confirmed("settings"):
+        return Check(
+            False, "write algorithm matches; notification settings await a person's confirmation"
+        )
+    return Check(True, "write algorithm and logging match; notifications confirmed by a person")
+
+
+def settings_act(run: Run) -> None:
+    diff = settings_diff(run)
+    wanted = (
+        "Ordered Writes" if run.live.old().features.get("poll_db_no_merge") else "Merged Writes"
+    )
+    parts = []
+    if "poll_db_no_merge" in diff:
+        parts.append(
+            f"set the write algorithm of {run.plan.new_addon} to {wanted} (Manage Connection page)"
+        )
+    if "logplex_log_enabled" in diff:
+        parts.append("match the logging setting")
+    parts.append(
+        f"copy {run.plan.old_addon}'s notification settings to {run.plan.new_addon}, then confirm with `confirm settings`"
+    )
+    run.ask("someone with dashboard access: " + "; ".join(parts), person=run.plan.authorizer)
+
+
+def wait_sync_check(run: Run) -> Check:
+    c = _new(run)
+    if c is None:
+        return Check(False, "hc2 is missing")
+    behind, progress = [], {}
+    for obj in run.plan.objects:
+        m = c.mapping(obj)
+        if m is None:
+            behind.append(f"{obj} missing")
+            continue
+        counts = m.counts
+        db, sf = (counts.db or 0, counts.sf or 0) if counts else (0, 0)
+        progress[obj] = {"state": m.state, "db": db, "sf": sf}
+        if m.state in MAPPING_ERROR_STATES:
+            raise run.stop(f"{obj} is in {m.state} on {run.plan.new_addon}: {m.state_description}")
+        tolerance = max(5, int(sf * 0.001))
+        if m.state not in SYNCED_STATES or abs(sf - db) > tolerance or (counts and counts.errors):
+            behind.append(f"{obj} {m.state} {db}/{sf}")
+    if behind:
+        return Check(False, "loading: " + ", ".join(behind), {"progress": progress})
+    return Check(True, "every hc2 mapping is in sync", {"progress": progress})
+
+
+# -- cutover --------------------------------------------------------------------------------
+def _formation(run: Run) -> dict[str, Any]:
+    return {f.type: f for f in run.live.platform.formation(run.plan.app)}
+
+
+def stop_writes_check(run: Run) -> Check:
+    app = run.live.platform.app(run.plan.app)
+    formation = _formation(run)
+    up = [d.name for d in run.live.platform.dynos(run.plan.app) if d.type in run.plan.process_types]
+    scaled = all(
+        (formation[t].quantity or 0) == 0 for t in run.plan.process_types if t in formation
+    )
+    done = bool(app.maintenance) and scaled and not up
+    seen = f"maintenance {'on' if app.maintenance else 'off'}; " + (
+        "no app dynos of " + ", ".join(run.plan.process_types)
+        if not up
+        else "still running: " + ", ".join(up)
+    )
+    return Check(done, seen)
+
+
+def stop_writes_act(run: Run) -> None:
+    if run.recall("formation") is None:  # a resumed attempt must not record the scaled-down state
+        app = run.live.platform.app(run.plan.app)
+        before = [
+            {"type": f.type, "quantity": f.quantity, "size": f.size}
+            for f in _formation(run).values()
+            if f.type in run.plan.process_types
+        ]
+        run.remember("formation", before)
+        run.remember("maintenance_before", bool(app.maintenance))
+    run.mark_outage_start()
+    run.live.change(
+        f"PATCH /apps/{run.plan.app} maintenance=true",
+        lambda: run.live.platform.set_maintenance(run.plan.app, True),
+    )
+    updates = [{"type": t, "quantity": 0} for t in run.plan.process_types]
+    if updates:
+        run.live.change(
+            f"PATCH /apps/{run.plan.app}/formation " + ", ".join(f"{u['type']}=0" for u in updates),
+            lambda: run.live.platform.update_formation(run.plan.app, updates),
+        )
+
+
+def restore_check(run: Run) -> Check:
+    before = run.recall("formation")
+    if before is None:
+        return Check(False, "no formation was recorded at stop-writes")
+    formation = _formation(run)
+    wrong = [
+        b["type"]
+        for b in before
+        if (formation.get(b["type"]) and formation[b["type"]].quantity) != b["quantity"]
+    ]
+    app = run.live.platform.app(run.plan.app)
+    maintenance_ok = bool(app.maintenance) == bool(run.recall("maintenance_before"))
+    up = {d.type for d in run.live.platform.dynos(run.plan.app) if d.state == "up"}
+    starting = [b["type"] for b in before if b["quantity"] and b["type"] not in up]
+    done = not wrong and maintenance_ok and not starting
+    return Check(
+        done,
+        "formation and maintenance restored"
+        if done
+        else f"restoring: {', '.join(wrong + starting) or 'maintenance'}",
+    )
+
+
+def restore_act(run: Run) -> None:
+    before = run.recall("formation") or []
+    updates = [
+        {"type": b["type"], "quantity": b["quantity"], "dyno_size": b["size"]} for b in before
+    ]
+    if updates:
+        run.live.change(
+            f"PATCH /apps/{run.plan.app}/formation "
+            + ", ".join(f"{u['type']}={u['quantity']}" for u in updates),
+            lambda: run.live.platform.update_formation(run.plan.app, updates),
+        )
+    if not run.recall("maintenance_before"):
+        run.live.change(
+            f"PATCH /apps/{run.plan.app} maintenance=false",
+            lambda: run.live.platform.set_maintenance(run.plan.app, False),
+        )
+
+
+def drain_check(run: Run) -> Check:
+    from swapbot.database import backlog
+
+    with run.live.db(autocommit=True) as conn:
+        b = backlog.backlog(conn, run.plan.old_schema)
+    old = run.live.old()
+    pending_api = sum((m.counts.pending or 0) for m in old.mappings if m.counts)
+    done = b.pending_all_tables == 0 and pending_api == 0 and old.state == "IDLE"
+    seen = f"{b.pending_all_tables} write(s) waiting in {run.plan.old_schema}._trigger_log; {run.plan.old_addon} {old.state}"
+    return Check(
+        done, seen, {"pending": b.pending_all_tables, "failures_last_day": b.failures_last_day}
+    )
+
+
+def _paused(run: Run) -> dict[str, str]:
+    return {
+        addon: (run.live.connection(addon).state or "")
+        for addon in (run.plan.old_addon, run.plan.new_addon)
+    }
+
+
+def pause_check(run: Run) -> Check:
+    states = _paused(run)
+    return Check(
+        all(s == "PAUSED" for s in states.values()),
+        ", ".join(f"{a} {s}" for a, s in states.items()),
+    )
+
+
+def pause_act(run: Run) -> None:
+    from swapbot.heroku import BadRequest
+
+    for addon, state in _paused(run).items():
+        if state == "PAUSED":
+            continue
+        ref = run.live.ref(addon)
+        # Pause is refused outside IDLE (reference §3.3): the next poll tries again.
+        with contextlib.suppress(BadRequest):
+            run.live.change(
+                f"POST /connections/{ref.id}/actions/pause ({addon})",
+                lambda ref=ref: run.live.connect.pause(ref),
+            )
+
+
+def _resume(addon_of: Callable[[Run], str]) -> Callable[[Run], None]:
+    def act(run: Run) -> None:
+        addon = addon_of(run)
+        c = run.live.connection(addon)
+        if c is not None and c.state == "PAUSED":
+            ref = run.live.ref(addon)
+            run.live.change(
+                f"POST /connections/{ref.id}/actions/resume ({addon})",
+                lambda: run.live.connect.resume(ref),
+            )
+
+    return act
+
+
+def _running(addon_of: Callable[[Run], str]) -> Callable[[Run], Check]:
+    def check(run: Run) -> Check:
+        addon = addon_of(run)
+        c = run.live.connection(addon)
+        state = c.state if c else "missing"
+        return Check(state in ("IDLE", "POLLING_DB_CHANGES"), f"{addon} {state}")
+
+    return check
+
+
+def undo_pause(run: Run) -> None:
+    _resume(lambda r: r.plan.old_addon)(run)
+    _resume(lambda r: r.plan.new_addon)(run)
+
+
+def switch_check(run: Run) -> Check:
+    from swapbot.database import searchpath
+
+    record = run.recall("search_path")
+    if not record:
+        return Check(False, "search_path not switched yet")
+    rec = searchpath.SwitchRecord.model_validate(record)
+    return Check(
+        rec.proven,
+        "switched and proven from a fresh session" if rec.proven else "switched, not proven",
+    )
+
+
+def switch_act(run: Run) -> None:
+    from swapbot.database import searchpath
+
+    previous = run.recall("search_path")
+    description = f"ALTER ROLE {', '.join(run.plan.roles)} IN DATABASE SET search_path = {run.plan.new_schema}, {run.plan.old_schema}, public"
+
+    def apply() -> None:
+        with run.live.db(autocommit=True) as conn:
+            searchpath.switch(
+                conn,
+                run.plan.roles,
+                run.plan.old_schema,
+                run.plan.new_schema,
+                run.plan.tables,
+                database=run.plan.set_database_search_path,
+                previous=searchpath.SwitchRecord.model_validate(previous) if previous else None,
+                save=lambda rec: run.remember("search_path", rec.model_dump(mode="json")),
+            )
+
+    run.live.change(description, apply)
+
+
+def switch_undo(run: Run) -> None:
+    from swapbot.database import searchpath
+
+    record = run.recall("search_path")
+    if not record:
+        return
+
+    def apply() -> None:
+        with run.live.db(autocommit=True) as conn:
+            searchpath.restore(conn, searchpath.SwitchRecord.model_validate(record))
+
+    run.live.change("restore the recorded search_path settings", apply)
+    run.remember("search_path", None)
+
+
+def delete_old_check(run: Run) -> Check:
+    left = [o for o in run.plan.objects if run.live.old().mapping(o) is not None]
+    return Check(
+        not left,
+        "moved mappings deleted from hc1" if not left else f"still on hc1: {', '.join(left)}",
+    )
+
+
+def delete_old_act(run: Run) -> None:
+    ref = run.live.ref(run.plan.old_addon)
+    old = run.live.old()
+    for obj in run.plan.objects:
+        m = old.mapping(obj)
+        if m is not None:
+            run.live.change(
+                f"DELETE /mappings/{m.id} ({obj} on {run.plan.old_addon})",
+                lambda m=m: run.live.connect.delete_mapping(ref, m.id),
+            )
+
+
+def verify_check(run: Run) -> Check:
+    synced = wait_sync_check(run)
+    if not synced:
+        return synced
+    from swapbot.database import searchpath
+
+    with run.live.db(autocommit=True) as conn:
+        report = searchpath.show(
+            conn, run.plan.roles, run.plan.old_schema, run.plan.new_schema, run.plan.tables
+        )
+    wrong = [
+        f"{view.role}: {table} -> {schema}"
+        for view in report.roles
+        for table, schema in view.resolves.items()
+        if table in run.plan.tables and schema != run.plan.new_schema
+    ]
+    if wrong:
+        return Check(False, "names still resolve to the old schema: " + "; ".join(wrong))
+    return Check(True, "hc2 in sync and the app's names resolve to the new schema")
+
+
+def external_objects_check(run: Run) -> Check:
+    odata = (run.live.old().model_extra or {}).get("odata")
+    if odata and not run.confirmed("external-objects"):
+        return Check(
+            False,
+            "External Objects are on: re-point the moved tables, then `confirm external-objects`",
+        )
+    return Check(True, "no External Objects to re-point")
+
+
+def external_objects_act(run: Run) -> None:
+    run.ask(
+        f"re-point Heroku External Objects of {', '.join(run.plan.tables)} to schema {run.plan.new_schema}, "
+        "then confirm with `confirm external-objects`",
+        person=run.plan.authorizer,
+    )
+
+
+# -- the runbook -----------------------------------------------------------------------------
+PREP: tuple[Step, ...] = (
+    Step("preflight", "prep", "check the database requirements", preflight_check, preflight_act),
+    Step(
+        "create-addon",
+        "prep",
+        "create hc2 on the app",
+        create_addon_check,
+        create_addon_act,
+        unsafe=True,
+        waits_on="heroku",
+    ),
+    Step(
+        "configure",
+        "prep",
+        "point hc2 at the database and the new schema",
+        configure_check,
+        configure_act,
+    ),
+    Step(
+        "authorize",
+        "prep",
+        "a person authorizes hc2 with Salesforce",
+        authorize_check,
+        authorize_act,
+        person="authorize in the browser",
+        waits_on="person",
+        timeout=3600,
+    ),
+    Step("export", "prep", "export and keep hc1's configuration", export_check, export_act),
+    Step(
+        "import",
+        "prep",
+        "import the moved mappings, with the new fields, into hc2",
+        import_check,
+        import_act,
+        unsafe=True,
+        waits_on="heroku",
+    ),
+    Step(
+        "abort",
+        "prep",
+        "stop loads that started without the new fields",
+        abort_check,
+        abort_act,
+        person="press Abort in the dashboard",
+        waits_on="person",
+        timeout=3600,
+    ),
+    Step(
+        "add-columns",
+        "prep",
+        "add the new fields to hc2's mappings",
+        add_columns_check,
+        add_columns_act,
+        unsafe=True,
+    ),
+    Step(
+        "reload",
+        "prep",
+        "reload the aborted mappings",
+        reload_check,
+        reload_act,
+        unsafe=True,
+        waits_on="heroku",
+    ),
+    Step(
+        "settings",
+        "prep",
+        "match Merged Writes and notification settings",
+        settings_check,
+        settings_act,
+        person="set write algorithm and notifications",
+        waits_on="person",
+        timeout=3600,
+    ),
+    Step(
+        "wait-sync",
+        "prep",
+        "wait for hc2's initial loads",
+        wait_sync_check,
+        waits_on="heroku",
+        timeout=86_400,
+    ),
+)
+
+CUTOVER: tuple[Step, ...] = (
+    Step(
+        "stop-writes",
+        "cutover",
+        "maintenance on, scale the app's writers to 0",
+        stop_writes_check,
+        stop_writes_act,
+        undo=restore_act,
+        in_outage=True,
+        waits_on="heroku",
+        timeout=300,
+    ),
+    Step(
+        "drain",
+        "cutover",
+        "wait until hc1 has written every pending change",
+        drain_check,
+        in_outage=True,
+        waits_on="heroku",
+        timeout=1800,
+    ),
+    Step(
+        "pause",
+        "cutover",
+        "pause hc1 and hc2",
+        pause_check,
+        pause_act,
+        undo=undo_pause,
+        approval=True,
+        in_outage=True,
+        waits_on="heroku",
+        repeat_act=True,
+        timeout=600,
+    ),
+    Step(
+        "switch",
+        "cutover",
+        "switch the app's search_path to the new schema",
+        switch_check,
+        switch_act,
+        undo=switch_undo,
+        in_outage=True,
+    ),
+    Step(
+        "resume-new",
+        "cutover",
+        "resume hc2",
+        _running(lambda r: r.plan.new_addon),
+        _resume(lambda r: r.plan.new_addon),
+        in_outage=True,
+        waits_on="heroku",
+    ),
+    Step(
+        "delete-old",
+        "cutover",
+        "delete the moved mappings from hc1: the point of no return",
+        delete_old_check,
+        delete_old_act,
+        approval=True,
+        in_outage=True,
+        point_of_no_return=True,
+    ),
+    Step(
+        "resume-old",
+        "cutover",
+        "resume hc1",
+        _running(lambda r: r.plan.old_addon),
+        _resume(lambda r: r.plan.old_addon),
+        in_outage=True,
+        waits_on="heroku",
+    ),
+    Step(
+        "verify",
+        "cutover",
+        "check data flows into the new schema",
+        verify_check,
+        in_outage=True,
+        waits_on="heroku",
+        timeout=900,
+    ),
+    Step(
+        "restore",
+        "cutover",
+        "restore the formation, maintenance off",
+        restore_check,
+        restore_act,
+        in_outage=True,
+        waits_on="heroku",
+        timeout=300,
+    ),
+    Step(
+        "external-objects",
+        "cutover",
+        "re-point External Objects, if any",
+        external_objects_check,
+        external_objects_act,
+        person="re-point External Objects",
+        waits_on="person",
+        timeout=3600,
+    ),
+)
+
+STEPS: tuple[Step, ...] = PREP + CUTOVER
+BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
+
+
+def get(name: str) -> Step:
+    if name not in BY_NAME:
+        raise KeyError(f"unknown step {name!r}; the steps are: {', '.join(BY_NAME)}")
+    return BY_NAME[name]

@@ -1,0 +1,80 @@
+"""Helpers for the `swapbot db` tests: run the command line for real, and snapshot what a
+command must leave unchanged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import psycopg
+
+from swapbot.sandbox import hcschema
+
+UNREACHABLE_URL = "postgresql://nobody@127.0.0.1:1/nothing"
+
+
+def run_db(*args: str) -> subprocess.CompletedProcess:
+    """`python -m swapbot.cli db ARGS` in a child process, as a person would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "swapbot.cli", "db", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def run_json(*args: str) -> tuple[int, Any]:
+    done = run_db(*args, "--json")
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def role_settings(conn: psycopg.Connection) -> list[tuple]:
+    """This database's rows of pg_db_role_setting (and every role-wide row), exactly as stored."""
+    return conn.execute(
+        """
+        SELECT setdatabase, setrole, setconfig FROM pg_db_role_setting
+        WHERE setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        ORDER BY setdatabase, setrole
+        """
+    ).fetchall()
+
+
+def catalog_state(conn: psycopg.Connection) -> tuple:
+    """What a refused command must not have touched: schemas, relations, role settings, and the
+    rows of every trigger log (a write to a mapped table would land there)."""
+    schemas = conn.execute(
+        "SELECT array_agg(nspname ORDER BY nspname) FROM pg_namespace"
+    ).fetchone()
+    relations = conn.execute("SELECT count(*) FROM pg_class").fetchone()
+    logs = [
+        conn.execute(f'SELECT count(*) FROM "{schema}"._trigger_log').fetchone()[0]
+        for (schema,) in conn.execute(
+            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relname = '_trigger_log' ORDER BY 1"
+        ).fetchall()
+    ]
+    return schemas, relations, logs, role_settings(conn)
+
+
+ACCOUNT = {"name": "varchar(255)", "systemmodstamp": "timestamp"}
+
+
+def new_schema(
+    conn: psycopg.Connection,
+    schema: str,
+    tables: dict[str, dict[str, str]],
+    *,
+    grant_to: str | None = None,
+) -> None:
+    """A schema as hc2's load would leave it: HC's system tables and the given mapped tables."""
+    hcschema.create_system_tables(conn, schema)
+    for table, columns in tables.items():
+        hcschema.create_mapped_table(
+            conn, schema, table, columns, access="read_write", indexes={"id": True}
+        )
+    if grant_to:
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{grant_to}"')
+        conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{grant_to}"')

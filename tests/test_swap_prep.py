@@ -1,0 +1,135 @@
+"""The engine runs prep against the sandbox, real PostgreSQL and real Redis."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from swapbot.heroku import ConnectClient
+from swapbot.swap import steps
+from tests.conftest import TOKEN
+from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
+
+PREP = [s.name for s in steps.PREP]
+
+
+@pytest.fixture
+def world(sandbox_factory, db_url, db_name, redis_prefix):
+    sandbox = sandbox_factory("small")
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+    yield sandbox, engine, person
+    person.stop()
+
+
+def run_prep(engine):
+    outcomes = []
+    for _ in range(len(PREP) + 1):
+        out = engine.next(OPERATOR)
+        outcomes.append(out)
+        if not out.ok or out.step == "next":
+            break
+    return outcomes
+
+
+def test_prep_runs_every_step_in_order_and_stops_before_the_cutover(world, db):
+    sandbox, engine, person = world
+    outcomes = run_prep(engine)
+    assert [o.step for o in outcomes[: len(PREP)]] == PREP, [
+        (o.step, o.status, o.message) for o in outcomes
+    ]
+    assert all(o.ok for o in outcomes[: len(PREP)]), [
+        (o.step, o.status, o.message) for o in outcomes
+    ]
+    last = outcomes[-1]
+    assert (
+        last.status == "refused" and "stop-writes" in last.message
+    )  # the cutover never starts by itself
+    # the shortcut: the fields went in with the import, so abort, add-columns and reload were already done
+    statuses = {o.step: o.status for o in outcomes}
+    assert statuses["abort"] == statuses["add-columns"] == statuses["reload"] == "skipped"
+    # the person was asked for what only a person can do
+    assert {e.step for e in person.asked} == {"authorize", "settings"}
+    # hc2 holds the moved mappings with the new columns, in sync
+    connect = ConnectClient(TOKEN, sandbox.central_url)
+    hc2 = connect.get_connection(connect.find_connection("acme-prod", "hc2"))
+    assert hc2.schema_name == "salesforce2"
+    assert {m.object_name: m.state for m in hc2.mappings} == {
+        "Account": "DATA_SYNCED",
+        "Contact": "DATA_SYNCED",
+    }
+    assert db.execute("SELECT count(rating) FROM salesforce2.account").fetchone()[0] == 100
+    assert db.execute("SELECT count(phone) FROM salesforce2.contact").fetchone()[0] == 150
+    # every step is in the audit trail
+    actions = [(e.action, e.step) for e in engine.store.history("acme-test", count=200)]
+    assert ("plan.saved", None) in actions
+    assert {s for a, s in actions if a in ("step.done", "step.skipped")} >= set(PREP)
+
+
+def test_after_redis_loses_the_swap_the_engine_rebuilds_from_the_live_system(world, db_name):
+    sandbox, engine, _ = world
+    run_prep(engine)
+    engine.store.forget("acme-test")  # Redis lost the swap's state
+    engine.save_plan(demo_plan(db_name), OPERATOR)  # the operator saves the same plan again
+    out = engine.run_step("wait-sync", OPERATOR)
+    # every earlier step is proven done on the live system, except those whose proof was a record
+    assert out.status == "refused" and "export is not done yet" in out.message
+    assert engine.run_step("export", OPERATOR).status == "done"
+    assert engine.next(OPERATOR).step == "import"  # found done on hc2, then the rest
+    out = engine.run_step("wait-sync", OPERATOR)
+    assert (
+        out.status == "refused" and "settings" in out.message
+    )  # the person's word was in Redis too
+    engine.confirm("settings", "U0PERSON")
+    assert engine.run_step("wait-sync", OPERATOR).status == "skipped"
+    log = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    creates = [
+        r
+        for r in log
+        if r["method"] == "POST" and r["path"].endswith("/addons") and r["status"] < 500
+    ]
+    imports = [r for r in log if r["path"].endswith("/actions/import") and r["status"] < 500]
+    assert len(creates) == 1 and len(imports) == 1  # nothing unsafe was sent twice
+
+
+def test_steps_refuse_to_run_out_of_order(world):
+    _, engine, _ = world
+    out = engine.run_step("import", OPERATOR)
+    assert out.status == "refused"
+    assert "preflight is not done yet" in out.message
+    assert engine.run_step("preflight", OPERATOR).ok
+    out = engine.run_step("import", OPERATOR)
+    assert out.status == "refused" and "create-addon is not done yet" in out.message
+    assert engine.store.checkpoints("acme-test").get("import") is None
+
+
+def test_unknown_step_and_missing_plan(world, redis_prefix):
+    _, engine, _ = world
+    assert "unknown step" in engine.run_step("launch-missiles", OPERATOR).message
+    engine.store.forget("acme-test")
+    out = engine.next(OPERATOR)
+    assert out.status == "refused" and "plan new" in out.message
+
+
+def test_dry_run_lists_calls_and_changes_nothing(world, db):
+    sandbox, engine, _ = world
+    engine.run_step("preflight", OPERATOR)
+    before = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    writes_before = [r for r in before if r["method"] != "GET"]
+    out = engine.run_step("create-addon", OPERATOR, dry_run=True)
+    assert out.status == "dry-run"
+    assert out.calls == ["POST /apps/acme-prod/addons plan=herokuconnect:enterprise name=hc2"]
+    after = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    assert [r for r in after if r["method"] != "GET"] == writes_before
+    assert engine.store.checkpoints("acme-test").get("create-addon") is None
+
+
+def test_a_second_runner_is_refused_while_one_holds_the_swap(world, db_url, redis_prefix):
+    sandbox, engine, _ = world
+    lease = engine.store.acquire("acme-test", "other-dyno:web.1", 10_000)
+    assert lease is not None
+    out = engine.run_step("preflight", OPERATOR)
+    assert out.status == "refused" and "other-dyno:web.1" in out.message
+    engine.store.release(lease)
+    assert engine.run_step("preflight", OPERATOR).ok
