@@ -362,9 +362,24 @@ def get_mapping(conn, req: Request, mid: str) -> tuple[dict[str, Any], dict[str,
 
 
 def transition(
-    conn, sb: Sandbox, cid, now_state: str | None, next_state: str, after: float, **extra: Any
+    conn,
+    sb: Sandbox,
+    c: dict[str, Any],
+    now_state: str | None,
+    next_state: str,
+    after: float,
+    **extra: Any,
 ) -> None:
-    """Set the connection's state now (if given) and schedule `next_state` after nominal seconds."""
+    """Set the connection's state now (if given) and schedule `next_state` after nominal seconds.
+
+    One transition at a time: a call arriving while another is pending (a pause waiting for the
+    writer, say) is refused rather than silently replacing it.
+    """
+    if c.get("next_state") and c["next_state"] != next_state:
+        raise bad_request(
+            f"The connection is busy ({c['state']}, going to {c['next_state']}); try again shortly."
+        )
+    cid = c["id"]
     assignments = [sql.SQL("next_state = %s, next_at = now() + make_interval(secs => %s)")]
     params: list[Any] = [next_state, sb.options.real(after)]
     if now_state:
@@ -388,11 +403,7 @@ def _app_connections(conn, app: str) -> list[dict[str, Any]]:
 
 @route("hc-central", "POST", "/auth/{app}")
 def central_link(sb: Sandbox, req: Request, conn, app: str):
-    if (
-        state.row(conn, "SELECT 1 FROM _hcsandbox.app WHERE name = %s OR id::text = %s", (app, app))
-        is None
-    ):
-        raise not_found("app")
+    app = _app(conn, app)["name"]  # the app's name or its UUID, as on Heroku
     conn.execute(
         "UPDATE _hcsandbox.connection SET linked_users = array_append(linked_users, %s) "
         "WHERE app = %s AND NOT (%s = ANY(linked_users))",
@@ -570,7 +581,7 @@ def connection_import(sb: Sandbox, req: Request, conn, cid: str):
     transition(
         conn,
         sb,
-        c["id"],
+        c,
         "IMPORT_CONFIGURATION",
         "IDLE",
         sb.options.import_seconds,
@@ -586,7 +597,7 @@ def connection_pause(sb: Sandbox, req: Request, conn, cid: str):
         return Response(202, {})
     if c["state"] != "IDLE":
         raise bad_request(f"A connection can only be paused when it is IDLE; it is {c['state']}.")
-    transition(conn, sb, c["id"], None, "PAUSED", sb.options.pause_seconds)
+    transition(conn, sb, c, None, "PAUSED", sb.options.pause_seconds)
     return Response(202, {})
 
 
@@ -594,7 +605,7 @@ def connection_pause(sb: Sandbox, req: Request, conn, cid: str):
 def connection_resume(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid, for_update=True)
     if c["state"] == "PAUSED":
-        transition(conn, sb, c["id"], "RECOVERY", "IDLE", sb.options.resume_seconds)
+        transition(conn, sb, c, "RECOVERY", "IDLE", sb.options.resume_seconds)
     elif c["next_state"] == "PAUSED":  # resumed before the pause took effect
         conn.execute(
             "UPDATE _hcsandbox.connection SET next_state = NULL, next_at = NULL WHERE id = %s",
@@ -608,7 +619,7 @@ def connection_restart(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid, for_update=True)
     if c["state"] in ("NEW", "NEED_AUTHENTICATION"):
         raise bad_request("The connection is not set up yet.")
-    transition(conn, sb, c["id"], "RECOVERY", "IDLE", sb.options.restart_seconds)
+    transition(conn, sb, c, "RECOVERY", "IDLE", sb.options.restart_seconds)
     return Response(202, {})
 
 
@@ -1142,7 +1153,7 @@ def admin_oauth(sb: Sandbox, req: Request, conn):
         "UPDATE _hcsandbox.connection SET sf_info = %s, authorize_state = NULL, auth_updated = now() WHERE id = %s",
         (Jsonb(sf_info), c["id"]),
     )
-    transition(conn, sb, c["id"], "RECOVERY", "IDLE", sb.options.authorize_seconds)
+    transition(conn, sb, c, "RECOVERY", "IDLE", sb.options.authorize_seconds)
     return {"authorized": True, "connection": str(c["id"]), "username": username}
 
 

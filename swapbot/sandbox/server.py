@@ -137,8 +137,10 @@ class Sandbox:
                 500, {"id": "internal_server_error", "message": "Internal server error."}
             )
         if req.api == "platform":
+            # GET /account/rate-limits is free (reference §8.1); every other call costs a token.
+            spend = req.path != "/platform/account/rate-limits"
             resp.headers["RateLimit-Remaining"] = str(
-                self.rate_limit_remaining(req.user, spend=True)
+                self.rate_limit_remaining(req.user, spend=spend)
             )
         return self._log(req, resp, fault) if req.api and req.api != "admin" else resp
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
@@ -123,29 +124,85 @@ class Simulator:
 
     # -- Heroku Connect -------------------------------------------------------------------
     def _connections(self, conn, nominal: float) -> None:
+        # Rows are locked while a step changes them, so an API call (abort, reload, resume)
+        # waits for the step instead of being overwritten by it.
         for c in state.rows(
             conn,
-            "SELECT * FROM _hcsandbox.connection WHERE next_at IS NOT NULL AND next_at <= now()",
+            "SELECT * FROM _hcsandbox.connection WHERE next_at IS NOT NULL AND next_at <= now() "
+            "ORDER BY _id FOR UPDATE",
         ):
-            self._finish_transition(conn, c)
+            self._guarded(conn, c, lambda c=c: self._finish_transition(conn, c))
         for c in state.rows(
             conn,
-            "SELECT * FROM _hcsandbox.connection WHERE state = ANY(%s)",
+            "SELECT * FROM _hcsandbox.connection WHERE state = ANY(%s) ORDER BY _id FOR UPDATE",
             (list(ACTIVE_CONNECTION),),
         ):
-            self._mappings(conn, c, nominal)
-            self._writer(conn, c, nominal)
+            self._guarded(
+                conn,
+                c,
+                lambda c=c: (self._mappings(conn, c, nominal), self._writer(conn, c, nominal)),
+            )
+
+    def _guarded(self, conn, c: dict[str, Any], work) -> None:
+        """One connection's work in a savepoint: a broken schema stops that connection only.
+
+        HC reports DB_UNAVAILABLE when its system tables are missing (reference §5.1, §3.1).
+        """
+        try:
+            with conn.transaction():
+                work()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+            log.warning("connection %s: database unavailable: %s", c["id"], exc)
+            conn.execute(
+                "UPDATE _hcsandbox.connection SET state = 'DB_UNAVAILABLE', next_state = NULL, next_at = NULL "
+                "WHERE id = %s",
+                (c["id"],),
+            )
+            conn.execute(
+                "INSERT INTO _hcsandbox.notification (connection_id, event_type, message) VALUES (%s, %s, %s)",
+                (
+                    c["id"],
+                    "postgres-connection",
+                    f"DatabaseValidationFailed: {exc.diag.message_primary}",
+                ),
+            )
+
+    def _backlog(self, conn, c: dict[str, Any]) -> int:
+        writable = [
+            m["table_name"]
+            for m in state.rows(
+                conn,
+                "SELECT table_name, config FROM _hcsandbox.mapping WHERE connection_id = %s",
+                (c["id"],),
+            )
+            if m["config"].get("access") == "read_write"
+        ]
+        if not writable or not c["schema_name"]:
+            return 0
+        return conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {}._trigger_log WHERE state IN ('NEW', 'PENDING') AND table_name = ANY(%s)"
+            ).format(sql.Identifier(c["schema_name"])),
+            (writable,),
+        ).fetchone()[0]
 
     def _finish_transition(self, conn, c: dict[str, Any]) -> None:
         target = c["next_state"]
+        if target == "PAUSED" and self._backlog(conn, c):
+            return  # HC finishes its pending operations before it pauses (reference §3.3)
         if c["pending_import"] is not None:
             self.apply_import(conn, c, c["pending_import"])
-        if target == "PAUSED" and c["state"] not in ACTIVE_CONNECTION + ("PAUSED",):
-            target = c["state"]
+        if c["state"] == "RECOVERY" and target == "IDLE":
+            # Recovering (a restart, a resume, a new authorization) retries mappings in error.
+            conn.execute(
+                "UPDATE _hcsandbox.mapping SET state = 'DATA_SYNCED', state_description = 'OK', state_since = now() "
+                "WHERE connection_id = %s AND state = 'SYSTEM_ERROR'",
+                (c["id"],),
+            )
         conn.execute(
             "UPDATE _hcsandbox.connection SET state = %s, next_state = NULL, next_at = NULL, "
-            "pending_import = NULL WHERE id = %s",
-            (target, c["id"]),
+            "pending_import = NULL WHERE id = %s AND next_state = %s",
+            (target, c["id"], target),
         )
 
     def apply_import(self, conn, c: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -190,7 +247,7 @@ class Simulator:
             conn,
             "SELECT *, extract(epoch FROM now() - state_since) AS in_state, "
             "coalesce(extract(epoch FROM now() - last_poll_at), 1e9) AS since_poll "
-            "FROM _hcsandbox.mapping WHERE connection_id = %s ORDER BY _id",
+            "FROM _hcsandbox.mapping WHERE connection_id = %s ORDER BY _id FOR UPDATE",
             (c["id"],),
         ):
             obj = self.object(conn, m["object_name"])
@@ -484,16 +541,16 @@ def materialize(conn, schema: str, m: dict[str, Any], obj: ObjectSpec) -> None:
     ).fetchone()
     if exists:
         hcschema.add_columns(conn, schema, m["table_name"], columns)
-        hcschema.set_access(conn, schema, m["table_name"], m["config"].get("access", "read_only"))
-    else:
-        hcschema.create_mapped_table(
-            conn,
-            schema,
-            m["table_name"],
-            columns,
-            access=m["config"].get("access", "read_only"),
-            indexes=indexes,
-        )
+    # Idempotent: on a kept table (a deleted mapping created again) it restores HC's triggers,
+    # functions and indexes, and it sets the logger for the mapping's access.
+    hcschema.create_mapped_table(
+        conn,
+        schema,
+        m["table_name"],
+        columns,
+        access=m["config"].get("access", "read_only"),
+        indexes=indexes,
+    )
 
 
 def upsert_records(
@@ -596,8 +653,33 @@ def set_state(conn, mapping_id, new_state: str, description: str = "OK", **extra
     )
 
 
-def create_mapping(conn, connection_id, object_name: str, config: dict[str, Any]) -> dict[str, Any]:
+REQUIRED_FIELDS = ("Id", "IsDeleted", "SystemModstamp")
+
+
+def with_required_fields(config: dict[str, Any], obj: ObjectSpec | None) -> dict[str, Any]:
+    """HC maps Id, IsDeleted and SystemModstamp on every mapping (when the object has them) and
+    indexes SystemModstamp, whatever the request asked; the dashboard cannot remove them either."""
     config = {k: v for k, v in config.items() if k not in ("revision", "applied_at")}
+    fields = dict(config.get("fields") or {})
+    for name in REQUIRED_FIELDS:
+        if name not in fields and (obj is None or obj.field(name) is not None):
+            fields[name] = {}
+    indexes = dict(config.get("indexes") or {})
+    indexes.setdefault("Id", {"unique": True})
+    if "SystemModstamp" in fields:
+        indexes.setdefault("SystemModstamp", {"unique": False})
+    return {**config, "fields": fields, "indexes": indexes}
+
+
+def _object_spec(conn, name: str) -> ObjectSpec | None:
+    found = state.row(
+        conn, "SELECT spec FROM _hcsandbox.sf_object WHERE lower(name) = lower(%s)", (name,)
+    )
+    return ObjectSpec.model_validate(found["spec"]) if found else None
+
+
+def create_mapping(conn, connection_id, object_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    config = with_required_fields(config, _object_spec(conn, object_name))
     return state.row(
         conn,
         "INSERT INTO _hcsandbox.mapping (connection_id, object_name, table_name, config) "
@@ -608,7 +690,7 @@ def create_mapping(conn, connection_id, object_name: str, config: dict[str, Any]
 
 def update_mapping_config(conn, m: dict[str, Any], config: dict[str, Any]) -> None:
     """A new config revision; added fields alter the table and load the new columns."""
-    config = {k: v for k, v in config.items() if k not in ("revision", "applied_at")}
+    config = with_required_fields(config, _object_spec(conn, m["object_name"]))
     added = set(config.get("fields", {})) - set(m["config"].get("fields", {}))
     conn.execute(
         "UPDATE _hcsandbox.mapping SET config = %s, revision = revision + 1, applied_at = now(), "
