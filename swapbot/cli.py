@@ -8,32 +8,34 @@ import sys
 
 from swapbot import config
 
+# Without --mode, a setting is required when the standard deployment needs it: a web dyno
+# (`serve`) and a worker dyno (`worker`), as in the Procfile.
+DEFAULT_MODES = ("serve", "worker")
+
 
 def _config_check(args: argparse.Namespace) -> int:
     try:
         settings = config.load_settings()
     except config.SettingsError as exc:
-        print("Some settings are malformed:", file=sys.stderr)
+        print("Some settings are malformed (nothing else was checked):", file=sys.stderr)
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
     for name, text in config.masked(settings).items():
         print(f"{name:28} {text}")
-    modes = [args.mode] if args.mode else list(config.REQUIRED)
-    failed = False
+    required = [args.mode] if args.mode else list(DEFAULT_MODES)
     print()
-    for mode in modes:
+    failed = False
+    for mode in config.REQUIRED:
         missing = settings.missing_for(mode)
+        mark = "required" if mode in required else "optional"
         if missing:
-            print(f"{mode:8} missing: " + ", ".join(missing))
+            print(f"{mode:8} ({mark}) missing: " + ", ".join(missing))
             for name in missing:
                 print(f"           {name}: e.g. {config.EXAMPLES[name]}")
+            failed = failed or mode in required
         else:
-            print(f"{mode:8} ok")
-        failed = failed or (bool(missing) and args.mode is not None)
-    if args.mode is None and any(settings.missing_for(m) for m in modes):
-        # Without --mode, a missing setting is reported but only fails the modes asked for.
-        return 1 if args.strict else 0
+            print(f"{mode:8} ({mark}) ok")
     return 1 if failed else 0
 
 
@@ -46,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="print settings (secrets masked) and what is missing")
     check.add_argument(
-        "--mode", choices=sorted(config.REQUIRED), help="fail if this mode lacks a setting"
+        "--mode",
+        choices=sorted(config.REQUIRED),
+        help="the way the bot will run; default: serve and worker (the web and worker dynos)",
     )
-    check.add_argument("--strict", action="store_true", help="fail if any mode lacks a setting")
     check.set_defaults(func=_config_check)
 
     from swapbot.database import cli as database_cli

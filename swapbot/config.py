@@ -71,8 +71,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "SLACK_BOT_TOKEN",
         "SWAPBOT_CHANNEL",
     ),
-    "sandbox": ("DATABASE_URL",),
-    "demo": ("DATABASE_URL", "REDIS_URL"),
+    "sandbox": ("DATABASE_URL",),  # or --database-url
+    "demo": (),  # creates its own database on the local PostgreSQL (--admin-url)
 }
 
 

@@ -93,7 +93,7 @@ def test_config_check_cli_masks_and_reports_modes():
     assert out.returncode == 0, out.stderr
     assert "hunter2" not in out.stdout + out.stderr
     assert "SLACK_BOT_TOKEN" in out.stdout and "(set)" in out.stdout
-    assert "serve    ok" in out.stdout
+    assert "serve    (required) ok" in out.stdout
 
 
 def test_config_check_cli_fails_for_missing_mode_setting():
@@ -104,6 +104,11 @@ def test_config_check_cli_fails_for_missing_mode_setting():
     assert "Signing Secret" in out.stdout
     # socket mode does not need the signing secret
     assert run_check(env, "--mode", "socket").returncode == 0
+    # without --mode, the web and worker dynos' settings are required
+    assert run_check(env).returncode == 1
+    assert run_check(FULL).returncode == 0
+    nothing = run_check({})
+    assert nothing.returncode == 1 and "DATABASE_URL: e.g. postgres://" in nothing.stdout
 
 
 def test_config_check_cli_fails_on_malformed_setting():

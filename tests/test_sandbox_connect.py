@@ -197,16 +197,13 @@ def test_put_that_adds_fields_resyncs_the_new_columns(clients, db):
     config = m.config.model_copy(deep=True)
     config.fields["Rating"] = {}
     connect.update_mapping(hc1, m.id, config)
-    states = set()
 
     def synced():
         current = mapping(connect, hc1, "Account")
-        states.add(current.state)
         return current.state == "DATA_SYNCED" and current.config.revision == 2
 
     wait_until(synced, what="resync")
     assert db.execute("SELECT count(rating) FROM salesforce.account").fetchone()[0] == 100
-    assert states & {"SCHEMA_CHANGED", "RESYNC", "DATA_SYNCED"}
 
 
 def test_mapping_create_unknown_field_goes_bad_config_and_delete(clients, db):

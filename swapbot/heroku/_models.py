@@ -288,7 +288,8 @@ class Connection(_Model):
     db_key: str | None = None
     state: str | None = None
     mappings_summary_state: str | None = None
-    features: dict[str, bool | None] = Field(default_factory=dict)
+    # Flags are booleans today; anything else Heroku adds is kept, not rejected.
+    features: dict[str, Any] = Field(default_factory=dict)
     sf_info: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     plan: str | None = None

@@ -160,6 +160,13 @@ CONNECTION_SQL = (
 )
 
 
+def _tables_in(conn, schema: str) -> set[str]:
+    return {
+        r[0]
+        for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
+    }
+
+
 def mapping_counts(
     conn, c: dict[str, Any], mappings: list[dict[str, Any]]
 ) -> dict[str, dict[str, int]]:
@@ -176,11 +183,9 @@ def mapping_counts(
     ):
         out[objects[r["object_name"]]]["sf"] = r["n"]
     schema = c["schema_name"]
-    if (
-        not schema
-        or not conn.execute("SELECT to_regclass(%s)", (f'"{schema}"._trigger_log',)).fetchone()[0]
-    ):
-        return out
+    system = {"_trigger_log", "_trigger_log_archive"}
+    if not schema or len(_tables_in(conn, schema) & system) < len(system):
+        return out  # no schema yet, or HC's system tables are gone (DB_UNAVAILABLE)
     s = sql.Identifier(schema)
     for r in state.rows(
         conn,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -24,22 +25,53 @@ def _assumption(text: str) -> tuple[str, bool]:
     return key, value.lower() == "true"
 
 
-def _options(args: argparse.Namespace) -> SandboxOptions:
-    assumptions = Assumptions(**dict(args.assume or []))
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _options(args: argparse.Namespace, stored: dict | None = None) -> SandboxOptions:
+    """Options from the command line; assumptions not named there keep their stored value."""
     return SandboxOptions(
-        speed=args.speed, faults=args.faults, seed=args.seed, assumptions=assumptions
+        speed=args.speed,
+        faults=args.faults,
+        seed=args.seed,
+        load_rows_per_second=args.load_rate,
+        org_changes_per_second=args.org_change_rate,
+        org_api_daily_limit=args.api_daily_limit,
+        writer_latency_seconds=args.writer_latency,
+        assumptions=Assumptions(**{**(stored or {}), **dict(args.assume or [])}),
     )
 
 
 def add_sandbox_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--speed", type=float, default=1.0, help="simulated seconds per real second (default 1)"
+    add = p.add_argument
+    add("--speed", type=_positive, default=1.0, help="simulated seconds per real second (1)")
+    add(
+        "--faults", type=_fraction, default=0.0, help="share of API calls that fail: 5xx, 429, slow"
     )
-    p.add_argument(
-        "--faults", type=float, default=0.0, help="share of API calls that fail: 5xx, 429 or slow"
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
-    p.add_argument(
+    add("--seed", type=int, default=None, help="random seed, for repeatable runs")
+    add("--load-rate", type=_positive, default=500.0, help="rows a second a load copies (500)")
+    add("--org-change-rate", type=_not_negative, default=0.5, help="org changes a second (0.5)")
+    add("--api-daily-limit", type=int, default=1_000_000, help="the org's daily API request limit")
+    add("--writer-latency", type=_not_negative, default=2.0, help="seconds before HC sends a write")
+    add(
         "--assume",
         type=_assumption,
         action="append",
@@ -47,9 +79,7 @@ def add_sandbox_arguments(p: argparse.ArgumentParser) -> None:
         help="pick a variant of an unconfirmed behaviour (repeatable): "
         + ", ".join(Assumptions.model_fields),
     )
-    p.add_argument(
-        "--write-load", type=float, default=0.0, metavar="PER_SECOND", help="app writes per second"
-    )
+    add("--write-load", type=_not_negative, default=0.0, metavar="PER_SECOND", help="app writes/s")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -61,10 +91,19 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
-    if not args.keep:
+    stored = None
+    if args.keep:
+        stored = scenarios.stored_assumptions(args.database_url)
+        if stored is None:
+            print(
+                "--keep: this database holds no sandbox yet; run once without --keep",
+                file=sys.stderr,
+            )
+            return 2
+    else:
         print(f"loading scenario {scenario.name} ...", flush=True)
         scenarios.load(args.database_url, scenario)
-    sandbox = Sandbox(args.database_url, _options(args), port=args.port).start()
+    sandbox = Sandbox(args.database_url, _options(args, stored), port=args.port).start()
     load = WriteLoad(args.database_url, args.write_load).start() if args.write_load > 0 else None
     print(f"sandbox listening on {sandbox.base_url}")
     print(f"  HEROKU_CONNECT_CENTRAL_URL={sandbox.central_url}")
@@ -92,20 +131,19 @@ def _demo(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sandbox", help="serve the local Heroku Connect and Platform API stand-in")
     p.add_argument("--port", type=int, default=5055)
-    p.add_argument("--database-url", required=True, help="the PostgreSQL database the sandbox owns")
     p.add_argument(
-        "--scenario", default="demo", help="one of: " + ", ".join(sorted(scenarios.SCENARIOS))
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        required=not os.environ.get("DATABASE_URL"),
+        help="the PostgreSQL database the sandbox owns (default: $DATABASE_URL)",
     )
-    p.add_argument(
-        "--keep", action="store_true", help="keep the existing sandbox state instead of reloading"
-    )
+    p.add_argument("--scenario", default="demo", help=", ".join(sorted(scenarios.SCENARIOS)))
+    p.add_argument("--keep", action="store_true", help="carry on with the database's sandbox state")
     add_sandbox_arguments(p)
     p.set_defaults(func=_serve)
 
     d = sub.add_parser("demo", help="rehearse against the local sandbox, in the terminal")
-    d.add_argument(
-        "--admin-url", default=LOCAL_ADMIN_URL, help="a PostgreSQL URL allowed to create databases"
-    )
+    d.add_argument("--admin-url", default=LOCAL_ADMIN_URL, help="a URL allowed to create databases")
     d.add_argument("--database", default="swapbot_demo", help="the demo database (re-created)")
     d.add_argument("--seconds", type=float, default=20.0, help="how long to watch the sync")
     add_sandbox_arguments(d)

@@ -234,7 +234,7 @@ def demo() -> Scenario:
 
 @register("small")
 def small() -> Scenario:
-    """The demo's shape at a tenth of the rows, without unmanaged objects: quick for tests."""
+    """The demo's shape at a hundredth of the rows, without unmanaged objects: quick for tests."""
     objects = [o.model_copy(update={"records": max(o.records // 100, 20)}) for o in DEMO_OBJECTS]
     return Scenario(
         name="small",
@@ -406,7 +406,7 @@ def _load_connection(conn, scenario: Scenario, spec: ConnectionSpec) -> None:
         )
         obj = objects[ms.object_name]
         materialize(conn, spec.schema_name, m, obj)
-        upsert_records(conn, spec.schema_name, m, obj)
+        upsert_records(conn, spec.schema_name, m, obj, bulk=True)
         conn.execute(
             sql.SQL("ANALYZE {}.{}").format(
                 sql.Identifier(spec.schema_name), sql.Identifier(m["table_name"])
@@ -481,6 +481,14 @@ def _fill_trigger_log(conn, spec: ConnectionSpec, live: int, archive: int) -> No
     )
     conn.execute(sql.SQL("ANALYZE {}._trigger_log").format(s))
     conn.execute(sql.SQL("ANALYZE {}._trigger_log_archive").format(s))
+
+
+def stored_assumptions(database_url: str) -> dict | None:
+    """The assumption flags a sandbox in this database last ran with (None: no sandbox here)."""
+    with psycopg.connect(database_url) as conn:
+        if conn.execute("SELECT to_regclass('_hcsandbox.setting')").fetchone()[0] is None:
+            return None
+        return state.get_setting(conn, "assumptions", {})
 
 
 def app_database_url(database_url: str, role: str) -> str:
