@@ -332,6 +332,47 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
 )
 
 
+EXTRA: tuple[Assumption, ...] = (
+    Assumption(
+        key="rate-limit-before-processing",
+        section="§8.1",
+        assumes=(
+            "A 429 is answered before the request is processed (Heroku's router rejects it), so "
+            "even a call that is not safe to repeat (import, mapping create, add-on create) is "
+            "sent again after a 429, honouring Retry-After."
+        ),
+        if_wrong=(
+            "A call could run twice. Every such step checks the live system before acting, so a "
+            "second add-on create fails on the taken name and a second import of the same "
+            "mappings changes nothing (import updates mappings in place)."
+        ),
+        how_to_check="Hit the rate limit on a scratch app with a POST and list what it created.",
+    ),
+    Assumption(
+        key="restart-and-authorize-url-repeatable",
+        section="§2.1",
+        assumes=(
+            "POST .../actions/restart and POST .../authorize_url may be sent twice: a second "
+            "restart restarts again, a second authorize_url gives a new link."
+        ),
+        if_wrong="The clients would have to stop retrying them on 5xx and timeouts.",
+        how_to_check="Call each twice on a demo connection and compare the connection's states.",
+    ),
+    Assumption(
+        key="delete-mapping-repeat",
+        section="§2.2",
+        assumes=(
+            "DELETE /mappings/{id} is safe to retry; if a retry follows a lost 204, the answer is "
+            "404, which the client raises as NotFound."
+        ),
+        if_wrong="delete-old reads the connection again and finds the mapping gone: done.",
+        how_to_check="Delete a mapping twice on a demo connection.",
+    ),
+)
+
+ASSUMPTIONS = ASSUMPTIONS + EXTRA
+
+
 def assumption(key: str) -> Assumption:
     for item in ASSUMPTIONS:
         if item.key == key:
