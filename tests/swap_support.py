@@ -37,6 +37,7 @@ def make_engine(sandbox, db_url: str, redis_prefix: str, **options) -> Engine:
         "in_flight_grace": 0.5,
         "approvers": {APPROVER},
         "lease_ttl": 10.0,
+        "timeout_scale": 0.02,
     }
     return Engine(store, live_factory, **{**defaults, **options})
 

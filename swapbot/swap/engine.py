@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_GRACE = 35.0
 
 
+def _is_done(cp: Any) -> bool:
+    return cp is not None and cp.status in ("done", "skipped")
+
+
 class StepStopped(Exception):
     """The step cannot go on; the message says why and what a person should do."""
 
@@ -123,10 +127,13 @@ class Engine:
         sleep: Callable[[float], None] = time.sleep,
         approvers: set[str] | None = None,
         approval_ttl: float = 900.0,
+        timeout_scale: float = 1.0,
     ):
         self.store = store
         self.approvers = set(approvers or ())
         self.approvals = Approvals(store, ttl_s=approval_ttl)
+        # Step timeouts are in real seconds; rehearsals against a fast sandbox scale them down.
+        self.timeout_scale = timeout_scale
         self.live_factory = live_factory
         self.emitter = emitter or Emitter()
         self.runner = runner or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
@@ -201,6 +208,7 @@ class Engine:
         dry_run: bool = False,
         wait: bool = True,
         break_glass: str | None = None,
+        app: str | None = None,
     ) -> Outcome:
         plan = self.current_plan()
         if plan is None:
@@ -209,6 +217,18 @@ class Engine:
             step = runbook.get(name)
         except KeyError as exc:
             return Outcome(name, "refused", exc.args[0])
+        if name == runbook.OUTAGE_START and app != plan.app:
+            # The outage never starts by accident: the command must name the app it takes down.
+            return Outcome(name, "refused", f"the outage starts only with `{name} {plan.app}`")
+        done = self.store.checkpoints(plan.swap_id)
+        if step.phase == "prep" or not step.point_of_no_return:
+            past = [
+                s.name for s in runbook.STEPS if s.point_of_no_return and _is_done(done.get(s.name))
+            ]
+            if past and runbook.STEPS.index(step) < runbook.STEPS.index(runbook.get(past[0])):
+                return Outcome(
+                    name, "refused", f"{past[0]} is done: steps before it cannot run again"
+                )
         live = self.live_factory(plan, self.emitter, dry_run)
         try:
             lease = None if dry_run else self._lease(plan.swap_id)
@@ -321,7 +341,7 @@ class Engine:
         self, run: Run, step: runbook.Step, *, started: float, acted: bool, wait: bool
     ) -> Outcome:
         swap_id = run.plan.swap_id
-        deadline = started + step.timeout
+        deadline = started + step.timeout * self.timeout_scale
         seen = step.check(run)
         while not seen:
             if not wait or self.clock() >= deadline:
@@ -366,6 +386,78 @@ class Engine:
                 log.exception("could not record a failed step")
         self.emit("step.failed", swap_id, step=step.name, actor=run.actor, message=message)
         return Outcome(step.name, "failed", message)
+
+    # -- rollback ----------------------------------------------------------------------------
+    def rollback(self, actor: str, *, dry_run: bool = False) -> Outcome:
+        """Undo, in reverse, every step done so far, up to the point of no return."""
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome("rollback", "refused", "there is no plan yet")
+        done = self.store.checkpoints(plan.swap_id)
+        ponr = [s for s in runbook.STEPS if s.point_of_no_return and _is_done(done.get(s.name))]
+        if ponr:
+            return Outcome(
+                "rollback",
+                "refused",
+                f"{ponr[0].name} is done: the old mappings are gone, so there is no automatic way back. "
+                f"By hand: re-import the stored export of {plan.old_addon} (record `export`) into "
+                f"{plan.old_addon}, let it load, and switch the search_path back with "
+                "`swapbot db search-path restore` from the stored record.",
+            )
+        live = self.live_factory(plan, self.emitter, dry_run)
+        try:
+            lease = None if dry_run else self._lease(plan.swap_id)
+        except StepStopped as exc:
+            return Outcome("rollback", "refused", str(exc))
+        calls: list[str] = []
+        try:
+            self.emit(
+                "rollback.started",
+                plan.swap_id,
+                actor=actor,
+                message=f"{actor} rolls the swap back",
+            )
+            self.store.audit(plan.swap_id, actor, "rollback.started") if not dry_run else None
+            with self.emitter.capture() as events:
+                for step in reversed(runbook.STEPS):
+                    cp = done.get(step.name)
+                    if cp is None or cp.status in ("pending", "undone") or step.undo is None:
+                        continue
+                    run = Run(self, plan, live, lease, actor, step.name)
+                    step.undo(run)
+                    if not dry_run:
+                        self.store.checkpoint(lease, step.name, status="undone")
+                        self.store.audit(plan.swap_id, actor, "step.undone", step=step.name)
+                    self.emit(
+                        "step.undone",
+                        plan.swap_id,
+                        step=step.name,
+                        actor=actor,
+                        message=step.summary,
+                    )
+            calls = [e.message for e in events if e.kind == "call"]
+            if dry_run:
+                return Outcome(
+                    "rollback", "dry-run", f"would make {len(calls)} change(s)", calls=calls
+                )
+            # Steps without an undo (prep steps that only created hc2 and its mappings) are
+            # reset so the swap can be run again; hc2 itself is left for a person to remove.
+            for step in runbook.STEPS:
+                if step.undo is None and _is_done(done.get(step.name)) and step.phase == "cutover":
+                    self.store.checkpoint(lease, step.name, status="undone")
+            self.store.audit(plan.swap_id, actor, "rollback.done", detail={"calls": calls})
+            self.emit(
+                "rollback.done", plan.swap_id, actor=actor, message="rolled back", calls=calls
+            )
+            return Outcome(
+                "rollback", "done", f"rolled back with {len(calls)} change(s)", calls=calls
+            )
+        except (StepStopped, HerokuError, psycopg.Error) as exc:
+            self.emit("step.failed", plan.swap_id, step="rollback", actor=actor, message=str(exc))
+            return Outcome("rollback", "failed", str(exc), calls=calls)
+        finally:
+            if lease is not None:
+                self.store.release(lease)
 
     # -- approvals -------------------------------------------------------------------------
     def live_facts(self, live: Live) -> dict[str, Any]:

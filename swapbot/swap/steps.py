@@ -549,7 +549,7 @@ def switch_act(run: Run) -> None:
 
     def apply() -> None:
         with run.live.db(autocommit=True) as conn:
-            searchpath.switch(
+            record = searchpath.switch(
                 conn,
                 run.plan.roles,
                 run.plan.old_schema,
@@ -559,6 +559,7 @@ def switch_act(run: Run) -> None:
                 previous=searchpath.SwitchRecord.model_validate(previous) if previous else None,
                 save=lambda rec: run.remember("search_path", rec.model_dump(mode="json")),
             )
+        run.remember("search_path", record.model_dump(mode="json"))  # with its proofs
 
     run.live.change(description, apply)
 
@@ -827,6 +828,7 @@ CUTOVER: tuple[Step, ...] = (
 
 STEPS: tuple[Step, ...] = PREP + CUTOVER
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
+OUTAGE_START = "stop-writes"
 
 
 def get(name: str) -> Step:

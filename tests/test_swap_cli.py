@@ -1,0 +1,87 @@
+"""`swapbot hcswap` from the terminal, as a separate process against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from swapbot.sandbox.scenarios import role_names
+from tests.conftest import REDIS_TEST_URL, TOKEN
+
+
+@pytest.fixture
+def hcswap(sandbox, db_url, db_name, redis_prefix):
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SLACK_", "SWAPBOT_", "HEROKU_"))
+        },
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_TEST_URL,
+        "SWAPBOT_REDIS_PREFIX": redis_prefix,
+        "HEROKU_API_TOKEN": TOKEN,
+        "HEROKU_APP_NAME": "acme-prod",
+        "HEROKU_API_URL": sandbox.platform_url,
+        "HEROKU_CONNECT_CENTRAL_URL": sandbox.central_url,
+        "SWAPBOT_APPROVERS": "U0APPROVER",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "swapbot.cli", "hcswap", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    run.role = role_names(db_name)[0]
+    return run
+
+
+def test_plan_status_and_a_dry_run(hcswap):
+    out = hcswap("status")
+    assert out.returncode == 0 and "no plan yet" in out.stdout
+    assert "notifications are off" in out.stderr
+    out = hcswap(
+        "plan", "new", "--swap-id", "acme-cli", "--new-schema", "salesforce2",
+        "--mappings", "Account:Rating;Contact:Phone", "--roles", hcswap.role,
+        "--process-types", "web,worker", "--as", "U0OPERATOR",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    status = json.loads(hcswap("status", "--json").stdout)
+    assert status["plan"]["mappings"] == {"Account": ["Rating"], "Contact": ["Phone"]}
+    assert [s["name"] for s in status["steps"]][:3] == ["preflight", "create-addon", "configure"]
+    out = hcswap("preflight", "--as", "U0OPERATOR")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = hcswap("create-addon", "--dry-run", "--as", "U0OPERATOR")
+    assert out.returncode == 0
+    assert "would call: POST /apps/acme-prod/addons" in out.stdout
+    history = json.loads(hcswap("history", "--json").stdout)
+    assert [e["action"] for e in history][:2] == ["plan.saved", "step.started"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["next"], "--as USER"),
+        (["launch", "--as", "U1"], "unknown or malformed subcommand"),
+        (["plan", "new", "--swap-id", "x", "--new-schema", "s2", "--mappings", "Account", "--as", "U1"], "swap id"),
+        (["plan", "new", "--swap-id", "ok-id", "--new-schema", "salesforce", "--mappings", "Account", "--as", "U1"], "differ"),
+        (["plan", "new", "--swap-id", "ok-id", "--new-schema", "s2;drop", "--mappings", "Account", "--as", "U1"], "schema"),
+        (["plan", "new", "--swap-id", "ok-id", "--new-schema", "s2", "--mappings", "Acc'ount", "--as", "U1"], "Salesforce object"),
+        (["plan", "new", "--swap-id", "ok-id", "--new-schema", "s2", "--mappings", "Account", "--process-types", "web",
+          "--bot-process-types", "web", "--as", "U1"], "never scale"),
+        (["confirm", "everything", "--as", "U1"], "no plan"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_refused_and_changes_nothing(hcswap, args, message):
+    out = hcswap(*args)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert message in out.stderr + out.stdout
+    assert "no plan yet" in hcswap("status").stdout
