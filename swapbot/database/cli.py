@@ -13,7 +13,7 @@ import sys
 from swapbot.database._common import UserError
 
 # Modules under swapbot.database that provide a command, in the order `--help` lists them.
-COMMANDS: list[str] = ["preflight", "backlog", "searchpath", "parity"]
+COMMANDS: list[str] = ["preflight", "backlog", "searchpath", "parity", "inventory", "ddl", "verify"]
 
 
 def _guarded(func):

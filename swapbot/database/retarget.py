@@ -1,0 +1,344 @@
+"""Moving references from one schema to another by editing parse trees, never by text search.
+
+Catalog definitions are read with `search_path = pg_catalog`, so every reference to a user
+relation, type or function is schema-qualified. `Renames` says which qualified names move
+(a changed table `OLD.account` -> `NEW.account`, a view copied into NEW, ...); `rewrite`
+walks a pglast tree and changes exactly those `RangeVar`, `TypeName`, `FuncCall` and
+three-part `ColumnRef` nodes, leaving every other reference (an unchanged table in OLD, a
+table in public) where it was. The tree is printed back with pglast's `RawStream`.
+
+Bodies of plpgsql and non-atomic SQL functions are text that PostgreSQL resolves at run time.
+`scan_body` reads them with PostgreSQL's own lexer (pglast's scanner): comments and string
+literals are single tokens, so only a real `OLD . name` token sequence is moved, and anything
+that could build SQL from strings (`EXECUTE`) is reported instead of rewritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError, scan
+from pglast.stream import RawStream, maybe_double_quote_name
+
+Name = tuple[str, str]  # (schema, name), unquoted
+
+
+def quote(name: str) -> str:
+    """An identifier as PostgreSQL needs it written (quoted only when it must be)."""
+    return maybe_double_quote_name(name)
+
+
+def qname(schema: str, name: str) -> str:
+    return f"{quote(schema)}.{quote(name)}"
+
+
+def role(name: str) -> str:
+    """A role as GRANT wants it: PUBLIC is a keyword, not a name."""
+    return "PUBLIC" if name == "PUBLIC" else quote(name)
+
+
+def literal(text: str) -> str:
+    """A string constant (comments are the only free text the DDL carries)."""
+    escaped = text.replace("'", "''")
+    if "\\" in text:
+        return "E'" + escaped.replace("\\", "\\\\") + "'"
+    return f"'{escaped}'"
+
+
+@dataclass
+class Renames:
+    """Qualified names that move. Relations cover their row types too."""
+
+    relations: dict[Name, Name] = field(default_factory=dict)
+    functions: dict[Name, Name] = field(default_factory=dict)
+
+    def inverse(self) -> Renames:
+        return Renames(
+            {v: k for k, v in self.relations.items()}, {v: k for k, v in self.functions.items()}
+        )
+
+    def names(self) -> set[str]:
+        """Every unqualified name that could start a moved reference (for cheap pre-filters)."""
+        return {n for _, n in self.relations} | {n for _, n in self.functions}
+
+
+def _names(nodes) -> tuple[str, ...] | None:
+    if not nodes or not all(isinstance(n, ast.String) for n in nodes):
+        return None
+    return tuple(n.sval for n in nodes)
+
+
+def name_nodes(*names: str) -> tuple[ast.String, ...]:
+    return tuple(ast.String(sval=n) for n in names)
+
+
+class _Rewriter:
+    """Edits a tree in place; collects the old names it moved (`hits`).
+
+    A plain stack walk over each node's slots: pglast's generic Visitor keeps ancestors for
+    every node, which costs more than the whole rewrite on large inventories.
+    """
+
+    def __init__(self, renames: Renames):
+        self.renames = renames
+        self.hits: set[Name] = set()
+        self.handlers = {
+            ast.RangeVar: self.range_var,
+            ast.TypeName: self.type_name,
+            ast.ColumnRef: self.column_ref,
+            ast.FuncCall: self.func_call,
+            ast.CreateTrigStmt: self.func_call,
+        }
+
+    def __call__(self, root) -> None:
+        handlers, stack = self.handlers, [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, tuple):
+                stack.extend(node)
+                continue
+            if not isinstance(node, ast.Node):
+                continue
+            handler = handlers.get(type(node))
+            if handler is not None:
+                handler(node)
+            for attr in _slots(type(node)):
+                value = getattr(node, attr)
+                if value is not None and isinstance(value, (ast.Node, tuple)):
+                    stack.append(value)
+
+    def _relation(self, key: Name) -> Name | None:
+        target = self.renames.relations.get(key)
+        if target is not None:
+            self.hits.add(key)
+        return target
+
+    def range_var(self, node: ast.RangeVar) -> None:
+        if node.schemaname:
+            target = self._relation((node.schemaname, node.relname))
+            if target:
+                node.schemaname, node.relname = target
+
+    def type_name(self, node: ast.TypeName) -> None:
+        names = _names(node.names)
+        if names and len(names) == 2:
+            target = self._relation(names)
+            if target:
+                node.names = name_nodes(*target)
+
+    def column_ref(self, node: ast.ColumnRef) -> None:
+        names = _names(node.fields[:2]) if node.fields and len(node.fields) >= 3 else None
+        if names:
+            target = self._relation(names)
+            if target:
+                node.fields = name_nodes(*target) + tuple(node.fields[2:])
+
+    def func_call(self, node) -> None:
+        names = _names(node.funcname)
+        if names and len(names) == 2:
+            target = self.renames.functions.get(names)
+            if target is not None:
+                self.hits.add(names)
+                node.funcname = name_nodes(*target)
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    slots = _SLOTS.get(cls)
+    if slots is None:
+        slots = _SLOTS[cls] = tuple(cls.__slots__)
+    return slots
+
+
+def parse(text: str) -> list[ast.Node]:
+    """The statements of `text` (RawStmt wrappers removed)."""
+    return [raw.stmt for raw in parse_sql(text)]
+
+
+def parse_one(text: str) -> ast.Node:
+    statements = parse(text)
+    if len(statements) != 1:
+        raise ValueError(f"expected one statement, got {len(statements)}")
+    return statements[0]
+
+
+def rewrite(node: ast.Node, renames: Renames) -> set[Name]:
+    """Move the references `renames` names, in place; return the old names that were hit."""
+    visitor = _Rewriter(renames)
+    visitor(node)
+    return visitor.hits
+
+
+def deparse(node: ast.Node) -> str:
+    return RawStream()(node)
+
+
+# --- function bodies resolved at run time ------------------------------------------------------
+
+_WORD = re.compile(r"[a-z_][a-z0-9_$]*")
+_IDENT_KINDS = {"UNRESERVED_KEYWORD", "COL_NAME_KEYWORD", "TYPE_FUNC_NAME_KEYWORD"}
+
+
+def _ident(text: str, token) -> str | None:
+    """The identifier a token spells, or None when it is not one."""
+    if token.name != "IDENT" and token.kind not in _IDENT_KINDS:
+        return None
+    raw = text[token.start : token.end + 1]
+    if raw.startswith('"'):
+        return raw[1:-1].replace('""', '"')
+    if raw.startswith(("U&", "u&")):
+        return None
+    return raw.lower()
+
+
+def _string_value(raw: str) -> str:
+    """Contents of a string-constant token (enough to look for names in it)."""
+    if raw.startswith("$"):
+        tag_end = raw.index("$", 1) + 1
+        return raw[tag_end:-tag_end]
+    if raw[:1] in "eEnNbBxX" and raw[1:2] == "'":
+        raw = raw[1:]
+    return raw[1:-1].replace("''", "'")
+
+
+def _spell(name: str, quoted: bool) -> str:
+    return '"' + name.replace('"', '""') + '"' if quoted else quote(name)
+
+
+@dataclass
+class BodyScan:
+    """What a function body (plpgsql or non-atomic SQL) says about the moved names."""
+
+    qualified: set[Name] = field(default_factory=set)  # OLD.t written out
+    unqualified: set[str] = field(default_factory=set)  # t alone: resolved by search_path
+    strings_qualified: set[str] = field(default_factory=set)  # 'OLD.t' inside a string literal
+    strings_loose: bool = False  # a string literal mentions a moved name or `OLD.` at all
+    dynamic: bool = False  # EXECUTE: the body builds SQL from strings
+    error: str | None = None  # the lexer could not read it
+    rewritten: str | None = None  # the body with qualified references moved, if any
+
+
+def scan_body(body: str, renames: Renames, *, language: str) -> BodyScan:
+    """Find (and move) references in a body PostgreSQL resolves when the function runs."""
+    result = BodyScan()
+    try:
+        tokens = scan(body)
+    except ParseError as exc:
+        result.error = str(exc)
+        return result
+    watched = renames.names()
+    qualified_schemas = {s for s, _ in renames.relations} | {s for s, _ in renames.functions}
+    edits: list[tuple[int, int, str]] = []
+    count = len(tokens)
+    for i, tok in enumerate(tokens):
+        if tok.name == "EXECUTE" and language == "plpgsql":
+            result.dynamic = True
+        if tok.name == "SCONST":
+            value = _string_value(body[tok.start : tok.end + 1])
+            lowered = value.lower()
+            words = set(_WORD.findall(lowered))
+            if words & watched or any(f"{s}." in lowered for s in qualified_schemas):
+                result.strings_loose = True
+            for schema, name in (*renames.relations, *renames.functions):
+                if f"{schema}.{name}" in lowered or f'{schema}."{name}"' in value:
+                    result.strings_qualified.add(qname(schema, name))
+            continue
+        ident = _ident(body, tok)
+        if ident is None:
+            continue
+        after = tokens[i + 1].name if i + 1 < count else None
+        before = tokens[i - 1].name if i else None
+        if (
+            ident in qualified_schemas
+            and after == "ASCII_46"
+            and i + 2 < count
+            and before != "ASCII_46"
+        ):
+            name = _ident(body, tokens[i + 2])
+            if name is None:
+                continue
+            call = i + 3 < count and tokens[i + 3].name == "ASCII_40"
+            key = (ident, name)
+            target = renames.functions.get(key) if call else renames.relations.get(key)
+            if target is not None:
+                result.qualified.add(key)
+                # Only the parts that change are rewritten, spelled as they were (quoted or
+                # not), so moving there and back gives the original text.
+                for part, old, new in (
+                    (tok, key[0], target[0]),
+                    (tokens[i + 2], key[1], target[1]),
+                ):
+                    if old != new:
+                        was_quoted = body[part.start] == '"'
+                        edits.append((part.start, part.end + 1, _spell(new, was_quoted)))
+            continue
+        if ident in watched and before != "ASCII_46" and after not in ("ASCII_46", "ASCII_40"):
+            result.unqualified.add(ident)
+    if edits:
+        out, last = [], 0
+        for start, end, text in edits:
+            out += [body[last:start], text]
+            last = end
+        out.append(body[last:])
+        result.rewritten = "".join(out)
+    return result
+
+
+# --- search_path settings ----------------------------------------------------------------------
+
+
+def path_with(schemas: list[str], new: str, before: str) -> list[str]:
+    """`schemas` with `new` inserted right before `before` (once)."""
+    out = [s for s in schemas if s != new]
+    index = out.index(before) if before in out else len(out)
+    return out[:index] + [new] + out[index:]
+
+
+def path_without(schemas: list[str], drop: str) -> list[str]:
+    return [s for s in schemas if s != drop]
+
+
+def set_function_path(stmt: ast.CreateFunctionStmt, schemas: list[str]) -> None:
+    """Replace the `SET search_path` clause of a CREATE FUNCTION tree."""
+    args = tuple(ast.A_Const(val=ast.String(sval=s)) for s in schemas)
+    for option in stmt.options or ():
+        if option.defname == "set" and option.arg.name == "search_path":
+            option.arg.args = args
+            return
+    setting = ast.VariableSetStmt(
+        kind=enums.VariableSetKind.VAR_SET_VALUE, name="search_path", args=args
+    )
+    stmt.options = (*(stmt.options or ()), ast.DefElem(defname="set", arg=setting))
+
+
+def function_body(stmt: ast.CreateFunctionStmt) -> str | None:
+    """The text body of a CREATE FUNCTION tree (None for BEGIN ATOMIC or C functions)."""
+    for option in stmt.options or ():
+        if option.defname == "as":
+            parts = option.arg
+            if isinstance(parts, tuple) and len(parts) == 1 and isinstance(parts[0], ast.String):
+                return parts[0].sval
+    return None
+
+
+def set_function_body(stmt: ast.CreateFunctionStmt, body: str) -> None:
+    for option in stmt.options or ():
+        if option.defname == "as":
+            option.arg = (ast.String(sval=body),)
+            return
+    raise ValueError("function has no text body")
+
+
+def function_path(stmt: ast.CreateFunctionStmt) -> list[str] | None:
+    """The schemas of the function's own `SET search_path`, or None when it has none."""
+    for option in stmt.options or ():
+        if option.defname == "set" and option.arg.name == "search_path":
+            return [
+                a.val.sval if isinstance(a.val, ast.String) else str(a.val)
+                for a in option.arg.args or ()
+            ]
+    return None
