@@ -35,7 +35,7 @@ class Sandbox:
         self.options = options or SandboxOptions()
         self.rng = random.Random(self.options.seed)
         self.pool = ConnectionPool(
-            database_url, min_size=2, max_size=12, open=True, kwargs={"autocommit": False}
+            database_url, min_size=2, max_size=20, open=True, kwargs={"autocommit": False}
         )
         with self.pool.connection() as conn:
             stored = state.get_setting(conn, "assumptions")
@@ -83,7 +83,10 @@ class Sandbox:
         last = time.monotonic()
         while not self._stop.wait(self.options.tick_seconds):
             now = time.monotonic()
-            self.sim.step(now - last)
+            try:
+                self.sim.step(now - last)
+            except Exception:  # the clock must never stop: log, and try again next tick
+                log.exception("sandbox clock tick failed")
             last = now
 
     def stop(self) -> None:

@@ -51,6 +51,7 @@ class Simulator:
         self._carry: dict[str, float] = defaultdict(float)
         self._objects: dict[str, ObjectSpec] = {}
         self._lock = threading.Lock()  # one step at a time, whoever calls it
+        self._edits = 0
 
     # -- helpers --------------------------------------------------------------------------
     def _budget(self, key: str, per_second: float, nominal: float) -> int:
@@ -167,6 +168,9 @@ class Simulator:
                     f"DatabaseValidationFailed: {exc.diag.message_primary}",
                 ),
             )
+        except psycopg.Error:
+            # Anything else stops this connection's step only; HC would retry on its next cycle.
+            log.exception("connection %s: step failed", c["id"])
 
     def _backlog(self, conn, c: dict[str, Any]) -> int:
         writable = [
@@ -464,9 +468,11 @@ class Simulator:
         return True
 
     def _org_changes(self, conn, nominal: float) -> None:
-        n = self._budget("org", self.options.org_changes_per_second, nominal)
+        # At most a few hundred changes a tick, so a high speed cannot starve the other parts.
+        n = min(self._budget("org", self.options.org_changes_per_second, nominal), 200)
         if n <= 0:
             return
+        prefixes = _prefixes(conn)
         objects = state.rows(
             conn,
             "SELECT o.name, o.spec, (SELECT max(seq) FROM _hcsandbox.sf_record r WHERE r.object_name = o.name) AS top "
@@ -482,15 +488,17 @@ class Simulator:
                 count = conn.execute(
                     "SELECT count(*) FROM _hcsandbox.sf_record WHERE object_name = %s", (obj.name,)
                 ).fetchone()[0]
-                generate_records(conn, obj, 1, _prefixes(conn), start=count + 1, fresh=True)
+                generate_records(conn, obj, 1, prefixes, start=count + 1, fresh=True)
                 continue
+            # External ids are keys other systems hold: the org's own edits leave them alone.
             editable = [
-                f for f in obj.fields if f.type in ("string", "textarea") and f.name not in ("Id",)
+                f for f in obj.fields if f.type in ("string", "textarea") and not f.external_id
             ]
             if not editable:
                 continue
             f = self.rng.choice(editable)
-            value = f"{f.name} edited {self.rng.randint(1, 10**6)}"[: f.length]
+            self._edits += 1
+            value = f"{f.name} edit {self._edits}"[: f.length]
             conn.execute(
                 "UPDATE _hcsandbox.sf_record SET data = jsonb_set(data, %s, to_jsonb(%s::text)), systemmodstamp = now() "
                 "WHERE object_name = %s AND seq = (SELECT seq FROM _hcsandbox.sf_record WHERE object_name = %s "

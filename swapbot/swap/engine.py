@@ -570,7 +570,7 @@ class Engine:
         return None
 
     # -- things only a person can confirm ---------------------------------------------------
-    CONFIRMABLE = ("settings", "external-objects")
+    CONFIRMABLE = ("settings", "objects", "external-objects")
 
     def confirm(self, what: str, actor: str) -> Outcome:
         plan = self.current_plan()

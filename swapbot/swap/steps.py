@@ -600,24 +600,38 @@ def delete_old_act(run: Run) -> None:
 
 
 def verify_check(run: Run) -> Check:
+    """After the cutover the old tables may be gone (delete-old), so this runs the checks of
+    `swapbot db verify` that hold then: names resolve to NEW for the app's roles, the new
+    columns exist, rows still arrive from Salesforce, HC's triggers are on the new tables."""
     synced = wait_sync_check(run)
     if not synced:
         return synced
-    from swapbot.database import searchpath
+    from swapbot.database import verify
 
+    p = run.plan
+    since = verify.parse_since(_iso(run.recall("outage_started_at")))
+    columns = [f"{obj.lower()}.{f.lower()}" for obj, fields in p.mappings.items() for f in fields]
     with run.live.db(autocommit=True) as conn:
-        report = searchpath.show(
-            conn, run.plan.roles, run.plan.old_schema, run.plan.new_schema, run.plan.tables
-        )
-    wrong = [
-        f"{view.role}: {table} -> {schema}"
-        for view in report.roles
-        for table, schema in view.resolves.items()
-        if table in run.plan.tables and schema != run.plan.new_schema
-    ]
-    if wrong:
-        return Check(False, "names still resolve to the old schema: " + "; ".join(wrong))
-    return Check(True, "hc2 in sync and the app's names resolve to the new schema")
+        checks = [
+            verify.check_resolution(conn, p.old_schema, p.new_schema, p.tables, r)
+            for r in p.roles or [None]
+        ]
+        checks.append(verify.check_columns(conn, p.old_schema, p.new_schema, p.tables, columns))
+        checks.append(verify.check_arriving(conn, p.new_schema, p.tables, since))
+        checks.append(verify.check_hc_triggers(conn, p.new_schema, p.tables))
+    failed = [f"{c.name}: {c.detail}" for c in checks if c.status == "fail"]
+    if failed:
+        return Check(False, "; ".join(failed), {"checks": [c.model_dump() for c in checks]})
+    return Check(
+        True, "hc2 in sync; names resolve to the new schema; new columns present; data arriving"
+    )
+
+
+def _iso(epoch: float | None) -> str:
+    import datetime as dt
+
+    moment = dt.datetime.fromtimestamp(epoch or 0, dt.UTC)
+    return moment.replace(tzinfo=None).isoformat()
 
 
 def external_objects_check(run: Run) -> Check:
@@ -635,6 +649,91 @@ def external_objects_act(run: Run) -> None:
         f"re-point Heroku External Objects of {', '.join(run.plan.tables)} to schema {run.plan.new_schema}, "
         "then confirm with `confirm external-objects`",
         person=run.plan.authorizer,
+    )
+
+
+# -- objects Heroku Connect does not manage (swapbot.database.ddl) --------------------------
+def _ddl_plan(run: Run, phase: str):
+    from swapbot.database import ddl
+
+    with run.live.db(autocommit=True) as conn:
+        return ddl.plan(conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables, phase)
+
+
+def _objects_check(phase: str) -> Callable[[Run], Check]:
+    """Done when this swap applied the phase's DDL (grants re-plan forever: GRANT is idempotent,
+    so an empty plan cannot be the proof) and a person handled what the bot could not."""
+
+    def check(run: Run) -> Check:
+        record = run.recall(f"ddl:{phase}")
+        if not record or not record.get("applied"):
+            plan = _ddl_plan(run, phase)
+            if plan.problems:
+                return Check(
+                    False, "not ready: " + "; ".join(plan.problems), {"problems": plan.problems}
+                )
+            if not plan.steps and not plan.manual:
+                return Check(True, f"no {phase} objects to carry")
+            return Check(False, f"{len(plan.steps)} object(s) to carry to {run.plan.new_schema}")
+        manual = [f"{m['kind']} {m['identity']}" for m in record.get("manual", [])]
+        if manual and not run.confirmed("objects"):
+            return Check(False, "objects for a person: " + "; ".join(manual), {"manual": manual})
+        done = len(record.get("steps", []))
+        return Check(
+            True,
+            f"{done} {phase} object(s) carried"
+            + (f"; {len(manual)} by a person" if manual else ""),
+        )
+
+    return check
+
+
+def _objects_act(phase: str) -> Callable[[Run], None]:
+    def act(run: Run) -> None:
+        from swapbot.database import ddl, system_grants
+
+        plan = _ddl_plan(run, phase)
+        if plan.problems:
+            raise run.stop(f"the {phase} DDL cannot run yet: " + "; ".join(plan.problems))
+
+        def apply() -> None:
+            p = run.plan
+            with run.live.db(autocommit=True) as conn:
+                done = ddl.apply(conn, p.old_schema, p.new_schema, p.tables, phase)
+                grants = (
+                    system_grants.carry(conn, p.old_schema, p.new_schema) if phase == "prep" else []
+                )
+            run.remember(f"ddl:{phase}", done.model_dump(mode="json") | {"system_grants": grants})
+
+        run.live.change(
+            f"apply {phase} DDL: {len(plan.statements)} statement(s)", apply, sql=plan.statements
+        )
+        if plan.manual:
+            items = "; ".join(
+                f"{m.kind} {m.identity}: {', '.join(m.flags) or m.action}" for m in plan.manual
+            )
+            run.ask(
+                f"objects the bot cannot carry safely need a person: {items}. Handle them, then `confirm objects`",
+                person=run.plan.authorizer,
+            )
+
+    return act
+
+
+def objects_undo(run: Run) -> None:
+    """Put back re-pointed definitions and drop the copies made in NEW (ddl's rollback phase)."""
+    from swapbot.database import ddl
+
+    plan = _ddl_plan(run, "rollback")
+    if not plan.steps:
+        return
+
+    def apply() -> None:
+        with run.live.db(autocommit=True) as conn:
+            ddl.apply(conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables, "rollback")
+
+    run.live.change(
+        f"apply rollback DDL: {len(plan.statements)} statement(s)", apply, sql=plan.statements
     )
 
 
@@ -722,6 +821,16 @@ PREP: tuple[Step, ...] = (
         waits_on="heroku",
         timeout=86_400,
     ),
+    Step(
+        "prepare-objects",
+        "prep",
+        "recreate the indexes, grants, views and functions in the new schema",
+        _objects_check("prep"),
+        _objects_act("prep"),
+        undo=objects_undo,
+        person="handle objects the bot cannot carry",
+        timeout=600,
+    ),
 )
 
 CUTOVER: tuple[Step, ...] = (
@@ -757,6 +866,15 @@ CUTOVER: tuple[Step, ...] = (
         waits_on="heroku",
         repeat_act=True,
         timeout=600,
+    ),
+    Step(
+        "cutover-objects",
+        "cutover",
+        "create the triggers and foreign keys, re-point dependents outside the old schema",
+        _objects_check("cutover"),
+        _objects_act("cutover"),
+        undo=objects_undo,
+        in_outage=True,
     ),
     Step(
         "switch",

@@ -1,0 +1,181 @@
+"""The cutover through the engine: approvals, the outage gate, the switch, the point of no
+return, and rollback — against the sandbox, real PostgreSQL and real Redis."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from swapbot.heroku import ConnectClient
+from swapbot.sandbox.scenarios import app_database_url, role_names
+from swapbot.sandbox.writeload import WriteLoad
+from swapbot.swap import steps
+from tests.conftest import TOKEN
+from tests.swap_support import APPROVER, OPERATOR, Person, demo_plan, make_engine
+
+CUTOVER = [s.name for s in steps.CUTOVER]
+
+
+@pytest.fixture
+def prepped(sandbox_factory, db_url, db_name, redis_prefix):
+    """A swap whose prep is done, with the app writing through its role all along."""
+    sandbox = sandbox_factory("small", writer_latency_seconds=0.5, org_changes_per_second=1.0)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+    load = WriteLoad(db_url, per_second=20, seed=3).start()
+    for _ in range(len(steps.PREP)):
+        out = engine.next(OPERATOR)
+        assert out.ok, (out.step, out.message)
+    yield sandbox, engine, load
+    load.stop()
+    person.stop()
+
+
+def approve_ahead(engine, step):
+    requested = engine.request_approval(step, OPERATOR)
+    assert requested.ok, requested.message
+    granted = engine.approve(requested.data["request_id"], APPROVER)
+    assert granted.ok, granted.message
+
+
+def schema_of(session, name: str) -> str:
+    """The schema an unqualified name reaches in this session."""
+    return session.execute(
+        "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = to_regclass(%s)", (name,)
+    ).fetchone()[0]
+
+
+def app_session(db_url, db_name):
+    return psycopg.connect(app_database_url(db_url, role_names(db_name)[0]), autocommit=True)
+
+
+def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_name):
+    sandbox, engine, load = prepped
+    approve_ahead(engine, "pause")
+    approve_ahead(engine, "delete-old")
+    assert engine.run_step("stop-writes", OPERATOR).status == "refused"  # must name the app
+    out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    assert out.status == "done", out.message
+    load.stop()  # the app's dynos are down: its writes stop
+    for name in CUTOVER[1:]:
+        out = engine.run_step(name, OPERATOR)
+        assert out.ok, (name, out.status, out.message)
+    connect = ConnectClient(TOKEN, sandbox.central_url)
+    hc1 = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
+    hc2 = connect.get_connection(connect.find_connection("acme-prod", "hc2"))
+    assert {m.object_name for m in hc1.mappings} == {"Opportunity", "Case", "Invoice__c"}
+    assert {m.object_name for m in hc2.mappings} == {"Account", "Contact"}
+    assert hc1.state in ("IDLE", "POLLING_DB_CHANGES") and hc2.state in (
+        "IDLE",
+        "POLLING_DB_CHANGES",
+    )
+    with app_session(db_url, db_name) as app:
+        assert schema_of(app, "account") == "salesforce2"
+        assert schema_of(app, "opportunity") == "salesforce"
+        app.execute("UPDATE account SET rating = 'Hot' WHERE id = (SELECT min(id) FROM account)")
+    # the new schema's trigger log took the app's write: hc2 sends it
+    assert db.execute("SELECT count(*) FROM salesforce2._trigger_log").fetchone()[0] >= 1
+    # every app write made before stop-writes reached the org (hc1 drained before the pause)
+    assert (
+        db.execute(
+            "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW','PENDING')"
+        ).fetchone()[0]
+        == 0
+    )
+    sent = db.execute(
+        "SELECT count(*) FROM salesforce._trigger_log_archive WHERE state = 'SUCCESS'"
+    ).fetchone()[0]
+    assert sent >= load.writes > 0
+    # the formation and maintenance are as before the outage
+    from swapbot.heroku import PlatformClient
+
+    platform = PlatformClient(TOKEN, sandbox.platform_url)
+    assert {f.type: f.quantity for f in platform.formation("acme-prod")} == {
+        "web": 2,
+        "worker": 1,
+        "clock": 1,
+    }
+    assert platform.app("acme-prod").maintenance is False
+    # past the point of no return: no rollback, and earlier steps cannot run again
+    out = engine.rollback(OPERATOR)
+    assert out.status == "refused" and "no automatic way back" in out.message
+    assert engine.run_step("pause", OPERATOR).status == "refused"
+
+
+def test_pause_needs_a_second_person(prepped):
+    _, engine, load = prepped
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    load.stop()
+    assert engine.run_step("drain", OPERATOR).ok
+    out = engine.run_step("pause", OPERATOR)
+    assert out.status == "refused" and "approv" in out.message
+    requested = engine.request_approval("pause", OPERATOR)
+    rid = requested.data["request_id"]
+    own = engine.approve(rid, OPERATOR)
+    assert own.status == "refused" and "cannot approve it" in own.message
+    stranger = engine.approve(rid, "U0STRANGER")
+    assert stranger.status == "refused" and "approver" in stranger.message
+    assert engine.approve(rid, APPROVER).ok
+    assert engine.run_step("pause", OPERATOR).ok
+    # the approval was used once
+    assert engine.store.checkpoints("acme-test")["pause"].status == "done"
+    again = engine.approvals.consume("acme-test", "pause", fingerprint="x", live_digest="y")
+    assert again is None
+
+
+def test_break_glass_runs_without_a_second_person_and_is_audited(prepped):
+    _, engine, load = prepped
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    load.stop()
+    engine.run_step("drain", OPERATOR)
+    out = engine.run_step("pause", OPERATOR, break_glass="approver unreachable, incident INC-42")
+    assert out.ok, out.message
+    entries = [e for e in engine.store.history("acme-test", count=500) if e.action == "break-glass"]
+    assert len(entries) == 1 and entries[0].actor == OPERATOR
+
+
+def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_name):
+    sandbox, engine, load = prepped
+    with psycopg.connect(db_url) as conn:
+        before = conn.execute(
+            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+        ).fetchall()
+    approve_ahead(engine, "pause")
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    load.stop()
+    for name in ("drain", "pause", "switch"):
+        out = engine.run_step(name, OPERATOR)
+        assert out.ok, (name, out.message)
+    with app_session(db_url, db_name) as app:
+        assert schema_of(app, "account") == "salesforce2"
+    dry = engine.rollback(OPERATOR, dry_run=True)
+    assert dry.status == "dry-run" and dry.calls
+    out = engine.rollback(OPERATOR)
+    assert out.status == "done", out.message
+    with psycopg.connect(db_url) as conn:
+        after = conn.execute(
+            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+        ).fetchall()
+    assert after == before  # the exact previous search_path settings
+    with app_session(db_url, db_name) as app:
+        assert schema_of(app, "account") == "salesforce"
+    from swapbot.heroku import PlatformClient
+
+    connect = ConnectClient(TOKEN, sandbox.central_url)
+    platform = PlatformClient(TOKEN, sandbox.platform_url)
+    from tests.conftest import wait_until
+
+    wait_until(
+        lambda: (
+            connect.get_connection(connect.find_connection("acme-prod", "hc1")).state != "PAUSED"
+        )
+    )
+    assert {f.type: f.quantity for f in platform.formation("acme-prod")} == {
+        "web": 2,
+        "worker": 1,
+        "clock": 1,
+    }
+    assert platform.app("acme-prod").maintenance is False
+    hc1 = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
+    assert {m.object_name for m in hc1.mappings} >= {"Account", "Contact"}  # nothing was deleted
