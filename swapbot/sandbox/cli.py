@@ -11,6 +11,7 @@ import threading
 
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import Assumptions, SandboxOptions
+from swapbot.swap import steps as runbook
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="rehearse against the local sandbox, in the terminal")
     d.add_argument("--admin-url", default=LOCAL_ADMIN_URL, help="a URL allowed to create databases")
     d.add_argument("--database", default="swapbot_demo", help="the demo database (re-created)")
-    d.add_argument("--seconds", type=float, default=20.0, help="how long to watch the sync")
+    d.add_argument(
+        "--rollback-at",
+        choices=[s.name for s in runbook.CUTOVER if not s.point_of_no_return][1:],
+        help="rehearse a rollback just before this cutover step",
+    )
     add_sandbox_arguments(d)
-    d.set_defaults(func=_demo, speed=10.0, write_load=5.0)
+    d.set_defaults(func=_demo, speed=50.0, write_load=5.0, org_change_rate=2.0)
