@@ -38,6 +38,7 @@ from swapbot.database._common import (
     require_mapped_tables,
     require_schema,
 )
+from swapbot.database._session import add_connection_arguments
 from swapbot.database.inventory import DbObject, catalog_snapshot, fetch, scan
 from swapbot.database.retarget import literal, qname, quote, role
 
@@ -626,7 +627,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         help="SQL for prep, cutover or rollback, re-targeted from OLD to NEW (--apply runs it)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--database-url", required=True, help="postgres://... of the app's database")
+    add_connection_arguments(p)
     p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
     p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
     p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
@@ -634,6 +635,5 @@ def add_command(db_sub) -> argparse.ArgumentParser:
     p.add_argument("--apply", action="store_true", help="run the phase in one transaction")
     p.add_argument("--lock-timeout", type=int, default=2000, help="ms per lock (default 2000)")
     p.add_argument("--attempts", type=int, default=5, help="tries when a lock times out")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_command)
     return p

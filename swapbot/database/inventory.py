@@ -45,6 +45,7 @@ from swapbot.database._common import (
     parse_tables,
     require_mapped_tables,
 )
+from swapbot.database._session import add_connection_arguments
 from swapbot.database.retarget import Name, Renames, literal, qname, quote, role
 from swapbot.sandbox.hcschema import log_trigger_name, status_trigger_name
 
@@ -1712,10 +1713,9 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         help="objects the swap must carry from OLD to NEW, classified by phase (reads only)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--database-url", required=True, help="postgres://... of the app's database")
+    add_connection_arguments(p)
     p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
     p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
     p.add_argument("--new-schema", help="NEW, to show each object's re-targeted definition")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_command)
     return p

@@ -25,6 +25,7 @@ from swapbot.database._common import (
     require_mapped_tables,
     require_schema,
 )
+from swapbot.database._session import add_connection_arguments
 from swapbot.database.inventory import DbObject, catalog_snapshot, scan
 from swapbot.database.retarget import qname, quote
 from swapbot.sandbox.hcschema import log_trigger_name, status_trigger_name
@@ -535,13 +536,12 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         help="after the cutover: names resolve to NEW, data arrives, nothing bound to OLD",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--database-url", required=True, help="postgres://... of the app's database")
+    add_connection_arguments(p)
     p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
     p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
     p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
     p.add_argument("--since", required=True, help="ISO time of the cutover: rows must be newer")
     p.add_argument("--role", help="the app's role(s), comma-separated: resolve names as them")
     p.add_argument("--columns", help="table.column,... the new fields that must exist in NEW")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(func=_command)
     return p

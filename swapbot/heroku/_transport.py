@@ -339,3 +339,18 @@ def invalid_response(response: requests.Response, method: str, message: str) -> 
 
 def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000
+
+
+class BaseClient:
+    """What every client shares: one transport, closed with the client (usable as `with`)."""
+
+    _transport: Transport
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

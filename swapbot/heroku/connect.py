@@ -27,6 +27,7 @@ from ._models import (
 )
 from ._transport import (
     DEFAULT_TIMEOUT,
+    BaseClient,
     RetryPolicy,
     Timeout,
     Transport,
@@ -48,7 +49,7 @@ MAX_DISCOVERY_PAGES = 50
 ConfigLike = MappingConfig | MappingABC[str, Any]
 
 
-class ConnectClient:
+class ConnectClient(BaseClient):
     """Heroku Connect API v3 over one session. Not-safe-to-repeat calls are marked (UNSAFE):
     after a TransportError or ServerError from one of them, read the live state before retrying.
     """
@@ -69,15 +70,6 @@ class ConnectClient:
 
     def __repr__(self) -> str:
         return f"ConnectClient(central_url={self.central_url!r})"
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def __enter__(self) -> ConnectClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- discovery (hc-central) ----------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 from ._models import Addon, App, Dyno, Formation, FormationUpdate, config_vars_from
 from ._transport import (
     DEFAULT_TIMEOUT,
+    BaseClient,
     RetryPolicy,
     Timeout,
     Transport,
@@ -35,7 +36,7 @@ MAX_PAGES = 50
 M = TypeVar("M", bound=BaseModel)
 
 
-class PlatformClient:
+class PlatformClient(BaseClient):
     """Heroku Platform API over one session. `create_addon` is not safe to repeat: after a
     TransportError or ServerError from it, list the add-ons before trying again."""
 
@@ -59,15 +60,6 @@ class PlatformClient:
 
     def __repr__(self) -> str:
         return f"PlatformClient(api_url={self.api_url!r})"
-
-    def close(self) -> None:
-        self._transport.close()
-
-    def __enter__(self) -> PlatformClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- app -----------------------------------------------------------------------------------
 
