@@ -37,6 +37,9 @@ class WriteLoad:
         self._thread.start()
         return self
 
+    def is_running(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

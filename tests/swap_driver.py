@@ -1,0 +1,50 @@
+"""A runner process for the resumption tests: drives the whole swap with the engine, as an
+operator would, until every step is done. Tests kill it with SIGKILL and start another.
+
+    python -m tests.swap_driver DB_URL DB_NAME REDIS_PREFIX CENTRAL_URL PLATFORM_URL
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import SimpleNamespace
+
+from swapbot.swap import steps as runbook
+from tests.swap_support import APPROVER, OPERATOR, Person, make_engine
+
+
+def drive(engine) -> int:
+    plan = engine.current_plan()
+    for step in runbook.STEPS:
+        for _ in range(400):
+            app = plan.app if step.name == runbook.OUTAGE_START else None
+            out = engine.run_step(step.name, OPERATOR, app=app)
+            print(f"{step.name}: {out.status}: {out.message}", flush=True)
+            if out.ok:
+                break
+            if out.status == "refused" and step.approval and "being run by" not in out.message:
+                request = engine.request_approval(step.name, OPERATOR)
+                if request.ok:
+                    engine.approve(request.data["request_id"], APPROVER)
+                continue
+            if out.status == "failed":
+                return 1
+            time.sleep(0.2)  # waiting, or another runner's lease has not expired yet
+        else:
+            return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    db_url, db_name, prefix, central, platform = argv
+    sandbox = SimpleNamespace(
+        central_url=central, platform_url=platform, base_url=central.rsplit("/", 1)[0]
+    )
+    engine = make_engine(sandbox, db_url, prefix, lease_ttl=1.5, in_flight_grace=1.0)
+    Person(engine, sandbox)
+    return drive(engine)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
