@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from swapbot.heroku import HerokuError
+from swapbot.heroku import HerokuError, RateLimited, ServerError, TransportError
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.events import Emitter, Event
@@ -243,6 +243,13 @@ class Engine:
             return self._run(run, step, dry_run=dry_run, wait=wait)
         except StepStopped as exc:
             return self._failed(run, step, str(exc))
+        except (ServerError, RateLimited, TransportError, psycopg.OperationalError) as exc:
+            # Heroku or the database did not answer: whether the change landed is unknown. The
+            # checkpoint stays as it was ("running" once acting began), so the next attempt looks
+            # at the live system before doing anything again.
+            message = f"{type(exc).__name__}: {exc}; run the step again: it checks first"
+            self.emit("step.waiting", plan.swap_id, step=name, actor=actor, message=message)
+            return Outcome(name, "waiting", message)
         except (HerokuError, psycopg.Error) as exc:
             return self._failed(run, step, f"{type(exc).__name__}: {exc}")
         finally:
@@ -252,20 +259,35 @@ class Engine:
     def _blocked_by(self, run: Run, step: runbook.Step) -> str | None:
         """Steps run in order: every earlier step must be done (on the live system, if Redis forgot)."""
         checkpoints = self.store.checkpoints(run.plan.swap_id)
-        for earlier in runbook.STEPS[: runbook.STEPS.index(step)]:
+        before = runbook.STEPS[: runbook.STEPS.index(step)]
+        for i, earlier in enumerate(before):
             cp = checkpoints.get(earlier.name)
             if cp is not None and cp.status in ("done", "skipped"):
                 continue
             seen = earlier.check(Run(self, run.plan, run.live, run.lease, run.actor, earlier.name))
             if not seen:
+                # Its proof is gone (a record Redis lost) or has moved on (loads drift while hc2
+                # is paused): a later step proven done on the live system implies it.
+                later = self._later_proven(run, before[i + 1 :])
+                if later:
+                    seen = runbook.Check(True, f"implied: {later} is done on the live system")
+            if not seen:
                 return f"{earlier.name} is not done yet ({seen.seen}); run it first"
             if run.lease is not None:
-                self.store.checkpoint(
-                    run.lease,
-                    earlier.name,
-                    status="done",
-                    detail={"seen": seen.seen, "rebuilt": True},
+                detail = {"seen": seen.seen, "rebuilt": True}
+                self.store.checkpoint(run.lease, earlier.name, status="done", detail=detail)
+                self.store.audit(
+                    run.plan.swap_id, run.actor, "step.rebuilt", step=earlier.name, detail=detail
                 )
+        return None
+
+    def _later_proven(self, run: Run, later: tuple[runbook.Step, ...]) -> str | None:
+        """A later step proven done on the live system: steps run in order, so it implies this one."""
+        for step in reversed(later):
+            if step.proof == "live" and step.check(
+                Run(self, run.plan, run.live, run.lease, run.actor, step.name)
+            ):
+                return step.name
         return None
 
     def _run(self, run: Run, step: runbook.Step, *, dry_run: bool, wait: bool) -> Outcome:

@@ -52,9 +52,11 @@ class Step:
     person: str | None = None  # what a person must do, when only a person can
     waits_on: Literal["heroku", "person", None] = None  # whose time the wait is
     timeout: float = 600.0  # nominal seconds the engine waits for the check after acting
-    repeat_act: bool = (
-        False  # act again on every poll until the check passes (safe, idempotent acts)
-    )
+    # Act again on every poll until the check passes (safe, idempotent acts).
+    repeat_act: bool = False
+    # "record": the check rests on something only Redis keeps (a report, an export, a person's
+    # word). If Redis lost it, a later step proven done on the live system implies this one.
+    proof: Literal["live", "record"] = "live"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -233,10 +235,13 @@ def import_act(run: Run) -> None:
 
 def abort_check(run: Run) -> Check:
     """Nothing to abort when every mapping got its fields with the import (the shortcut)."""
+    mappings = _new_mappings(run)
+    absent = [o for o in run.plan.objects if o not in mappings]
+    if absent:
+        return Check(False, f"hc2 has no mapping for {', '.join(absent)} yet")
     missing = _missing_fields(run)
     if not missing:
         return Check(True, "every hc2 mapping already has the new fields: nothing to abort")
-    mappings = _new_mappings(run)
     loading = [
         o
         for o in missing
@@ -281,6 +286,9 @@ def add_columns_act(run: Run) -> None:
 
 
 def reload_check(run: Run) -> Check:
+    absent = [o for o in run.plan.objects if o not in _new_mappings(run)]
+    if absent:
+        return Check(False, f"hc2 has no mapping for {', '.join(absent)} yet")
     aborted = [
         o for o, m in _new_mappings(run).items() if o in run.plan.mappings and m.state == "ABORTED"
     ]
@@ -438,7 +446,14 @@ def restore_check(run: Run) -> Check:
 
 
 def restore_act(run: Run) -> None:
-    before = run.recall("formation") or []
+    before = run.recall("formation")
+    if before is None:
+        # Redis lost the record: guessing quantities could start the wrong dynos. Say so.
+        raise run.stop(
+            "the formation recorded at stop-writes is gone (Redis lost the swap's state); scale "
+            f"{', '.join(run.plan.process_types)} of {run.plan.app} back by hand "
+            "(heroku ps:scale TYPE=N) and turn maintenance off (heroku maintenance:off)"
+        )
     updates = [
         {"type": b["type"], "quantity": b["quantity"], "dyno_size": b["size"]} for b in before
     ]
@@ -739,7 +754,14 @@ def objects_undo(run: Run) -> None:
 
 # -- the runbook -----------------------------------------------------------------------------
 PREP: tuple[Step, ...] = (
-    Step("preflight", "prep", "check the database requirements", preflight_check, preflight_act),
+    Step(
+        "preflight",
+        "prep",
+        "check the database requirements",
+        preflight_check,
+        preflight_act,
+        proof="record",
+    ),
     Step(
         "create-addon",
         "prep",
@@ -766,7 +788,14 @@ PREP: tuple[Step, ...] = (
         waits_on="person",
         timeout=3600,
     ),
-    Step("export", "prep", "export and keep hc1's configuration", export_check, export_act),
+    Step(
+        "export",
+        "prep",
+        "export and keep hc1's configuration",
+        export_check,
+        export_act,
+        proof="record",
+    ),
     Step(
         "import",
         "prep",
@@ -812,6 +841,7 @@ PREP: tuple[Step, ...] = (
         person="set write algorithm and notifications",
         waits_on="person",
         timeout=3600,
+        proof="record",
     ),
     Step(
         "wait-sync",
@@ -830,6 +860,7 @@ PREP: tuple[Step, ...] = (
         undo=objects_undo,
         person="handle objects the bot cannot carry",
         timeout=600,
+        proof="record",
     ),
 )
 
@@ -875,6 +906,7 @@ CUTOVER: tuple[Step, ...] = (
         _objects_act("cutover"),
         undo=objects_undo,
         in_outage=True,
+        proof="record",
     ),
     Step(
         "switch",
