@@ -364,8 +364,11 @@ class Engine:
     ) -> Outcome:
         swap_id = run.plan.swap_id
         deadline = started + step.timeout * self.timeout_scale
+        acted_at = self.clock()  # from here on the step waits on Heroku, dynos or people
         seen = step.check(run)
+        looped = False
         while not seen:
+            looped = True
             if not wait or self.clock() >= deadline:
                 self.store.checkpoint(
                     run.lease, step.name, status="waiting", detail={"seen": seen.seen}
@@ -382,8 +385,17 @@ class Engine:
             seen = step.check(run)
             if seen.data and "progress" in seen.data:
                 self.emit("load.progress", swap_id, step=step.name, message=seen.seen, **seen.data)
-        elapsed = self.clock() - started
-        detail = {"seen": seen.seen, "seconds": round(elapsed, 3), "waits_on": step.waits_on}
+        finished = self.clock()
+        elapsed = finished - started
+        detail = {
+            "seen": seen.seen,
+            "seconds": round(elapsed, 3),
+            # Waiting for the live system to show the change (HC pausing, dynos stopping);
+            # the rest of `seconds` is the bot's own work and its API calls.
+            "waited": round(finished - acted_at, 3) if looped else 0.0,
+            "waits_on": step.waits_on,
+            "started_epoch": time.time() - elapsed,
+        }
         self.store.checkpoint(run.lease, step.name, status="done", detail=detail)
         self.store.audit(swap_id, run.actor, "step.done", step=step.name, detail=detail)
         self.emit(

@@ -7,6 +7,7 @@ One object per run, holding the clients. Reads go straight through; every change
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from swapbot.swap.events import Emitter, Event
 from swapbot.swap.plan import Plan
 
 T = TypeVar("T")
+READ_REUSE_SECONDS = 0.1
 
 
 class DryRun(Exception):
@@ -47,10 +49,14 @@ class Live:
         self.emitter = emitter
         self.dry_run = dry_run
         self._refs: dict[str, ConnectionRef] = {}
+        # One check reads the same connection several times within milliseconds; keep a read
+        # for a moment. Any change clears it, so nothing stale is read after the bot acts.
+        self._reads: dict[str, tuple[float, Connection]] = {}
 
     # -- changes ------------------------------------------------------------------------
     def change(self, description: str, action: Callable[[], T], **data: Any) -> T | None:
         """Make one change to the live system, announced first; in a dry run, only announced."""
+        self._reads.clear()
         self.emitter.emit(
             Event(
                 kind="call",
@@ -80,10 +86,15 @@ class Live:
 
     def connection(self, addon: str) -> Connection | None:
         """The connection of an add-on, or None when there is none (yet)."""
+        cached = self._reads.get(addon)
+        if cached and time.monotonic() - cached[0] < READ_REUSE_SECONDS:
+            return cached[1]
         try:
-            return self.connect.get_connection(self.ref(addon))
+            found = self.connect.get_connection(self.ref(addon))
         except ConnectionNotFound:
             return None
+        self._reads[addon] = (time.monotonic(), found)
+        return found
 
     def old(self) -> Connection:
         c = self.connection(self.plan.old_addon)
