@@ -38,6 +38,7 @@ def make_engine(sandbox, db_url: str, redis_prefix: str, **options) -> Engine:
         "approvers": {APPROVER},
         "lease_ttl": 10.0,
         "timeout_scale": 0.02,
+        "clients": (connect, platform),
     }
     return Engine(store, live_factory, **{**defaults, **options})
 

@@ -47,6 +47,13 @@ def hcswap(sandbox, db_url, db_name, redis_prefix):
 def test_plan_status_and_a_dry_run(hcswap):
     out = hcswap("status")
     assert out.returncode == 0 and "no plan yet" in out.stdout
+    # before any plan: the app's connections, each mapping with its state as the API gives it
+    assert "hc1: IDLE, schema salesforce" in out.stdout
+    assert "Account" in out.stdout and "DATA_SYNCED" in out.stdout
+    before = json.loads(hcswap("status", "--json").stdout)
+    assert {m["object"] for m in before["connections"][0]["mappings"]} == {
+        "Account", "Contact", "Opportunity", "Case", "Invoice__c",
+    }  # fmt: skip
     assert "notifications are off" in out.stderr
     out = hcswap(
         "plan", "new", "--swap-id", "acme-cli", "--new-schema", "salesforce2",

@@ -132,3 +132,26 @@ def test_a_second_runner_is_refused_while_one_holds_the_swap(world, db_url, redi
     assert out.status == "refused" and "other-dyno:web.1" in out.message
     engine.store.release(lease)
     assert engine.run_step("preflight", OPERATOR).ok
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mappings": {"Pricebook2": []}}, "hc1 has no mapping for Pricebook2"),
+        ({"mappings": {"Account": ["No_Such_Field__c"]}}, "Account has no field No_Such_Field__c"),
+        ({"new_schema": "reporting"}, "schema reporting already exists"),
+        ({"roles": ["nobody_here"]}, "role nobody_here does not exist"),
+        ({"old_schema": "sales"}, "hc1 syncs schema salesforce, not sales"),
+    ],
+)
+def test_a_plan_is_checked_against_the_live_system_when_saved(
+    sandbox_factory, db_url, db_name, redis_prefix, db, changes, message
+):
+    from swapbot.swap.engine import StepStopped
+
+    sandbox = sandbox_factory("small", clock=False)
+    db.execute("CREATE SCHEMA reporting")
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    with pytest.raises(StepStopped, match=message):
+        engine.save_plan(demo_plan(db_name, **changes), OPERATOR)
+    assert engine.current_plan() is None  # nothing was saved

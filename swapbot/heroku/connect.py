@@ -253,6 +253,11 @@ class ConnectClient(BaseClient):
         url = self._url(ref, "mappings/{id}/errors", id=mapping_id)
         return self._transport.request_model(ErrorList, "GET", url)
 
+    def describe(self, ref: ConnectionRef, object_name: str) -> dict[str, Any]:
+        """The Salesforce object's fields as the connection sees them (`GET .../schemas/{Object}`)."""
+        url = self._url(ref, "connections/{id}/schemas/{obj}", id=ref.id, obj=object_name)
+        return self._transport.request_json("GET", url)
+
     # --- helpers -------------------------------------------------------------------------------
 
     @staticmethod

@@ -66,12 +66,18 @@ def _plan_from_args(args: argparse.Namespace, settings: config.Settings) -> Plan
     )
 
 
-def _status(engine: Engine) -> dict[str, Any]:
+def _status(engine: Engine, app: str | None = None) -> dict[str, Any]:
+    from swapbot.swap import overview
+
     plan = engine.current_plan()
+    app = plan.app if plan else app
+    doc: dict[str, Any] = {}
+    if app and engine.clients is not None:
+        doc["connections"] = overview.connections(*engine.clients, app)
     if plan is None:
-        return {"plan": None, "message": "no plan yet: create one with `plan new`"}
+        return doc | {"plan": None, "message": "no plan yet: create one with `plan new`"}
     checkpoints = engine.store.checkpoints(plan.swap_id)
-    return {
+    return doc | {
         "plan": plan.model_dump(mode="json"),
         "steps": [
             {
@@ -88,8 +94,11 @@ def _status(engine: Engine) -> dict[str, Any]:
 
 
 def _render_status(doc: dict[str, Any]) -> str:
+    from swapbot.swap import overview
+
+    head = overview.render(doc["connections"]) + "\n" if "connections" in doc else ""
     if doc["plan"] is None:
-        return doc["message"]
+        return head + doc["message"]
     plan = doc["plan"]
     lines = [
         f"swap {plan['swap_id']}: {plan['app']} {plan['old_addon']}/{plan['old_schema']} -> "
@@ -102,7 +111,7 @@ def _render_status(doc: dict[str, Any]) -> str:
         lines.append(f"  {s['phase']:8} {s['name']:18} {s['status']:8}{marks}")
     for a in doc["approvals"]:
         lines.append(f"  approval {a['id']} for {a['step']} by {a['requester']}: {a['status']}")
-    return "\n".join(lines)
+    return head + "\n".join(lines)
 
 
 FLAGS = {"--dry-run": "dry_run", "--json": "json", "--no-wait": "no_wait"}
@@ -160,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     outcome: Outcome | None = None
     document: Any = None
     if sub == "status":
-        document = _status(engine)
+        document = _status(engine, settings.heroku_app_name)
         if not args.json:
             print(_render_status(document))
     elif sub == "history":

@@ -128,12 +128,14 @@ class Engine:
         approvers: set[str] | None = None,
         approval_ttl: float = 900.0,
         timeout_scale: float = 1.0,
+        clients: tuple[Any, Any] | None = None,
     ):
         self.store = store
         self.approvers = set(approvers or ())
         self.approvals = Approvals(store, ttl_s=approval_ttl)
         # Step timeouts are in real seconds; rehearsals against a fast sandbox scale them down.
         self.timeout_scale = timeout_scale
+        self.clients = clients  # (ConnectClient, PlatformClient), for status without a plan
         self.live_factory = live_factory
         self.emitter = emitter or Emitter()
         self.runner = runner or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
@@ -171,7 +173,56 @@ class Engine:
         raw = self.store.get_plan(swap_id)
         return Plan.model_validate(raw) if raw else None
 
-    def save_plan(self, plan: Plan, actor: str) -> Plan:
+    def check_plan(self, plan: Plan) -> list[str]:
+        """What the live system says against the plan: empty when it can be saved."""
+        from swapbot.heroku import HerokuError, NotFound
+
+        # Not a dry run: reading hc1 may link the token's user to it (an access grant, as the CLI does).
+        live = self.live_factory(plan, self.emitter, False)
+        problems: list[str] = []
+        try:
+            old = live.old()
+        except HerokuError as exc:
+            return [f"cannot read {plan.old_addon}'s connection: {exc}"]
+        if old.schema_name != plan.old_schema:
+            problems.append(
+                f"{plan.old_addon} syncs schema {old.schema_name}, not {plan.old_schema}"
+            )
+        ref = live.ref(plan.old_addon)
+        for obj, fields in plan.mappings.items():
+            if old.mapping(obj) is None:
+                problems.append(f"{plan.old_addon} has no mapping for {obj}")
+                continue
+            try:
+                described = {f["name"] for f in live.connect.describe(ref, obj).get("fields", [])}
+            except NotFound:
+                problems.append(f"Salesforce has no object {obj}")
+                continue
+            unknown = [f for f in fields if f not in described]
+            if unknown:
+                problems.append(f"{obj} has no field {', '.join(unknown)} in Salesforce")
+        new = (
+            live.new()
+            if plan.new_addon in {a.name for a in live.platform.list_addons(plan.app)}
+            else None
+        )
+        with live.db(autocommit=True) as conn:
+            taken = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (plan.new_schema,)
+            ).fetchone()
+            if taken and not (new is not None and new.schema_name == plan.new_schema):
+                problems.append(f"schema {plan.new_schema} already exists: choose a new one")
+            for role in plan.roles:
+                if not conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+                ).fetchone():
+                    problems.append(f"role {role} does not exist in the database")
+        return problems
+
+    def save_plan(self, plan: Plan, actor: str, *, check: bool = True) -> Plan:
+        problems = self.check_plan(plan) if check else []
+        if problems:
+            raise StepStopped("the plan does not match the live system: " + "; ".join(problems))
         lease = self._lease(plan.swap_id)
         try:
             started = [

@@ -76,9 +76,7 @@ class Live:
                 # Linking (POST /auth) adds the user to the add-on's access list: a change.
                 found = self.connect.discover(self.plan.app, resource_name=addon)
                 if len(found) != 1:
-                    raise ConnectionNotFound(
-                        f"{addon} is not discoverable without linking (dry run)"
-                    )
+                    raise ConnectionNotFound(self.plan.app, addon)  # linking would be a change
                 self._refs[addon] = found[0]
             else:
                 self._refs[addon] = self.connect.find_connection(self.plan.app, addon)
@@ -99,9 +97,7 @@ class Live:
     def old(self) -> Connection:
         c = self.connection(self.plan.old_addon)
         if c is None:
-            raise ConnectionNotFound(
-                f"no Heroku Connect connection for add-on {self.plan.old_addon}"
-            )
+            raise ConnectionNotFound(self.plan.app, self.plan.old_addon)
         return c
 
     def new(self) -> Connection | None:

@@ -35,4 +35,6 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
     def live_factory(plan: Plan, events: Emitter, dry_run: bool) -> Live:
         return Live(plan, connect, platform, database_url, events, dry_run=dry_run)
 
-    return Engine(store, live_factory, emitter=emitter, **engine_options)
+    return Engine(
+        store, live_factory, emitter=emitter, clients=(connect, platform), **engine_options
+    )
