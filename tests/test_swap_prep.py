@@ -155,3 +155,23 @@ def test_a_plan_is_checked_against_the_live_system_when_saved(
     with pytest.raises(StepStopped, match=message):
         engine.save_plan(demo_plan(db_name, **changes), OPERATOR)
     assert engine.current_plan() is None  # nothing was saved
+
+
+def test_dry_run_of_next_lists_the_sql_and_changes_nothing(world, db):
+    sandbox, engine, _ = world
+    for _ in range(len(PREP) - 1):  # everything up to prepare-objects
+        assert engine.next(OPERATOR).ok
+    catalog = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'salesforce2'"
+    grants = "SELECT count(*) FROM information_schema.role_table_grants WHERE table_schema = 'salesforce2'"
+    before = (db.execute(catalog).fetchone(), db.execute(grants).fetchone())
+    log_before = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    out = engine.next(OPERATOR, dry_run=True)
+    assert out.step == "prepare-objects" and out.status == "dry-run"
+    assert out.calls[0].startswith("apply prep DDL")
+    assert any(c.strip().startswith("GRANT") and "salesforce2" in c for c in out.calls), out.calls
+    assert (db.execute(catalog).fetchone(), db.execute(grants).fetchone()) == before
+    log_after = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    assert [r for r in log_after if r["method"] != "GET"] == [
+        r for r in log_before if r["method"] != "GET"
+    ]
+    assert engine.store.checkpoints("acme-test").get("prepare-objects") is None

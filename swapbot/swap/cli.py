@@ -41,6 +41,8 @@ def _printer(event: Event) -> None:
     if event.kind == "call":
         prefix = "  would call" if event.data.get("dry_run") else "  call"
         print(f"{prefix}: {event.message}", flush=True)
+        for statement in event.data.get("sql", []):
+            print(f"      {statement}", flush=True)
     elif event.kind in ("load.progress",):
         print(f"  … {event.message}", flush=True)
     else:

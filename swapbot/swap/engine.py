@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_GRACE = 35.0
 
 
+def _calls(events: list[Event]) -> list[str]:
+    """Each change a step made (or would make), followed by the SQL statements it runs."""
+    out: list[str] = []
+    for e in events:
+        if e.kind == "call":
+            out.append(e.message)
+            out.extend(f"    {statement}" for statement in e.data.get("sql", []))
+    return out
+
+
 def _is_done(cp: Any) -> bool:
     return cp is not None and cp.status in ("done", "skipped")
 
@@ -358,7 +368,7 @@ class Engine:
             with self.emitter.capture() as events:
                 if step.act is not None:
                     step.act(run)
-            calls = [e.message for e in events if e.kind == "call"]
+            calls = _calls(events)
             return Outcome(step.name, "dry-run", f"would make {len(calls)} change(s)", calls=calls)
 
         if step.approval:
@@ -520,7 +530,7 @@ class Engine:
                         actor=actor,
                         message=step.summary,
                     )
-            calls = [e.message for e in events if e.kind == "call"]
+            calls = _calls(events)
             if dry_run:
                 return Outcome(
                     "rollback", "dry-run", f"would make {len(calls)} change(s)", calls=calls
