@@ -97,6 +97,8 @@ def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_na
         "clock": 1,
     }
     assert platform.app("acme-prod").maintenance is False
+    # no table was left behind (this sandbox drops a deleted mapping's table): nothing for people
+    assert engine.ledger() == []
     # past the point of no return: no rollback, and earlier steps cannot run again
     out = engine.rollback(OPERATOR)
     assert out.status == "refused" and "no automatic way back" in out.message
@@ -179,3 +181,32 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
     assert platform.app("acme-prod").maintenance is False
     hc1 = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
     assert {m.object_name for m in hc1.mappings} >= {"Account", "Contact"}  # nothing was deleted
+
+
+def test_ledger_after_the_point_of_no_return(sandbox_factory, db_url, db_name, redis_prefix, db):
+    sandbox = sandbox_factory(
+        "small", org_changes_per_second=1.0, assumptions={"delete_drops_table": False}
+    )
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+    try:
+        for _ in steps.PREP:
+            assert engine.next(OPERATOR).ok
+        assert engine.ledger() == []  # nothing before the point of no return
+        # a read-only credential granted after prep carried the grants (prep would have)
+        db.execute(f"CREATE ROLE {db_name}_reports NOLOGIN")
+        db.execute(f"GRANT USAGE ON SCHEMA salesforce TO {db_name}_reports")
+        db.execute(f"GRANT SELECT ON salesforce.account TO {db_name}_reports")
+        for name in CUTOVER:
+            out = engine.run_step(name, OPERATOR, app="acme-prod", break_glass="ledger test")
+            assert out.ok, (name, out.message)
+    finally:
+        person.stop()
+    keys = {item.key: item for item in engine.ledger()}
+    assert set(keys) == {"leftover:account", "leftover:contact", f"grant:{db_name}_reports:account"}
+    assert all(not item.done for item in keys.values())
+    assert engine.ledger_done("leftover:account", "U0DBA").ok
+    assert engine.ledger_done("nope", "U0DBA").status == "refused"
+    done = {item.key: item.done_by for item in engine.ledger()}
+    assert done["leftover:account"] == "U0DBA" and done["leftover:contact"] is None

@@ -31,7 +31,8 @@ HELP = """subcommands:
   next                            run the next step of prep (never starts the cutover)
   request-approval STEP           ask a second person to approve pause or delete-old
   approve REQUEST_ID              approve a request (not your own)
-  confirm settings|external-objects
+  confirm settings|objects|external-objects
+  ledger done KEY                 mark an item of the after-cutover ledger done
   rollback                        undo everything up to the point of no return
   history                         the audit trail
 options: --as USER (required to change anything), --dry-run, --json, --no-wait, --break-glass REASON"""
@@ -92,6 +93,7 @@ def _status(engine: Engine, app: str | None = None) -> dict[str, Any]:
             for s in runbook.STEPS
         ],
         "approvals": [r.model_dump(mode="json") for r in engine.approvals.pending(plan.swap_id)],
+        "ledger": [i.model_dump() | {"done": i.done} for i in engine.ledger()],
     }
 
 
@@ -111,6 +113,9 @@ def _render_status(doc: dict[str, Any]) -> str:
             "  POINT OF NO RETURN" if s["point_of_no_return"] else ""
         )
         lines.append(f"  {s['phase']:8} {s['name']:18} {s['status']:8}{marks}")
+    for item in doc.get("ledger", []):
+        mark = f"done by {item['done_by']}" if item["done"] else f"open, owner {item['owner']}"
+        lines.append(f"  ledger {item['key']}: {item['what']} ({mark})")
     for a in doc["approvals"]:
         lines.append(f"  approval {a['id']} for {a['step']} by {a['requester']}: {a['status']}")
     return head + "\n".join(lines)
@@ -194,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         outcome = engine.request_approval(rest[0], args.actor)
     elif sub == "approve" and len(rest) == 1:
         outcome = engine.approve(rest[0], args.actor)
+    elif sub == "ledger" and len(rest) == 2 and rest[0] == "done":
+        outcome = engine.ledger_done(rest[1], args.actor)
     elif sub == "confirm" and len(rest) == 1:
         outcome = engine.confirm(rest[0], args.actor)
     elif sub in runbook.BY_NAME and len(rest) <= 1:

@@ -681,6 +681,31 @@ class Engine:
         )
         return Outcome("confirm", "done", f"{what} confirmed by {actor}")
 
+    # -- after the point of no return ------------------------------------------------------------
+    def ledger(self) -> list[Any]:
+        """What remains for people once delete-old is done (empty before)."""
+        from swapbot.swap import ledger
+
+        plan = self.current_plan()
+        if plan is None:
+            return []
+        done = self.store.checkpoints(plan.swap_id)
+        if not any(s.point_of_no_return and _is_done(done.get(s.name)) for s in runbook.STEPS):
+            return []
+        return ledger.items(self, plan, self.live_factory(plan, self.emitter, True))
+
+    def ledger_done(self, key: str, actor: str) -> Outcome:
+        plan = self.current_plan()
+        if plan is None:
+            return Outcome("ledger", "refused", "there is no plan yet")
+        keys = [item.key for item in self.ledger()]
+        if key not in keys:
+            listed = ", ".join(keys) or "nothing"
+            return Outcome("ledger", "refused", f"no ledger item {key!r}; open items: {listed}")
+        self.store.confirm(plan.swap_id, f"ledger:{key}", actor)
+        self.emit("notice", plan.swap_id, actor=actor, message=f"{actor} marked {key} done")
+        return Outcome("ledger", "done", f"{key} marked done by {actor}")
+
     def next(self, actor: str, *, dry_run: bool = False, wait: bool = True) -> Outcome:
         """Run the next step that is not done. Stops at the end of prep: the cutover needs its own command."""
         plan = self.current_plan()
