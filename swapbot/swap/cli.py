@@ -290,7 +290,41 @@ def _plan_command(engine: Engine, args: argparse.Namespace, settings: config.Set
     return 2
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """`swapbot worker`: runs queued engine actions (rq) and, beside them, the watcher."""
+    import threading
+
+    from rq import Worker
+
+    from swapbot.swap import jobs
+    from swapbot.swap.runtime import MissingSettings, build_engine
+    from swapbot.swap.watcher import Watcher
+
+    try:
+        settings = config.load_settings()
+        engine = build_engine(settings, approvers=set(settings.swapbot_approvers))
+    except (config.SettingsError, MissingSettings) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    watcher = None
+    if settings.heroku_app_name:
+        watcher = Watcher(engine, settings.heroku_app_name, interval=args.watch_interval)
+        threading.Thread(target=watcher.run, name="watcher", daemon=True).start()
+    worker = Worker([jobs.queue(settings)], connection=config.redis_client(settings))
+    try:
+        worker.work(burst=args.burst)
+    finally:
+        if watcher:
+            watcher.stop()
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("worker", help="run queued swap steps (rq) and the watcher")
+    w.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    w.add_argument("--watch-interval", type=float, default=30.0, help="seconds between looks (30)")
+    w.set_defaults(func=_worker)
+
     p = sub.add_parser("hcswap", help="run the swap from the terminal (the same rules as in Slack)")
     p.add_argument(
         "subcommand", nargs="?", help="status, plan, a step, next, approve, rollback, history, help"

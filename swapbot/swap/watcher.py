@@ -1,0 +1,114 @@
+"""The watcher: polls Heroku Connect and the write backlog, and turns what changed into events.
+
+Only one watcher leads at a time across processes and dynos (a leader lease in Redis); the
+others wait to take over. It reads only, at an interval that keeps well inside the API's rate
+limits (two deep reads a minute at the default 30 s), and never formats messages: front ends
+render its events.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from swapbot.swap import overview
+from swapbot.swap.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Watcher:
+    def __init__(
+        self, engine: Engine, app: str, *, interval: float = 30.0, runner: str | None = None
+    ):
+        self.engine, self.app, self.interval = engine, app, interval
+        self.runner = runner or engine.runner
+        self._last: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self.leading = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        lease = None
+        while not self._stop.is_set():
+            if lease is None or not self.engine.store.renew(lease, int(self.interval * 3000)):
+                lease = self.engine.store.acquire_leader(self.runner, int(self.interval * 3000))
+            self.leading = lease is not None
+            if self.leading:
+                try:
+                    self.tick()
+                except Exception:
+                    log.exception("watcher tick failed")
+            self._stop.wait(self.interval)
+        if lease is not None:
+            self.engine.store.release(lease)
+
+    def tick(self, now: float | None = None) -> list[dict[str, Any]]:
+        """One look at the live system; emits and returns what changed since the last look."""
+        plan = self.engine.current_plan()
+        if plan is None or self.engine.clients is None:
+            return []
+        now = time.time() if now is None else now
+        swap_id = plan.swap_id
+        changes = []
+        for conn in overview.connections(*self.engine.clients, self.app):
+            key = conn["addon"]
+            before = self._last.get(key)
+            if before is not None and before.get("state") != conn.get("state"):
+                changes.append(
+                    self._emit(
+                        "state.changed",
+                        swap_id,
+                        f"{key}: {before.get('state')} -> {conn.get('state')}",
+                        addon=key,
+                    )
+                )
+            old_maps = {m["object"]: m for m in (before or {}).get("mappings", [])}
+            for m in conn.get("mappings", []):
+                prev = old_maps.get(m["object"])
+                if prev and prev["state"] != m["state"]:
+                    changes.append(
+                        self._emit(
+                            "state.changed",
+                            swap_id,
+                            f"{key} {m['object']}: {prev['state']} -> {m['state']}",
+                            addon=key,
+                        )
+                    )
+                if m["progress"] is not None:
+                    rate = eta = None
+                    if prev and before and now > before["_at"]:
+                        rate = max(0.0, (m["db"] - prev["db"]) / (now - before["_at"]))
+                        eta = (m["sf"] - m["db"]) / rate if rate else None
+                    changes.append(
+                        self._emit(
+                            "load.progress",
+                            swap_id,
+                            f"{key} {m['object']}: {m['progress']}%",
+                            addon=key,
+                            object=m["object"],
+                            db=m["db"],
+                            sf=m["sf"],
+                            rows_per_second=rate,
+                            eta_seconds=eta,
+                        )  # fmt: skip
+                    )
+                if m.get("errors") and (not prev or m["errors"] != prev.get("errors")):
+                    changes.append(
+                        self._emit(
+                            "notice",
+                            swap_id,
+                            f"{key} {m['object']}: {m['errors']} write error(s)",
+                            addon=key,
+                        )
+                    )
+            self._last[key] = conn | {"_at": now}
+        return changes
+
+    def _emit(self, kind: str, swap_id: str, message: str, **data: Any) -> dict[str, Any]:
+        self.engine.emit(kind, swap_id, message=message, **data)
+        return {"kind": kind, "message": message, **data}

@@ -1,0 +1,99 @@
+"""The job queue (rq) and the watcher, against the sandbox and real Redis."""
+
+from __future__ import annotations
+
+import redis
+from rq import SimpleWorker
+
+from swapbot import config
+from swapbot.swap import jobs
+from swapbot.swap.watcher import Watcher
+from tests.conftest import REDIS_TEST_URL, TOKEN, wait_until
+from tests.swap_support import OPERATOR, demo_plan, make_engine
+
+
+def settings_env(monkeypatch, sandbox, db_url, redis_prefix) -> config.Settings:
+    env = {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_TEST_URL,
+        "SWAPBOT_REDIS_PREFIX": redis_prefix,
+        "HEROKU_API_TOKEN": TOKEN,
+        "HEROKU_APP_NAME": "acme-prod",
+        "HEROKU_API_URL": sandbox.platform_url,
+        "HEROKU_CONNECT_CENTRAL_URL": sandbox.central_url,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return config.load_settings()
+
+
+def test_a_queued_step_runs_in_the_worker_once_even_if_enqueued_twice(
+    monkeypatch, sandbox, db_url, db_name, redis_prefix
+):
+    settings = settings_env(monkeypatch, sandbox, db_url, redis_prefix)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    q = jobs.queue(settings)
+    q.empty()
+    first = jobs.enqueue(settings, "preflight", actor=OPERATOR, key="slack-trigger-123")
+    again = jobs.enqueue(settings, "preflight", actor=OPERATOR, key="slack-trigger-123")  # a retry
+    assert first.id == again.id and len(q) == 1
+    SimpleWorker([q], connection=redis.Redis.from_url(REDIS_TEST_URL)).work(burst=True)
+    first.refresh()
+    assert first.return_value()["status"] == "done", first.return_value()
+    assert engine.store.checkpoints("acme-test")["preflight"].status == "done"
+
+
+def test_the_watcher_reports_state_changes_and_load_progress(
+    sandbox_factory, db_url, db_name, redis_prefix
+):
+    sandbox = sandbox_factory("small", clock=False, load_rows_per_second=0.2)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    watcher = Watcher(engine, "acme-prod", interval=0.1)
+    assert watcher.tick(now=100.0) == []  # the first look only remembers
+    connect, _ = engine.clients
+    hc1 = connect.find_connection("acme-prod", "hc1")
+    mapping = connect.get_connection(hc1).mapping("Case")
+    connect.reload_mapping(hc1, mapping.id)
+    changes = watcher.tick(now=101.0)
+    assert any(
+        c["kind"] == "state.changed" and "DATA_SYNCED -> RELOAD_TABLE" in c["message"]
+        for c in changes
+    )
+    import time
+
+    time.sleep(0.05)
+    sandbox.sim.step(1.0)  # the reload empties the table and loads 20 rows (0.2 a second, x100)
+    watcher.tick(now=102.0)
+    sandbox.sim.step(1.0)  # 20 more
+    changes = watcher.tick(now=103.0)
+    progress = [c for c in changes if c["kind"] == "load.progress" and c["object"] == "Case"]
+    assert progress and progress[0]["db"] == 40 and progress[0]["rows_per_second"] == 20.0
+    assert progress[0]["eta_seconds"] is not None
+
+
+def test_only_one_watcher_leads(sandbox, db_url, db_name, redis_prefix):
+    import threading
+
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    a = Watcher(engine, "acme-prod", interval=0.1, runner="worker.1")
+    b = Watcher(engine, "acme-prod", interval=0.1, runner="worker.2")
+    threads = [threading.Thread(target=w.run, daemon=True) for w in (a, b)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: a.leading or b.leading, timeout=5)
+        for _ in range(5):
+            assert not (a.leading and b.leading)
+            wait_until(lambda: True, timeout=0.1)
+        leader = a if a.leading else b
+        leader.stop()
+        other = b if leader is a else a
+        wait_until(lambda: other.leading, timeout=5, what="the other watcher to take over")
+    finally:
+        a.stop()
+        b.stop()
+        for t in threads:
+            t.join(timeout=5)
