@@ -43,8 +43,10 @@ def parse_tables(text: str | Iterable[str]) -> list[str]:
 
 
 def redact(url: str) -> str:
-    """A database URL without its password, for messages."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """A connection string without its password (URL, `?password=` or key=value form)."""
+    url = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    url = re.sub(r"([?&]password=)[^&\s]*", r"\1***", url, flags=re.IGNORECASE)
+    return re.sub(r"(\bpassword\s*=\s*)('[^']*'|\S+)", r"\1***", url, flags=re.IGNORECASE)
 
 
 def connect(url: str, **kwargs: Any) -> psycopg.Connection:
@@ -52,10 +54,12 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     try:
         return psycopg.connect(url, connect_timeout=10, **kwargs)
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "connection failed"
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        # libpq puts the reason first ("... failed: Connection refused") and hints after it.
+        reason = lines[0].split(": ", 1)[-1] if lines else "connection failed"
         raise UserError(f"cannot reach the database at {redact(url)}: {redact(reason)}") from None
     except psycopg.ProgrammingError as exc:
-        raise UserError(f"not a usable database URL ({redact(url)}): {exc}") from None
+        raise UserError(f"not a usable database URL ({redact(url)}): {redact(str(exc))}") from None
 
 
 def schema_exists(conn: psycopg.Connection, schema: str) -> bool:

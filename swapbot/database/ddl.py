@@ -621,6 +621,13 @@ def _command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def add_command(db_sub) -> argparse.ArgumentParser:
     p = db_sub.add_parser(
         "ddl",
@@ -633,7 +640,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
     p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
     p.add_argument("--phase", required=True, choices=["prep", "cutover", "rollback"])
     p.add_argument("--apply", action="store_true", help="run the phase in one transaction")
-    p.add_argument("--lock-timeout", type=int, default=2000, help="ms per lock (default 2000)")
-    p.add_argument("--attempts", type=int, default=5, help="tries when a lock times out")
+    p.add_argument("--lock-timeout", type=_at_least_one, default=2000, help="ms per lock (2000)")
+    p.add_argument("--attempts", type=_at_least_one, default=5, help="tries when a lock times out")
     p.set_defaults(func=_command)
     return p

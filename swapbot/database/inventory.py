@@ -1631,6 +1631,13 @@ def scan(
     `forward=False` scans NEW after prep/cutover: a function's pinned path then loses `home`
     instead of gaining `away`. Returns (objects, managed, renames).
     """
+    # ACLs name the PUBLIC pseudo-role as PUBLIC; a real role of that name would be granted as
+    # the keyword (everyone). Refuse rather than widen a grant.
+    if fetch(conn, "SELECT 1 AS x FROM pg_catalog.pg_roles WHERE upper(rolname) = 'PUBLIC'"):
+        raise UserError(
+            "a role named PUBLIC exists; its grants cannot be told from grants to everyone: "
+            'rename the role (ALTER ROLE "PUBLIC" RENAME TO ...) and run again'
+        )
     s = _Scan(conn, home, tables, away, forward=forward, with_managed=managed)
     objects, managed = s.run()
     return objects, managed, s.renames

@@ -207,6 +207,9 @@ def read_settings(conn: psycopg.Connection, roles: list[str]) -> list[Setting]:
         WHERE (s.setdatabase = (SELECT oid FROM pg_catalog.pg_database
                                 WHERE datname = current_database()) OR s.setdatabase = 0)
           AND (s.setrole = 0 OR r.rolname = ANY(%s))
+          -- ALTER ROLE ALL SET (no role, no database) is not the database level; swapbot
+          -- never writes it (a superuser setting, not available on Heroku)
+          AND NOT (s.setrole = 0 AND s.setdatabase = 0)
         """,
         (roles,),
     ).fetchall()
@@ -757,6 +760,8 @@ def load_record(path: str | None) -> SwitchRecord | None:
 def save_record(path: str, record: SwitchRecord) -> None:
     """Write atomically: a restart finds the old record or the new one, never half of one."""
     target = Path(path)
+    if not (target.parent or Path(".")).is_dir():
+        raise UserError(f"--state-file {path}: the directory {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
     with os.fdopen(fd, "w") as out:
         json.dump(record.model_dump(mode="json"), out, indent=2)
