@@ -141,7 +141,9 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
     sandbox, engine, load = prepped
     with psycopg.connect(db_url) as conn:
         before = conn.execute(
-            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting "
+            "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY 1, 2"
         ).fetchall()
     approve_ahead(engine, "pause")
     engine.run_step("stop-writes", OPERATOR, app="acme-prod")
@@ -157,7 +159,9 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
     assert out.status == "done", out.message
     with psycopg.connect(db_url) as conn:
         after = conn.execute(
-            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting ORDER BY 1, 2"
+            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting "
+            "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY 1, 2"
         ).fetchall()
     assert after == before  # the exact previous search_path settings
     with app_session(db_url, db_name) as app:

@@ -175,3 +175,24 @@ def test_dry_run_of_next_lists_the_sql_and_changes_nothing(world, db):
         r for r in log_before if r["method"] != "GET"
     ]
     assert engine.store.checkpoints("acme-test").get("prepare-objects") is None
+
+
+def test_rollback_keeps_what_the_new_schema_held_before_the_swap(world, db, db_name):
+    _, engine, _ = world
+    for _ in range(len(PREP) - 1):  # up to prepare-objects
+        assert engine.next(OPERATOR).ok
+    app_role = f"{db_name}_app"
+    # someone granted the app role on the new schema and indexed a table before prep
+    db.execute(f'GRANT USAGE ON SCHEMA salesforce2 TO "{app_role}"')
+    db.execute(f'GRANT SELECT ON salesforce2.account TO "{app_role}"')
+    db.execute("CREATE INDEX account_name_before_idx ON salesforce2.account (name)")
+    assert engine.next(OPERATOR).ok  # prepare-objects carries grants and objects
+    contact_grants = f"SELECT count(*) FROM information_schema.role_table_grants WHERE table_schema = 'salesforce2' AND table_name = 'contact' AND grantee = '{app_role}'"
+    assert db.execute(contact_grants).fetchone()[0] > 0
+    out = engine.rollback(OPERATOR)
+    assert out.status == "done", out.message
+    assert db.execute(contact_grants).fetchone()[0] == 0  # what the swap made is gone
+    assert db.execute("SELECT to_regclass('salesforce2.account_name_before_idx')").fetchone()[0]
+    assert db.execute(
+        f"SELECT has_table_privilege('{app_role}', 'salesforce2.account', 'SELECT')"
+    ).fetchone()[0]  # what was there before is kept

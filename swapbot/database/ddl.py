@@ -331,8 +331,20 @@ def _validate(conn: psycopg.Connection, old: str, new: str, tables: list[str]) -
     return tables
 
 
-def plan(conn: psycopg.Connection, old: str, new: str, tables: list[str], phase: PhaseName) -> Plan:
-    """The SQL of one phase, from the catalog as it is now (reads only)."""
+def plan(
+    conn: psycopg.Connection,
+    old: str,
+    new: str,
+    tables: list[str],
+    phase: PhaseName,
+    *,
+    keep: frozenset[str] = frozenset(),
+) -> Plan:
+    """The SQL of one phase, from the catalog as it is now (reads only).
+
+    `keep`: identities of objects NEW held before prep (the engine records them); a rollback
+    leaves them alone, since the swap did not make them.
+    """
     tables = _validate(conn, old, new, tables)
     if phase not in ("prep", "cutover", "rollback"):
         raise UserError(f"unknown phase {phase!r}: prep, cutover or rollback")
@@ -342,6 +354,9 @@ def plan(conn: psycopg.Connection, old: str, new: str, tables: list[str], phase:
         out = Plan(phase=phase, schema_=old, new_schema=new, tables=tables, steps=[])
         if phase == "rollback":
             _rollback(conn, out, forward, state)
+            kept = [st for st in out.steps if st.action == "drop" and st.identity in keep]
+            out.steps = [st for st in out.steps if st not in kept]
+            out.notes += [f"{st.identity}: was in {new} before the swap, left alone" for st in kept]
         else:
             _forward(out, forward, state)
             out.problems = _problems(conn, out, forward, state, renames)
@@ -528,6 +543,7 @@ def apply(
     attempts: int = 5,
     backoff: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
+    keep: frozenset[str] = frozenset(),
 ) -> Plan:
     """Generate and run one phase in one transaction; retry when a lock is not granted in time.
 
@@ -544,7 +560,7 @@ def apply(
                     "SELECT pg_catalog.set_config('lock_timeout', %s, true)",
                     (f"{int(lock_timeout_ms)}ms",),
                 )
-                result = plan(conn, old, new, tables, phase)
+                result = plan(conn, old, new, tables, phase, keep=keep)
                 if result.problems:
                     raise UserError(f"{phase} not applied: " + "; ".join(result.problems))
                 conn.execute(

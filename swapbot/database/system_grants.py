@@ -63,3 +63,84 @@ def carry(conn: psycopg.Connection, old: str, new: str) -> list[str]:
             conn.execute(stmt)
             done.append(stmt.as_string(conn))
     return done
+
+
+# -- the new schema as it was before prep, so a rollback puts back exactly that ---------------
+_Q_ACLS = """
+SELECT c.relname::text, a.privilege_type::text, a.is_grantable,
+       CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END AS grantee
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL aclexplode(c.relacl) a
+WHERE n.nspname = %s AND c.relname = ANY(%s) AND a.grantee <> c.relowner
+ORDER BY 1, 4, 2
+"""
+_Q_SCHEMA_ACL = """
+SELECT a.privilege_type::text, a.is_grantable,
+       CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END AS grantee
+FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a
+WHERE n.nspname = %s AND a.grantee <> n.nspowner
+ORDER BY 3, 1
+"""
+_Q_COMMENTS = """
+SELECT c.relname::text, obj_description(c.oid, 'pg_class')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = ANY(%s)
+"""
+
+
+def snapshot(conn: psycopg.Connection, schema: str, tables: list[str]) -> dict:
+    """Grants on the schema and its tables, and the tables' comments, as data to keep."""
+    check_identifier(schema, "schema")
+    return {
+        "schema": schema,
+        "tables": list(tables),
+        "acl": [list(r) for r in conn.execute(_Q_ACLS, (schema, tables)).fetchall()],
+        "schema_acl": [list(r) for r in conn.execute(_Q_SCHEMA_ACL, (schema,)).fetchall()],
+        "comments": {t: c for t, c in conn.execute(_Q_COMMENTS, (schema, tables)).fetchall()},
+    }
+
+
+def _grantee(name: str | None) -> sql.Composable:
+    return sql.SQL("PUBLIC") if name is None else sql.Identifier(name)
+
+
+def restore(conn: psycopg.Connection, snap: dict) -> None:
+    """Make the schema's and tables' grants and comments what `snapshot` saw, in one transaction."""
+    schema, tables = snap["schema"], snap["tables"]
+    now = snapshot(conn, schema, tables)
+    with conn.transaction():
+        for table in tables:
+            if (
+                conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{table}"',)).fetchone()[0]
+                is None
+            ):
+                continue
+            ident = sql.Identifier(schema, table)
+            for grantee in {g for t, _, _, g in now["acl"] if t == table}:
+                conn.execute(
+                    sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(ident, _grantee(grantee))
+                )
+            for t, privilege, grantable, grantee in snap["acl"]:
+                if t == table:
+                    conn.execute(
+                        sql.SQL("GRANT {} ON TABLE {} TO {}{}").format(
+                            sql.SQL(privilege),
+                            ident,
+                            _grantee(grantee),
+                            sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                        )  # fmt: skip
+                    )
+            comment = snap["comments"].get(table)
+            conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(comment)))
+        ns = sql.Identifier(schema)
+        for grantee in {g for _, _, g in now["schema_acl"]}:
+            conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(ns, _grantee(grantee)))
+        for privilege, grantable, grantee in snap["schema_acl"]:
+            conn.execute(
+                sql.SQL("GRANT {} ON SCHEMA {} TO {}{}").format(
+                    sql.SQL(privilege),
+                    ns,
+                    _grantee(grantee),
+                    sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+                )
+            )

@@ -711,6 +711,16 @@ def _objects_act(phase: str) -> Callable[[Run], None]:
         if plan.problems:
             raise run.stop(f"the {phase} DDL cannot run yet: " + "; ".join(plan.problems))
 
+        if phase == "prep" and run.recall("ddl:preexisting") is None:
+            # What NEW already holds that a rollback would take for the swap's own: keep it.
+            before = _ddl_plan(run, "rollback")
+            run.remember(
+                "ddl:preexisting", [st.identity for st in before.steps if st.action == "drop"]
+            )
+            with run.live.db(autocommit=True) as conn:
+                acl = system_grants.snapshot(conn, run.plan.new_schema, run.plan.tables)
+            run.remember("ddl:new-schema-before", acl)  # grants and comments, for an exact rollback
+
         def apply() -> None:
             p = run.plan
             with run.live.db(autocommit=True) as conn:
@@ -736,20 +746,32 @@ def _objects_act(phase: str) -> Callable[[Run], None]:
 
 
 def objects_undo(run: Run) -> None:
-    """Put back re-pointed definitions and drop the copies made in NEW (ddl's rollback phase)."""
-    from swapbot.database import ddl
+    """Put back re-pointed definitions, drop the copies made in NEW (ddl's rollback phase), and
+    leave NEW's grants and comments exactly as they were before prep."""
+    from swapbot.database import ddl, system_grants
 
-    plan = _ddl_plan(run, "rollback")
-    if not plan.steps:
+    keep = frozenset(run.recall("ddl:preexisting") or [])
+    before = run.recall("ddl:new-schema-before")
+    with run.live.db(autocommit=True) as conn:
+        plan = ddl.plan(
+            conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables, "rollback", keep=keep
+        )
+    if not plan.steps and not before:
         return
 
     def apply() -> None:
+        p = run.plan
         with run.live.db(autocommit=True) as conn:
-            ddl.apply(conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables, "rollback")
+            ddl.apply(conn, p.old_schema, p.new_schema, p.tables, "rollback", keep=keep)
+            if before:
+                system_grants.restore(conn, before)
 
     run.live.change(
-        f"apply rollback DDL: {len(plan.statements)} statement(s)", apply, sql=plan.statements
+        f"apply rollback DDL: {len(plan.statements)} statement(s), then NEW's grants as before prep",
+        apply,
+        sql=plan.statements,
     )
+    run.remember("ddl:new-schema-before", None)  # restored: a second undo finds nothing to do
 
 
 # -- the runbook -----------------------------------------------------------------------------
