@@ -66,6 +66,13 @@ def test_plan_status_and_a_dry_run(hcswap):
     assert [s["name"] for s in status["steps"]][:3] == ["preflight", "create-addon", "configure"]
     out = hcswap("preflight", "--as", "U0OPERATOR")
     assert out.returncode == 0, out.stdout + out.stderr
+    shown = json.loads(hcswap("plan", "show", "--json").stdout)
+    assert {p["step"] for p in shown["outage"]["parts"]} >= {"drain", "pause", "verify", "restore"}, shown["risks"]
+    assert shown["outage"]["seconds"] > 0
+    assert all(p["source"] in ("measured", "assumed") for p in shown["outage"]["parts"])
+    assert isinstance(shown["objects"], list) and isinstance(shown["risks"], list)
+    text = hcswap("plan", "show").stdout
+    assert "outage  predicted" in text
     out = hcswap("create-addon", "--dry-run", "--as", "U0OPERATOR")
     assert out.returncode == 0
     assert "would call: POST /apps/acme-prod/addons" in out.stdout

@@ -208,6 +208,8 @@ def _rehearse(
         engine.request_approval(step, OPERATOR)
     time.sleep(1.5)
 
+    prediction = engine.predict()
+    say(f"\n== predicted outage {prediction.seconds:.0f}s (nominal Heroku times; see plan show)")
     stop_at = args.rollback_at
     say("\n== cutover (the outage)")
     for step in runbook.CUTOVER:
@@ -225,26 +227,29 @@ def _rehearse(
             say(f"cutover stopped at {step.name}: {out.status}: {out.message}")
             return 1
     _report(engine, plan)
+    from swapbot.swap.predict import beside
+
+    say("\n   predicted (nominal) beside what the sandbox took (at its speed):")
+    for row in beside(prediction, engine.store.checkpoints(plan.swap_id)):
+        actual = f"{row['actual']:.1f}s" if row["actual"] is not None else "-"
+        say(
+            f"   {row['step']:12} predicted {row['predicted']:7.1f}s ({row['source']})  took {actual}"
+        )
     return 0
 
 
 def _report(engine: Engine, plan: Plan) -> None:
     checkpoints = engine.store.checkpoints(plan.swap_id)
     say("\n== report")
-    outage = 0.0
-    waited = 0.0
+    outage = waited = 0.0
     for step in runbook.CUTOVER:
         cp = checkpoints.get(step.name)
-        seconds = float((cp.detail or {}).get("seconds", 0.0)) if cp else 0.0
+        detail = (cp.detail or {}) if cp else {}
+        seconds, wait = float(detail.get("seconds", 0.0)), float(detail.get("waited", 0.0))
         if step.in_outage:
-            outage += seconds
-            waited += seconds if step.waits_on == "heroku" else 0.0
-        say(
-            f"   {step.name:18} {cp.status if cp else '-':8} {seconds:6.1f}s  {step.waits_on or ''}"
-        )
+            outage, waited = outage + seconds, waited + wait
+        say(f"   {step.name:18} {cp.status if cp else '-':8} {seconds:6.1f}s  waiting {wait:5.1f}s")
     say(
-        f"   outage {outage:.1f}s, of which waiting on Heroku Connect and dynos {waited:.1f}s, the bot's own {outage - waited:.1f}s"
+        f"   outage steps {outage:.1f}s: waiting on Heroku Connect and dynos {waited:.1f}s, the bot's own {outage - waited:.1f}s"
     )
-    say(
-        "   (times are real seconds in the sandbox at its speed; bench/ will measure them properly)"
-    )
+    say("   (real seconds in the sandbox at its speed; bench/cutover.py measures the split)")

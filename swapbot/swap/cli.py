@@ -233,6 +233,42 @@ def run(args: argparse.Namespace) -> int:
     return EXIT.get(outcome.status, 1) if outcome is not None else 0
 
 
+def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
+    """What `plan show` adds: the objects to carry with their phase, preflight's risks, the outage."""
+    from swapbot.database import inventory
+    from swapbot.database._common import UserError
+
+    facts: dict[str, Any] = {"objects": [], "risks": [], "outage": {"parts": [], "seconds": 0.0}}
+    live = engine.live_factory(plan, engine.emitter, True)
+    try:
+        with live.db(autocommit=True) as conn:
+            inv = inventory.inventory(conn, plan.old_schema, plan.tables, plan.new_schema)
+        facts["objects"] = [
+            {"phase": o.phase, "kind": o.kind, "identity": o.identity, "reason": o.reason}
+            for o in inv.objects
+        ]
+    except UserError as exc:
+        facts["risks"].append(f"inventory: {exc}")
+    report = engine.store.get_record(plan.swap_id, "preflight")
+    if report:
+        facts["risks"] += [
+            f"{c['name']}: {c['status']}: {c.get('summary', '')}"
+            for c in report["checks"]
+            if c["status"] != "pass"
+        ]
+    else:
+        facts["risks"].append("preflight has not run yet")
+    try:
+        prediction = engine.predict()
+        facts["outage"] = {
+            "parts": [p.model_dump() for p in prediction.parts],
+            "seconds": prediction.seconds,
+        }
+    except Exception as exc:  # a prediction is advice: never let it break `plan show`
+        facts["risks"].append(f"outage prediction unavailable: {exc}")
+    return facts
+
+
 def _plan_command(engine: Engine, args: argparse.Namespace, settings: config.Settings) -> int:
     action = args.rest[0] if args.rest else "show"
     if action == "show":
@@ -244,12 +280,21 @@ def _plan_command(engine: Engine, args: argparse.Namespace, settings: config.Set
             "plan": plan.model_dump(mode="json"),
             "fingerprint": plan.fingerprint(),
             "steps": [s.name for s in runbook.STEPS],
-        }
+        } | _plan_facts(engine, plan)
         if args.json:
             print(json.dumps(doc, indent=2, default=str))
         else:
             print(_render_status(_status(engine)))
             print(f"  fingerprint {doc['fingerprint']}")
+            for obj in doc["objects"]:
+                print(f"  object  {obj['phase']:8} {obj['kind']:18} {obj['identity']}")
+            for risk in doc["risks"]:
+                print(f"  risk    {risk}")
+            for part in doc["outage"]["parts"]:
+                print(
+                    f"  outage  {part['step']:12} {part['seconds']:8.1f}s  {part['source']}: {part['basis']}"
+                )
+            print(f"  outage  predicted {doc['outage']['seconds']:.0f}s in all")
         return 0
     if action == "new":
         parser = argparse.ArgumentParser(prog="hcswap plan new")

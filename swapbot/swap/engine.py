@@ -681,6 +681,16 @@ class Engine:
         )
         return Outcome("confirm", "done", f"{what} confirmed by {actor}")
 
+    # -- the outage, predicted ---------------------------------------------------------------
+    def predict(self) -> Any:
+        from swapbot.swap import predict
+
+        plan = self.current_plan()
+        if plan is None:
+            return None
+        prediction = predict.predict(self, plan, self.live_factory(plan, self.emitter, True))
+        return prediction
+
     # -- after the point of no return ------------------------------------------------------------
     def ledger(self) -> list[Any]:
         """What remains for people once delete-old is done (empty before)."""
