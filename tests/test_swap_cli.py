@@ -67,7 +67,12 @@ def test_plan_status_and_a_dry_run(hcswap):
     out = hcswap("preflight", "--as", "U0OPERATOR")
     assert out.returncode == 0, out.stdout + out.stderr
     shown = json.loads(hcswap("plan", "show", "--json").stdout)
-    assert {p["step"] for p in shown["outage"]["parts"]} >= {"drain", "pause", "verify", "restore"}, shown["risks"]
+    assert {p["step"] for p in shown["outage"]["parts"]} >= {
+        "drain",
+        "pause",
+        "verify",
+        "restore",
+    }, shown["risks"]
     assert shown["outage"]["seconds"] > 0
     assert all(p["source"] in ("measured", "assumed") for p in shown["outage"]["parts"])
     assert isinstance(shown["objects"], list) and isinstance(shown["risks"], list)
