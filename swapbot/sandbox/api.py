@@ -343,7 +343,8 @@ def get_connection(conn, req: Request, cid: str, *, for_update: bool = False) ->
         raise not_found("connection") from None
     c = state.row(
         conn,
-        CONNECTION_SQL + "WHERE c.id = %s" + (" FOR UPDATE OF c" if for_update else ""),
+        # NO KEY UPDATE: foreign-key checks from mapping rows (KEY SHARE) never wait on it.
+        CONNECTION_SQL + "WHERE c.id = %s" + (" FOR NO KEY UPDATE OF c" if for_update else ""),
         (cid,),
     )
     if c is None:
@@ -360,10 +361,15 @@ def get_mapping(conn, req: Request, mid: str) -> tuple[dict[str, Any], dict[str,
         uuid.UUID(mid)
     except ValueError:
         raise not_found("mapping") from None
+    # Lock in the simulator's order, connection then mapping, so the two never deadlock.
+    found = state.row(conn, "SELECT connection_id FROM _hcsandbox.mapping WHERE id = %s", (mid,))
+    if found is None:
+        raise not_found("mapping")
+    c = get_connection(conn, req, str(found["connection_id"]), for_update=True)
     m = state.row(conn, "SELECT * FROM _hcsandbox.mapping WHERE id = %s FOR UPDATE", (mid,))
     if m is None:
         raise not_found("mapping")
-    return get_connection(conn, req, str(m["connection_id"])), m
+    return c, m
 
 
 def transition(
@@ -1136,7 +1142,7 @@ def admin_oauth(sb: Sandbox, req: Request, conn):
     c = (
         state.row(
             conn,
-            "SELECT * FROM _hcsandbox.connection WHERE authorize_state = %s FOR UPDATE",
+            "SELECT * FROM _hcsandbox.connection WHERE authorize_state = %s FOR NO KEY UPDATE",
             (token,),
         )
         if token

@@ -131,12 +131,12 @@ class Simulator:
         for c in state.rows(
             conn,
             "SELECT * FROM _hcsandbox.connection WHERE next_at IS NOT NULL AND next_at <= now() "
-            "ORDER BY _id FOR UPDATE",
+            "ORDER BY _id FOR NO KEY UPDATE",
         ):
             self._guarded(conn, c, lambda c=c: self._finish_transition(conn, c))
         for c in state.rows(
             conn,
-            "SELECT * FROM _hcsandbox.connection WHERE state = ANY(%s) ORDER BY _id FOR UPDATE",
+            "SELECT * FROM _hcsandbox.connection WHERE state = ANY(%s) ORDER BY _id FOR NO KEY UPDATE",
             (list(ACTIVE_CONNECTION),),
         ):
             self._guarded(
