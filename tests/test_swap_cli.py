@@ -64,8 +64,20 @@ def test_plan_status_and_a_dry_run(hcswap):
     status = json.loads(hcswap("status", "--json").stdout)
     assert status["plan"]["mappings"] == {"Account": ["Rating"], "Contact": ["Phone"]}
     assert [s["name"] for s in status["steps"]][:3] == ["preflight", "create-addon", "configure"]
+    out = hcswap("plan", "set", "mappings=Account:Rating", "--as", "U0OPERATOR")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(hcswap("status", "--json").stdout)["plan"]["mappings"] == {
+        "Account": ["Rating"]
+    }
+    out = hcswap("plan", "set", "mappings=Account:Nope__c", "--as", "U0OPERATOR")
+    assert (
+        out.returncode == 2 and "no field Nope__c" in out.stderr
+    )  # checked against the live system
+    assert hcswap("plan", "set", "colour=blue", "--as", "U0OPERATOR").returncode == 2
     out = hcswap("preflight", "--as", "U0OPERATOR")
     assert out.returncode == 0, out.stdout + out.stderr
+    out = hcswap("plan", "set", "new_schema=salesforce3", "--as", "U0OPERATOR")
+    assert out.returncode == 2 and "a running plan cannot change" in out.stderr
     shown = json.loads(hcswap("plan", "show", "--json").stdout)
     assert {p["step"] for p in shown["outage"]["parts"]} >= {
         "drain",
@@ -82,7 +94,8 @@ def test_plan_status_and_a_dry_run(hcswap):
     assert out.returncode == 0
     assert "would call: POST /apps/acme-prod/addons" in out.stdout
     history = json.loads(hcswap("history", "--json").stdout)
-    assert [e["action"] for e in history][:2] == ["plan.saved", "step.started"]
+    actions = [e["action"] for e in history]
+    assert actions[:2] == ["plan.saved", "plan.saved"] and "step.started" in actions
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ HELP = """subcommands:
   plan new --swap-id ID --new-schema S --mappings 'Account:Rating;Contact:Phone' [--roles r1,r2]
            [--process-types web,worker] [--bot-process-types ...] [--old-addon hc1] [--new-addon hc2]
            [--old-schema salesforce] [--authorizer U123]
-  plan show                       the plan, its fingerprint and every step
+  plan set KEY=VALUE ...          change mappings, new_schema, roles, process_types, ... before any step ran
+  plan show                       the plan, its objects, risks, the predicted outage and every step
   <step> [APP]                    run one step (stop-writes needs the app's name)
   next                            run the next step of prep (never starts the cutover)
   request-approval STEP           ask a second person to approve pause or delete-old
@@ -331,8 +332,59 @@ def _plan_command(engine: Engine, args: argparse.Namespace, settings: config.Set
             return 2
         print(f"plan {plan.swap_id} saved (fingerprint {plan.fingerprint()})")
         return 0
-    print(f"hcswap plan: unknown action {action!r}; use new or show", file=sys.stderr)
+    if action == "set":
+        return _plan_set(engine, args)
+    print(f"hcswap plan: unknown action {action!r}; use new, set or show", file=sys.stderr)
     return 2
+
+
+# What `plan set` may change, and how the text becomes the field's value.
+SETTABLE = {
+    "mappings": parse_mappings,
+    "new_schema": str,
+    "new_addon": str,
+    "roles": lambda v: [r for r in v.split(",") if r],
+    "process_types": lambda v: [p for p in v.split(",") if p],
+    "bot_process_types": lambda v: [p for p in v.split(",") if p],
+    "authorizer": str,
+}
+
+
+def _plan_set(engine: Engine, args: argparse.Namespace) -> int:
+    """`plan set key=value ...`: change a saved plan before any step has run (checked again)."""
+    from swapbot.swap.engine import StepStopped
+
+    plan = engine.current_plan()
+    if plan is None:
+        print("hcswap plan set: there is no plan yet: create one with `plan new`", file=sys.stderr)
+        return 2
+    changes: dict[str, Any] = {}
+    for pair in args.rest[1:]:
+        key, sep, value = pair.partition("=")
+        key = key.replace("-", "_")
+        if not sep or key not in SETTABLE:
+            print(
+                f"hcswap plan set: expected KEY=VALUE with KEY one of {', '.join(SETTABLE)}",
+                file=sys.stderr,
+            )
+            return 2
+        changes[key] = SETTABLE[key](value)
+    if not changes:
+        print("hcswap plan set: nothing to change", file=sys.stderr)
+        return 2
+    try:
+        updated = Plan.model_validate(plan.model_dump() | changes)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False):
+            print(f"hcswap plan set: {err['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    try:
+        engine.save_plan(updated, args.actor)
+    except StepStopped as exc:
+        print(f"hcswap plan set: {exc}", file=sys.stderr)
+        return 2
+    print(f"plan {updated.swap_id} saved (fingerprint {updated.fingerprint()})")
+    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:
