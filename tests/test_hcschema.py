@@ -7,6 +7,7 @@ import pytest
 from psycopg import errors, sql
 from psycopg.rows import dict_row
 
+from swapbot.database import hc_layout
 from swapbot.sandbox import hcschema
 from swapbot.sandbox.hcschema import (
     create_mapped_table,
@@ -202,7 +203,7 @@ def test_setup_is_idempotent(db):
         hc_schema(db)
         account_table(db)
     assert one(db, "SELECT count(*) FROM schema1._hcmeta") == 1
-    assert hcschema.mapped_tables(db, S) == ["account"]
+    assert hc_layout.mapped_tables(db, S) == ["account"]
     db.execute("INSERT INTO schema1.account (name) VALUES ('Acme')")
     assert len(trigger_log(db)) == 1
 
@@ -289,7 +290,7 @@ def test_mapped_table_layout_names_and_triggers(db):
         in (functions["hc_account_logger"])
     )
     assert "IF (get_xmlbinary() = 'base64')" in functions["hc_account_status"]
-    assert hcschema.mapped_tables(db, S) == ["account"]
+    assert hc_layout.mapped_tables(db, S) == ["account"]
 
 
 # --- capture ----------------------------------------------------------------------------------
@@ -498,7 +499,7 @@ def test_drop_hc_objects_keeps_data_and_stops_logging(db):
         ("Globex", None),
     ]
     assert len(trigger_log(db)) == 1
-    assert hcschema.mapped_tables(db, S) == []
+    assert hc_layout.mapped_tables(db, S) == []
     assert one(db, "SELECT to_regprocedure('schema1.hc_account_logger()')") is None
 
 
@@ -531,12 +532,12 @@ def test_table_named_case_works_everywhere(db):
         ("NEW", "UPDATE", "case"),
         ("READONLY", "DELETE", "case"),
     ]
-    assert hcschema.mapped_tables(db, S) == ["case"]
+    assert hc_layout.mapped_tables(db, S) == ["case"]
     assert one(db, "SELECT to_regclass('schema1.hcu_idx_case_sfid')") is not None
     hcschema.drop_mapped_table(db, S, "case")
     assert one(db, "SELECT to_regclass('schema1.\"case\"')") is None
     assert one(db, "SELECT to_regprocedure('schema1.hc_case_status()')") is None
-    assert hcschema.mapped_tables(db, S) == []
+    assert hc_layout.mapped_tables(db, S) == []
 
 
 def test_names_and_types_are_validated(db):
@@ -554,7 +555,7 @@ def test_names_and_types_are_validated(db):
             create_mapped_table(db, schema, table, columns, access=access, indexes=indexes)
     with pytest.raises(ValueError):
         hcschema.add_columns(db, S, "account", {"x": "int) --"})
-    assert hcschema.mapped_tables(db, S) == []
+    assert hc_layout.mapped_tables(db, S) == []
 
 
 def test_table_name_for():

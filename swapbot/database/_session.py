@@ -22,6 +22,13 @@ def add_connection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
+def add_swap_arguments(p: argparse.ArgumentParser) -> None:
+    """--schema OLD --new-schema NEW --tables a,b: what every swap-wide command takes."""
+    p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
+    p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
+    p.add_argument("--tables", required=True, help="the moved mappings' tables: a,b")
+
+
 def connect_read_only(url: str) -> psycopg.Connection:
     """An autocommit connection on which every statement that would write is refused."""
     conn = connect(url, autocommit=True)

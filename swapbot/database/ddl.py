@@ -38,7 +38,7 @@ from swapbot.database._common import (
     require_mapped_tables,
     require_schema,
 )
-from swapbot.database._session import add_connection_arguments
+from swapbot.database._session import add_connection_arguments, add_swap_arguments
 from swapbot.database.inventory import DbObject, catalog_snapshot, fetch, scan
 from swapbot.database.retarget import literal, qname, quote, role
 
@@ -651,9 +651,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     add_connection_arguments(p)
-    p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
-    p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
-    p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
+    add_swap_arguments(p)
     p.add_argument("--phase", required=True, choices=["prep", "cutover", "rollback"])
     p.add_argument("--apply", action="store_true", help="run the phase in one transaction")
     p.add_argument("--lock-timeout", type=_at_least_one, default=2000, help="ms per lock (2000)")

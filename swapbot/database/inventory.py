@@ -46,8 +46,8 @@ from swapbot.database._common import (
     require_mapped_tables,
 )
 from swapbot.database._session import add_connection_arguments
+from swapbot.database.hc_layout import log_trigger_name, status_trigger_name
 from swapbot.database.retarget import Name, Renames, literal, qname, quote, role
-from swapbot.sandbox.hcschema import log_trigger_name, status_trigger_name
 
 Phase = Literal["prep", "cutover", "manual", "none", "managed"]
 Action = Literal[

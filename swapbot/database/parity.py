@@ -26,7 +26,12 @@ from swapbot.database._common import (
     qualified,
     require_mapped_tables,
 )
-from swapbot.database._session import add_connection_arguments, connect_read_only, snapshot
+from swapbot.database._session import (
+    add_connection_arguments,
+    add_swap_arguments,
+    connect_read_only,
+    snapshot,
+)
 
 # HC's own columns: `id` is renumbered by every load, `_hc_lastop`/`_hc_err` describe the sync.
 SKIPPED_COLUMNS = ("id", "_hc_lastop", "_hc_err")
@@ -291,9 +296,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         "parity", help="compare the changed tables' rows in the old and new schema (reads)"
     )
     add_connection_arguments(p)
-    p.add_argument("--schema", required=True, help="the old schema (hc1's)")
-    p.add_argument("--new-schema", required=True, help="the new schema (hc2's)")
-    p.add_argument("--tables", required=True, help="the changed tables: a,b")
+    add_swap_arguments(p)
     p.add_argument(
         "--chunk", type=int, default=DEFAULT_CHUNK, help="rows per chunk (default %(default)s)"
     )

@@ -23,7 +23,11 @@ from swapbot.database._common import (
     require_mapped_tables,
     schema_exists,
 )
-from swapbot.database._session import add_connection_arguments, connect_read_only
+from swapbot.database._session import (
+    add_connection_arguments,
+    add_swap_arguments,
+    connect_read_only,
+)
 
 Status = Literal["pass", "warn", "fail"]
 ORDER: dict[str, int] = {"pass": 0, "warn": 1, "fail": 2}
@@ -524,9 +528,7 @@ def _command(args: argparse.Namespace) -> int:
 def add_command(db_sub) -> argparse.ArgumentParser:
     p = db_sub.add_parser("preflight", help="check every database requirement of the swap (reads)")
     add_connection_arguments(p)
-    p.add_argument("--schema", required=True, help="the old schema (hc1's)")
-    p.add_argument("--new-schema", required=True, help="the schema hc2 will use")
-    p.add_argument("--tables", required=True, help="the mappings to change: a,b")
+    add_swap_arguments(p)
     p.add_argument("--disk-limit-gb", type=float, help="the database plan's disk limit, in GB")
     p.add_argument(
         "--roles", help="the app's roles (default: login roles that set their own search_path)"

@@ -34,8 +34,8 @@ from swapbot.database._common import (
     parse_tables,
     require_mapped_tables,
 )
-from swapbot.database._session import add_connection_arguments
-from swapbot.sandbox.hcschema import mapped_tables
+from swapbot.database._session import add_connection_arguments, add_swap_arguments
+from swapbot.database.hc_layout import mapped_tables
 
 Level = Literal["role_in_database", "role", "database"]
 ProofMethod = Literal["login", "computed path, set role", "computed path"]
@@ -817,9 +817,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
     add_connection_arguments(p)
     p.add_argument("--roles", default="", help="the app's roles: r1,r2")
     p.add_argument("--database", action="store_true", help="also set the database-level default")
-    p.add_argument("--schema", required=True, help="the old schema (hc1's)")
-    p.add_argument("--new-schema", required=True, help="the new schema (hc2's)")
-    p.add_argument("--tables", required=True, help="the changed tables: a,b")
+    add_swap_arguments(p)
     p.add_argument("--state-file", help="JSON file that keeps the switch record (switch, restore)")
     p.set_defaults(func=_command)
     return p

@@ -25,10 +25,10 @@ from swapbot.database._common import (
     require_mapped_tables,
     require_schema,
 )
-from swapbot.database._session import add_connection_arguments
+from swapbot.database._session import add_connection_arguments, add_swap_arguments
+from swapbot.database.hc_layout import log_trigger_name, mapped_tables, status_trigger_name
 from swapbot.database.inventory import DbObject, catalog_snapshot, scan
 from swapbot.database.retarget import qname, quote
-from swapbot.sandbox.hcschema import log_trigger_name, status_trigger_name
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -160,8 +160,6 @@ def _oids(conn: psycopg.Connection, schema: str, tables: list[str]) -> dict[str,
 def check_resolution(
     conn: psycopg.Connection, old: str, new: str, tables: list[str], role: str | None
 ) -> Check:
-    from swapbot.sandbox.hcschema import mapped_tables
-
     others = [t for t in mapped_tables(conn, old) if t not in tables]
     new_oids, old_oids = _oids(conn, new, tables), _oids(conn, old, others)
     path, source = effective_path(conn, role)
@@ -537,9 +535,7 @@ def add_command(db_sub) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     add_connection_arguments(p)
-    p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
-    p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
-    p.add_argument("--tables", required=True, help="the changed mappings' tables: a,b")
+    add_swap_arguments(p)
     p.add_argument("--since", required=True, help="ISO time of the cutover: rows must be newer")
     p.add_argument("--role", help="the app's role(s), comma-separated: resolve names as them")
     p.add_argument("--columns", help="table.column,... the new fields that must exist in NEW")

@@ -18,6 +18,15 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from swapbot.database.hc_layout import (  # the names HC gives its objects
+    MAX_IDENTIFIER,
+    index_name,
+    log_trigger_name,
+    logger_function_name,
+    status_function_name,
+    status_trigger_name,
+)
+
 # HC's own sessions set xmlbinary to this; app sessions keep PostgreSQL's default.
 HC_XMLBINARY = "hex"
 APP_XMLBINARY = "base64"
@@ -36,7 +45,6 @@ _OBJECT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # A PostgreSQL type as written in DDL: words, optional (n) or (p,s), optional time-zone words
 # and []; no quotes, semicolons or dashes, so it cannot carry anything but a type.
 _TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\(\d+(, ?\d+)?\))?( with(out)? time zone)?(\[\])?$")
-_MAX_IDENTIFIER = 63
 
 
 def check_name(name: str) -> str:
@@ -63,31 +71,6 @@ def table_name_for(object_name: str) -> str:
     if not isinstance(object_name, str) or not _OBJECT_NAME.match(object_name):
         raise ValueError(f"not a Salesforce object API name: {object_name!r}")
     return check_name(object_name.lower())
-
-
-def _derived(*parts: str) -> str:
-    # PostgreSQL truncates longer identifiers to 63 bytes; do it here so lookups match.
-    return "".join(parts)[:_MAX_IDENTIFIER]
-
-
-def logger_function_name(table: str) -> str:
-    return _derived("hc_", table, "_logger")
-
-
-def status_function_name(table: str) -> str:
-    return _derived("hc_", table, "_status")
-
-
-def log_trigger_name(table: str) -> str:
-    return _derived("hc_", table, "_logtrigger")
-
-
-def status_trigger_name(table: str) -> str:
-    return _derived("hc_", table, "_status_trigger")
-
-
-def index_name(table: str, column: str, *, unique: bool) -> str:
-    return _derived("hcu_idx_" if unique else "hc_idx_", table, "_", column)
 
 
 def notify_channel(schema: str) -> str:
@@ -462,7 +445,9 @@ def create_mapped_table(
         sql.SQL("id serial NOT NULL"),
         sql.SQL("_hc_lastop character varying(32)"),
         sql.SQL("_hc_err text"),
-        sql.SQL("CONSTRAINT {} PRIMARY KEY (id)").format(sql.Identifier(_derived(t, "_pkey"))),
+        sql.SQL("CONSTRAINT {} PRIMARY KEY (id)").format(
+            sql.Identifier(f"{t}_pkey"[:MAX_IDENTIFIER])
+        ),
     ]
     conn.execute(
         sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
@@ -551,25 +536,6 @@ def drop_mapped_table(
             sql.Identifier(schema, table), sql.SQL(" CASCADE" if cascade else "")
         )
     )
-
-
-def mapped_tables(conn: psycopg.Connection, schema: str) -> list[str]:
-    """Tables in ``schema`` that carry HC's log trigger, sorted by name."""
-    rows = conn.execute(
-        """
-        SELECT c.relname
-        FROM pg_catalog.pg_trigger t
-        JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s
-          AND c.relkind IN ('r', 'p')
-          AND NOT t.tgisinternal
-          AND t.tgname = left('hc_' || c.relname || '_logtrigger', 63)
-        ORDER BY c.relname
-        """,
-        (check_name(schema),),
-    ).fetchall()
-    return [name for (name,) in rows]
 
 
 @contextmanager

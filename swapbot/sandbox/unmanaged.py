@@ -10,7 +10,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from swapbot.sandbox.hcschema import check_name, mapped_tables
+from swapbot.database.hc_layout import mapped_tables
+from swapbot.sandbox.hcschema import check_name
 
 REPORTING_SCHEMA = "reporting"
 
