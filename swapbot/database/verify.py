@@ -73,23 +73,9 @@ def _path_of(setconfig: list[str] | None) -> str | None:
 
 def server_default_path(conn: psycopg.Connection) -> str:
     """The search_path a session gets when no role or database setting applies."""
-    row = conn.execute(
-        "SELECT reset_val, source, boot_val FROM pg_catalog.pg_settings WHERE name = 'search_path'"
-    ).fetchone()
-    reset_val, source, boot_val = row
-    if source in ("default", "configuration file", "command line", "environment variable"):
-        return reset_val
-    try:
-        with conn.transaction():
-            found = conn.execute(
-                "SELECT setting FROM pg_catalog.pg_file_settings"
-                " WHERE name = 'search_path' AND applied ORDER BY seqno DESC LIMIT 1"
-            ).fetchone()
-        if found:
-            return found[0]
-    except errors.InsufficientPrivilege:
-        pass
-    return boot_val
+    from swapbot.database.searchpath import server_default
+
+    return server_default(conn)[0]
 
 
 def effective_path(conn: psycopg.Connection, role: str | None) -> tuple[str, str]:
