@@ -56,11 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from swapbot.database import cli as database_cli
     from swapbot.sandbox import cli as sandbox_cli
+    from swapbot.slack import cli as slack_cli
     from swapbot.swap import cli as swap_cli
 
     sandbox_cli.add_commands(sub)
     database_cli.add_commands(sub)
     swap_cli.add_commands(sub)
+    slack_cli.add_commands(sub)
     return parser
 
 

@@ -35,6 +35,12 @@ EXAMPLES: dict[str, str] = {
     "SWAPBOT_OPERATORS": "U0123ABCD,U0456EFGH",
     "SWAPBOT_APPROVERS": "U0123ABCD,U0456EFGH",
     "SWAPBOT_REDIS_PREFIX": "swapbot:",
+    "SWAPBOT_APPROVAL_EMOJI": "white_check_mark (an emoji name without colons)",
+    "SWAPBOT_APPROVAL_MINUTES": "15",
+    "SWAPBOT_POLL_SECONDS": "2",
+    "SWAPBOT_TIMEOUT_SCALE": "1",
+    "WEB_CONCURRENCY": "2",
+    "SWAPBOT_WEB_THREADS": "8",
     "PORT": "5000",
 }
 
@@ -102,7 +108,14 @@ class Settings(BaseSettings):
     swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_redis_prefix: str = "swapbot:"
+    swapbot_approval_emoji: str = Field(default="white_check_mark", pattern=r"^[a-z0-9_+-]{1,64}$")
+    swapbot_approval_minutes: float = Field(default=15.0, gt=0, le=24 * 60)
+    # Rehearsals against a fast sandbox poll more often and scale step timeouts down.
+    swapbot_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    swapbot_timeout_scale: float = Field(default=1.0, gt=0, le=10)
     port: int | None = Field(default=None, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1, le=64)  # gunicorn processes; Heroku sets it
+    swapbot_web_threads: int = Field(default=8, ge=1, le=128)  # threads per gunicorn process
 
     @field_validator("database_url")
     @classmethod

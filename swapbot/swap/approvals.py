@@ -212,11 +212,16 @@ class Approvals:
         *,
         fingerprint: str,
         live_digest: str,
+        at: float | None = None,
     ) -> Decision:
-        """A second person approves request `request_id`, seen under the current conditions."""
+        """A second person approves request `request_id`, seen under the current conditions.
+
+        `at` is when the person acted (a Slack event's own time): a retried delivery that arrives
+        late is judged on when the reaction was made, never on a time later than now."""
         now = self.clock()
+        seen = min(at, now) if at is not None else now
         req = self.get(swap_id, request_id)
-        refusal = self._refusal(req, request_id, approver, set(approvers), now)
+        refusal = self._refusal(req, request_id, approver, set(approvers), seen)
         if refusal is None:
             refusal = _changed(req, fingerprint, live_digest)
         if refusal is None:
@@ -239,6 +244,7 @@ class Approvals:
                     "expires_at": iso(now + self.ttl_s),
                 },
                 now=now,
+                seen=seen,
             )
             if answer == "ok":
                 granted = self.get(swap_id, request_id)
@@ -250,7 +256,7 @@ class Approvals:
                 )
             # Someone else moved it first: explain from what it is now.
             req = self.get(swap_id, request_id)
-            refusal = self._refusal(req, request_id, approver, set(approvers), now)
+            refusal = self._refusal(req, request_id, approver, set(approvers), seen)
             refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
         verdict, reason = refusal
         if verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
@@ -393,10 +399,13 @@ class Approvals:
         action: str,
         detail: dict[str, Any],
         now: float,
+        seen: float | None = None,
     ) -> str:
         pairs = [str(x) for kv in changes.items() for x in kv]
         entry = audit_fields(now, actor, action, req.step, detail)
-        args = [" ".join(allowed), expiry, repr(now), len(changes), *pairs]
+        # expiry is judged at `seen` (when the person acted), the audit entry is dated now
+        args = [" ".join(allowed), expiry, repr(now if seen is None else seen), len(changes)]
+        args += pairs
         args += [x for kv in entry.items() for x in kv]
         keys = [self._key(req.swap_id, req.id), self._audit_key(req.swap_id)]
         return as_text(self._move(keys=keys, args=args))

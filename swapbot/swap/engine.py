@@ -11,6 +11,8 @@ Front ends (the terminal, Slack via the worker) call these methods and render th
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import time
 import uuid
@@ -33,6 +35,21 @@ log = logging.getLogger(__name__)
 # After an interrupted attempt of a step that is not safe to repeat, the request may still be in
 # flight at Heroku: look at the live system only once it must have finished.
 IN_FLIGHT_GRACE = 35.0
+
+# Test seam, never set in production: SWAPBOT_KILL_AT="<step>:<point>" makes this process SIGKILL
+# itself at that point of that step, so a test can stop a runner at an exact moment and resume it
+# with a fresh process (tests/test_swap_kill_matrix.py). The points:
+#   before     the checkpoint says running; nothing of this attempt is done yet
+#   after-act  the step's calls and SQL are made; nothing checked or checkpointed since
+#   waiting    acted, and the live system did not show the step done on the first look
+#   after      checkpointed done; audit entry and event not yet written
+KILL_AT_ENV = "SWAPBOT_KILL_AT"
+KILL_POINTS = ("before", "after-act", "waiting", "after")
+
+
+def _kill_point(step: str, point: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == f"{step}:{point}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _calls(events: list[Event]) -> list[str]:
@@ -363,6 +380,8 @@ class Engine:
                     swap_id, run.actor, "step.skipped", step=step.name, detail={"seen": seen.seen}
                 )
             self.emit("step.skipped", swap_id, step=step.name, actor=run.actor, message=seen.seen)
+            if not dry_run:
+                self._landmarks(run, step)
             return Outcome(step.name, "skipped", f"already done: {seen.seen}")
         if dry_run:
             with self.emitter.capture() as events:
@@ -393,8 +412,10 @@ class Engine:
             swap_id, run.actor, "step.started", step=step.name, detail={"attempt": attempt}
         )
         self.emit("step.started", swap_id, step=step.name, actor=run.actor, message=step.summary)
+        _kill_point(step.name, "before")
         if step.act is not None:
             step.act(run)
+        _kill_point(step.name, "after-act")
         return self._wait_and_finish(run, step, started=started, acted=True, wait=wait)
 
     def _in_progress(self, run: Run, step: runbook.Step) -> bool:
@@ -438,6 +459,7 @@ class Engine:
                     "step.waiting", swap_id, step=step.name, message=seen.seen, **(seen.data or {})
                 )
                 return Outcome(step.name, "waiting", seen.seen, data=seen.data or {})
+            _kill_point(step.name, "waiting")
             self.sleep(self.poll_interval)
             if not self.store.renew(run.lease, int(self.lease_ttl * 1000)):
                 raise StepStopped("this runner lost the swap's lease; another runner continues")
@@ -458,6 +480,7 @@ class Engine:
             "started_epoch": time.time() - elapsed,
         }
         self.store.checkpoint(run.lease, step.name, status="done", detail=detail)
+        _kill_point(step.name, "after")
         self.store.audit(swap_id, run.actor, "step.done", step=step.name, detail=detail)
         self.emit(
             "step.done",
@@ -467,7 +490,31 @@ class Engine:
             message=seen.seen,
             seconds=elapsed,
         )
+        self._landmarks(run, step)
         return Outcome(step.name, "done", seen.seen, data={"seconds": elapsed})
+
+    def _landmarks(self, run: Run, step: runbook.Step) -> None:
+        """Once a step is done: the outage ends with `restore`, the swap with its last step.
+        Each is announced once (a record marks it), whichever runner finished the step."""
+        swap_id = run.plan.swap_id
+        if step.name == runbook.OUTAGE_END and run.recall("outage_ended_at") is None:
+            started, ended = run.recall("outage_started_at"), time.time()
+            run.remember("outage_ended_at", ended)
+            seconds = ended - started if started else None
+            self.emit(
+                "outage.ended",
+                swap_id,
+                step=step.name,
+                actor=run.actor,
+                message="outage ended: the app runs on the new schema",
+                seconds=seconds,
+            )
+        checkpoints = self.store.checkpoints(swap_id)
+        if run.recall("swap_done_at") is None and all(
+            _is_done(checkpoints.get(s.name)) for s in runbook.STEPS
+        ):
+            run.remember("swap_done_at", time.time())
+            self.emit("swap.done", swap_id, actor=run.actor, message="every step is done")
 
     def _failed(self, run: Run, step: runbook.Step, message: str) -> Outcome:
         swap_id = run.plan.swap_id
@@ -610,7 +657,8 @@ class Engine:
             step_name, "done", f"approval {req.id} requested", data={"request_id": req.id}
         )
 
-    def approve(self, request_id: str, actor: str) -> Outcome:
+    def approve(self, request_id: str, actor: str, *, at: float | None = None) -> Outcome:
+        """`actor` approves a request; `at` is when they did (a Slack reaction's event time)."""
         plan = self.current_plan()
         if plan is None:
             return Outcome("approve", "refused", "there is no plan yet")
@@ -622,6 +670,7 @@ class Engine:
             self.approvers,
             fingerprint=fingerprint,
             live_digest=digest,
+            at=at,
         )
         step = decision.request.step if decision.request else None
         kind = "approval.granted" if decision.granted else "approval.refused"
@@ -633,7 +682,12 @@ class Engine:
             message=decision.reason,
             request_id=request_id,
         )
-        return Outcome("approve", "done" if decision.granted else "refused", decision.reason)
+        return Outcome(
+            "approve",
+            "done" if decision.granted else "refused",
+            decision.reason,
+            data={"verdict": decision.verdict.value, "request_id": request_id, "step": step},
+        )
 
     def _take_approval(self, run: Run, step: runbook.Step) -> str | None:
         plan = run.plan

@@ -35,6 +35,10 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
     def live_factory(plan: Plan, events: Emitter, dry_run: bool) -> Live:
         return Live(plan, connect, platform, database_url, events, dry_run=dry_run)
 
+    engine_options.setdefault("approvers", set(settings.swapbot_approvers))
+    engine_options.setdefault("approval_ttl", settings.swapbot_approval_minutes * 60)
+    engine_options.setdefault("poll_interval", settings.swapbot_poll_seconds)
+    engine_options.setdefault("timeout_scale", settings.swapbot_timeout_scale)
     return Engine(
         store, live_factory, emitter=emitter, clients=(connect, platform), **engine_options
     )

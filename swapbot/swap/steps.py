@@ -1001,6 +1001,7 @@ CUTOVER: tuple[Step, ...] = (
 STEPS: tuple[Step, ...] = PREP + CUTOVER
 BY_NAME: dict[str, Step] = {s.name: s for s in STEPS}
 OUTAGE_START = "stop-writes"
+OUTAGE_END = "restore"  # the outage clock stops when the app runs again
 
 
 def get(name: str) -> Step:

@@ -386,13 +386,14 @@ class Store:
             ttl_ms,
         )
 
-    def acquire_leader(self, runner: str, ttl_ms: int) -> Lease | None:
-        """Become the one watcher that leads across processes; renew and release as any lease."""
+    def acquire_leader(self, runner: str, ttl_ms: int, role: str = "watcher") -> Lease | None:
+        """Become the one `role` (watcher, notifier) that leads across processes and dynos;
+        renew and release as any lease."""
         return self._take(
-            "watcher:leader",
+            f"{role}:leader",
             None,
-            self.key("watcher", "leader"),
-            self.key("watcher", "leader", "fence"),
+            self.key(role, "leader"),
+            self.key(role, "leader", "fence"),
             runner,
             ttl_ms,
         )
@@ -409,8 +410,8 @@ class Store:
     def holder(self, swap_id: str) -> LockInfo | None:
         return self._holder(self.swap_key(swap_id, "lock"))
 
-    def leader(self) -> LockInfo | None:
-        return self._holder(self.key("watcher", "leader"))
+    def leader(self, role: str = "watcher") -> LockInfo | None:
+        return self._holder(self.key(role, "leader"))
 
     def _take(
         self, resource: str, swap_id: str | None, lock: str, fence: str, runner: str, ttl_ms: int

@@ -77,6 +77,8 @@ class Watcher:
                             swap_id,
                             f"{key} {m['object']}: {prev['state']} -> {m['state']}",
                             addon=key,
+                            object=m["object"],
+                            state=m["state"],
                         )
                     )
                 if m["progress"] is not None:
@@ -91,6 +93,7 @@ class Watcher:
                             f"{key} {m['object']}: {m['progress']}%",
                             addon=key,
                             object=m["object"],
+                            state=m["state"],
                             db=m["db"],
                             sf=m["sf"],
                             rows_per_second=rate,

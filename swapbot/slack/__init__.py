@@ -1,0 +1,1 @@
+"""The Slack front end: Bolt app, Block Kit rendering, channel notifier, and a local Slack stand-in."""

@@ -1,0 +1,164 @@
+"""The Bolt app behind `/hcswap`: verify, authorize, acknowledge, enqueue — nothing else.
+
+Listeners stay plain functions (bolt-python's shape). Bolt's middleware checks signatures and
+ignores the bot's own events; ours drops Slack's duplicate deliveries. Work runs in `swapbot
+worker` (`swapbot.slack.work`), never on Bolt's small listener pool or beside the acks: the
+web process must answer within Slack's 3 seconds whatever the swap is doing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+from slack_bolt import App, BoltResponse
+
+from swapbot import config
+from swapbot.slack import access, blocks
+from swapbot.slack.client import web_client
+from swapbot.swap import commands, jobs
+from swapbot.swap.store import Store
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/hcswap"
+EVENT_SEEN_TTL = 3600  # Slack retries for about 6 minutes; keep event ids well beyond that
+
+# Slack's escaping of command text (should_escape: true): entities and <…|label> sequences.
+_ENTITY = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
+_SEQUENCE = re.compile(r"<([@#!]?)([^<>|]*)(?:\|([^<>]*))?>")
+
+
+def unescape(text: str) -> str:
+    """Command text as the person typed it: `<@U1|olivia>` becomes U1, links their address."""
+
+    def plain(m: re.Match[str]) -> str:
+        sigil, target, label = m.group(1), m.group(2), m.group(3)
+        if sigil in ("@", "#"):
+            return target
+        if sigil == "!":
+            return label or target
+        return target
+
+    text = _SEQUENCE.sub(plain, text)
+    for entity, char in _ENTITY.items():
+        text = text.replace(entity, char)
+    return text
+
+
+def _ephemeral(rendered: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    text, blks = rendered
+    return {"text": text, "blocks": blks, "response_type": "ephemeral"}
+
+
+def build_app(
+    settings: config.Settings,
+    *,
+    redis: Any = None,
+    token_verification_enabled: bool = True,
+    **app_options: Any,
+) -> App:
+    """The Bolt app for both HTTP (`swapbot serve`) and Socket Mode (`swapbot socket`)."""
+    conn = redis or config.redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
+    store = Store(conn, settings.swapbot_redis_prefix)
+    queues = {kind: jobs.queue(settings, conn, kind) for kind in (jobs.STEPS, jobs.INTERACTIVE)}
+    app = App(
+        token=config.secret(settings.slack_bot_token) or None,
+        signing_secret=config.secret(settings.slack_signing_secret) or None,
+        client=web_client(settings),
+        token_verification_enabled=token_verification_enabled,
+        logger=logging.getLogger("swapbot.slack.bolt"),
+        **app_options,
+    )
+
+    @app.middleware
+    def drop_duplicate_events(body: dict[str, Any], next: Callable[[], Any]) -> Any:
+        """One delivery per event id. Without Redis, answer 503 so that Slack delivers it again."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id:
+            try:
+                first = store.first_time(f"slack-event:{event_id}", EVENT_SEEN_TTL)
+            except RedisError:
+                log.error("Redis unreachable: event %s left for Slack to deliver again", event_id)
+                return BoltResponse(status=503, body="")
+            if not first:
+                return BoltResponse(status=200, body="")
+        return next()
+
+    @app.command(COMMAND)
+    def hcswap(ack: Callable[..., None], command: dict[str, Any]) -> None:
+        ack(**answer(settings, queues, command))
+
+    @app.event("reaction_added")
+    def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        name = str(event.get("reaction", "")).split("::", 1)[0]  # +1::skin-tone-3 -> +1
+        if item.get("type") != "message" or name != settings.swapbot_approval_emoji:
+            return
+        reaction = {
+            "user": event.get("user"),
+            "channel": item.get("channel"),
+            "ts": item.get("ts"),
+            "item_user": event.get("item_user"),
+            "event_id": body.get("event_id"),
+            "event_time": float(body.get("event_time") or event.get("event_ts") or 0) or None,
+        }
+        # What the reaction means is the key: the same person's same reaction is one approval.
+        key = f"{reaction['channel']}:{reaction['ts']}:{reaction['user']}:{name}"
+        jobs.submit(
+            queues[jobs.INTERACTIVE],
+            settings,
+            "swapbot.slack.work.handle_reaction",
+            reaction,
+            key=key,
+            description=f"reaction by {reaction['user']}",
+        )
+
+    return app
+
+
+def answer(
+    settings: config.Settings, queues: dict[str, Any], command: dict[str, Any]
+) -> dict[str, Any]:
+    """The acknowledgement of one `/hcswap`: a usage line, a refusal, or "working on it"."""
+    user, channel = command.get("user_id", ""), command.get("channel_id", "")
+    text = unescape(command.get("text") or "")
+    try:
+        cmd = commands.parse(text)
+        if cmd.name == "plan" and cmd.action == "new":
+            commands.new_plan(cmd, app=settings.heroku_app_name, actor=user)  # pure checks now
+    except commands.UsageError as exc:
+        return _ephemeral(blocks.usage(str(exc)))
+    reason = access.refusal(cmd, user, channel, settings)
+    if reason:
+        return _ephemeral(blocks.refusal(reason))
+    if cmd.kind == "help":
+        return _ephemeral(blocks.usage(commands.usage(cmd.args[0]) if cmd.args else commands.HELP))
+    try:
+        jobs.submit(
+            queues[jobs.STEPS if cmd.long_running else jobs.INTERACTIVE],
+            settings,
+            "swapbot.slack.work.run_command",
+            text,
+            user,
+            channel,
+            command.get("response_url"),
+            time.time(),
+            key=command.get("trigger_id"),
+            description=f"/hcswap {cmd.name} by {user}",
+        )
+    except RedisError:
+        log.error("Redis unreachable: /hcswap %s from %s not queued", cmd.name, user)
+        return {
+            "text": "swapbot cannot reach its Redis right now, so nothing was queued and "
+            "nothing changed. Try again in a minute.",
+            "response_type": "ephemeral",
+        }
+    return {
+        "text": f":hourglass_flowing_sand: Working on it: {blocks.escape(cmd.describe())}.",
+        "response_type": "ephemeral",
+    }

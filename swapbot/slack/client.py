@@ -1,0 +1,64 @@
+"""The Slack Web API client every process uses (slack-sdk), and the checks made with it.
+
+One place sets the base URL (the stand-in in tests and the demo), the retry handlers (rate
+limits and Slack's 5xx are retried with Retry-After, off the ack path) and the timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from swapbot.config import Settings, secret
+
+log = logging.getLogger(__name__)
+
+
+def _retry_handlers() -> list:
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=2),
+        RateLimitErrorRetryHandler(max_retry_count=5),
+        ServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
+def web_client(settings: Settings) -> WebClient:
+    return WebClient(
+        token=secret(settings.slack_bot_token) or None,
+        base_url=str(settings.slack_api_url),
+        timeout=10,
+        retry_handlers=_retry_handlers(),
+    )
+
+
+def webhook(url: str) -> WebhookClient:
+    """A client for a slash command's response_url (a bearer capability: never log it)."""
+    return WebhookClient(url, timeout=10, retry_handlers=_retry_handlers())
+
+
+def membership(client: WebClient, channel: str | None) -> tuple[bool | None, str]:
+    """Is the bot in the swap channel? Reactions (approvals) only arrive when it is."""
+    if not channel:
+        return None, "SWAPBOT_CHANNEL is not set"
+    try:
+        info = client.conversations_info(channel=channel)["channel"]
+    except SlackApiError as exc:
+        return None, f"could not look at <#{channel}>: {exc.response.get('error')}"
+    except SlackClientError as exc:
+        return None, f"could not reach Slack: {type(exc).__name__}"
+    if info.get("is_archived"):
+        return False, f"<#{channel}> is archived: choose another channel (SWAPBOT_CHANNEL)"
+    if not info.get("is_member"):
+        return False, (
+            f"swapbot is not a member of <#{channel}>, so it cannot post there or see approval "
+            "reactions: type `/invite @swapbot` in that channel"
+        )
+    return True, f"swapbot is a member of <#{channel}>"

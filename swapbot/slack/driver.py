@@ -1,0 +1,261 @@
+"""Talk to a Bolt app over real HTTP the way Slack does: signed slash commands, `reaction_added`
+events (with Slack's retries) and the URL-verification challenge.
+
+It pairs with `SlackStandIn`: commands carry a response URL from the stand-in, and a reaction is
+first put on the stand-in's message, then delivered as an event, only if the bot is in the
+channel (reference §3.2), so a test sees what a person in the workspace would see.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from slack_sdk.signature import SignatureVerifier
+
+from swapbot.slack.standin import DEFAULT_CHANNEL, SlackStandIn
+
+VERIFICATION_TOKEN = "legacy-verification-token"  # deprecated by Slack, sent anyway; never checked
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+@dataclass
+class DriverResponse:
+    """What the app answered. `event_id`/`envelope` are set for delivered events."""
+
+    status: int
+    body: str
+    headers: dict[str, str]
+    elapsed: float
+    event_id: str | None = None
+    envelope: dict[str, Any] | None = field(default=None, repr=False)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class SlackDriver:
+    """Sends what Slack sends to the Bolt app at `app_url`, e.g. http://127.0.0.1:P/slack/events."""
+
+    def __init__(
+        self,
+        app_url: str,
+        signing_secret: str,
+        standin: SlackStandIn,
+        *,
+        team_id: str | None = None,
+        api_app_id: str = "A0SWAPBOT",
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+    ):
+        self.app_url, self.standin = app_url, standin
+        self.verifier = SignatureVerifier(signing_secret)
+        self.team_id = team_id or standin.team_id
+        self.api_app_id, self.clock, self.timeout = api_app_id, clock, timeout
+        # Raw bodies of delivered events by event_id: a retry resends exactly these bytes.
+        self.deliveries: dict[str, str] = {}
+        self._triggers = itertools.count(1)
+
+    # -- slash commands --------------------------------------------------------------------------
+    def command(
+        self,
+        user: str,
+        text: str,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+        command: str = "/hcswap",
+        trigger_id: str | None = None,
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+        retry_num: int | None = None,
+        unsigned: bool = False,
+    ) -> DriverResponse:
+        """`user` types `command text` in `channel`: Slack POSTs the form to the app, then shows
+        the app's answer (the `ack` body) to the user, recorded on the stand-in."""
+        form = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "team_domain": self.standin.team_domain,
+            "channel_id": channel,
+            "channel_name": self.standin.channel_name(channel),
+            "user_id": user,
+            "user_name": self.standin.user_name(user),
+            "command": command,
+            "text": text,
+            "api_app_id": self.api_app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.standin.response_url(user, channel),
+            "trigger_id": trigger_id or self._trigger_id(),
+        }
+        response = self._post(
+            urlencode(form),
+            FORM,
+            timestamp=timestamp,
+            signature=signature,
+            unsigned=unsigned,
+            extra=_retry_headers(retry_num, "http_timeout"),
+        )
+        self._show_ack(user, channel, response)
+        return response
+
+    def _show_ack(self, user: str, channel: str, response: DriverResponse) -> None:
+        if response.status != 200 or not response.body.strip():
+            return
+        ctype = next((v for k, v in response.headers.items() if k.lower() == "content-type"), "")
+        payload = response.json() if ctype.startswith(JSON) else {"text": response.body}
+        self.standin.record_ack(user, channel, payload)
+
+    def _trigger_id(self) -> str:
+        return f"{next(self._triggers)}.{int(self.clock())}.{secrets.token_hex(16)}"
+
+    # -- events ------------------------------------------------------------------------------------
+    def react(
+        self,
+        user: str,
+        channel: str,
+        ts: str,
+        reaction: str = "white_check_mark",
+        *,
+        event_id: str | None = None,
+        event_time: int | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+    ) -> DriverResponse | None:
+        """`user` reacts to message `ts`. The reaction is shown on the stand-in's message; the
+        `reaction_added` event goes to the app only if the bot is in the channel (else None)."""
+        message = self.standin.add_reaction(channel, ts, user, reaction)
+        if not self.standin.is_member(channel, self.standin.bot_user_id):
+            return None
+        now = self.clock()
+        event: dict[str, Any] = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": reaction,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": f"{now:.6f}",
+        }
+        if message.source != "response_url":  # Slack leaves item_user out for webhook posts
+            event["item_user"] = message.user
+        envelope = self._envelope(event, event_id=event_id, event_time=event_time, now=now)
+        raw = json.dumps(envelope)
+        self.deliveries[envelope["event_id"]] = raw
+        return self._deliver(
+            raw,
+            retry_num=retry_num,
+            retry_reason=retry_reason,
+            timestamp=timestamp,
+            signature=signature,
+        )
+
+    def _envelope(
+        self, event: dict[str, Any], *, event_id: str | None, event_time: int | None, now: float
+    ) -> dict[str, Any]:
+        return {
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(now) if event_time is None else event_time,
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.standin.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + secrets.token_hex(16),
+        }
+
+    def redeliver(
+        self,
+        envelope_or_event_id: dict[str, Any] | str,
+        retry_num: int = 1,
+        retry_reason: str = "http_timeout",
+    ) -> DriverResponse:
+        """Slack's retry of an event: the same body, signed afresh, with the retry headers."""
+        if isinstance(envelope_or_event_id, dict):
+            raw = self.deliveries.get(envelope_or_event_id["event_id"])
+            raw = raw or json.dumps(envelope_or_event_id)
+        else:
+            raw = self.deliveries[envelope_or_event_id]
+        return self._deliver(raw, retry_num=retry_num, retry_reason=retry_reason)
+
+    def _deliver(
+        self,
+        raw: str,
+        *,
+        retry_num: int | None,
+        retry_reason: str,
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+    ) -> DriverResponse:
+        extra = _retry_headers(retry_num, retry_reason)
+        response = self._post(raw, JSON, timestamp=timestamp, signature=signature, extra=extra)
+        response.envelope = json.loads(raw)
+        response.event_id = response.envelope["event_id"]
+        return response
+
+    def url_verification(self, challenge: str | None = None) -> DriverResponse:
+        """The challenge Slack sends when the request URL is set; the app must echo it."""
+        body = {
+            "token": VERIFICATION_TOKEN,
+            "challenge": challenge or secrets.token_urlsafe(24),
+            "type": "url_verification",
+        }
+        return self._post(json.dumps(body), JSON)
+
+    # -- the wire ----------------------------------------------------------------------------------
+    def signed_headers(self, body: str, timestamp: str | int | None = None) -> dict[str, str]:
+        """The two headers Slack signs a request with (reference §6.1)."""
+        stamp = str(int(self.clock()) if timestamp is None else timestamp)
+        signature = self.verifier.generate_signature(timestamp=stamp, body=body)
+        return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature or ""}
+
+    def _post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+        unsigned: bool = False,
+        extra: dict[str, str] | None = None,
+    ) -> DriverResponse:
+        headers = {"Content-Type": content_type, "User-Agent": "Slackbot 1.0 (+swapbot driver)"}
+        if not unsigned:
+            headers.update(self.signed_headers(body, timestamp))
+            if signature is not None:
+                headers["X-Slack-Signature"] = signature
+        headers.update(extra or {})
+        started = time.perf_counter()
+        # A plain requests.post per call, so tests may send from several threads at once.
+        reply = requests.post(
+            self.app_url, data=body.encode("utf-8"), headers=headers, timeout=self.timeout
+        )
+        return DriverResponse(
+            status=reply.status_code,
+            body=reply.text,
+            headers=dict(reply.headers),
+            elapsed=time.perf_counter() - started,
+        )
+
+
+def _retry_headers(retry_num: int | None, reason: str) -> dict[str, str]:
+    if retry_num is None:
+        return {}
+    return {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason}

@@ -1,0 +1,48 @@
+"""`swapbot socket`: the same Bolt app over Socket Mode, for a dyno without a public URL.
+
+Slack sends events and commands over a WebSocket that this process opens (no signing secret,
+no web dyno). Run it as a `worker`-like process type; the Procfile's `web` must then be off.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+from swapbot import config
+
+log = logging.getLogger(__name__)
+
+
+def handler(settings: config.Settings, **app_options: Any):
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from swapbot.slack.app import build_app
+
+    app = build_app(settings, **app_options)
+    return SocketModeHandler(app, app_token=config.secret(settings.slack_app_token))
+
+
+def run(args: Any) -> int:
+    from swapbot import logs
+    from swapbot.slack.client import membership, web_client
+
+    try:
+        settings = config.load_settings()
+    except config.SettingsError as exc:
+        print(f"socket: {exc}")
+        return 2
+    missing = settings.missing_for("socket")
+    if missing:
+        print("socket: missing settings: " + ", ".join(missing) + " (see `swapbot config check`)")
+        return 2
+    logs.setup(settings)
+    ok, message = membership(web_client(settings), settings.swapbot_channel)
+    (log.info if ok else log.warning)("%s", message)
+    h = handler(settings)
+    # Heroku sends SIGTERM on restarts and deploys: close the socket; Slack redelivers to the
+    # next connection whatever was not acknowledged.
+    signal.signal(signal.SIGTERM, lambda *_: h.close())
+    h.start()
+    return 0

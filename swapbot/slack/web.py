@@ -1,0 +1,101 @@
+"""`swapbot serve`: the HTTP front end for a Heroku web dyno.
+
+gunicorn (threaded workers, so one slow request never queues the others) serves Bolt's WSGI
+adapter at `POST /slack/events` and our `GET /healthz`. Each gunicorn process builds its own
+Bolt app; they share everything that matters (dedupe, approvals, the queue) through Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from swapbot import config, health
+from swapbot.slack.client import membership, web_client
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+def wsgi_app(settings: config.Settings, **app_options: Any) -> Callable[..., Iterable[bytes]]:
+    """The WSGI callable: Bolt for Slack's requests, /healthz for Heroku and people."""
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    from swapbot.slack.app import build_app
+
+    redis = config.redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
+    slack = SlackRequestHandler(build_app(settings, redis=redis, **app_options), path=EVENTS_PATH)
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]):
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
+            status, doc = health.check(settings, redis)
+            body = json.dumps(doc).encode()
+            start_response(
+                "200 OK" if status == 200 else "503 Service Unavailable",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return slack(environ, start_response)
+
+    return application
+
+
+class Server(BaseApplication):
+    """gunicorn run from our own command, so the settings are validated before it forks."""
+
+    def __init__(self, settings: config.Settings, *, bind: str, workers: int, threads: int):
+        self.settings = settings
+        self.options = {
+            "bind": bind,
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            "timeout": 30,  # Heroku's router gives up at 30 s; a Slack ack must come within 3
+            "graceful_timeout": 25,  # inside the 30 s Heroku allows after SIGTERM
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "info",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable[..., Any]:
+        from swapbot import logs
+
+        logs.setup(self.settings)
+        return wsgi_app(self.settings)
+
+
+def serve(args: Any) -> int:
+    from swapbot import logs
+
+    try:
+        settings = config.load_settings()
+    except config.SettingsError as exc:
+        print(f"serve: {exc}")
+        return 2
+    missing = settings.missing_for("serve")
+    if args.port:
+        missing = [m for m in missing if m != "PORT"]
+    if missing:
+        print("serve: missing settings: " + ", ".join(missing) + " (see `swapbot config check`)")
+        return 2
+    logs.setup(settings)
+    ok, message = membership(web_client(settings), settings.swapbot_channel)
+    (log.info if ok else log.warning)("%s", message)
+    port = args.port or settings.port
+    Server(
+        settings,
+        bind=f"{args.host}:{port}",
+        workers=args.workers or settings.web_concurrency,
+        threads=args.threads or settings.swapbot_web_threads,
+    ).run()
+    return 0

@@ -1,0 +1,139 @@
+"""What `swapbot worker` does for Slack: run a queued `/hcswap` command or approval reaction on
+the engine, and answer the person who asked.
+
+The commands are the terminal's (`swapbot.swap.commands`); this module only renders their
+replies for Slack and delivers them. What happens to the swap reaches the channel through the
+engine's events and the notifier, whichever process ran the step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from swapbot import config
+from swapbot.slack import blocks
+from swapbot.slack.client import membership, web_client, webhook
+from swapbot.slack.notifier import ApprovalMessages
+from swapbot.swap import commands
+from swapbot.swap.engine import Engine
+
+log = logging.getLogger(__name__)
+
+RESPONSE_URL_LIFETIME = 29 * 60  # Slack honours a response_url for 30 minutes
+
+
+def _engine(settings: config.Settings) -> Engine:
+    from swapbot.swap.runtime import build_engine
+
+    return build_engine(settings)
+
+
+def run_command(
+    text: str, user: str, channel: str, response_url: str | None, queued_at: float | None = None
+) -> dict[str, Any]:
+    """Run one `/hcswap` command for `user` and answer them; returns what was answered."""
+    started = time.time()
+    settings = config.load_settings()
+    client = web_client(settings)
+    cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
+    engine = _engine(settings)
+    reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
+    if cmd.name == "status":
+        doc = dict(reply.document or {})
+        doc["bot_in_channel"] = membership(client, settings.swapbot_channel)[0]
+        rendered = blocks.status_message(doc)
+    else:
+        rendered = blocks.reply(
+            {
+                "command": f"/hcswap {text}",
+                "status": reply.status,
+                "message": reply.message,
+                "calls": reply.calls,
+                "text": reply.text if cmd.kind in ("read", "help") else "",
+            }
+        )
+    deliver(
+        client, response_url, channel, user, rendered, fresh=time.time() - (queued_at or started)
+    )
+    if cmd.changes_something and reply.swap_id and reply.status in ("refused", "failed"):
+        # The thread hears of refusals too: the team sees who tried what, and why it stopped.
+        engine.emit(
+            "notice",
+            reply.swap_id,
+            step=cmd.name if cmd.name != "plan" else None,
+            actor=user,
+            message=f"/hcswap {text} by {user}: {reply.status}: {reply.message}",
+        )
+    return {"status": reply.status, "message": reply.message}
+
+
+def handle_reaction(reaction: dict[str, Any]) -> dict[str, Any]:
+    """An approval emoji was added to a message: approve the request it asks for, or say why not."""
+    settings = config.load_settings()
+    client = web_client(settings)
+    user, channel, ts = reaction["user"], reaction["channel"], reaction["ts"]
+    engine = _engine(settings)
+    found = ApprovalMessages(engine.store).request_for(channel, ts)
+    if found is None:
+        if reaction.get("item_user") and reaction["item_user"] != _bot_user(client):
+            return {"status": "ignored", "message": "a reaction on someone else's message"}
+        why = "That message does not ask for an approval. React on the approval request itself."
+        _tell(client, channel, user, why, thread_ts=ts)
+        return {"status": "refused", "message": why}
+    swap_id, request_id = found
+    plan = engine.current_plan()
+    if plan is None or plan.swap_id != swap_id:
+        why = f"That approval belongs to swap {swap_id}, which is not the current swap."
+        _tell(client, channel, user, why, thread_ts=ts)
+        return {"status": "refused", "message": why}
+    outcome = engine.approve(request_id, user, at=reaction.get("event_time"))
+    if outcome.status != "done":
+        _tell(client, channel, user, f"Your approval was not taken: {outcome.message}", ts)
+    return {"status": outcome.status, "message": outcome.message}
+
+
+def _bot_user(client: WebClient) -> str | None:
+    try:
+        return client.auth_test().get("user_id")
+    except (SlackApiError, SlackClientError):
+        return None
+
+
+def _tell(client: WebClient, channel: str, user: str, text: str, thread_ts: str | None) -> None:
+    rendered = blocks.refusal(text)
+    try:
+        client.chat_postEphemeral(
+            channel=channel, user=user, text=rendered[0], blocks=rendered[1], thread_ts=thread_ts
+        )
+    except (SlackApiError, SlackClientError) as exc:
+        log.warning("could not tell %s why: %s", user, exc)
+
+
+def deliver(
+    client: WebClient,
+    response_url: str | None,
+    channel: str,
+    user: str,
+    rendered: tuple[str, list[dict[str, Any]]],
+    *,
+    fresh: float = 0.0,
+) -> None:
+    """Answer the person who typed the command: through its response_url while Slack honours
+    it, else as an ephemeral message in the channel."""
+    text, blks = rendered
+    if response_url and fresh < RESPONSE_URL_LIFETIME:
+        try:
+            resp = webhook(response_url).send(
+                text=text, blocks=blks, response_type="ephemeral", replace_original=False
+            )
+            if resp.status_code == 200:
+                return
+            log.warning("response_url answered %s; answering in the channel", resp.status_code)
+        except SlackClientError as exc:
+            log.warning("response_url failed (%s); answering in the channel", exc)
+    client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blks)

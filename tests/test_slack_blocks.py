@@ -1,0 +1,712 @@
+"""Block Kit rendering: pure functions, checked against Slack's limits and slack_sdk's models."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk.models.blocks import Block
+
+from swapbot.slack import blocks as B
+
+NOW = 1_700_000_133.0  # 2023-11-14 22:15:33 UTC
+OUTAGE_START = 1_700_000_000.0  # 2m 13s before NOW
+
+
+# -- helpers ---------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_fallback(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A renderer that broke a limit logs and sends a bare message instead: a failure here."""
+    yield
+    assert not [r for r in caplog.records if r.name == B.__name__], caplog.text
+
+
+def texts(blocks: list[dict[str, Any]]) -> list[str]:
+    return list(B._texts(blocks))
+
+
+def alltext(rendered: tuple[str, list[dict[str, Any]]]) -> str:
+    text, blocks = rendered
+    return "\n".join([text, *texts(blocks)])
+
+
+def mrkdwn_objects(node: Any) -> list[dict[str, Any]]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn":
+            found.append(node)
+        for value in node.values():
+            found.extend(mrkdwn_objects(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(mrkdwn_objects(item))
+    return found
+
+
+def valid(rendered: tuple[str, list[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+    """Every output must pass our limits, slack_sdk's models, and be plain JSON."""
+    text, blocks = rendered
+    assert isinstance(text, str) and 0 < len(text) <= B.MAX_FALLBACK
+    B.check_limits(blocks, text)
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None, block
+        parsed.to_dict()  # raises SlackObjectFormationError on a violation
+    assert json.loads(json.dumps(blocks)) == blocks
+    for obj in mrkdwn_objects(blocks):
+        assert obj["verbatim"] is True, obj
+    return text, blocks
+
+
+def mapping(obj: str, state: str = "DATA_SYNCED", **kw: Any) -> dict[str, Any]:
+    base = {"object": obj, "state": state, "db": 1200, "sf": 1200, "pending": 0, "errors": 0}
+    return base | {"progress": None} | kw
+
+
+def plan() -> dict[str, Any]:
+    return {
+        "swap_id": "acme-2026-12-01",
+        "app": "acme-prod",
+        "old_addon": "hc1",
+        "old_schema": "salesforce",
+        "new_addon": "hc2",
+        "new_schema": "salesforce2",
+        "mappings": {"Account": ["Rating__c"], "Contact": []},
+    }
+
+
+def status_doc(**changes: Any) -> dict[str, Any]:
+    doc = {
+        "app": "acme-prod",
+        "connections": [
+            {
+                "addon": "hc1",
+                "addon_state": "provisioned",
+                "state": "IDLE",
+                "schema": "salesforce",
+                "mappings": [
+                    mapping("Account", pending=3),
+                    mapping("Contact", "INITIAL", db=520, sf=1000, progress=52.0),
+                    mapping("Lead", "BULK_LOAD_ERROR", errors=2),
+                ],
+            },
+            {"addon": "hc2", "error": "Heroku Connect answered 503 Service Unavailable"},
+        ],
+        "plan": plan(),
+        "fingerprint": "ab12cd34",
+        "steps": [
+            {"name": "preflight", "phase": "prep", "status": "done"},
+            {"name": "create-addon", "phase": "prep", "status": "skipped"},
+            {"name": "wait-sync", "phase": "prep", "status": "running"},
+            {"name": "pause", "phase": "cutover", "status": "pending", "approval": True},
+        ],
+        "current_step": "wait-sync",
+        "approvals": [
+            {
+                "id": "pause-1",
+                "step": "pause",
+                "requester": "U0OPERATOR",
+                "status": "pending",
+                "expires_epoch": NOW + 700,
+            }
+        ],
+        "ledger": [
+            {"key": "leftover:account", "what": "drop salesforce.account", "owner": "U0OWNER"},
+            {"key": "done", "what": "already done", "owner": "x", "done": True, "done_by": "x"},
+        ],
+        "backlog": {"rows": 1234, "oldest_seconds": 3.5},
+        "outage": {"started_epoch": OUTAGE_START, "ended_epoch": None},
+        "holder": {"runner": "worker.1", "since": "2023-11-14T22:13:20.000Z"},
+        "bot_in_channel": True,
+    }
+    return doc | changes
+
+
+def many_mappings(n: int, prefix: str) -> list[dict[str, Any]]:
+    """n mappings: 3 in error, 17 loading (progress 90% down to 10%), the rest in sync."""
+    rows = []
+    for i in range(n):
+        if i < 3:
+            rows.append(mapping(f"{prefix}Err{i}", "SYNC_ERROR", errors=i + 1))
+        elif i < 20:
+            rows.append(mapping(f"{prefix}Load{i}", "INITIAL_IMPORT", progress=float(100 - i * 5)))
+        else:
+            rows.append(mapping(f"{prefix}Obj{i}"))
+    return rows
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def test_escape_replaces_ampersand_first():
+    assert B.escape("a & <b> &amp;") == "a &amp; &lt;b&gt; &amp;amp;"
+    assert B.escape(None) == ""
+
+
+def test_mention_only_for_user_ids():
+    assert B.mention("U0OPERATOR") == "<@U0OPERATOR>"
+    assert B.mention("W12AB") == "<@W12AB>"
+    assert B.mention("alice") == "alice"
+    assert B.mention("<!channel>") == "&lt;!channel&gt;"
+    assert B.mention("u0lower") == "u0lower"
+
+
+def test_duration_and_bar():
+    assert B.duration(45.9) == "45s"
+    assert B.duration(133) == "2m 13s"
+    assert B.duration(242) == "4m 02s"
+    assert B.duration(3720) == "1h 02m"
+    assert B.duration(-5) == "0s"
+    assert B.duration(None) == "?"
+    assert B.bar(52.0) == "▓▓▓▓▓░░░░░ 52%"
+    assert B.bar(99.9) == "▓▓▓▓▓▓▓▓▓░ 99%"
+    assert B.bar(100) == "▓▓▓▓▓▓▓▓▓▓ 100%"
+    assert B.bar(250, width=4) == "▓▓▓▓ 100%"
+    assert B.bar(None) == "░░░░░░░░░░ 0%"
+
+
+def test_check_limits_names_each_violation():
+    ok = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+    B.check_limits([ok])
+    with pytest.raises(ValueError, match="51 blocks"):
+        B.check_limits([ok] * 51)
+    with pytest.raises(ValueError, match="not unique"):
+        B.check_limits([ok | {"block_id": "a"}, ok | {"block_id": "a"}])
+    with pytest.raises(ValueError, match="header text"):
+        B.check_limits([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}])
+    with pytest.raises(ValueError, match="section text"):
+        B.check_limits([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}])
+    with pytest.raises(ValueError, match="11 fields"):
+        B.check_limits([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}])
+    with pytest.raises(ValueError, match="context needs"):
+        B.check_limits([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}])
+    big = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2500}}
+    with pytest.raises(ValueError, match="12500 characters of block text"):
+        B.check_limits([big] * 5)
+    with pytest.raises(ValueError, match="fallback text"):
+        B.check_limits([ok], "t" * 3001)
+
+
+def test_a_message_breaking_the_limits_is_replaced_by_its_fallback(caplog):
+    header = {"type": "header", "text": {"type": "plain_text", "text": "h" * 200}}
+    text, blocks = B._finish("x", "the fallback &lt;", [header], NOW)
+    assert text == "the fallback &lt;"
+    assert blocks == [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}
+    ]
+    assert "broke Slack's limits" in caplog.text
+    caplog.clear()
+
+
+# -- status ----------------------------------------------------------------------------------
+def test_status_lists_a_small_swap():
+    text, blocks = valid(B.status_message(status_doc(), now=NOW))
+    body = "\n".join(texts(blocks))
+    assert blocks[0]["type"] == "header"
+    assert blocks[0]["text"]["text"] == "Heroku Connect swap — acme-2026-12-01"
+    assert "*acme-prod* · hc1 (salesforce) → hc2 (salesforce2)" in body
+    assert "2 mappings: Account (+1 field), Contact" in body
+    assert "plan fingerprint `ab12cd34`" in body
+    assert "*Step:* wait-sync (running) · 2 of 4 steps done" in body
+    assert ":rotating_light: outage running 2m 13s" in body
+    assert ":inbox_tray: write backlog: 1,234 rows, oldest 3s" in body
+    assert ":lock: in progress on worker.1 since 22:13:20 UTC" in body
+    assert ":raised_hand: `pause-1` *pause* asked by <@U0OPERATOR> — expires in 12 min" in body
+    # Each mapping of a small connection, with its state exactly as given.
+    assert "*hc1* · add-on provisioned · connection IDLE · schema salesforce · 3 mappings" in body
+    assert "• Account · DATA_SYNCED · db 1,200 · sf 1,200 · pending 3" in body
+    assert "• Contact · INITIAL · db 520 · sf 1,000 · ▓▓▓▓▓░░░░░ 52%" in body
+    assert "• Lead · BULK_LOAD_ERROR · db 1,200 · sf 1,200 · *errors 2*" in body
+    assert "*hc2* · :warning: could not read it: Heroku Connect answered 503" in body
+    assert "• drop salesforce.account — owner <@U0OWNER>" in body
+    assert "already done" not in body
+    assert "… and" not in body  # everything was shown
+    assert "invite the bot" not in body
+    assert blocks[-1]["elements"][0]["text"] == "updated 22:15:33 UTC"
+    assert text == (
+        "Heroku Connect swap — acme-2026-12-01 · step wait-sync (2/4 done) · "
+        "outage running 2m 13s · 1 approval pending"
+    )
+
+
+def test_status_outage_over_expired_approval_and_missing_bot():
+    doc = status_doc(
+        outage={"started_epoch": OUTAGE_START, "ended_epoch": OUTAGE_START + 242},
+        approvals=[{"id": "pause-1", "step": "pause", "requester": "alice", "expires_epoch": 1}],
+        bot_in_channel=False,
+    )
+    _, blocks = valid(B.status_message(doc, now=NOW))
+    body = "\n".join(texts(blocks))
+    assert ":stopwatch: outage lasted 4m 02s" in body
+    assert "outage running" not in body
+    assert "*pause* asked by alice — expired" in body
+    assert "invite the bot with `/invite @swapbot`" in body
+
+
+def test_status_without_plan():
+    doc = {
+        "app": "acme-prod",
+        "plan": None,
+        "message": "no plan yet: create one with `plan new`",
+        "connections": [],
+    }
+    text, blocks = valid(B.status_message(doc, now=NOW))
+    assert blocks[0]["text"]["text"] == "Heroku Connect — acme-prod"
+    assert "*acme-prod* · no plan yet: create one with `plan new`" in texts(blocks)
+    assert text == "Heroku Connect — acme-prod: no plan yet: create one with `plan new`"
+
+
+def test_status_summarises_300_mappings_within_limits():
+    doc = status_doc()
+    doc["connections"] = [
+        {"addon": "hc1", "state": "IDLE", "schema": "s1", "mappings": many_mappings(150, "A")},
+        {"addon": "hc2", "state": "IDLE", "schema": "s2", "mappings": many_mappings(150, "B")},
+    ]
+    _, blocks = valid(B.status_message(doc, now=NOW))
+    body = "\n".join(texts(blocks))
+    assert "DATA_SYNCED 130 · INITIAL_IMPORT 17 · SYNC_ERROR 3" in body
+    # Errors first (most errors first), then loads by least progress; synced ones only counted.
+    assert body.index("AErr2") < body.index("AErr0") < body.index("ALoad19 ")
+    assert body.index("ALoad19 ") < body.index("ALoad3 ")
+    assert "• ALoad19 · INITIAL_IMPORT · db 1,200 · sf 1,200 · ░░░░░░░░░░ 5%" in body
+    assert "AObj20" not in body and "BObj20" not in body
+    listed = sum(1 for line in body.splitlines() if line.startswith(("• A", "• B")))
+    assert listed == 40  # 20 per connection need attention
+    more = blocks[-2]["elements"][0]["text"]
+    assert more == "… and 260 more — full detail: `/hcswap status --json`"
+
+
+def test_status_caps_what_needs_attention_and_counts_the_rest():
+    rows = [mapping(f"Err{i:03}", "SYSTEM_ERROR", errors=1) for i in range(300)]
+    doc = status_doc(connections=[{"addon": "hc1", "state": "IDLE", "mappings": rows}])
+    _, blocks = valid(B.status_message(doc, now=NOW, detail_hint="hcswap status --json"))
+    body = "\n".join(texts(blocks))
+    assert "SYSTEM_ERROR 300" in body
+    assert "• Err019 ·" in body and "• Err020 ·" not in body
+    assert "… and 280 more — full detail: `hcswap status --json`" in body
+
+
+def test_status_escapes_names_and_does_not_mention():
+    evil = "<!channel> & <@U123>"
+    doc = status_doc()
+    doc["connections"][0]["mappings"].append(mapping(evil, "DATA_SYNCED"))
+    doc["connections"][1]["error"] = "boom <!here> @everyone #general https://x.test"
+    doc["ledger"] = [{"key": "k", "what": evil, "owner": evil}]
+    rendered = valid(B.status_message(doc, now=NOW))
+    everything = alltext(rendered)
+    assert "• &lt;!channel&gt; &amp; &lt;@U123&gt; · DATA_SYNCED" in everything
+    assert "boom &lt;!here&gt; @everyone #general https://x.test" in everything
+    assert "<!channel>" not in everything and "<@U123>" not in everything
+    assert "<!here>" not in everything
+
+
+def test_status_truncates_long_names_in_the_header():
+    doc = status_doc(plan=plan() | {"swap_id": "s" * 400, "app": "a" * 400})
+    _, blocks = valid(B.status_message(doc, now=NOW))
+    header = blocks[0]["text"]["text"]
+    assert len(header) == 150 and header.startswith("Heroku Connect swap — sss")
+    assert header.endswith("…")
+    _, blocks = valid(B.status_message({"app": "x" * 300, "plan": None}, now=NOW))
+    assert len(blocks[0]["text"]["text"]) == 150
+
+
+def test_status_masks_credentials_in_errors():
+    doc = status_doc()
+    doc["connections"][1]["error"] = "cannot reach postgres://u:hunter2@db.example:5432/d"
+    body = alltext(valid(B.status_message(doc, now=NOW)))
+    assert "hunter2" not in body
+    assert "postgres://***@db.example:5432/d" in body
+
+
+def test_status_holds_limits_for_hostile_input():
+    huge = "&<>" * 400
+    rows = [mapping(huge + str(i), huge, db=10**12, pending=7, errors=3) for i in range(40)]
+    doc = status_doc(
+        plan=plan() | {"mappings": {huge + str(i): [huge] * 50 for i in range(50)}},
+        fingerprint=huge,
+        approvals=[{"id": huge, "step": huge, "requester": huge}] * 30,
+        ledger=[{"what": huge, "owner": huge}] * 30,
+        holder={"runner": huge, "since": huge},
+        connections=[{"addon": huge, "state": huge, "schema": huge, "mappings": rows}] * 60,
+        current_step=huge,
+    )
+    _, blocks = valid(B.status_message(doc, now=NOW, detail_hint=huge))
+    assert "more" in blocks[-2]["elements"][0]["text"]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_status_survives_malformed_documents(seed):
+    rnd = random.Random(seed)
+    junk = [None, 1, -3.5, float("nan"), "x", "<!channel>", [], {}, True, "2023-13-99"]
+
+    def any_value() -> Any:
+        return rnd.choice(junk)
+
+    doc: dict[str, Any] = {
+        key: any_value()
+        for key in ("app", "plan", "fingerprint", "steps", "approvals", "backlog", "outage")
+    }
+    doc["connections"] = [
+        {
+            "addon": any_value(),
+            "state": any_value(),
+            "mappings": [
+                {k: any_value() for k in ("object", "state", "db", "sf", "progress", "errors")}
+                for _ in range(rnd.randint(0, 30))
+            ]
+            + [any_value()],
+        }
+        for _ in range(rnd.randint(0, 3))
+    ] + [any_value()]
+    doc["steps"] = [{"name": any_value(), "status": any_value()}, any_value()]
+    valid(B.status_message(doc, now=NOW))
+    valid(B.status_message(doc))  # the clock is read when `now` is not given
+
+
+# -- approvals -------------------------------------------------------------------------------
+def request(**changes: Any) -> dict[str, Any]:
+    base = {
+        "id": "pause-1",
+        "swap_id": "acme-2026-12-01",
+        "step": "pause",
+        "requester": "U0OPERATOR",
+        "fingerprint": "ab12cd34",
+        "live_digest": "d1",
+        "note": "",
+        "status": "pending",
+        "requested_at": "2023-11-14T22:15:33.000Z",
+        "requested_epoch": NOW,
+        "expires_at": "2023-11-14T22:30:33.000Z",
+        "expires_epoch": NOW + 900,
+    }
+    return base | changes
+
+
+def test_approval_message_says_what_who_until_and_how():
+    text, blocks = valid(
+        B.approval_message(
+            request(), plan(), step_summary="pauses hc1 and hc2 and waits until both stop", now=NOW
+        )
+    )
+    body = "\n".join(texts(blocks))
+    assert blocks[0]["text"]["text"] == "Approval needed: pause"
+    assert "*pause* — pauses hc1 and hc2 and waits until both stop" in body
+    assert "*Plan fingerprint*\n`ab12cd34`" in body
+    assert "*Asked by*\n<@U0OPERATOR>" in body
+    assert "*Valid until*\n22:30 UTC (in 15 min)" in body
+    assert "*Request*\n`pause-1`" in body
+    assert "*Change*\nhc1 (salesforce) → hc2 (salesforce2)" in body
+    assert "React with :white_check_mark: to approve (not the requester; approvers only)" in body
+    assert text == (
+        "Approval needed: pause (plan ab12cd34, asked by <@U0OPERATOR>) — "
+        "react with :white_check_mark: to approve"
+    )
+
+
+def test_approval_message_custom_emoji_and_untrusted_fields():
+    req = request(requester="bob <!channel>", note="see <https://evil|here> & more")
+    _, blocks = valid(
+        B.approval_message(req, None, step_summary="x", emoji=":thumbsup:", now=NOW + 600)
+    )
+    body = "\n".join(texts(blocks))
+    assert "React with :thumbsup: to approve" in body
+    assert "*Asked by*\nbob &lt;!channel&gt;" in body
+    assert "*Note:* see &lt;https://evil|here&gt; &amp; more" in body
+    assert "(in 5 min)" in body
+    assert "*Change*" not in body
+
+
+@pytest.mark.parametrize(
+    ("changes", "header", "line"),
+    [
+        (
+            {"status": "granted", "approver": "U0APPROVER", "granted_at": "2023-11-14T22:20:05Z"},
+            "Approved: pause",
+            ":white_check_mark: approved by <@U0APPROVER> at 22:20 UTC — usable until "
+            "22:30 UTC (in 15 min)",
+        ),
+        (
+            {
+                "status": "used",
+                "approver": "U0APPROVER",
+                "granted_at": "2023-11-14T22:20:05Z",
+                "used_at": "2023-11-14T22:21:00Z",
+            },
+            "Approval used: pause",
+            ":white_check_mark: approved by <@U0APPROVER> at 22:20 UTC, used at 22:21 UTC",
+        ),
+        (
+            {"status": "expired", "expired_at": "2023-11-14T22:31:00Z"},
+            "Approval expired: pause",
+            ":hourglass: expired at 22:31 UTC without a second person's approval",
+        ),
+        (
+            {"status": "pending", "expires_epoch": NOW - 60},
+            "Approval expired: pause",
+            ":hourglass: expired at 22:14 UTC without a second person's approval",
+        ),
+        (
+            {"status": "superseded", "superseded_by": "pause-2"},
+            "Approval superseded: pause",
+            ":arrows_counterclockwise: superseded by `pause-2`: react on the newer request",
+        ),
+    ],
+)
+def test_approval_decided_variants(changes, header, line):
+    text, blocks = valid(
+        B.approval_decided(request(**changes), plan(), step_summary="pauses", now=NOW)
+    )
+    body = texts(blocks)
+    assert blocks[0]["text"]["text"] == header
+    assert line in body
+    assert not any("React with" in t for t in body)
+    assert text == f"{header} — {line}"
+
+
+def test_approval_decided_pending_keeps_the_instruction():
+    _, blocks = valid(B.approval_decided(request(), None, step_summary="s", now=NOW))
+    assert blocks[0]["text"]["text"] == "Approval needed: pause"
+    assert "React with :white_check_mark: to approve" in "\n".join(texts(blocks))
+
+
+# -- milestones ------------------------------------------------------------------------------
+def event(kind: str, step: str | None = "add-columns", message: str = "", **data: Any):
+    return {
+        "kind": kind,
+        "swap_id": "acme-2026-12-01",
+        "step": step,
+        "actor": "U0OPERATOR",
+        "message": message,
+        "data": data,
+        "at": "2023-11-14T22:15:33Z",
+    }
+
+
+@pytest.mark.parametrize(
+    ("ev", "line"),
+    [
+        (
+            event("step.done", message="fields added"),
+            ":white_check_mark: *add-columns* done — fields added",
+        ),
+        (
+            event("step.failed", "pause", "hc2 did not stop"),
+            ":x: *pause* failed — hc2 did not stop",
+        ),
+        (event("step.started", message="adds"), ":arrow_forward: *add-columns* started — adds"),
+        (event("step.skipped", message="seen"), ":fast_forward: *add-columns* already done — seen"),
+        (
+            event("outage.started", "stop-writes", "outage started"),
+            ":rotating_light: outage started",
+        ),
+        (event("outage.ended", "restore", seconds=133.4), ":tada: outage ended after 2m 13s"),
+        (event("outage.ended", "restore"), ":tada: outage ended"),
+        (
+            event("approval.requested", "pause", "asks"),
+            ":raised_hand: approval requested for *pause* by <@U0OPERATOR> — asks",
+        ),
+        (
+            event("approval.granted", "pause"),
+            ":white_check_mark: *pause* approved by <@U0OPERATOR>",
+        ),
+        (
+            event("approval.refused", "pause", "own step"),
+            ":no_entry: approval of *pause* refused (<@U0OPERATOR>) — own step",
+        ),
+        (
+            event("approval.expired", "pause"),
+            ":hourglass_flowing_sand: approval of *pause* expired",
+        ),
+        (event("rollback.started", None, "rollback started"), ":rewind: rollback started"),
+        (
+            event("rollback.done", None, "back on hc1"),
+            ":leftwards_arrow_with_hook: rollback done — back on hc1",
+        ),
+        (event("swap.done", None), ":tada: swap done"),
+        (
+            event("step.waiting", "authorize", "open the Salesforce link"),
+            ":hourglass: *authorize* waiting: open the Salesforce link",
+        ),
+        (event("notice", None, "alice marked k done"), ":speech_balloon: alice marked k done"),
+    ],
+)
+def test_milestone_lines(ev, line):
+    assert B.milestone(ev) == line
+
+
+def test_milestone_links_only_safe_urls():
+    ok = event("step.waiting", "authorize", "authorize hc2", link="https://x.test/a?b=1&c=2")
+    assert B.milestone(ok).endswith("<https://x.test/a?b=1&amp;c=2|open the link>")
+    local = event("step.waiting", "authorize", "go", link="http://127.0.0.1:8080/auth")
+    assert B.milestone(local).endswith("<http://127.0.0.1:8080/auth|open the link>")
+    for bad in (
+        "http://127.0.0.1.evil.test/x",
+        "http://example.test/x",
+        "javascript:alert(1)",
+        "https://x.test/a|<!channel>",
+    ):
+        line = B.milestone(event("step.waiting", "authorize", "go", link=bad))
+        assert "|open the link>" not in line
+        assert "<!channel>" not in line
+    creds = B.milestone(event("step.waiting", "x", "go", link="https://u:pw@x.test/"))
+    assert "pw" not in creds and "<https" not in creds
+    long = B.milestone(
+        event("step.waiting", "x" * 999, "&" * 999, link="https://x.test/" + "a" * 1900)
+    )
+    assert len(long) <= 2900 and long.endswith("…")
+    valid(("t", [B._section(long)]))
+
+
+def test_milestone_escapes_messages_and_accepts_models():
+    from swapbot.swap.events import Event
+
+    line = B.milestone(event("step.failed", "pause", "<!channel> &\nsecond line"))
+    assert line == ":x: *pause* failed — &lt;!channel&gt; &amp; second line"
+    model = Event(kind="step.done", swap_id="s", step="verify", message="ok")
+    assert B.milestone(model) == ":white_check_mark: *verify* done — ok"
+    text, blocks = valid(B.milestone_message(model, now=NOW))
+    assert text == ":white_check_mark: *verify* done — ok"
+
+
+def test_is_broadcast():
+    for kind in (
+        "outage.started",
+        "outage.ended",
+        "step.failed",
+        "approval.requested",
+        "rollback.started",
+        "rollback.done",
+        "swap.done",
+    ):
+        assert B.is_broadcast(event(kind)), kind
+    assert not B.is_broadcast(event("step.done", "add-columns"))
+    assert B.is_broadcast(event("step.done", "delete-old"))
+    assert B.is_broadcast(event("step.done", "other", point_of_no_return=True))
+    for kind in ("step.started", "step.waiting", "load.progress", "approval.granted", "call"):
+        assert not B.is_broadcast(event(kind)), kind
+
+
+# -- progress --------------------------------------------------------------------------------
+def test_progress_message_small():
+    progress = {
+        "step": "wait-sync",
+        "loads": {
+            "Account": {
+                "state": "INITIAL_IMPORT",
+                "db": 10,
+                "sf": 100,
+                "progress": 10.0,
+                "rate": 55.2,
+                "eta_seconds": 120.0,
+            },
+            "Contact": {"state": "DATA_SYNCED", "db": 90, "sf": 100, "progress": None},
+        },
+        "backlog": {"rows": 3, "oldest_seconds": 1.2},
+        "outage_started_epoch": OUTAGE_START,
+        "updated_epoch": NOW - 3,
+    }
+    text, blocks = valid(B.progress_message("acme-1", progress, now=NOW))
+    body = "\n".join(texts(blocks))
+    assert ":hourglass_flowing_sand: *wait-sync* · swap acme-1" in body
+    assert "1 of 2 loads in sync · overall ▓▓▓▓▓░░░░░ 50%" in body
+    assert ":rotating_light: outage running 2m 13s" in body
+    assert ":inbox_tray: write backlog: 3 rows, oldest 1s" in body
+    assert (
+        "• Account · INITIAL_IMPORT · db 10 · sf 100 · ▓░░░░░░░░░ 10% · 55 rows/s · "
+        "about 2m 00s left"
+    ) in body
+    assert blocks[-1]["elements"][0]["text"] == "updated 22:15:30 UTC"
+    assert text == "swap acme-1: wait-sync — 1 of 2 loads in sync, outage running 2m 13s"
+
+
+def test_progress_message_with_hundreds_of_loads():
+    loads = {m["object"]: m for m in many_mappings(400, "L")}
+    _, blocks = valid(B.progress_message("acme-1", {"step": "wait-sync", "loads": loads}, now=NOW))
+    body = "\n".join(texts(blocks))
+    assert "380 of 400 loads in sync" in body
+    assert "DATA_SYNCED 380 · INITIAL_IMPORT 17 · SYNC_ERROR 3" in body
+    assert body.index("LErr2") < body.index("LLoad19 ") < body.index("LLoad3 ")
+    assert blocks[-2]["elements"][0]["text"] == (
+        "… and 380 more — full detail: `/hcswap status --json`"
+    )
+
+
+def test_progress_message_without_loads():
+    text, blocks = valid(B.progress_message("acme-1", {"step": None, "loads": {}}, now=NOW))
+    assert text == "swap acme-1"
+    assert texts(blocks)[0] == "swap acme-1"
+
+
+# -- replies ---------------------------------------------------------------------------------
+def test_reply_with_500_dry_run_calls_is_truncated():
+    calls = [f"POST /api/v3/connections/c{i}/actions/pause" for i in range(500)]
+    result = {
+        "command": "/hcswap pause",
+        "status": "dry-run",
+        "message": "would pause",
+        "calls": calls,
+    }
+    text, blocks = valid(B.reply(result))
+    body = "\n".join(texts(blocks))
+    assert text == "/hcswap pause dry-run: would pause"
+    assert body.startswith(":mag: */hcswap pause* dry-run — would pause")
+    assert "```\nPOST /api/v3/connections/c0/actions/pause\n" in body
+    assert "c39/actions/pause" in body and "c40/actions/pause" not in body
+    assert blocks[-1]["elements"][0]["text"] == "… 460 more"
+
+
+def test_reply_splits_long_text_and_notes_the_cut():
+    lines = [f"{i:05} & <b> event ```" + "x" * 80 for i in range(2000)]
+    result = {
+        "command": "/hcswap history",
+        "status": "done",
+        "message": "",
+        "text": "\n".join(lines),
+    }
+    _, blocks = valid(B.reply(result))
+    sections = [b for b in blocks if b["type"] == "section"][1:]
+    assert len(sections) >= 3
+    for section in sections:
+        code = section["text"]["text"]
+        assert code.startswith("```\n") and code.endswith("\n```")
+        assert code.count("```") == 2  # the input's fences cannot close the block
+    body = "\n".join(texts(blocks))
+    assert "00000 &amp; &lt;b&gt; event" in body
+    shown = sum(body.count(f"{i:05} &amp;") for i in range(2000))
+    assert blocks[-1]["elements"][0]["text"] == (
+        f"… truncated: {2000 - shown:,} more lines not shown here"
+    )
+
+
+def test_reply_statuses_and_plain_text():
+    for status, icon in (
+        ("done", ":white_check_mark:"),
+        ("skipped", ":fast_forward:"),
+        ("waiting", ":hourglass:"),
+        ("refused", ":no_entry:"),
+        ("failed", ":x:"),
+    ):
+        result = {"command": "/hcswap pause", "status": status, "message": "m <!here>"}
+        text, blocks = valid(B.reply(result))
+        assert texts(blocks)[0] == f"{icon} */hcswap pause* {status} — m &lt;!here&gt;"
+        assert text == f"/hcswap pause {status}: m &lt;!here&gt;"
+    _, blocks = valid(B.reply({"command": "/hcswap plan show", "status": "done", "text": "a\nb"}))
+    assert texts(blocks)[1] == "```\na\nb\n```"
+
+
+def test_usage_and_refusal():
+    text, blocks = valid(B.usage("/hcswap status\n/hcswap <step>"))
+    assert text == "/hcswap status"  # the first line: what a notification shows
+    assert texts(blocks) == ["```\n/hcswap status\n/hcswap &lt;step&gt;\n```"]
+    text, blocks = valid(B.refusal("U0X is not an approver <!channel>"))
+    assert text == "U0X is not an approver &lt;!channel&gt;"
+    assert texts(blocks) == [":no_entry: U0X is not an approver &lt;!channel&gt;"]
+    valid(B.usage("h\n" * 5000))
+    valid(B.refusal("r" * 10_000))
+
+
+def test_block_ids_change_between_renders():
+    _, first = B.status_message(status_doc(), now=NOW)
+    _, second = B.status_message(status_doc(), now=NOW + 5)
+    assert {b["block_id"] for b in first}.isdisjoint(b["block_id"] for b in second)
