@@ -7,8 +7,6 @@ The stack starts once for this module; tests that change nothing come first, the
 from __future__ import annotations
 
 import contextlib
-import html
-import re
 import threading
 import time
 import uuid
@@ -18,58 +16,26 @@ import pytest
 import redis
 import requests
 
-from swapbot.sandbox import scenarios
-from swapbot.sandbox.options import SandboxOptions
 from swapbot.sandbox.scenarios import role_names
-from swapbot.sandbox.server import Sandbox
-from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL, create_database, drop_database
+from swapbot.slack.rehearsal import Colleague, LocalSlack
+from tests.conftest import REDIS_TEST_URL
 from tests.slack_support import (
     APPROVER,
     CHANNEL,
     OPERATOR,
     READER,
     SECOND_APPROVER,
-    Stack,
-    acks,
-    ask,
-    environment,
-    free_port,
-    replies,
+    running_stack,
     said,
-    standin,
+    store,
+    told,
 )
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    name = f"swapbot_t_{uuid.uuid4().hex[:10]}"
-    url = create_database(name)
-    prefix = f"swapbot-test:{uuid.uuid4().hex[:10]}:"
-    scenarios.load(url, scenarios.get("small"))
-    sandbox = Sandbox(url, SandboxOptions(speed=100.0, seed=7, org_changes_per_second=1.0)).start(
-        clock=True
-    )
-    slack = standin()
-    st = Stack(
-        environment(sandbox, url, prefix, slack),
-        slack,
-        free_port(),
-        tmp_path_factory.mktemp("logs"),
-    )
-    st.db_name, st.sandbox = name, sandbox  # type: ignore[attr-defined]
-    try:
-        st.start_serve()
-        st.start_worker()
-        yield st
-    finally:
-        st.stop()
-        sandbox.stop()
-        drop_database(name)
-        client = redis.Redis.from_url(REDIS_TEST_URL)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+def stack(tmp_path_factory) -> Iterator[LocalSlack]:
+    with running_stack(tmp_path_factory.mktemp("logs")) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +43,7 @@ def driver(stack):
     return stack.driver()
 
 
-def store(stack: Stack) -> Store:
-    return Store(redis.Redis.from_url(REDIS_TEST_URL), stack.env["SWAPBOT_REDIS_PREFIX"])
-
-
-def swap_keys(stack: Stack) -> set[bytes]:
+def swap_keys(stack: LocalSlack) -> set[bytes]:
     prefix = stack.env["SWAPBOT_REDIS_PREFIX"]
     client = redis.Redis.from_url(REDIS_TEST_URL)
     return {k for k in client.scan_iter(match=prefix + "swap*")}
@@ -97,8 +59,8 @@ def test_healthz_reports_redis_and_the_database(stack):
 
 
 def test_status_is_acknowledged_at_once_and_answered_with_block_kit(stack, driver):
-    ack, reply = ask(stack, driver, READER, "status")
-    assert "Working on it" in ack
+    ack, reply = stack.ask(driver, READER, "status")
+    assert ack is not None and "Working on it" in said(ack)
     assert reply.blocks and len(reply.blocks) <= 50
     text = stack.slack.transcript(CHANNEL) + str(reply.blocks)
     assert "DATA_SYNCED" in text and "Account" in text
@@ -107,9 +69,9 @@ def test_status_is_acknowledged_at_once_and_answered_with_block_kit(stack, drive
 
 def test_help_and_bad_input_are_answered_in_the_ack_and_queue_nothing(stack, driver):
     before = swap_keys(stack)
-    n = len(replies(stack.slack, OPERATOR))
+    n = len(stack.replies(OPERATOR))
     r = driver.command(READER, "help")
-    assert r.status == 200 and "plan new" in said(acks(stack.slack, READER)[-1])
+    assert r.status == 200 and "plan new" in said(stack.acks(READER)[-1])
     for text, message in [
         ("launch the rockets", "unknown or malformed subcommand"),
         ("approve", "usage: approve REQUEST_ID"),
@@ -119,9 +81,9 @@ def test_help_and_bad_input_are_answered_in_the_ack_and_queue_nothing(stack, dri
     ]:
         r = driver.command(OPERATOR, text)
         assert r.status == 200
-        assert message in said(acks(stack.slack, OPERATOR)[-1]), text
+        assert message in said(stack.acks(OPERATOR)[-1]), text
     time.sleep(0.5)
-    assert len(replies(stack.slack, OPERATOR)) == n  # nothing was queued, so nothing answered
+    assert len(stack.replies(OPERATOR)) == n  # nothing was queued, so nothing answered
     assert swap_keys(stack) == before
 
 
@@ -139,7 +101,7 @@ def test_people_who_may_not_are_refused_politely(stack, driver, user, text, chan
     before = swap_keys(stack)
     r = driver.command(user, text, channel=channel)
     assert r.status == 200
-    ack = acks(stack.slack, user)[-1]
+    ack = stack.acks(user)[-1]
     assert why in said(ack)
     assert swap_keys(stack) == before
 
@@ -155,85 +117,30 @@ def test_forged_missing_and_stale_signatures_get_401_and_are_never_processed(sta
 
 
 def test_a_retried_command_runs_once(stack, driver):
-    before = len(replies(stack.slack, READER))
+    before = len(stack.replies(READER))
     trigger = f"retry-{uuid.uuid4().hex}"
     assert driver.command(READER, "history", trigger_id=trigger).status == 200
     assert driver.command(READER, "history", trigger_id=trigger, retry_num=1).status == 200
-    stack.slack.wait_for(lambda: len(replies(stack.slack, READER)) > before, timeout=20)
+    stack.slack.wait_for(lambda: len(stack.replies(READER)) > before, timeout=20)
     time.sleep(1.5)
-    assert len(replies(stack.slack, READER)) == before + 1
+    assert len(stack.replies(READER)) == before + 1
 
 
 # -- the swap, from Slack alone ----------------------------------------------------------------
-LINK = re.compile(r"<(http://127\.0\.0\.1[^|>]+)\|")
-WAITING = re.compile(r"\*([a-z-]+)\* waiting:.*<@" + SECOND_APPROVER + ">")
-
-
-class Colleague:
-    """The authorizer in the channel: reads the thread and does what the bot asks of them
-    (opens the authorization link, confirms settings and objects with /hcswap confirm)."""
-
-    CONFIRM = {
-        "settings": "confirm settings",
-        "prepare-objects": "confirm objects",
-        "external-objects": "confirm external-objects",
-    }
-
-    def __init__(self, stack: Stack, driver):
-        self.stack, self.driver = stack, driver
-        self.done: set[str] = set()
-        self.lock = threading.Lock()
-        stack.slack.on_change(self._seen)
-
-    def _seen(self, kind: str, message) -> None:
-        for line in (message.text or "").splitlines():
-            m = WAITING.search(line)
-            if not m:
-                continue
-            with self.lock:
-                if m.group(1) in self.done:
-                    continue
-                self.done.add(m.group(1))
-            threading.Thread(target=self._act, args=(m.group(1), line), daemon=True).start()
-
-    def _act(self, step: str, line: str) -> None:
-        time.sleep(0.2)
-        if step == "authorize":
-            url = html.unescape(LINK.search(line).group(1))
-            requests.get(url, params={"username": "integration-hc2@acme.example"}, timeout=10)
-        elif step in self.CONFIRM:
-            self.driver.command(SECOND_APPROVER, self.CONFIRM[step])
-
-
-def approval_message(stack: Stack, step: str):
-    def find():
-        for m in stack.slack.messages(CHANNEL):
-            if m.text and m.text.startswith("Approval needed: " + step):
-                return m
-        return None
-
-    return stack.slack.wait_for(find, timeout=20)
-
-
-def told(stack: Stack, user: str, after: int, timeout: float = 20.0) -> str:
-    """The next private message (a reply or an ephemeral refusal) for `user` after `after`."""
-    return said(stack.slack.wait_for(lambda: replies(stack.slack, user)[after:][:1], timeout)[0])
-
-
 def test_a_whole_swap_run_from_slack(stack, driver):
     slack = stack.slack
     role = role_names(stack.db_name)[0]
-    _, reply = ask(
-        stack, driver, OPERATOR,
+    _, reply = stack.ask(
+        driver, OPERATOR,
         "plan new --swap-id slack-swap --new-schema salesforce2 --mappings 'Account:Rating;Contact:Phone'"
         f" --roles {role} --process-types web,worker,clock --authorizer <@{SECOND_APPROVER}|bea>",
     )  # fmt: skip
     assert "plan slack-swap saved" in said(reply), said(reply)
-    Colleague(stack, driver)
+    Colleague(stack, driver, SECOND_APPROVER)
 
     # prep, one `next` at a time; the colleague answers what the bot asks in the thread
     for _ in range(20):
-        _, reply = ask(stack, driver, OPERATOR, "next", timeout=120)
+        _, reply = stack.ask(driver, OPERATOR, "next", timeout=120)
         if "prep is done" in said(reply):
             break
         assert any(s in said(reply) for s in (": done", ": skipped", "done", "skipped")), said(
@@ -243,38 +150,38 @@ def test_a_whole_swap_run_from_slack(stack, driver):
         raise AssertionError("prep did not finish")
 
     # the pause approval, asked ahead of the outage; refused for the wrong people
-    ask(stack, driver, OPERATOR, "request-approval pause")
-    msg = approval_message(stack, "pause")
+    stack.ask(driver, OPERATOR, "request-approval pause")
+    msg = stack.approval_message("pause")
     assert msg.broadcast and "plan " in msg.text and f"<@{OPERATOR}>" in msg.text
     for who, why in [(OPERATOR, "cannot approve it"), (READER, "not one of the approvers")]:
-        n = len(replies(slack, who))
+        n = len(stack.replies(who))
         driver.react(who, CHANNEL, msg.ts)
         assert why in told(stack, who, n)
-    n = len(replies(slack, APPROVER))
+    n = len(stack.replies(APPROVER))
     granted = driver.react(APPROVER, CHANNEL, msg.ts)
     slack.wait_for(lambda: "approved by" in (slack.message(CHANNEL, msg.ts).text or ""), 20)
     driver.redeliver(granted.event_id, retry_num=1)  # Slack's retry of the same event
     time.sleep(1.0)
-    assert len(replies(slack, APPROVER)) == n  # one reaction, one approval, no complaint
+    assert len(stack.replies(APPROVER)) == n  # one reaction, one approval, no complaint
     audit = [e.action for e in store(stack).history("slack-swap", count=1000)]
     assert audit.count("approval.granted") == 1
 
     # the cutover: each step named, stop-writes naming the app
     def run(step: str, app: str = "") -> str:
-        _, reply = ask(stack, driver, OPERATOR, f"{step} {app}".strip(), timeout=120)
+        _, reply = stack.ask(driver, OPERATOR, f"{step} {app}".strip(), timeout=120)
         assert "done" in said(reply) or "skipped" in said(reply), said(reply)
         return said(reply)
 
     for step in ("stop-writes", "drain", "pause", "cutover-objects", "switch", "resume-new"):
         run(step, "acme-prod" if step == "stop-writes" else "")
-    n = len(replies(slack, SECOND_APPROVER))
+    n = len(stack.replies(SECOND_APPROVER))
     driver.react(SECOND_APPROVER, CHANNEL, msg.ts)  # the pause approval, used since
     assert "already approved and used" in told(stack, SECOND_APPROVER, n)
 
     # delete-old's approval: the first reaction arrives while serve restarts, a second
     # approver reacts at the same moment as Slack's retry
-    ask(stack, driver, OPERATOR, "request-approval delete-old")
-    msg = approval_message(stack, "delete-old")
+    stack.ask(driver, OPERATOR, "request-approval delete-old")
+    msg = stack.approval_message("delete-old")
     stack.kill("serve")
     with contextlib.suppress(requests.ConnectionError):  # Slack cannot deliver it; it retries
         driver.react(APPROVER, CHANNEL, msg.ts)

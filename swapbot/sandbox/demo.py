@@ -1,36 +1,40 @@
-"""`swapbot demo`: the whole swap rehearsed against the sandbox's demo scenario, in the terminal.
+"""`swapbot demo`: the whole swap rehearsed against the sandbox's demo scenario, in the terminal,
+as the Slack channel sees it.
 
-It starts the sandbox on a fresh database with the app writing all along, then drives the
-swap engine — the same code the Slack front end uses — through prep, a second person approving
-by name, the cutover and verification, and prints the final report. People's parts (opening the
-Salesforce link, confirming settings, approving) are played by scripted users and shown as such.
+It starts the sandbox on a fresh database with the app writing all along, a local stand-in for
+Slack, and swapbot itself (`swapbot serve` and `swapbot worker`, as on Heroku). Scripted people
+type `/hcswap` commands (signed as Slack signs them), open the Salesforce link, confirm what
+only a person can, and approve by reacting with an emoji; the terminal shows the channel's
+conversation as it happens, then the final report.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
+import contextlib
+import os
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
-import requests
 from psycopg import sql
 
-from swapbot.config import Settings, redis_client
-from swapbot.heroku import ConnectClient, PlatformClient, RetryPolicy
+from swapbot.config import Settings, load_settings, redis_client
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.server import Sandbox
 from swapbot.sandbox.writeload import WriteLoad
+from swapbot.slack.rehearsal import CHANNEL, Colleague, LocalSlack, environment, said
+from swapbot.slack.standin import Message, SlackStandIn, render_blocks
 from swapbot.swap import steps as runbook
 from swapbot.swap.engine import Engine
-from swapbot.swap.events import Emitter, Event
-from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan, format_mappings
-from swapbot.swap.store import Store
+from swapbot.swap.runtime import build_engine
 
 DEMO_TOKEN = "demo-" + uuid.uuid4().hex  # the sandbox accepts any non-empty bearer token
 OPERATOR, APPROVER, AUTHORIZER = "U0OPERATOR", "U0APPROVER", "U0AUTHORIZER"
+USERS = {OPERATOR: {"name": "olivia"}, APPROVER: {"name": "arjun"}, AUTHORIZER: {"name": "bea"}}
 NEW_FIELDS = {
     "Account": ["NumberOfEmployees", "Rating"],
     "Contact": ["Phone", "Preferred_Channel__c"],
@@ -51,93 +55,46 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-class Channel:
-    """Prints the engine's events the way the swap's channel thread will show them."""
+class ChannelPrinter:
+    """Prints the Slack channel as it happens: what people type, what the bot answers them,
+    the swap's thread (replies indented), edits of the approval and progress messages, and
+    reactions. It reads the stand-in, so it shows exactly what Slack would have shown."""
 
-    def __init__(self) -> None:
+    def __init__(self, slack: SlackStandIn) -> None:
+        self.slack = slack
         self.started = time.monotonic()
 
-    def __call__(self, event: Event) -> None:
-        t = f"{time.monotonic() - self.started:6.1f}s"
-        step = f"[{event.step}] " if event.step else ""
-        if event.kind == "call":
-            say(f"{t}   · {event.message}")
-        elif event.kind == "load.progress":
-            rows = ", ".join(
-                f"{o} {p['db']}/{p['sf']}" for o, p in event.data.get("progress", {}).items()
-            )
-            say(f"{t}   … {rows or event.message}")
-        elif event.kind in ("step.started",):
-            say(f"{t} ▶ {step}{event.message}")
-        elif event.kind in ("step.done", "step.skipped", "step.undone"):
-            mark = {"step.done": "✔", "step.skipped": "✔ already done:", "step.undone": "↺"}[
-                event.kind
-            ]
-            say(f"{t} {mark} {step}{event.message}")
-        elif event.kind == "step.failed":
-            say(f"{t} ✖ {step}{event.message}")
-        elif event.kind == "step.waiting" and event.data.get("person"):
-            say(f"{t} ? {step}asks {event.data['person']}: {event.message}")
-        elif event.kind.startswith(("approval.", "outage.", "rollback.")) or event.kind == "notice":
-            who = f"{event.actor}: " if event.actor else ""
-            say(f"{t} ★ {event.kind} {step}{who}{event.message}")
+    def clock(self) -> str:
+        return f"{time.monotonic() - self.started:6.1f}s"
 
+    def typed(self, user: str, text: str) -> None:
+        say(f"{self.clock()} {self.slack.user_name(user)}: /hcswap {text}")
 
-class People:
-    """The other people in the channel: they do what the bot asks, a moment later."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        engine.emitter.subscribe(self._on_event)
-
-    def _on_event(self, event: Event) -> None:
-        if event.kind == "step.waiting" and event.data.get("person"):
-            threading.Thread(target=self._act, args=(event,), daemon=True).start()
-        elif event.kind == "approval.requested":
-            threading.Thread(target=self._approve, args=(event,), daemon=True).start()
-
-    def _act(self, event: Event) -> None:
-        time.sleep(0.5)
-        if event.step == "authorize" and event.data.get("link"):
-            say(
-                f"         ({AUTHORIZER} opens the link and logs in to Salesforce as the integration user)"
-            )
-            requests.get(
-                event.data["link"], params={"username": "integration-hc2@acme.example"}, timeout=10
-            )
-        elif event.step == "settings":
-            say(
-                f"         ({AUTHORIZER} checks hc1's notification settings on hc2 in the dashboard)"
-            )
-            self.engine.confirm("settings", AUTHORIZER)
-        elif event.step == "prepare-objects":
-            self.engine.confirm("objects", AUTHORIZER)
-
-    def _approve(self, event: Event) -> None:
-        time.sleep(0.5)
-        say(f"         ({APPROVER} reacts to the approval request for {event.step})")
-        self.engine.approve(event.data["request_id"], APPROVER)
-
-
-def build_engine(sandbox: Sandbox, database_url: str, emitter: Emitter, speed: float) -> Engine:
-    retry = RetryPolicy(max_attempts=8, base_delay=0.05, max_delay=0.5)
-    connect = ConnectClient(DEMO_TOKEN, sandbox.central_url, retry=retry)
-    platform = PlatformClient(DEMO_TOKEN, sandbox.platform_url, retry=retry)
-    settings = Settings(swapbot_redis_prefix=f"swapbot-demo:{uuid.uuid4().hex[:8]}:")
-    store = Store(redis_client(settings), settings.swapbot_redis_prefix)
-
-    def live(plan: Plan, events: Emitter, dry_run: bool) -> Live:
-        return Live(plan, connect, platform, database_url, events, dry_run=dry_run)
-
-    return Engine(
-        store,
-        live,
-        emitter=emitter,
-        poll_interval=0.25,
-        in_flight_grace=2.0,
-        approvers={APPROVER},
-        timeout_scale=max(0.05, 2.0 / speed),
-    )
+    def __call__(self, kind: str, message: Message) -> None:
+        if message.source == "ack" and "Working on it" in (message.text or ""):
+            return  # every command is acknowledged this way; the answer follows
+        lines = render_blocks(message.blocks) if message.blocks else []
+        lines = lines or (message.text or "").splitlines() or [""]
+        who = self.slack.user_name(message.user)
+        if message.ephemeral_to:
+            who += f" (only to {self.slack.user_name(message.ephemeral_to)})"
+        indent = "    ↳ " if message.thread_ts else ""
+        if kind == "reaction":
+            for name, users in message.reactions.items():
+                reactors = ", ".join(self.slack.user_name(u) for u in users)
+                say(f"{self.clock()} {indent}:{name}: by {reactors} on “{lines[0][:60]}”")
+            return
+        if kind == "update":
+            say(f"{self.clock()} {indent}(edited) {lines[0]}")
+            for line in lines[1:6]:
+                say(f"         {indent}   {line}")
+            return
+        broadcast = " (also sent to the channel)" if message.broadcast else ""
+        say(f"{self.clock()} {indent}{who}{broadcast}: {lines[0]}")
+        for line in lines[1:12]:
+            say(f"         {indent}   {line}")
+        if len(lines) > 12:
+            say(f"         {indent}   … {len(lines) - 12} more lines")
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -149,83 +106,123 @@ def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     scenarios.load(url, scenario)
     say(
-        f"   {sum(o.records for o in scenario.objects):,} Salesforce records loaded in {time.monotonic() - started:.1f}s"
+        f"   {sum(o.records for o in scenario.objects):,} Salesforce records loaded "
+        f"in {time.monotonic() - started:.1f}s"
     )
     if not args.assume:
         # The demo's old schema keeps views on the moved tables; with the variant where deleting
         # a mapping drops its table, the sandbox refuses that delete (see docs/runbook.md).
         args.assume = [("delete_drops_table", False)]
     say("   assuming: " + ", ".join(f"{k}={v}" for k, v in args.assume))
-    with Sandbox(url, _options(args)) as sandbox:
+    prefix = f"swapbot-demo:{uuid.uuid4().hex[:8]}:"
+    with Sandbox(url, _options(args)) as sandbox, SlackStandIn(users=USERS) as slack:
         load = (
             WriteLoad(url, args.write_load, seed=args.seed).start() if args.write_load > 0 else None
         )
+        env = environment(
+            database_url=url,
+            redis_url=os.environ.get("SWAPBOT_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_prefix=prefix,
+            heroku_token=DEMO_TOKEN,
+            app=scenario.app,
+            sandbox=sandbox,
+            slack=slack,
+            operators=[OPERATOR],
+            approvers=[APPROVER, AUTHORIZER],
+            SWAPBOT_POLL_SECONDS="0.25",
+            SWAPBOT_TIMEOUT_SCALE=str(max(0.05, 2.0 / sandbox.options.speed)),
+        )
+        local = LocalSlack(env, slack, Path(tempfile.mkdtemp(prefix="swapbot-demo-")))
         try:
-            return _rehearse(sandbox, url, scenario, args, load)
+            say(f"== sandbox at {sandbox.base_url} (speed x{sandbox.options.speed:g})")
+            say(f"== Slack stand-in at {slack.url}; swapbot serve and swapbot worker starting")
+            local.start_serve()
+            local.start_worker()
+            return _rehearse(local, sandbox, url, scenario, args, load)
         finally:
+            local.stop()
             if load:
                 load.stop()
                 say(f"\n   the app made {load.writes} writes ({load.errors} failed)")
+            say(f"   (logs of serve and worker: {local.logs})")
+            _forget(env, prefix)
+
+
+def _forget(env: dict[str, str], prefix: str) -> None:
+    """The rehearsal's Redis keys go with it; the database stays as the procedure leaves it."""
+    client = redis_client(Settings(redis_url=env["REDIS_URL"]))
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def _rehearse(
-    sandbox: Sandbox, url: str, scenario: scenarios.Scenario, args, load: WriteLoad | None
+    local: LocalSlack,
+    sandbox: Sandbox,
+    url: str,
+    scenario: scenarios.Scenario,
+    args: argparse.Namespace,
+    load: WriteLoad | None,
 ) -> int:
-    channel = Channel()
-    emitter = Emitter(channel)
-    engine = build_engine(sandbox, url, emitter, sandbox.options.speed)
-    People(engine)
-    dbname = url.rsplit("/", 1)[-1]
-    plan = Plan(
-        swap_id="acme-demo",
-        app=scenario.app,
-        old_addon="hc1",
-        old_schema="salesforce",
-        new_addon="hc2",
-        new_schema="salesforce2",
-        mappings=NEW_FIELDS,
-        roles=[scenarios.role_names(dbname)[0]],
-        process_types=["web", "worker", "clock"],
-        authorizer=AUTHORIZER,
-        created_by=OPERATOR,
-    )
-    say(
-        f"== sandbox at {sandbox.base_url} (speed x{sandbox.options.speed:g}); the app writes all along"
-    )
-    engine.save_plan(plan, OPERATOR)
-    say(
-        f"== plan {plan.swap_id}: move {format_mappings(plan.mappings)} from hc1/salesforce to hc2/salesforce2"
-    )
+    printer = ChannelPrinter(local.slack)
+    local.slack.on_change(printer)
+    driver = local.driver()
+    Colleague(local, driver, AUTHORIZER, narrate=lambda text: say(f"{printer.clock()} {text}"))
+    engine = build_engine(load_settings(local.env))
 
-    say("\n== prep (the app keeps running)")
-    for _ in range(len(runbook.PREP)):
-        out = engine.next(OPERATOR)
-        if not out.ok:
-            say(f"prep stopped at {out.step}: {out.status}: {out.message}")
-            return 1
+    def ask(user: str, text: str) -> str:
+        printer.typed(user, text)
+        _, reply = local.ask(driver, user, text, timeout=300)
+        return said(reply)
+
+    role = scenarios.role_names(url.rsplit("/", 1)[-1])[0]
+    say("\n== the channel, as Slack shows it (the app keeps writing)")
+    ask(OPERATOR, "status")
+    answer = ask(
+        OPERATOR,
+        f"plan new --swap-id acme-demo --new-schema salesforce2 --mappings '{format_mappings(NEW_FIELDS)}'"
+        f" --roles {role} --process-types web,worker,clock --authorizer <@{AUTHORIZER}|bea>",
+    )
+    if "saved" not in answer:
+        return _stopped("the plan was not saved", answer)
+
+    say("\n== prep, one `next` at a time")
+    for _ in range(len(runbook.PREP) + 1):
+        answer = ask(OPERATOR, "next")
+        if "prep is done" in answer:
+            break
+        if not any(word in answer for word in (" done", " skipped")):
+            return _stopped("prep stopped", answer)
+
     say("\n== approvals asked ahead of the outage, so a ready approver adds no time to it")
     for step in ("pause", "delete-old"):
-        engine.request_approval(step, OPERATOR)
-    time.sleep(1.5)
+        ask(OPERATOR, f"request-approval {step}")
+        message = local.approval_message(step)
+        time.sleep(0.3)
+        printer.typed(APPROVER, f"(reacts :white_check_mark: to the approval request for {step})")
+        driver.react(APPROVER, CHANNEL, message.ts)
+        local.slack.wait_for(
+            lambda ts=message.ts: "approved by" in (local.slack.message(CHANNEL, ts).text or ""),
+            timeout=30,
+        )
 
     prediction = engine.predict()
     say(f"\n== predicted outage {prediction.seconds:.0f}s (nominal Heroku times; see plan show)")
-    stop_at = args.rollback_at
     say("\n== cutover (the outage)")
     for step in runbook.CUTOVER:
-        if stop_at and step.name == stop_at:
-            say(f"\n== rehearsing a rollback at {stop_at}")
-            out = engine.rollback(OPERATOR)
-            say(f"rollback: {out.status}: {out.message}")
-            return 0 if out.ok else 1
-        out = engine.run_step(
-            step.name, OPERATOR, app=plan.app if step.name == runbook.OUTAGE_START else None
-        )
+        if args.rollback_at and step.name == args.rollback_at:
+            say(f"\n== rehearsing a rollback at {args.rollback_at}")
+            answer = ask(OPERATOR, "rollback")
+            _settle(local)
+            return 0 if " done" in answer else _stopped("rollback", answer)
+        app = f" {scenario.app}" if step.name == runbook.OUTAGE_START else ""
+        answer = ask(OPERATOR, f"{step.name}{app}")
         if step.name == runbook.OUTAGE_START and load is not None:
             load.stop()  # the app's dynos are down: its writes stop
-        if not out.ok:
-            say(f"cutover stopped at {step.name}: {out.status}: {out.message}")
-            return 1
+        if not any(word in answer for word in (" done", " skipped")):
+            return _stopped(f"cutover stopped at {step.name}", answer)
+    _settle(local)
+    plan = engine.current_plan()
     _report(engine, plan)
     from swapbot.swap.predict import beside
 
@@ -235,7 +232,29 @@ def _rehearse(
         say(
             f"   {row['step']:12} predicted {row['predicted']:7.1f}s ({row['source']})  took {actual}"
         )
+    if local.slack.violations:
+        say("\n   Slack would have refused or warned about:")
+        for problem in local.slack.violations:
+            say(f"   - {problem}")
+        return 1
     return 0
+
+
+def _settle(local: LocalSlack, timeout: float = 20.0) -> None:
+    """Let the notifier tell the channel the last milestones before the report."""
+    with contextlib.suppress(AssertionError):
+        local.slack.wait_for(
+            lambda: any(
+                end in local.slack.transcript(CHANNEL) for end in ("swap done", "rollback done")
+            ),
+            timeout=timeout,
+            interval=0.2,
+        )
+
+
+def _stopped(what: str, answer: str) -> int:
+    say(f"{what}: {answer.splitlines()[0] if answer else ''}")
+    return 1
 
 
 def _report(engine: Engine, plan: Plan) -> None:

@@ -267,10 +267,12 @@ class ChannelNotifier:
             p["last_change"] = event.get("message")
             load = p["loads"].get(data.get("object"))
             if load is not None and data.get("state"):
-                load["state"] = data["state"]  # e.g. loading -> DATA_SYNCED: the load is over
+                # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand
+                load.update(state=data["state"], progress=None, rate=None, eta_seconds=None)
+                load.update({k: data[k] for k in ("db", "sf") if data.get(k) is not None})
         p["updated_epoch"] = self.clock()
-        if kind in PROGRESS_KINDS:
-            self._dirty.add(swap_id)
+        if kind in PROGRESS_KINDS and (p["loads"] or p["backlog"]):
+            self._dirty.add(swap_id)  # a progress message only once there is progress to show
 
     def _flush_progress(self, swap_id: str) -> None:
         if swap_id not in self._dirty:

@@ -79,6 +79,8 @@ class Watcher:
                             addon=key,
                             object=m["object"],
                             state=m["state"],
+                            db=m["db"],
+                            sf=m["sf"],
                         )
                     )
                 if m["progress"] is not None:

@@ -1,0 +1,126 @@
+"""The processes around the Bolt app: /healthz and acks when Redis is away, Socket Mode running
+the same app, settings checked before serving, and secrets masked in every log line."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import requests
+from slack_bolt.request import BoltRequest
+
+from swapbot import config
+from swapbot.logs import SecretFilter
+from swapbot.slack import socket_mode
+from swapbot.slack.app import build_app
+from swapbot.slack.standin import SlackStandIn
+from tests.slack_support import OPERATOR, running_stack, said
+
+
+def test_without_redis_healthz_is_503_and_commands_are_refused_without_changes(tmp_path):
+    with running_stack(tmp_path, start=False, env={"REDIS_URL": "redis://127.0.0.1:1/0"}) as local:
+        local.spawn("serve", ["serve", "--host", "127.0.0.1", "--port", str(local.port)])
+        local.slack.wait_for(lambda: _answers(local.url), timeout=30)
+        r = requests.get(f"{local.url}/healthz", timeout=5)
+        assert r.status_code == 503
+        assert r.json()["redis"] == {"ok": False, "error": "ConnectionError"}
+        assert r.json()["database"]["ok"] is True
+        response = local.driver().command(OPERATOR, "status")
+        assert response.status == 200  # answered inside Slack's 3 s, with what happened
+        assert "cannot reach its Redis" in said(local.acks(OPERATOR)[-1])
+        reaction = local.driver().react(
+            OPERATOR, "C0SWAP", local.slack.post_as(OPERATOR, "C0SWAP", "hi").ts
+        )
+        assert reaction.status == 503  # not acknowledged: Slack will deliver it again later
+
+
+def _answers(url: str) -> bool:
+    try:
+        requests.get(f"{url}/healthz", timeout=1)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def test_serve_refuses_to_start_without_its_settings():
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    out = subprocess.run(
+        [sys.executable, "-m", "swapbot.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "missing settings" in out.stdout and "SLACK_SIGNING_SECRET" in out.stdout
+
+
+def _settings(slack: SlackStandIn, **extra: str) -> config.Settings:
+    return config.load_settings(
+        {
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_APP_TOKEN": "xapp-1-test",
+            "SLACK_API_URL": slack.api_url,
+            "SWAPBOT_CHANNEL": "C0SWAP",
+            "SWAPBOT_OPERATORS": "U0OPERATOR",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "SWAPBOT_REDIS_PREFIX": "swapbot-test-socket:",
+            **extra,
+        }
+    )
+
+
+def test_socket_mode_runs_the_same_app_without_a_signing_secret():
+    with SlackStandIn() as slack:
+        _socket_mode(slack)
+
+
+def _socket_mode(slack: SlackStandIn) -> None:
+    handler = socket_mode.handler(_settings(slack))
+    assert handler.app_token == "xapp-1-test"
+    assert handler.client.web_client.base_url == slack.api_url
+    # What the Socket Mode client hands Bolt for a slash command: no signature, same answer.
+    body = {
+        "command": "/hcswap",
+        "text": "launch",
+        "user_id": "U0OPERATOR",
+        "channel_id": "C0SWAP",
+        "team_id": "T0SWAPBOT",
+        "trigger_id": "1.2.3",
+    }
+    response = handler.app.dispatch(BoltRequest(body=body, mode="socket_mode"))
+    assert response.status == 200 and "unknown or malformed subcommand" in response.body
+
+
+def test_http_mode_requires_a_valid_signature_even_in_process():
+    with SlackStandIn() as slack:
+        app = build_app(_settings(slack, SLACK_SIGNING_SECRET="s3cret-s3cret"))
+        response = app.dispatch(
+            BoltRequest(
+                body="command=%2Fhcswap&text=status",
+                headers={"x-slack-signature": ["v0=00"], "x-slack-request-timestamp": ["1"]},
+            )
+        )
+    assert response.status == 401
+
+
+def test_secrets_are_masked_in_log_lines(caplog):
+    secret_filter = SecretFilter(["s3cret-signing-value"])
+    record = logging.LogRecord(
+        "bolt",
+        logging.INFO,
+        __file__,
+        1,
+        "bad signature for body token=xoxb-123-456-abc url=%s secret=%s",
+        (
+            "postgres://u:hunter2@db:5432/x https://hooks.slack.com/commands/T1/2/3",
+            "s3cret-signing-value",
+        ),
+        None,
+    )
+    secret_filter.filter(record)
+    line = record.getMessage()
+    for leaked in ("xoxb-123", "hunter2", "hooks.slack.com/commands", "s3cret-signing-value"):
+        assert leaked not in line, line
+    assert "postgres://u:***@db" in line or "postgres://***@db" in line
