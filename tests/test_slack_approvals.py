@@ -17,6 +17,7 @@ from tests.slack_support import (
     CHANNEL,
     OPERATOR,
     running_stack,
+    said,
     store,
     told,
 )
@@ -112,3 +113,24 @@ def test_without_the_bot_in_the_channel_reactions_never_arrive_and_status_says_s
         assert "/invite" in (reply.text or "") + str(reply.blocks)
     finally:
         stack.slack.add_member(CHANNEL, "U0SWAPBOT")
+
+
+def test_the_other_subcommands_answer_from_slack(stack, driver):
+    def answer(user: str, text: str) -> str:
+        _, reply = stack.ask(driver, user, text)
+        return said(reply)
+
+    shown = answer(OPERATOR, "plan show")
+    assert "fingerprint" in shown and "predicted" in shown and "preflight" in shown
+    assert "saved" in answer(OPERATOR, "plan set roles=" + role_names(stack.db_name)[0])
+    assert "would make" in answer(OPERATOR, "preflight --dry-run")
+    n = len(stack.acks(OPERATOR))
+    driver.command(OPERATOR, "help history")  # help is answered in the ack itself
+    assert "usage: history" in said(stack.acks(OPERATOR)[n])
+    request(stack, driver)
+    asked = store(stack).redis.hkeys(store(stack).swap_key(SWAP, "slack", "approvals"))
+    latest = max((k.decode() for k in asked if k.startswith(b"pause-")), key=lambda k: int(k[6:]))
+    assert "cannot approve it" in answer(OPERATOR, f"approve {latest}")  # not one's own
+    assert "approved pause" in answer(APPROVER, f"approve {latest}")  # by command, as well
+    assert "refused" in answer(OPERATOR, "ledger done old-tables")  # nothing is past delete-old
+    assert "plan.saved" in answer(OPERATOR, "history")
