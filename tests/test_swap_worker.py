@@ -97,3 +97,17 @@ def test_only_one_watcher_leads(sandbox, db_url, db_name, redis_prefix):
         b.stop()
         for t in threads:
             t.join(timeout=5)
+
+
+def test_the_watcher_reports_the_write_backlog_when_it_moves(
+    sandbox_factory, db_url, db_name, redis_prefix, db
+):
+    sandbox = sandbox_factory("small", clock=False)  # nothing drains the trigger log
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    watcher = Watcher(engine, "acme-prod", interval=0.1)
+    assert watcher.tick(now=100.0) == []
+    db.execute("UPDATE salesforce.account SET name = name || '!' WHERE id IN (1, 2)")
+    changes = [c for c in watcher.tick(now=101.0) if c["kind"] == "backlog"]
+    assert changes and changes[0]["rows"] == 2, changes
+    assert [c for c in watcher.tick(now=102.0) if c["kind"] == "backlog"] == []  # unchanged

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import psycopg
 from pydantic import ValidationError
 
 from swapbot.swap import steps as runbook
@@ -469,7 +470,21 @@ def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
         if started
         else None,
         "holder": holder.model_dump(mode="json") if holder else None,
+        "backlog": write_backlog(engine, plan),
     }
+
+
+def write_backlog(engine: Engine, plan: Plan) -> dict[str, Any] | None:
+    """hc1's writes not yet sent to Salesforce (its trigger log), or None when unreadable."""
+    from swapbot.database import backlog
+    from swapbot.database._common import UserError
+
+    try:
+        with engine.live_factory(plan, engine.emitter, True).db(autocommit=True) as conn:
+            b = backlog.backlog(conn, plan.old_schema)
+    except (UserError, psycopg.Error) as exc:
+        return {"rows": None, "error": str(exc)}
+    return {"rows": b.pending_all_tables, "oldest_seconds": b.oldest_pending_age_seconds}
 
 
 def render_status(doc: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ class Watcher:
         self.engine, self.app, self.interval = engine, app, interval
         self.runner = runner or engine.runner
         self._last: dict[str, dict[str, Any]] = {}
+        self._last_backlog: int | None = None
         self._stop = threading.Event()
         self.leading = False
 
@@ -112,7 +113,27 @@ class Watcher:
                         )
                     )
             self._last[key] = conn | {"_at": now}
+        changes += self._backlog(plan)
         return changes
+
+    def _backlog(self, plan: Any) -> list[dict[str, Any]]:
+        """hc1's unsent writes, reported when the figure moves (the drain is watched by it)."""
+        from swapbot.swap.commands import write_backlog
+
+        now = write_backlog(self.engine, plan)
+        if now is None or now.get("rows") is None or now["rows"] == self._last_backlog:
+            return []
+        first, self._last_backlog = self._last_backlog is None, now["rows"]
+        if first:
+            return []  # like the connections: the first look only remembers
+        return [
+            self._emit(
+                "backlog",
+                plan.swap_id,
+                f"{now['rows']} write(s) waiting in {plan.old_schema}._trigger_log",
+                **now,
+            )
+        ]
 
     def _emit(self, kind: str, swap_id: str, message: str, **data: Any) -> dict[str, Any]:
         self.engine.emit(kind, swap_id, message=message, **data)
