@@ -710,3 +710,9 @@ def test_block_ids_change_between_renders():
     _, first = B.status_message(status_doc(), now=NOW)
     _, second = B.status_message(status_doc(), now=NOW + 5)
     assert {b["block_id"] for b in first}.isdisjoint(b["block_id"] for b in second)
+
+
+def test_a_refusal_links_the_channel_it_names_and_nothing_else():
+    text, blocks = B.refusal("Run it in <#C0SWAP>, not here. <@U0ALL> <!channel> & co")
+    assert "<#C0SWAP>" in text
+    assert "&lt;@U0ALL&gt;" in text and "&lt;!channel&gt;" in text and "&amp; co" in text

@@ -111,3 +111,18 @@ def test_the_watcher_reports_the_write_backlog_when_it_moves(
     changes = [c for c in watcher.tick(now=101.0) if c["kind"] == "backlog"]
     assert changes and changes[0]["rows"] == 2, changes
     assert [c for c in watcher.tick(now=102.0) if c["kind"] == "backlog"] == []  # unchanged
+
+
+def test_the_watcher_says_once_when_a_step_was_left_running_by_a_dead_runner(
+    sandbox, db_url, db_name, redis_prefix
+):
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    watcher = Watcher(engine, "acme-prod", interval=0.1)
+    lease = engine.store.acquire("acme-test", "runner-that-dies", 10_000)
+    engine.store.checkpoint(lease, "preflight", status="running", attempt=1)
+    assert [c for c in watcher.tick() if c["kind"] == "notice"] == []  # its runner holds it
+    engine.store.release(lease)  # as if the lease ran out after a kill -9
+    notes = [c for c in watcher.tick() if c["kind"] == "notice"]
+    assert len(notes) == 1 and "preflight was interrupted" in notes[0]["message"]
+    assert [c for c in watcher.tick() if c["kind"] == "notice"] == []  # said once

@@ -1172,7 +1172,11 @@ def usage(help_text: str) -> Rendered:
     return _finish("usage", fallback, blocks or [_section("/hcswap help")], time.time())
 
 
+_CHANNEL_LINK = re.compile(r"&lt;#([CG][A-Z0-9]{2,31})&gt;")
+
+
 def refusal(reason: str) -> Rendered:
-    """Why a command was not run (not an approver, wrong channel, …)."""
-    text = _clean(reason or "refused", 1000, oneline=False)
+    """Why a command was not run (not an approver, wrong channel, …). The one sequence left
+    live is a link to a channel by its id (`<#C…>`): it names where to go, and pings no one."""
+    text = _CHANNEL_LINK.sub(r"<#\1>", _clean(reason or "refused", 1000, oneline=False))
     return _finish("refusal", text, [_section(f":no_entry: {text}")], time.time())

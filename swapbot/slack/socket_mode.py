@@ -41,8 +41,13 @@ def run(args: Any) -> int:
     ok, message = membership(web_client(settings), settings.swapbot_channel)
     (log.info if ok else log.warning)("%s", message)
     h = handler(settings)
+
     # Heroku sends SIGTERM on restarts and deploys: close the socket; Slack redelivers to the
     # next connection whatever was not acknowledged.
-    signal.signal(signal.SIGTERM, lambda *_: h.close())
+    def stop(*_: Any) -> None:
+        h.close()
+        raise SystemExit(0)  # start() would otherwise wait forever on a closed socket
+
+    signal.signal(signal.SIGTERM, stop)
     h.start()
     return 0

@@ -46,7 +46,8 @@ def run_command(
     if cmd.name == "status":
         doc = dict(reply.document or {})
         doc["bot_in_channel"] = membership(client, settings.swapbot_channel)[0]
-        rendered = blocks.status_message(doc)
+        # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
+        rendered = blocks.status_message(doc, detail_hint="heroku run swapbot hcswap status --json")
     else:
         rendered = blocks.reply(
             {

@@ -186,6 +186,8 @@ class Engine:
         event = self.emitter.emit(
             Event(kind=kind, swap_id=swap_id, step=step, actor=actor, message=message, data=data)
         )
+        if data.get("dry_run"):
+            return event  # a rehearsal of a change is shown to whoever asked, never published
         try:
             self.store.publish(swap_id, event.model_dump(mode="json"))
         except Exception:  # the event stream is for front ends; never fail a step over it
@@ -558,6 +560,7 @@ class Engine:
                 plan.swap_id,
                 actor=actor,
                 message=f"{actor} rolls the swap back",
+                dry_run=dry_run,
             )
             self.store.audit(plan.swap_id, actor, "rollback.started") if not dry_run else None
             with self.emitter.capture() as events:
@@ -576,6 +579,7 @@ class Engine:
                         step=step.name,
                         actor=actor,
                         message=step.summary,
+                        dry_run=dry_run,
                     )
             calls = _calls(events)
             if dry_run:

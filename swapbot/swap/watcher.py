@@ -114,7 +114,31 @@ class Watcher:
                     )
             self._last[key] = conn | {"_at": now}
         changes += self._backlog(plan)
+        changes += self._interrupted(plan)
         return changes
+
+    def _interrupted(self, plan: Any) -> list[dict[str, Any]]:
+        """A step left `running` with nobody holding the swap: its runner died (a restart, a
+        deploy). Say so once, and how to resume it; the watcher never acts on its own."""
+        store = self.engine.store
+        if store.holder(plan.swap_id) is not None:
+            return []
+        found = []
+        for name, cp in store.checkpoints(plan.swap_id).items():
+            if cp.status != "running":
+                continue
+            if not store.first_time(f"interrupted:{plan.swap_id}:{name}:{cp.attempt}", 86_400):
+                continue
+            found.append(
+                self._emit(
+                    "notice",
+                    plan.swap_id,
+                    f"{name} was interrupted: the process running it stopped, and nothing runs "
+                    f"it now. Run `{name}` again to resume it; it looks at the live system first.",
+                    step=name,
+                )
+            )
+        return found
 
     def _backlog(self, plan: Any) -> list[dict[str, Any]]:
         """hc1's unsent writes, reported when the figure moves (the drain is watched by it)."""
