@@ -126,3 +126,16 @@ def test_the_watcher_says_once_when_a_step_was_left_running_by_a_dead_runner(
     notes = [c for c in watcher.tick() if c["kind"] == "notice"]
     assert len(notes) == 1 and "preflight was interrupted" in notes[0]["message"]
     assert [c for c in watcher.tick() if c["kind"] == "notice"] == []  # said once
+
+
+def test_a_dry_run_rollback_is_not_published_to_the_event_stream(
+    sandbox, db_url, db_name, redis_prefix
+):
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    assert engine.run_step("preflight", OPERATOR).status == "done"
+    published = len(engine.store.read_events("acme-test"))
+    with engine.emitter.capture() as seen:
+        assert engine.rollback(OPERATOR, dry_run=True).status == "dry-run"
+    assert any(e.kind == "rollback.started" for e in seen)  # the person who asked sees it
+    assert len(engine.store.read_events("acme-test")) == published  # the channel does not
