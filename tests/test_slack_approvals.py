@@ -4,6 +4,7 @@ that is not in the channel. Each is refused to the person, privately, and change
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -134,3 +135,18 @@ def test_the_other_subcommands_answer_from_slack(stack, driver):
     assert "approved pause" in answer(APPROVER, f"approve {latest}")  # by command, as well
     assert "refused" in answer(OPERATOR, "ledger done old-tables")  # nothing is past delete-old
     assert "plan.saved" in answer(OPERATOR, "history")
+
+
+def test_rollback_from_slack_reports_to_the_channel_and_a_dry_run_does_not(stack, driver):
+    def answer(text: str) -> str:
+        _, reply = stack.ask(driver, OPERATOR, text)
+        return said(reply)
+
+    assert "done" in answer("preflight")
+    assert "would make" in answer("rollback --dry-run")
+    time.sleep(1.0)  # the notifier would have posted by now
+    assert "rollback started" not in stack.slack.transcript(CHANNEL)
+    assert "rolled back" in answer("rollback")
+    stack.slack.wait_for(lambda: "rollback done" in stack.slack.transcript(CHANNEL), timeout=20)
+    broadcast = [m.text or "" for m in stack.slack.messages(CHANNEL) if m.broadcast]
+    assert any("rollback started" in t for t in broadcast)
