@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from swapbot import config
 from swapbot.config import Settings, secret
 
 log = logging.getLogger(__name__)
@@ -62,3 +63,21 @@ def membership(client: WebClient, channel: str | None) -> tuple[bool | None, str
             "reactions: type `/invite @swapbot` in that channel"
         )
     return True, f"swapbot is a member of <#{channel}>"
+
+
+def startup(mode: str, *, ignore: tuple[str, ...] = ()) -> Settings | str:
+    """Settings for `swapbot serve` or `swapbot socket`, checked before anything starts, with
+    logging masked and the channel membership said in the log; or why it cannot start."""
+    from swapbot import logs
+
+    try:
+        settings = config.load_settings()
+    except config.SettingsError as exc:
+        return f"{mode}: {exc}"
+    missing = [m for m in settings.missing_for(mode) if m not in ignore]
+    if missing:
+        return f"{mode}: missing settings: {', '.join(missing)} (see `swapbot config check`)"
+    logs.setup(settings)
+    ok, message = membership(web_client(settings), settings.swapbot_channel)
+    (log.info if ok else log.warning)("%s", message)
+    return settings

@@ -211,34 +211,34 @@ class ChannelNotifier:
 
     # -- approvals --------------------------------------------------------------------------
     def _post_approval(self, swap_id: str, event: dict[str, Any]) -> None:
-        request_id = event.get("data", {}).get("request_id")
-        req = self.approvals.get(swap_id, request_id) if request_id else None
+        req = self._request(swap_id, event)
         if req is None:
             return
-        text, blks = blocks.approval_message(
-            req.model_dump(mode="json"),
-            self.store.get_plan(swap_id),
-            step_summary=_summary(req.step),
-            emoji=self.emoji,
-            now=self.clock(),
-        )
+        text, blks = self._render_approval(swap_id, req, blocks.approval_message)
         ts = self._post(swap_id, text, broadcast=True, blocks=blks)
         self.messages.remember(swap_id, req.id, self.channel, ts)
 
     def _update_approval(self, swap_id: str, event: dict[str, Any]) -> None:
-        request_id = event.get("data", {}).get("request_id") or event.get("data", {}).get("request")
-        ts = self.messages.message_for(swap_id, request_id) if request_id else None
-        req = self.approvals.get(swap_id, request_id) if request_id else None
-        if ts is None or req is None:
+        req = self._request(swap_id, event)
+        ts = self.messages.message_for(swap_id, req.id) if req else None
+        if req is None or ts is None:
             return
-        text, blks = blocks.approval_decided(
+        text, blks = self._render_approval(swap_id, req, blocks.approval_decided)
+        self.client.chat_update(channel=self.channel, ts=ts, text=text, blocks=blks)
+
+    def _request(self, swap_id: str, event: dict[str, Any]) -> Any:
+        data = event.get("data") or {}
+        request_id = data.get("request_id") or data.get("request")
+        return self.approvals.get(swap_id, request_id) if request_id else None
+
+    def _render_approval(self, swap_id: str, req: Any, render: Callable[..., Any]) -> Any:
+        return render(
             req.model_dump(mode="json"),
             self.store.get_plan(swap_id),
             step_summary=_summary(req.step),
             emoji=self.emoji,
             now=self.clock(),
         )
-        self.client.chat_update(channel=self.channel, ts=ts, text=text, blocks=blks)
 
     # -- the progress message -----------------------------------------------------------------
     def _note_progress(self, swap_id: str, event: dict[str, Any]) -> None:

@@ -25,21 +25,12 @@ def handler(settings: config.Settings, **app_options: Any):
 
 
 def run(args: Any) -> int:
-    from swapbot import logs
-    from swapbot.slack.client import membership, web_client
+    from swapbot.slack.client import startup
 
-    try:
-        settings = config.load_settings()
-    except config.SettingsError as exc:
-        print(f"socket: {exc}")
+    settings = startup("socket")
+    if isinstance(settings, str):
+        print(settings)
         return 2
-    missing = settings.missing_for("socket")
-    if missing:
-        print("socket: missing settings: " + ", ".join(missing) + " (see `swapbot config check`)")
-        return 2
-    logs.setup(settings)
-    ok, message = membership(web_client(settings), settings.swapbot_channel)
-    (log.info if ok else log.warning)("%s", message)
     h = handler(settings)
 
     # Heroku sends SIGTERM on restarts and deploys: close the socket; Slack redelivers to the

@@ -15,7 +15,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from swapbot import config, health
-from swapbot.slack.client import membership, web_client
+from swapbot.slack.client import startup
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +75,10 @@ class Server(BaseApplication):
 
 
 def serve(args: Any) -> int:
-    from swapbot import logs
-
-    try:
-        settings = config.load_settings()
-    except config.SettingsError as exc:
-        print(f"serve: {exc}")
+    settings = startup("serve", ignore=("PORT",) if args.port else ())
+    if isinstance(settings, str):
+        print(settings)
         return 2
-    missing = settings.missing_for("serve")
-    if args.port:
-        missing = [m for m in missing if m != "PORT"]
-    if missing:
-        print("serve: missing settings: " + ", ".join(missing) + " (see `swapbot config check`)")
-        return 2
-    logs.setup(settings)
-    ok, message = membership(web_client(settings), settings.swapbot_channel)
-    (log.info if ok else log.warning)("%s", message)
     port = args.port or settings.port
     Server(
         settings,
