@@ -9,7 +9,9 @@ start of stop-writes to the end of restore. Target: the bot's own share under 2 
     .venv/bin/python bench/cutover.py [--speed 20]
 
 Waits are measured from the end of a step's action to the poll that saw it done, so up to one
-poll interval (0.1 s here) of polling granularity per waiting step counts as waiting.
+poll interval (0.1 s here) of polling granularity per waiting step counts as waiting. Then the
+prediction made before the outage (pause, resume and first-poll figures timed by prep's `measure`
+step; dyno times assumed at their nominal Heroku values) beside what each step waited.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def main() -> int:
             for step in ("pause", "delete-old"):
                 request = engine.request_approval(step, OPERATOR)
                 engine.approve(request.data["request_id"], APPROVER)
+            prediction = engine.predict()  # after prep's `measure` timed hc2
             outage_start = time.monotonic()
             for step in runbook.CUTOVER:
                 app = plan.app if step.name == runbook.OUTAGE_START else None
@@ -79,6 +82,13 @@ def main() -> int:
             waited_total += waited
             print(f"{step.name:18} {total:7.2f} {waited:8.2f} {total - waited:7.2f}")
         own = outage - waited_total
+        print("\npredicted before the outage, beside what each step waited:")
+        for part in prediction.parts:
+            detail = checkpoints[part.step].detail or {}
+            print(
+                f"{part.step:18} predicted {part.seconds:6.2f} ({part.source:8}) "
+                f"waited {float(detail.get('waited', 0)):6.2f}   {part.basis}"
+            )
         print(
             f"outage {outage:.2f} s = waiting on Heroku Connect and dynos {waited_total:.2f} s "
             f"+ the bot's own {own:.2f} s (target < 2 s: {'met' if own < 2 else 'NOT met'})"

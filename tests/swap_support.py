@@ -81,6 +81,8 @@ class Person:
             )
         elif event.step == "settings":
             self.engine.confirm("settings", PERSON)
+        elif event.step in ("prepare-objects", "cutover-objects"):
+            self.engine.confirm("objects", PERSON)
         elif event.step == "abort":
             for obj in self.engine.current_plan().mappings:
                 requests.post(

@@ -589,6 +589,216 @@ def apply(
     raise AssertionError("unreachable")
 
 
+# --- retiring OLD's copies before delete-old ---------------------------------------------------
+
+_RETIRED_KINDS = ("view", "materialized_view", "function")
+_ATTACHED_KINDS = ("index", "trigger", "rule", "statistics", "policy")
+
+# What else still depends on the old tables in a way that stops `DROP TABLE` (RESTRICT): normal
+# dependencies on a table or its row type, except what goes with the tables themselves (their
+# own constraints, rules, triggers, defaults and indexes) and what `retired` already covers.
+_Q_BLOCKERS = """
+WITH t AS (
+    SELECT c.oid, c.reltype FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = %(old)s AND c.relname = ANY(%(tables)s)
+)
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) AS what
+FROM pg_catalog.pg_depend d
+LEFT JOIN pg_catalog.pg_rewrite r
+       ON d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+WHERE d.deptype = 'n'
+  AND ((d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid IN (SELECT oid FROM t))
+    OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid IN (SELECT reltype FROM t)))
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_catalog.pg_depend a
+      WHERE a.classid = d.classid AND a.objid = d.objid AND a.deptype IN ('a', 'i')
+        AND a.refclassid = 'pg_catalog.pg_class'::regclass AND a.refobjid IN (SELECT oid FROM t))
+  AND (r.oid IS NULL OR r.ev_class NOT IN (SELECT oid FROM t))
+  AND NOT (r.oid IS NOT NULL AND r.ev_class = ANY(%(retired)s::oid[]))
+  AND NOT (d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = ANY(%(retired)s::oid[]))
+ORDER BY 1
+"""
+
+
+class Retired(BaseModel):
+    """An object of OLD that prep copied to NEW, dropped before delete-old, with what recreates
+    it exactly as it was (a rollback before delete-old is done uses it; the ledger shows it)."""
+
+    identity: str
+    kind: str
+    schema_: str = Field(alias="schema")
+    name: str
+    args: str | None = None  # a function's identity arguments
+    copy_: str = Field(alias="copy")  # the object in NEW that serves in its place
+    depth: int
+    drop: list[str]
+    create: list[str]
+
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+
+
+class Retirement(BaseModel):
+    objects: list[Retired] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # why delete-old must not go on
+
+    @property
+    def statements(self) -> list[str]:
+        return [st for r in sorted(self.objects, key=lambda r: -r.depth) for st in r.drop]
+
+
+def _original_sql(obj: DbObject, attached: list[DbObject]) -> list[str]:
+    """The statements that create `obj` in OLD as it was before the swap (not re-targeted)."""
+    d = obj._detail
+    name = qname(obj.schema_, obj.name)
+    if obj.kind == "function":
+        word = "PROCEDURE" if d.get("prokind") == "p" else "FUNCTION"
+        signature = f"{name}({d['args']})"
+        out = [obj.definition, f"ALTER {word} {signature} OWNER TO {quote(d['owner'])}"]
+        return out + _acl(obj, f"{word} {signature}") + _comment(obj, f"{word} {signature}")
+    opts = d["reloptions"]
+    with_ = f" WITH ({', '.join(opts)})" if opts else ""
+    query = (d["query"] or "").strip().rstrip(";")
+    if obj.kind == "view":
+        word, out = "VIEW", [f"CREATE OR REPLACE VIEW {name}{with_} AS {query}"]
+    else:
+        word = "MATERIALIZED VIEW"
+        out = [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{with_} AS {query} WITH DATA"]
+    out += [f"ALTER {word} {name} OWNER TO {quote(d['owner'])}"]
+    out += _acl(obj, f"TABLE {name}") + _comment(obj, f"{word} {name}")
+    # Its indexes, triggers and rules go with it when it is dropped: keep them too.
+    return out + [a.definition for a in attached if a.definition.upper().startswith("CREATE")]
+
+
+def retirement(
+    conn: psycopg.Connection, old: str, new: str, tables: list[str], *, copies: bool = True
+) -> Retirement:
+    """What delete-old retires first: views, materialized views and functions of OLD that are
+    bound to the moved tables and whose copies prep made in NEW (the app reads those now). Left
+    in place they would stop Heroku Connect from dropping the old tables, or, where it keeps
+    them, read tables nobody syncs any more. Anything else still bound to the old tables is a
+    problem for a person: the bot does not drop what it did not copy. Reads only.
+
+    `copies=False` (prep copied nothing) skips the inventory scan, which the outage would wait
+    on, and only looks for what still depends on the old tables."""
+    tables = _validate(conn, old, new, tables)
+    with catalog_snapshot(conn):
+        out = Retirement()
+        if not copies:
+            params = {"old": old, "tables": tables, "retired": []}
+            out.problems = [
+                f"{r['what']} still depends on a table of {old}"
+                for r in fetch(conn, _Q_BLOCKERS, params)
+            ]
+            return out
+        state = _new_state(conn, new, tables)
+        forward, _, _ = scan(conn, old, tables, new)
+        chosen = [
+            o
+            for o in forward
+            if o.schema_ == old and o.action == "copy" and o.kind in _RETIRED_KINDS and o.oid
+        ]
+        for obj in chosen:
+            if obj.kind == "function":
+                present = obj.name in state["functions"]
+            else:
+                present = obj.name in state["relations"]
+            if not present:
+                out.problems.append(f"{obj.identity} has no copy {obj.target} in {new}: run prep")
+                continue
+            name = qname(old, obj.name)
+            attached = [a for a in forward if a.table == name and a.kind in _ATTACHED_KINDS]
+            out.objects.append(
+                Retired(
+                    identity=obj.identity,
+                    kind=obj.kind,
+                    schema_=old,
+                    name=obj.name,
+                    args=obj._detail.get("args") if obj.kind == "function" else None,
+                    copy_=obj.target or "",
+                    depth=obj.depth,
+                    drop=drop_sql(obj, old),
+                    create=_original_sql(obj, attached),
+                )
+            )
+        retired = [o.oid for o in chosen]
+        params = {"old": old, "tables": tables, "retired": retired}
+        for r in fetch(conn, _Q_BLOCKERS, params):
+            out.problems.append(f"{r['what']} still depends on a table of {old}")
+    return out
+
+
+def retire(
+    conn: psycopg.Connection,
+    old: str,
+    new: str,
+    tables: list[str],
+    *,
+    lock_timeout_ms: int = 2000,
+) -> Retirement:
+    """Drop what `retirement` chose, in one transaction, never with CASCADE: if anything else
+    depends on a retired object, nothing is dropped and the error says what."""
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_catalog.set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",)
+        )
+        found = retirement(conn, old, new, tables)
+        if found.problems:
+            raise UserError("not retired: " + "; ".join(found.problems))
+        try:
+            for statement in found.statements:
+                guard(statement)
+                conn.execute(statement)
+        except psycopg.Error as exc:
+            raise UserError(
+                f"retiring {old}'s copies failed: {exc.diag.message_primary or exc}"
+                + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
+                + "; nothing was dropped"
+            ) from None
+    return found
+
+
+def recreate(conn: psycopg.Connection, retired: list[Retired]) -> list[str]:
+    """Create retired objects again as they were (rollback before delete-old is done), those
+    not back yet, in dependency order, in one transaction. Returns the statements run."""
+    run: list[str] = []
+    with conn.transaction():
+        conn.execute(
+            "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true),"
+            " pg_catalog.set_config('check_function_bodies', 'off', true)"
+        )
+        for r in sorted(retired, key=lambda r: r.depth):
+            if _exists(conn, r):
+                continue
+            for statement in r.create:
+                guard(statement)
+                conn.execute(statement)
+                run.append(statement)
+    return run
+
+
+def _exists(conn: psycopg.Connection, r: Retired) -> bool:
+    """Whether a retired object is back."""
+    if r.kind == "function":
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM pg_catalog.pg_proc p"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = %s AND p.proname = %s"
+                " AND pg_catalog.pg_get_function_identity_arguments(p.oid) = %s",
+                (r.schema_, r.name, r.args or ""),
+            ).fetchone()
+        )
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM pg_catalog.pg_class c"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = %s",
+            (r.schema_, r.name),
+        ).fetchone()
+    )
+
+
 # --- command line ------------------------------------------------------------------------------
 
 

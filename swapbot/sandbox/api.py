@@ -617,6 +617,13 @@ def connection_resume(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid, for_update=True)
     if c["state"] == "PAUSED":
         transition(conn, sb, c, "RECOVERY", "IDLE", sb.options.resume_seconds)
+        # Mappings that have not polled since this moment poll as soon as the connection runs
+        # again (Assumptions.resume_polls_at_once); NULL leaves them to their interval.
+        conn.execute(
+            "UPDATE _hcsandbox.connection SET resumed_at = CASE WHEN %s THEN now() END "
+            "WHERE id = %s",
+            (sb.options.assumptions.resume_polls_at_once, c["id"]),
+        )
     elif c["next_state"] == "PAUSED":  # resumed before the pause took effect
         conn.execute(
             "UPDATE _hcsandbox.connection SET next_state = NULL, next_at = NULL WHERE id = %s",
@@ -1264,10 +1271,22 @@ def admin_faults(sb: Sandbox, req: Request, conn):
     rate = body.get("rate", 0.0)
     if not isinstance(rate, int | float) or not 0 <= rate <= 1:
         raise bad_request("rate must be between 0 and 1")
+    kinds = body.get("kinds", ["503", "500", "429", "slow"])
+    if not kinds or not set(kinds) <= {"503", "500", "429", "slow"}:
+        raise bad_request("kinds must be some of 503, 500, 429, slow")
+    only = body.get("only")
+    if only is not None and not isinstance(only, str):
+        raise bad_request('only must be text, e.g. "DELETE /connect/api/v3/mappings/"')
     sb.options.faults = float(rate)
+    sb.options.faults_only, sb.options.fault_kinds = only, tuple(kinds)
     if "slow_seconds" in body:
         sb.options.slow_seconds = float(body["slow_seconds"])
-    return {"faults": sb.options.faults, "slow_seconds": sb.options.slow_seconds}
+    return {
+        "faults": sb.options.faults,
+        "slow_seconds": sb.options.slow_seconds,
+        "only": only,
+        "kinds": list(kinds),
+    }
 
 
 @route("admin", "GET", "/assumptions")

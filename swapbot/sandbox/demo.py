@@ -109,11 +109,8 @@ def run_demo(args: argparse.Namespace) -> int:
         f"   {sum(o.records for o in scenario.objects):,} Salesforce records loaded "
         f"in {time.monotonic() - started:.1f}s"
     )
-    if not args.assume:
-        # The demo's old schema keeps views on the moved tables; with the variant where deleting
-        # a mapping drops its table, the sandbox refuses that delete (see docs/runbook.md).
-        args.assume = [("delete_drops_table", False)]
-    say("   assuming: " + ", ".join(f"{k}={v}" for k, v in args.assume))
+    if args.assume:
+        say("   assuming: " + ", ".join(f"{k}={v}" for k, v in args.assume))
     prefix = f"swapbot-demo:{uuid.uuid4().hex[:8]}:"
     with Sandbox(url, _options(args)) as sandbox, SlackStandIn(users=USERS) as slack:
         load = (
@@ -207,7 +204,10 @@ def _rehearse(
         )
 
     prediction = engine.predict()
-    say(f"\n== predicted outage {prediction.seconds:.0f}s (nominal Heroku times; see plan show)")
+    say(
+        f"\n== predicted outage {prediction.seconds:.0f}s (HC's waits as prep measured them at the"
+        " sandbox's speed; dyno times assumed, at Heroku's nominal values; see plan show)"
+    )
     say("\n== cutover (the outage)")
     for step in runbook.CUTOVER:
         if args.rollback_at and step.name == args.rollback_at:
@@ -226,7 +226,7 @@ def _rehearse(
     _report(engine, plan)
     from swapbot.swap.predict import beside
 
-    say("\n   predicted (nominal) beside what the sandbox took (at its speed):")
+    say("\n   predicted beside what the sandbox took (at its speed):")
     for row in beside(prediction, engine.store.checkpoints(plan.swap_id)):
         actual = f"{row['actual']:.1f}s" if row["actual"] is not None else "-"
         say(

@@ -24,6 +24,10 @@ class Assumptions(BaseModel):
     import_accepts_new_fields: bool = True
     # §10.3: does import apply connection.features.poll_db_no_merge from the file?
     import_copies_features: bool = False
+    # §3.3: "on resume, changes made meanwhile on either side sync". True: a resumed connection
+    # polls Salesforce at once, as soon as it is running again. False: each mapping waits for its
+    # polling interval to come round, counted from its last poll before the pause.
+    resume_polls_at_once: bool = True
 
 
 class SandboxOptions(BaseModel):
@@ -31,6 +35,10 @@ class SandboxOptions(BaseModel):
 
     speed: float = Field(default=1.0, gt=0, le=10_000)
     faults: float = Field(default=0.0, ge=0, le=1)
+    # Faults only for requests whose "METHOD /path" contains this text (None: every request),
+    # and only of these kinds; tests use it to fail one kind of call at a chosen moment.
+    faults_only: str | None = None
+    fault_kinds: tuple[str, ...] = ("503", "500", "429", "slow")
     seed: int | None = None
     slow_seconds: float = Field(default=2.0, ge=0)
     tick_seconds: float = Field(default=0.1, gt=0)

@@ -125,7 +125,7 @@ class Sandbox:
             req.api = api_name
             if api_name != "admin":
                 self._authenticate(req)
-                fault = self._fault()
+                fault = self._fault(f"{method} {path}")
                 if fault in ("503", "500", "429"):
                     return self._log(req, self._fault_response(fault), fault)
                 if fault == "slow":
@@ -169,10 +169,13 @@ class Sandbox:
                     {"Retry-After": "60"},
                 )
 
-    def _fault(self) -> str | None:
-        if self.options.faults <= 0 or self.rng.random() >= self.options.faults:
+    def _fault(self, call: str) -> str | None:
+        o = self.options
+        if o.faults_only is not None and o.faults_only not in call:
             return None
-        return self.rng.choice(("503", "500", "429", "slow"))
+        if o.faults <= 0 or self.rng.random() >= o.faults:
+            return None
+        return self.rng.choice(o.fault_kinds)
 
     @staticmethod
     def _fault_response(fault: str) -> Response:

@@ -272,7 +272,8 @@ class Simulator:
                 self._load(conn, c, m, obj, nominal)
             elif m["state"] in SYNCED and obj is not None:
                 interval = float(m["config"].get("sf_polling_seconds") or 600)
-                if m["since_poll"] >= o.real(interval) and self.spend_api_calls(conn, c, 1):
+                due = m["since_poll"] >= o.real(interval) or _owed_since_resume(c, m)
+                if due and self.spend_api_calls(conn, c, 1):
                     poll(conn, c["schema_name"], m, obj)
 
     def _load(self, conn, c, m, obj: ObjectSpec, nominal: float) -> None:
@@ -508,6 +509,13 @@ class Simulator:
 
 
 # -- shared by the simulator, the API and the scenario loader ------------------------------
+def _owed_since_resume(c: dict[str, Any], m: dict[str, Any]) -> bool:
+    """A resumed connection catches up at once: a mapping owes a poll if it has not polled
+    since the resume (only set when Assumptions.resume_polls_at_once)."""
+    resumed = c.get("resumed_at")
+    return resumed is not None and (m["last_poll_at"] is None or m["last_poll_at"] < resumed)
+
+
 def _field_for_column(obj: ObjectSpec, column: str) -> FieldSpec | None:
     for f in obj.fields:
         if f.column == column:

@@ -87,8 +87,11 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.connection (
     logplex_log_enabled boolean NOT NULL DEFAULT false,
     last_write_activity timestamptz,
     auth_updated timestamptz,
+    resumed_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+-- Databases set up before the column existed.
+ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS resumed_at timestamptz;
 CREATE TABLE IF NOT EXISTS _hcsandbox.mapping (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     _id serial,

@@ -30,6 +30,9 @@ class WriteLoad:
         self.rng = random.Random(seed)
         self.writes = 0
         self.errors = 0
+        # Each write that committed, in order: (table, column, sfid, value it set). Tests check
+        # that the org ends up holding each record's last value.
+        self.log: list[tuple[str, str, str, str]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-write-load", daemon=True)
 
@@ -51,8 +54,10 @@ class WriteLoad:
             try:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(self.url, autocommit=True)
-                self._write(conn)
+                row = self._write(conn)
                 self.writes += 1
+                if row is not None:
+                    self.log.append(row)
             except psycopg.Error as exc:
                 self.errors += 1
                 log.warning("app write failed: %s", exc.diag.message_primary or exc)
@@ -62,13 +67,15 @@ class WriteLoad:
         if conn is not None:
             conn.close()
 
-    def _write(self, conn: psycopg.Connection) -> None:
+    def _write(self, conn: psycopg.Connection) -> tuple[str, str, str, str] | None:
         table, column = self.rng.choice(list(TARGETS.items()))
         # Unqualified on purpose: the role's search_path decides which schema this reaches.
-        conn.execute(
+        row = conn.execute(
             sql.SQL(
                 "UPDATE {t} SET {c} = left({c}, 20) || ' #' || %s WHERE id = (SELECT id FROM {t} "
-                "WHERE sfid IS NOT NULL ORDER BY id OFFSET floor(random() * 50) LIMIT 1)"
+                "WHERE sfid IS NOT NULL ORDER BY id OFFSET floor(random() * 50) LIMIT 1) "
+                "RETURNING sfid, {c}"
             ).format(t=sql.Identifier(table), c=sql.Identifier(column)),
             (self.rng.randint(1, 10**6),),
-        )
+        ).fetchone()
+        return (table, column, row[0], row[1]) if row else None

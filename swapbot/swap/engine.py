@@ -309,6 +309,9 @@ class Engine:
                 return Outcome(
                     name, "refused", f"{past[0]} is done: steps before it cannot run again"
                 )
+        settled = self._settled(step, done)
+        if settled:
+            return Outcome(name, "skipped", settled)
         live = self.live_factory(plan, self.emitter, dry_run)
         try:
             lease = None if dry_run else self._lease(plan.swap_id)
@@ -335,6 +338,28 @@ class Engine:
         finally:
             if lease is not None:
                 self.store.release(lease)
+
+    @staticmethod
+    def _settled(step: runbook.Step, checkpoints: dict[str, Any]) -> str | None:
+        """A done step that a later step has gone past is not looked at again.
+
+        Its live check no longer holds once the swap moves on (drain wants hc1 IDLE, pause wants
+        both connections PAUSED until resume-new), and acting on that would repeat it: a runner
+        resumed after resume-new would pause hc2 again. Rollback marks steps undone, which
+        lets them run again.
+        """
+        cp = checkpoints.get(step.name)
+        if not _is_done(cp):
+            return None
+        later = runbook.STEPS[runbook.STEPS.index(step) + 1 :]
+        moved_on = [
+            s.name
+            for s in later
+            if (c := checkpoints.get(s.name)) is not None and c.status not in ("pending", "undone")
+        ]
+        if not moved_on:
+            return None
+        return f"already done; {moved_on[-1]} has started since, so it is not run again"
 
     def _blocked_by(self, run: Run, step: runbook.Step) -> str | None:
         """Steps run in order: every earlier step must be done (on the live system, if Redis forgot)."""
@@ -760,7 +785,29 @@ class Engine:
         done = self.store.checkpoints(plan.swap_id)
         if not any(s.point_of_no_return and _is_done(done.get(s.name)) for s in runbook.STEPS):
             return []
-        return ledger.items(self, plan, self.live_factory(plan, self.emitter, True))
+        found = ledger.items(self, plan, self.live_factory(plan, self.emitter, True))
+        return found + self._retired_items(plan)
+
+    def _retired_items(self, plan: Plan) -> list[Any]:
+        """What delete-old retired from the old schema, each with the SQL that recreates it."""
+        from swapbot.swap.ledger import Item
+
+        owner = plan.created_by or plan.authorizer or "the operator"
+        out = []
+        for r in self.store.get_record(plan.swap_id, "retired") or []:
+            key = f"retired:{r['schema']}.{r['name']}"
+            confirmed = self.store.confirmation(plan.swap_id, f"ledger:{key}")
+            out.append(
+                Item(
+                    key=key,
+                    what=f"{r['identity']} was dropped before delete-old; {r['copy']} serves in "
+                    "its place. If something still needs the old name, recreate it against "
+                    f"{plan.new_schema}, or as it was: " + "; ".join(r["create"]),
+                    owner=owner,
+                    done_by=confirmed["by"] if confirmed else None,
+                )
+            )
+        return out
 
     def ledger_done(self, key: str, actor: str) -> Outcome:
         plan = self.current_plan()

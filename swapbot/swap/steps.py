@@ -14,6 +14,7 @@ engine waits for the live system to show it was done.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -378,6 +379,102 @@ def wait_sync_check(run: Run) -> Check:
     return Check(True, "every hc2 mapping is in sync", {"progress": progress})
 
 
+# Connection states in which HC syncs (the resume steps wait for one of them).
+RUNNING = ("IDLE", "POLLING_DB_CHANGES")
+
+
+def measure_check(run: Run) -> Check:
+    rec = run.recall("measure") or {}
+    c = _new(run)
+    state = c.state if c else "missing"
+    if "first_poll_after" not in rec:
+        phase = (
+            "pausing"
+            if "paused_after" not in rec
+            else "resuming"
+            if "resumed_after" not in rec
+            else "waiting for its first Salesforce poll"
+        )
+        return Check(False, f"timing {run.plan.new_addon}: {phase} ({state})")
+    if state not in RUNNING:
+        return Check(False, f"{run.plan.new_addon} is {state}: not running again yet")
+    poll = rec["first_poll_after"]
+    return Check(
+        True,
+        f"{run.plan.new_addon} paused in {rec['paused_after']:.1f}s, ran again "
+        f"{rec['resumed_after']:.1f}s after its resume"
+        + (
+            f", polled Salesforce {poll:.1f}s after it"
+            if poll is not None
+            else "; it reports no poll times"
+        ),
+        {"measure": rec},
+    )
+
+
+def measure_act(run: Run) -> None:
+    """Pause hc2 and resume it once, timing both and its first Salesforce poll afterwards: the
+    same calls the cutover makes, on a connection that serves nothing yet (the app reads OLD,
+    nobody writes NEW), so the outage is predicted from this Heroku Connect, not from guesses.
+    Called on every poll until done; each moment is recorded before the call it times, so a
+    runner resumed after a crash carries on where the record stands."""
+    addon = run.plan.new_addon
+    ref = run.live.ref(addon)
+    if run.live.dry_run:
+        run.live.change(f"POST /connections/{ref.id}/actions/pause ({addon})", lambda: None)
+        run.live.change(f"POST /connections/{ref.id}/actions/resume ({addon})", lambda: None)
+        return
+    rec = dict(run.recall("measure") or {})
+    c = _new(run)
+    state = c.state if c else None
+    now = time.time()
+    if "paused_after" not in rec:
+        if state == "PAUSED" and "pause_requested_at" in rec:
+            rec["paused_after"] = round(now - rec["pause_requested_at"], 3)
+            run.remember("measure", rec)
+        else:
+            rec.setdefault("pause_requested_at", now)
+            run.remember("measure", rec)
+            _pause_one(run, addon)  # again on each poll: HC pauses only from IDLE
+            return
+    if "resume_requested_at" not in rec:
+        rec["polls_at_resume"] = sf_polls(run, addon)
+        rec["resume_requested_at"] = now
+        run.remember("measure", rec)
+    if "resumed_after" not in rec:
+        if state in RUNNING:
+            rec["resumed_after"] = round(now - rec["resume_requested_at"], 3)
+            run.remember("measure", rec)
+        else:
+            _resume(lambda r: addon)(run)
+            return
+    if "first_poll_after" not in rec:
+        polls = sf_polls(run, addon)
+        if all(v is None for v in polls.values()):
+            rec["first_poll_after"] = None  # HC gives no poll times: the interval is the guess
+        elif not polled_since(rec["polls_at_resume"], polls):
+            rec["first_poll_after"] = round(now - rec["resume_requested_at"], 3)
+        else:
+            return
+        run.remember("measure", rec)
+
+
+def _pause_one(run: Run, addon: str) -> None:
+    from swapbot.heroku import BadRequest
+
+    ref = run.live.ref(addon)
+    with contextlib.suppress(BadRequest):
+        run.live.change(
+            f"POST /connections/{ref.id}/actions/pause ({addon})",
+            lambda: run.live.connect.pause(ref),
+        )
+
+
+def measure_undo(run: Run) -> None:
+    """A rollback while the measurement had hc2 paused: let it run again."""
+    _resume(lambda r: r.plan.new_addon)(run)
+
+
 # -- cutover --------------------------------------------------------------------------------
 def _formation(run: Run) -> dict[str, Any]:
     return {f.type: f for f in run.live.platform.formation(run.plan.app)}
@@ -528,6 +625,44 @@ def _resume(addon_of: Callable[[Run], str]) -> Callable[[Run], None]:
     return act
 
 
+def sf_polls(run: Run, addon: str) -> dict[str, str | None]:
+    """Each moved mapping's last completed Salesforce poll, as Heroku Connect reports it
+    (`times.sf_poll`, its own clock), or None when it reports none."""
+    c = run.live.connection(addon)
+    polls: dict[str, str | None] = {}
+    for obj in run.plan.objects:
+        m = c.mapping(obj) if c else None
+        value = (m.times or {}).get("sf_poll") if m else None
+        polls[obj] = str(value) if value else None
+    return polls
+
+
+def _moment(text: str) -> Any:
+    import datetime as dt
+
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)  # HC's clock is UTC
+
+
+def polled_since(before: dict[str, str | None], now: dict[str, str | None]) -> list[str]:
+    """The objects that have not completed a poll since `before` was read (empty: all have)."""
+    behind = []
+    for obj, seen in now.items():
+        was = before.get(obj)
+        if seen is None or (was is not None and _moment(seen) <= _moment(was)):
+            behind.append(obj)
+    return behind
+
+
+def resume_new_act(run: Run) -> None:
+    c = _new(run)
+    if c is not None and c.state == "PAUSED":
+        # hc2's last polls before it runs again: verify takes a newer poll of every moved mapping
+        # as the proof that Salesforce data flows into NEW, instead of waiting for a row to change.
+        run.remember("polls_at_resume", sf_polls(run, run.plan.new_addon))
+    _resume(lambda r: r.plan.new_addon)(run)
+
+
 def _running(addon_of: Callable[[Run], str]) -> Callable[[Run], Check]:
     def check(run: Run) -> Check:
         addon = addon_of(run)
@@ -602,9 +737,79 @@ def delete_old_check(run: Run) -> Check:
     )
 
 
+def retire_old_copies(run: Run, old: Connection) -> None:
+    """Before the point of no return: drop the objects of OLD that prep copied to NEW and that
+    still depend on the moved tables. Where deleting a mapping drops its table they would block
+    the drop; where HC keeps the table they would read data nobody syncs. Their definitions are
+    recorded first (the ledger shows them; a rollback before delete-old is done recreates them),
+    and anything else still bound to the old tables stops the step before any mapping goes."""
+    from swapbot.database import ddl
+    from swapbot.database._common import UserError
+
+    p = run.plan
+    # Only tables whose mapping is still on hc1: a resumed attempt finds the others deleted.
+    tables = [t for obj, t in zip(p.objects, p.tables, strict=True) if old.mapping(obj)]
+    if not tables:
+        return
+    prep = run.recall("ddl:prep")  # without the record (Redis lost it), look at everything
+    copies = prep is None or any(st.get("action") == "copy" for st in prep.get("steps", []))
+    try:
+        with run.live.db(autocommit=True) as conn:
+            found = ddl.retirement(conn, p.old_schema, p.new_schema, tables, copies=copies)
+    except UserError as exc:
+        raise run.stop(f"delete-old deleted nothing: {exc}") from None
+    if found.problems:
+        raise run.stop(
+            "delete-old deleted nothing: "
+            + "; ".join(found.problems)
+            + f". Re-point or drop these (they would keep {p.old_schema}'s tables from being "
+            "dropped, or read tables nobody syncs), then run delete-old again"
+        )
+    if not found.objects:
+        return
+    kept = run.recall("retired") or []
+    known = {r["identity"] for r in kept}
+    fresh = [r.model_dump(mode="json") for r in found.objects if r.identity not in known]
+    run.remember("retired", kept + fresh)  # before dropping: a crash must not lose a definition
+
+    def apply() -> None:
+        try:
+            with run.live.db(autocommit=True) as conn:
+                ddl.retire(conn, p.old_schema, p.new_schema, tables)
+        except UserError as exc:
+            raise run.stop(f"delete-old deleted nothing: {exc}") from None
+
+    names = ", ".join(r.identity for r in found.objects)
+    run.live.change(f"retire {p.old_schema}'s copies: {names}", apply, sql=found.statements)
+
+
+def delete_old_undo(run: Run) -> None:
+    """Reached only when delete-old did not finish (rollback refuses after it): put back what
+    it retired, exactly as it was."""
+    from swapbot.database import ddl
+
+    record = run.recall("retired") or []
+    if not record:
+        return
+    retired = [ddl.Retired.model_validate(r) for r in record]
+
+    def apply() -> None:
+        with run.live.db(autocommit=True) as conn:
+            ddl.recreate(conn, retired)
+
+    statements = [st for r in sorted(retired, key=lambda r: r.depth) for st in r.create]
+    run.live.change(
+        f"recreate what delete-old retired: {', '.join(r.identity for r in retired)}",
+        apply,
+        sql=statements,
+    )
+    run.remember("retired", None)
+
+
 def delete_old_act(run: Run) -> None:
+    old = run.live.old()  # one read for both: each costs the outage an HC round trip
+    retire_old_copies(run, old)
     ref = run.live.ref(run.plan.old_addon)
-    old = run.live.old()
     for obj in run.plan.objects:
         m = old.mapping(obj)
         if m is not None:
@@ -632,13 +837,35 @@ def verify_check(run: Run) -> Check:
             for r in p.roles or [None]
         ]
         checks.append(verify.check_columns(conn, p.old_schema, p.new_schema, p.tables, columns))
-        checks.append(verify.check_arriving(conn, p.new_schema, p.tables, since))
+        checks.append(_arriving(run, verify.check_arriving(conn, p.new_schema, p.tables, since)))
         checks.append(verify.check_hc_triggers(conn, p.new_schema, p.tables))
     failed = [f"{c.name}: {c.detail}" for c in checks if c.status == "fail"]
     if failed:
         return Check(False, "; ".join(failed), {"checks": [c.model_dump() for c in checks]})
     return Check(
         True, "hc2 in sync; names resolve to the new schema; new columns present; data arriving"
+    )
+
+
+def _arriving(run: Run, rows: Any) -> Any:
+    """Data flows from Salesforce into NEW: a row changed there since the outage began has
+    arrived, or every moved mapping of hc2 completed a poll after resume-new. The poll is the
+    proof that needs no change in Salesforce, so verify does not wait for one (up to a polling
+    interval) when the org is quiet or the poll brought nothing."""
+    from swapbot.database import verify
+
+    before = run.recall("polls_at_resume")
+    if rows.status != "fail" or not before:
+        return rows
+    behind = polled_since(before, sf_polls(run, run.plan.new_addon))
+    if behind:
+        return rows.model_copy(
+            update={"detail": rows.detail + f"; no poll since resume-new yet: {', '.join(behind)}"}
+        )
+    return verify.Check(
+        name="arriving",
+        status="pass",
+        detail=f"every moved mapping of {run.plan.new_addon} polled Salesforce after resume-new",
     )
 
 
@@ -874,6 +1101,18 @@ PREP: tuple[Step, ...] = (
         timeout=86_400,
     ),
     Step(
+        "measure",
+        "prep",
+        "pause and resume hc2 once, timing it, for the outage prediction",
+        measure_check,
+        measure_act,
+        undo=measure_undo,
+        waits_on="heroku",
+        repeat_act=True,
+        timeout=3600,  # the first poll after the resume may wait one polling interval
+        proof="record",
+    ),
+    Step(
         "prepare-objects",
         "prep",
         "recreate the indexes, grants, views and functions in the new schema",
@@ -944,7 +1183,7 @@ CUTOVER: tuple[Step, ...] = (
         "cutover",
         "resume hc2",
         _running(lambda r: r.plan.new_addon),
-        _resume(lambda r: r.plan.new_addon),
+        resume_new_act,
         in_outage=True,
         waits_on="heroku",
     ),
@@ -954,6 +1193,7 @@ CUTOVER: tuple[Step, ...] = (
         "delete the moved mappings from hc1: the point of no return",
         delete_old_check,
         delete_old_act,
+        undo=delete_old_undo,
         approval=True,
         in_outage=True,
         point_of_no_return=True,
