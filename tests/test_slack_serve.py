@@ -215,6 +215,13 @@ def test_a_whole_swap_run_from_slack(stack, driver):
         "approved by <@U0APPROVER>",
     ):
         assert expected in said_in_channel, said_in_channel
+    # the report: the outage and its split, the objects carried, the parity of the two copies
+    slack.wait_for(lambda: "parity (end of prep" in slack.transcript(CHANNEL), 20)
+    _, reply = stack.ask(driver, READER, "report")
+    shown = said(reply)
+    for expected in ("between steps", "the bot's own", "objects carried in prep", "account"):
+        assert expected in shown, shown
+    assert "parity (end of prep, the app still writing)" in shown
     broadcast = [m.text for m in slack.messages(CHANNEL) if m.broadcast]
     assert any("outage started" in (t or "") for t in broadcast)
     assert not slack.violations, slack.violations

@@ -48,7 +48,7 @@ def test_redis_losing_the_swap_mid_prep_and_mid_cutover(
         assert engine.next(OPERATOR).message.startswith("there is no plan yet")
         engine.save_plan(plan, OPERATOR)  # the operator saves the plan again
         # earlier steps are proven live; the steps from abort on run (or find themselves done)
-        later = ("abort", "add-columns", "reload", "settings", "wait-sync", "measure")
+        later = ("abort", "add-columns", "reload", "settings", "wait-sync", "parity", "measure")
         for name in (*later, "prepare-objects"):
             assert engine.run_step(name, OPERATOR).ok, name
         engine.run_step("stop-writes", OPERATOR, app=plan.app)

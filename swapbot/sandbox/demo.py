@@ -258,17 +258,9 @@ def _stopped(what: str, answer: str) -> int:
 
 
 def _report(engine: Engine, plan: Plan) -> None:
-    checkpoints = engine.store.checkpoints(plan.swap_id)
-    say("\n== report")
-    outage = waited = 0.0
-    for step in runbook.CUTOVER:
-        cp = checkpoints.get(step.name)
-        detail = (cp.detail or {}) if cp else {}
-        seconds, wait = float(detail.get("seconds", 0.0)), float(detail.get("waited", 0.0))
-        if step.in_outage:
-            outage, waited = outage + seconds, waited + wait
-        say(f"   {step.name:18} {cp.status if cp else '-':8} {seconds:6.1f}s  waiting {wait:5.1f}s")
-    say(
-        f"   outage steps {outage:.1f}s: waiting on Heroku Connect and dynos {waited:.1f}s, the bot's own {outage - waited:.1f}s"
-    )
+    from swapbot.swap import report
+
+    say("\n== report (also posted in the swap's thread; `/hcswap report` shows it again)")
+    for line in report.render(report.report(engine.store, plan.swap_id)).splitlines():
+        say(f"   {line}")
     say("   (real seconds in the sandbox at its speed; bench/cutover.py measures the split)")

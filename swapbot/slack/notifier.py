@@ -160,6 +160,23 @@ class ChannelNotifier:
             self._post(swap_id, line, broadcast=True)
         else:
             lines.append(line)
+        if kind == "swap.done":
+            self._say(swap_id, lines)
+            self._post_report(swap_id)
+
+    def _post_report(self, swap_id: str) -> None:
+        from swapbot.swap import report
+
+        text, blks = blocks.reply(
+            {
+                "command": "report",
+                "status": "done",
+                "message": f"the report of swap {swap_id}",
+                "calls": [],
+                "text": report.render(report.report(self.store, swap_id)),
+            }
+        )
+        self._post(swap_id, text, blocks=blks)
 
     def _say(self, swap_id: str, lines: list[str]) -> None:
         """Post the ordinary milestones gathered so far as one reply (kind to rate limits)."""

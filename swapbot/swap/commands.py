@@ -35,6 +35,7 @@ USAGE: dict[str, str] = {
         " | plan set KEY=VALUE ... | plan show"
     ),
     "history": "history",
+    "report": "report",
     "next": "next [--dry-run] [--no-wait]",
     "request-approval": "request-approval pause|delete-old [NOTE ...]",
     "approve": "approve REQUEST_ID",
@@ -59,6 +60,7 @@ HELP = """subcommands:
   ledger done KEY                 mark an item of the after-cutover ledger done
   rollback                        undo everything up to the point of no return
   history                         the audit trail
+  report                          the outage and its split, the objects carried, the parity
 options: --dry-run, --json, --no-wait, --break-glass REASON"""
 
 # What `plan set` may change, and how the text becomes the field's value.
@@ -95,7 +97,9 @@ class Command:
     def kind(self) -> Kind:
         if self.name == "help":
             return "help"
-        if self.name in ("status", "history") or (self.name == "plan" and self.action == "show"):
+        if self.name in ("status", "history", "report") or (
+            self.name == "plan" and self.action == "show"
+        ):
             return "read"
         if self.name == "approve":
             return "approve"
@@ -210,7 +214,7 @@ def parse(words: list[str] | str) -> Command:
         if len(args) > 1:
             raise UsageError(usage("help"))
         return Command("help", args, **opts)
-    if name in ("status", "history", "next", "rollback"):
+    if name in ("status", "history", "report", "next", "rollback"):
         if args:
             raise UsageError(f"{name} takes no arguments\n{usage(name)}")
         return Command(name, (), **opts)
@@ -422,6 +426,14 @@ def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
             f"{e['at']}  {e['actor']:12} {e['action']:18} {e.get('step') or ''}" for e in rows
         )
         return Reply(cmd, "ok", document=rows, text=text or "no history yet")
+    if cmd.name == "report":
+        from swapbot.swap import report
+
+        plan = engine.current_plan()
+        if plan is None:
+            return Reply(cmd, "ok", document=None, text="no plan yet: nothing to report")
+        doc = report.report(engine.store, plan.swap_id)
+        return Reply(cmd, "ok", document=doc, text=report.render(doc))
     doc = plan_show(engine)
     return Reply(cmd, "ok", document=doc, text=render_plan(engine, doc))
 

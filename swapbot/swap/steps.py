@@ -895,6 +895,37 @@ def external_objects_act(run: Run) -> None:
 
 
 # -- objects Heroku Connect does not manage (swapbot.database.ddl) --------------------------
+# -- parity ------------------------------------------------------------------------------------
+def parity_check(run: Run) -> Check:
+    record = run.recall("parity")
+    if record is None:
+        return Check(False, "the two copies are not compared yet")
+    return Check(True, _parity_seen(record), {"parity": record})
+
+
+def _parity_seen(record: dict[str, Any]) -> str:
+    tables = record.get("tables", [])
+    rows = sum(t["rows_old"] for t in tables)
+    differing = sum(t["differing_rows"] for t in tables)
+    verdict = "equal" if record.get("equal") else f"{differing} row(s) differ"
+    return f"{len(tables)} table(s), {rows:,} rows compared: {verdict}"
+
+
+def parity_act(run: Run) -> None:
+    """Compare the old and new copies once hc2 has loaded, while the app still writes: rows it
+    changed since hc2 loaded them may differ, and the drain and the switch take care of those.
+    Reads only (one snapshot); a dry run skips it rather than list reads."""
+    from swapbot.database import parity
+
+    if run.live.dry_run:
+        return
+    with run.live.db(autocommit=True) as conn:
+        result = parity.parity(conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables)
+    record = result.model_dump(mode="json")
+    record["compared_at"] = time.time()
+    run.remember("parity", record)
+
+
 def _ddl_plan(run: Run, phase: str):
     from swapbot.database import ddl
 
@@ -1099,6 +1130,15 @@ PREP: tuple[Step, ...] = (
         wait_sync_check,
         waits_on="heroku",
         timeout=86_400,
+    ),
+    Step(
+        "parity",
+        "prep",
+        "compare the old and new copies of the moved tables (reads only)",
+        parity_check,
+        parity_act,
+        timeout=600,
+        proof="record",
     ),
     Step(
         "measure",

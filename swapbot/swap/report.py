@@ -1,0 +1,140 @@
+"""The swap's report: the outage and its split, each cutover step's time, the objects carried
+to the new schema (and the old copies retired), and the parity of the two copies.
+
+Built from what the swap recorded in Redis alone (checkpoints and records), so any process can
+render it at any time, and it says the same whoever asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from swapbot.swap import steps as runbook
+from swapbot.swap.store import Store
+
+
+def report(store: Store, swap_id: str) -> dict[str, Any]:
+    checkpoints = store.checkpoints(swap_id)
+    records = store.records(swap_id)
+    rows, outage_steps, waited = [], 0.0, 0.0
+    for step in runbook.CUTOVER:
+        cp = checkpoints.get(step.name)
+        detail = (cp.detail or {}) if cp else {}
+        seconds, wait = float(detail.get("seconds", 0.0)), float(detail.get("waited", 0.0))
+        if step.in_outage:
+            outage_steps, waited = outage_steps + seconds, waited + wait
+        rows.append(
+            {
+                "step": step.name,
+                "status": cp.status if cp else "pending",
+                "seconds": round(seconds, 3),
+                "waited": round(wait, 3),
+                "in_outage": step.in_outage,
+            }
+        )
+    started, ended = records.get("outage_started_at"), records.get("outage_ended_at")
+    return {
+        "swap_id": swap_id,
+        "done": records.get("swap_done_at") is not None,
+        "outage": {
+            "seconds": round(ended - started, 3) if started and ended else None,
+            "steps_seconds": round(outage_steps, 3),
+            "waiting_seconds": round(waited, 3),  # on Heroku Connect and the dynos
+            "own_seconds": round(outage_steps - waited, 3),  # the bot's own work
+            # between the steps: people reading the channel and typing the next command
+            "between_steps_seconds": round(ended - started - outage_steps, 3)
+            if started and ended
+            else None,
+        },
+        "steps": rows,
+        "objects": _objects(records),
+        "parity": _parity(records.get("parity")),
+    }
+
+
+def _objects(records: dict[str, Any]) -> dict[str, list[str]]:
+    def carried(phase: str) -> list[str]:
+        done = records.get(f"ddl:{phase}") or {}
+        return [
+            f"{s.get('kind', '')} {s.get('identity', '')}".strip() for s in done.get("steps", [])
+        ]
+
+    def manual(phase: str) -> list[str]:
+        done = records.get(f"ddl:{phase}") or {}
+        return [
+            f"{m.get('kind', '')} {m.get('identity', '')}".strip() for m in done.get("manual", [])
+        ]
+
+    retired = records.get("retired") or []
+    return {
+        "prep": carried("prep"),
+        "cutover": carried("cutover"),
+        "by_a_person": manual("prep") + manual("cutover"),
+        "retired": [f"{r.get('kind', '')} {r.get('identity', '')}".strip() for r in retired],
+    }
+
+
+def _parity(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not record:
+        return None
+    return {
+        "equal": record.get("equal"),
+        "compared_at": record.get("compared_at"),
+        "tables": [
+            {
+                "table": t["table"],
+                "rows_old": t["rows_old"],
+                "rows_new": t["rows_new"],
+                "differing_rows": t["differing_rows"],
+                "new_columns": t.get("only_in_new", []),
+            }
+            for t in record.get("tables", [])
+        ],
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    o = doc["outage"]
+    total = f"{o['seconds']:.1f}s" if o["seconds"] is not None else "not over yet"
+    lines = [f"swap {doc['swap_id']}: {'done' if doc['done'] else 'in progress'}"]
+    lines.append(
+        f"outage {total}: its steps took {o['steps_seconds']:.1f}s — waiting on Heroku Connect "
+        f"and dynos {o['waiting_seconds']:.1f}s, the bot's own {o['own_seconds']:.1f}s"
+    )
+    if o.get("between_steps_seconds") is not None:
+        lines.append(
+            f"  and {o['between_steps_seconds']:.1f}s between steps (people reading the channel "
+            "and typing the next command)"
+        )
+    for row in doc["steps"]:
+        mark = "outage" if row["in_outage"] else ""
+        lines.append(
+            f"  {row['step']:18} {row['status']:8} {row['seconds']:7.1f}s  "
+            f"waiting {row['waited']:6.1f}s  {mark}"
+        )
+    objects = doc["objects"]
+    for label, key in (
+        ("carried in prep", "prep"),
+        ("carried in the cutover", "cutover"),
+        ("handled by a person", "by_a_person"),
+        ("old copies retired", "retired"),
+    ):
+        items = objects.get(key) or []
+        lines.append(f"objects {label}: {len(items)}")
+        lines += [f"  {item}" for item in items[:50]]
+        if len(items) > 50:
+            lines.append(f"  … {len(items) - 50} more")
+    p = doc["parity"]
+    if p is None:
+        lines.append("parity: not compared")
+    else:
+        lines.append(
+            f"parity (end of prep, the app still writing): {'equal' if p['equal'] else 'differences'}"
+        )
+        for t in p["tables"]:
+            added = f"; new columns {', '.join(t['new_columns'])}" if t["new_columns"] else ""
+            lines.append(
+                f"  {t['table']:24} rows {t['rows_old']:,} / {t['rows_new']:,}; "
+                f"{t['differing_rows']} differ{added}"
+            )
+    return "\n".join(lines)
