@@ -14,7 +14,7 @@ import redis
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import SandboxOptions
 from swapbot.sandbox.server import Sandbox
-from swapbot.slack.rehearsal import CHANNEL, LocalSlack, environment, said  # noqa: F401
+from swapbot.slack.rehearsal import CHANNEL, LocalSlack, environment, forget, said  # noqa: F401
 from swapbot.slack.standin import Message, SlackStandIn
 from swapbot.swap.store import Store
 from tests.conftest import REDIS_TEST_URL, TOKEN, create_database, drop_database
@@ -85,10 +85,7 @@ def running_stack(
         slack.stop()
         sandbox.stop()
         drop_database(name)
-        client = redis.Redis.from_url(REDIS_TEST_URL)
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
+        forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)
 
 
 def store(local: LocalSlack) -> Store:

@@ -108,6 +108,9 @@ def test_a_request_whose_live_facts_changed_is_refused(stack, driver):
 def test_without_the_bot_in_the_channel_reactions_never_arrive_and_status_says_so(stack, driver):
     msg = request(stack, driver)
     stack.slack.remove_member(CHANNEL, "U0SWAPBOT")
+    store(stack).redis.delete(
+        store(stack).key("slack", "in-channel", CHANNEL)
+    )  # asked a minute ago
     try:
         assert driver.react(APPROVER, CHANNEL, msg.ts) is None  # Slack does not deliver it
         _, reply = stack.ask(driver, OPERATOR, "status")

@@ -25,7 +25,7 @@ from swapbot.config import Settings, load_settings, redis_client
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.server import Sandbox
 from swapbot.sandbox.writeload import WriteLoad
-from swapbot.slack.rehearsal import CHANNEL, Colleague, LocalSlack, environment, said
+from swapbot.slack.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget, said
 from swapbot.slack.standin import Message, SlackStandIn, render_blocks
 from swapbot.swap import steps as runbook
 from swapbot.swap.engine import Engine
@@ -147,10 +147,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _forget(env: dict[str, str], prefix: str) -> None:
     """The rehearsal's Redis keys go with it; the database stays as the procedure leaves it."""
-    client = redis_client(Settings(redis_url=env["REDIS_URL"]))
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
+    forget(redis_client(Settings(redis_url=env["REDIS_URL"])), prefix)
 
 
 def _rehearse(

@@ -72,6 +72,11 @@ def build_app(
         client=web_client(settings),
         token_verification_enabled=token_verification_enabled,
         logger=logging.getLogger("swapbot.slack.bolt"),
+        # Our listeners only parse, check and enqueue (about a millisecond), so they run in the
+        # request's own thread and the answer leaves as soon as they return. Bolt's default
+        # hands them to a 5-thread pool and polls for the ack every 10 ms: a floor under every
+        # ack, and a queue when more than five arrive at once.
+        process_before_response=True,
         **app_options,
     )
 

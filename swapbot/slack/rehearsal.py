@@ -177,6 +177,26 @@ class LocalSlack:
         return self.slack.wait_for(find, timeout=timeout)
 
 
+def forget(client: Any, prefix: str) -> int:
+    """Delete a rehearsal's Redis keys: ours under `prefix`, and rq's for our queues (the queues
+    and registries named after the prefix, and the jobs and results they list)."""
+    keys = set(client.scan_iter(match=prefix + "*", count=1000))
+    rq_keys = set(client.scan_iter(match=f"rq:*{prefix}*", count=1000))
+    jobs: set[bytes] = set()
+    for key in rq_keys:
+        kind = client.type(key)
+        if kind == b"zset":
+            jobs |= set(client.zrange(key, 0, -1))
+        elif kind == b"list":
+            jobs |= set(client.lrange(key, 0, -1))
+    for job in jobs:
+        keys |= {b"rq:job:" + job, b"rq:results:" + job, b"rq:job:" + job + b":dependents"}
+    keys = list(keys | rq_keys)
+    for start in range(0, len(keys), 500):
+        client.delete(*keys[start : start + 500])
+    return len(keys)
+
+
 def said(message: Message) -> str:
     """A message's text with the text of its blocks, as a person reads it."""
     import json

@@ -21,6 +21,7 @@ from swapbot.slack.client import membership, web_client, webhook
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap import commands
 from swapbot.swap.engine import Engine
+from swapbot.swap.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def run_command(
     reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
     if cmd.name == "status":
         doc = dict(reply.document or {})
-        doc["bot_in_channel"] = membership(client, settings.swapbot_channel)[0]
+        doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
         # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
         rendered = blocks.status_message(doc, detail_hint="heroku run swapbot hcswap status --json")
     else:
@@ -71,6 +72,22 @@ def run_command(
             message=f"/hcswap {text} by {user}: {reply.status}: {reply.message}",
         )
     return {"status": reply.status, "message": reply.message}
+
+
+MEMBERSHIP_TTL = 60  # seconds; conversations.info allows about 50 calls a minute
+
+
+def in_channel(store: Store, client: WebClient, channel: str | None) -> bool | None:
+    """Is the bot in the swap channel, as Slack said within the last minute? (`status` asks
+    often; Slack's limit on the question is low.) Unknown answers are not kept."""
+    key = store.key("slack", "in-channel", channel or "-")
+    cached = store.redis.get(key)
+    if cached is not None:
+        return cached == b"1"
+    member = membership(client, channel)[0]
+    if member is not None:
+        store.redis.set(key, "1" if member else "0", ex=MEMBERSHIP_TTL)
+    return member
 
 
 def handle_reaction(reaction: dict[str, Any]) -> dict[str, Any]:

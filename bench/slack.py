@@ -1,0 +1,789 @@
+"""The Slack front end under load: acks, the status message, and the web process's memory.
+
+In one run, against real processes (`swapbot serve` and `swapbot worker` started by
+`swapbot.slack.rehearsal.LocalSlack`, `swapbot sandbox`, PostgreSQL, Redis) and the Slack
+stand-in (in this process, as in the tests):
+
+1. Ack latency of `/hcswap status` at 20 concurrent signed requests (threads, each with its own
+   SlackDriver; by default in waves: 20 sent at the same moment, every answer awaited, a pause
+   of `--gap` s, again — 20 people typing at once; `--closed-loop` instead keeps every sender
+   sending, which saturates a 2-core machine and measures throughput), swapbot against a bare Bolt app (`bench/bare_bolt.py`, only `ack("ok")`)
+   served by gunicorn with the same worker class, workers, threads and timeouts. swapbot runs
+   the `many-mappings` scenario (300 mappings), so its worker renders and posts 300 mappings
+   for every command while the acks are measured: a warm-up fills the queue before the first
+   measured round, and rounds alternate (bare, swapbot, bare, ...) so that drift on the machine
+   hits both apps alike. Latency is the time from sending the request to its HTTP response
+   (`DriverResponse.elapsed`). Targets: swapbot's p99 within 1.2x the bare app's, and under
+   100 ms. Also: the apps' CPU per ack, the acks one at a time for reference, how many replies
+   the worker posted and how long it took to drain the queue after the last ack (it waits
+   `--drain-timeout`, 60 s by default: the stand-in rate-limits conversations.info as Slack
+   does, so draining 490 status jobs takes minutes; pass 900 to see it drain).
+2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
+   (measured before 1, on the same stack), polling the stand-in every 5 ms. Target: 1.5 s.
+   The reply must stay within Block Kit's 50 blocks and say that mappings are not shown.
+3. Resident memory (VmRSS) of `swapbot serve` (gunicorn master and workers: its process group)
+   sampled every 0.1 s during a whole swap run from Slack on the `small` scenario. Target:
+   under 150 MB per process; the group's total is shown too.
+
+Everything shares this machine's cores with the two apps: the worker, the sandbox, the
+bench's senders and the stand-in, and whatever else runs. About 2.5 minutes. Rerun with
+
+    .venv/bin/python bench/slack.py [--requests 400] [--rounds 4] [--senders 20]
+                                    [--drain-timeout 60] [--json]
+
+It creates its own databases and Redis prefixes and removes them (rq's keys for its queues
+too), with its processes and, unless --logs is given, their logs, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+
+from swapbot.sandbox import scenarios  # noqa: E402
+from swapbot.slack.driver import SlackDriver  # noqa: E402
+from swapbot.slack.rehearsal import (  # noqa: E402
+    CHANNEL,
+    SIGNING_SECRET,
+    Colleague,
+    LocalSlack,
+    forget,
+    free_port,
+    said,
+)
+from swapbot.slack.standin import Message, SlackStandIn  # noqa: E402
+from tests.conftest import REDIS_TEST_URL, create_database, drop_database  # noqa: E402
+from tests.slack_support import (  # noqa: E402
+    APPROVER,
+    OPERATOR,
+    READER,
+    SECOND_APPROVER,
+    stack_environment,
+    standin,
+)
+
+ACK_RATIO_TARGET = 1.2  # swapbot's p99 over the bare app's
+ACK_P99_TARGET = 0.100  # seconds
+POSTED_TARGET = 1.5  # seconds from the command to the posted status
+MAX_BLOCKS = 50
+RSS_TARGET_MB = 150.0
+NOT_SHOWN = re.compile(r"… and [\d,]+ more")  # how the status card says mappings are left out
+CUTOVER = ("stop-writes", "drain", "pause", "cutover-objects", "switch", "resume-new")
+AFTER_DELETE_APPROVAL = ("delete-old", "resume-old", "verify", "restore", "external-objects")
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max in milliseconds."""
+    ms = [s * 1000 for s in seconds]
+    return {
+        "n": len(ms),
+        "p50": percentile(ms, 50),
+        "p90": percentile(ms, 90),
+        "p99": percentile(ms, 99),
+        "max": max(ms),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+# -- processes, as /proc shows them ----------------------------------------------------------
+def group_members(pgid: int) -> list[int]:
+    """The processes in process group `pgid` (swapbot serve runs in its own session)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user and system) used so far by the processes in group `pgid`."""
+    total = 0
+    for pid in group_members(pgid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """Busy and total CPU time of all cores so far, in clock ticks (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+def memory_kb(pid: int, path: str, field: str) -> int | None:
+    """A "Name:  123 kB" line of /proc/<pid>/<path>, or None if the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# -- the stacks ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def swapbot_stack(scenario: str, logs: Path, *, workers: int, threads: int) -> Iterator[LocalSlack]:
+    """A scratch database with `scenario`, the sandbox, the stand-in, serve and worker; all
+    removed on the way out, whatever happened."""
+    name = f"swapbot_bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
+    logs = logs / scenario
+    logs.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as cleanup:
+        url = create_database(name)
+        cleanup.callback(drop_database, name)
+        cleanup.callback(clean_redis, prefix)
+        sandbox = cleanup.enter_context(sandbox_process(url, scenario, logs))
+        slack = standin()
+        cleanup.callback(slack.stop)
+        env = stack_environment(sandbox, url, prefix, slack)
+        local = LocalSlack(env, slack, logs)
+        local.db_name = name  # type: ignore[attr-defined]
+        cleanup.callback(local.stop)
+        local.start_serve(workers=workers, threads=threads)
+        local.start_worker()
+        wait_for_worker(local, prefix)
+        yield local
+
+
+@contextlib.contextmanager
+def sandbox_process(url: str, scenario: str, logs: Path) -> Iterator[SimpleNamespace]:
+    """`swapbot sandbox` in a process of its own: it loads `scenario` into the database and
+    answers the worker's Heroku API calls without taking this process's CPU and GIL from the
+    senders. Yields its URLs, as the sandbox object the rehearsal's environment() reads."""
+    port = free_port()
+    args = [
+        *(sys.executable, "-m", "swapbot.cli", "sandbox", "--port", str(port)),
+        *("--database-url", url, "--scenario", scenario),
+        *("--speed", "100", "--seed", "7", "--org-change-rate", "1.0"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with process(args, dict(os.environ), logs / "sandbox.log", base + "/"):
+        yield SimpleNamespace(platform_url=f"{base}/platform", central_url=f"{base}/hc-central")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path, url: str) -> Iterator[int]:
+    """A server in a session of its own, until it answers at `url`; yields its process group,
+    and ends the whole group on the way out."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args[2:5]} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def answers(url: str) -> bool:
+    try:
+        requests.get(url, timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
+def clean_redis(prefix: str) -> None:
+    forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)
+
+
+def wait_for_worker(local: LocalSlack, prefix: str, timeout: float = 60) -> None:
+    """Until `swapbot worker` has registered with rq for the interactive queue."""
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    deadline = time.monotonic() + timeout
+    while not client.scard(f"rq:workers:{prefix}interactive"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"swapbot worker did not start:\n{local.log('worker')[-3000:]}")
+        time.sleep(0.1)
+
+
+def queue_length(local: LocalSlack, kind: str = "interactive") -> int:
+    prefix = local.env["SWAPBOT_REDIS_PREFIX"]
+    return int(redis.Redis.from_url(REDIS_TEST_URL).llen(f"rq:queue:{prefix}{kind}"))
+
+
+@dataclass
+class Target:
+    """An app under test: where Slack's requests go, and its gunicorn's process group."""
+
+    name: str
+    url: str
+    pgid: int
+
+
+@contextlib.contextmanager
+def bare_bolt(env: dict[str, str], logs: Path, *, workers: int, threads: int) -> Iterator[Target]:
+    """bench/bare_bolt.py under gunicorn as `swapbot serve` runs (gthread, the same workers,
+    threads and timeouts)."""
+    port = free_port()
+    args = [
+        *(sys.executable, "-m", "gunicorn", "--worker-class", "gthread"),
+        *("--workers", str(workers), "--threads", str(threads)),
+        *("--timeout", "30", "--graceful-timeout", "25"),
+        *("--chdir", str(ROOT / "bench"), "--bind", f"127.0.0.1:{port}", "bare_bolt:api"),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with process(args, env, logs / "bare_bolt.log", base + "/") as pgid:
+        yield Target("bare", f"{base}/slack/events", pgid)
+
+
+# -- 1. acks under load ---------------------------------------------------------------------------
+@dataclass
+class Round:
+    app: str
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    backlog_before: int = 0
+    wall: float = 0.0  # seconds the round took
+    server_cpu: float = 0.0  # CPU seconds the app's processes used during the round
+    bench_cpu: float = 0.0  # CPU seconds this process used (the senders and the stand-in)
+    machine_busy: float = 0.0  # share of all cores' time spent busy during the round
+
+
+def send_round(
+    target: Target, slack: SlackStandIn, requests_: int, senders: int, gap: float | None = None
+) -> Round:
+    """`requests_` signed `/hcswap status` from `senders` threads, each its own driver.
+
+    With `gap`, in waves: all senders send at the same moment (20 people typing at once), wait
+    for every answer, pause `gap` seconds, and again. Without, each sender sends again as soon
+    as it is answered (a closed loop that keeps the machine saturated)."""
+    result, lock = Round(target.name), threading.Lock()
+    if gap is not None:
+        shares = [max(1, requests_ // senders)] * senders
+        wave = threading.Barrier(senders, action=lambda: time.sleep(gap))
+    else:
+        shares = [requests_ // senders + (i < requests_ % senders) for i in range(senders)]
+        wave = None
+    start = threading.Barrier(senders)
+
+    def sender(share: int) -> None:
+        driver = SlackDriver(target.url, SIGNING_SECRET, slack)
+        start.wait()
+        for _ in range(share):
+            if wave is not None:
+                wave.wait()
+            try:
+                response = driver.command(READER, "status")
+            except requests.RequestException:
+                with lock:
+                    result.errors += 1
+                continue
+            with lock:
+                result.latencies.append(response.elapsed)
+                result.errors += response.status != 200
+
+    threads = [threading.Thread(target=sender, args=(share,)) for share in shares]
+    server, bench, machine = group_cpu(target.pgid), time.process_time(), machine_ticks()
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.wall = time.perf_counter() - started
+    result.server_cpu = group_cpu(target.pgid) - server
+    result.bench_cpu = time.process_time() - bench
+    busy, total = (after - before for after, before in zip(machine_ticks(), machine, strict=True))
+    result.machine_busy = busy / max(total, 1)
+    return result
+
+
+class ReplyCounter:
+    """Counts the worker's replies to `user` as the stand-in records them (no polling)."""
+
+    def __init__(self, slack: SlackStandIn, user: str):
+        self.user, self.count, self.last_at = user, 0, 0.0
+        self._lock = threading.Lock()
+        slack.on_change(self._seen)
+
+    def _seen(self, kind: str, message: Message) -> None:
+        if message.ephemeral_to == self.user and message.source != "ack":
+            with self._lock:
+                self.count += 1
+                self.last_at = time.perf_counter()
+
+
+def wait_for_drain(
+    local: LocalSlack, counter: ReplyCounter, expected: int, timeout: float
+) -> tuple[bool, float]:
+    """Wait until `expected` replies were posted, or the queue is empty and nothing arrived for
+    10 s (a job failed), or `timeout`; returns whether all came and when the last one did."""
+    started = time.perf_counter()
+    while counter.count < expected and time.perf_counter() - started < timeout:
+        quiet = time.perf_counter() - max(counter.last_at, started)
+        if quiet > 10 and queue_length(local) == 0:
+            break
+        time.sleep(0.1)
+    return counter.count >= expected, counter.last_at
+
+
+def measure_acks(local: LocalSlack, bare: Target, args: argparse.Namespace) -> dict[str, Any]:
+    swapbot = Target("swapbot", f"{local.url}/slack/events", local.processes["serve"].pid)
+    counter = ReplyCounter(local.slack, READER)
+    # For reference, one request at a time: what an ack costs when nothing waits for a core.
+    reference = {
+        t.name: summary(send_round(t, local.slack, args.reference, 1).latencies)
+        for t in (bare, swapbot)
+    }
+    # Warm-up, not counted: connections open, and the worker starts on a queue of status jobs.
+    for target in (bare, swapbot):
+        send_round(target, local.slack, args.warmup, args.senders)
+    per_round = args.requests // args.rounds
+    rounds: list[Round] = []
+    gap = None if args.closed_loop else args.gap
+    for _ in range(args.rounds):
+        for target in (bare, swapbot):
+            backlog = queue_length(local)
+            rounds.append(send_round(target, local.slack, per_round, args.senders, gap))
+            rounds[-1].backlog_before = backlog
+    last_ack, posted_by_then = time.perf_counter(), counter.count
+    expected = args.reference + args.warmup + per_round * args.rounds
+    drained, last_reply = wait_for_drain(local, counter, expected, args.drain_timeout)
+    drain = max(0.0, last_reply - last_ack)
+    worker = {
+        "replies_posted": counter.count,
+        "replies_expected": expected,
+        "posted_by_last_ack": posted_by_then,
+        "drained": drained,
+        "drain_after_last_ack_s": drain,
+        "waited_after_last_ack_s": time.perf_counter() - last_ack,
+        "replies_per_s_after_last_ack": (counter.count - posted_by_then) / max(drain, 1e-9),
+        "still_queued": queue_length(local),
+    }
+    return ack_report(local, rounds) | worker | {"one_at_a_time": reference}
+
+
+def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
+    apps = {}
+    for app in ("bare", "swapbot"):
+        mine = [r for r in rounds if r.app == app]
+        latencies = [s for r in mine for s in r.latencies]
+        wall = sum(r.wall for r in mine)
+        apps[app] = summary(latencies) | {
+            "errors": sum(r.errors for r in mine),
+            "acks_per_s": len(latencies) / wall,
+            "server_cpu_ms_per_ack": 1000 * sum(r.server_cpu for r in mine) / len(latencies),
+            "bench_cpu_share": sum(r.bench_cpu for r in mine) / wall,
+            "machine_busy": sum(r.machine_busy * r.wall for r in mine) / wall,
+        }
+    ratio = apps["swapbot"]["p99"] / apps["bare"]["p99"]
+    per_round = [
+        {"app": r.app, "backlog_before": r.backlog_before, **summary(r.latencies)} for r in rounds
+    ]
+    limited = [c for c in local.slack.calls_to("conversations.info") if c.http_status == 429]
+    return {
+        "apps": apps,
+        "rounds": per_round,
+        "swapbot_backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "swapbot"],
+        "bare_backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "bare"],
+        "p99_ratio": ratio,
+        "ratio_pass": ratio <= ACK_RATIO_TARGET,
+        "p99_pass": apps["swapbot"]["p99"] < ACK_P99_TARGET * 1000,
+        "conversations_info_ratelimited": len(limited),
+        "standin_violations": len(local.slack.violations),
+    }
+
+
+# -- 2. from the command to the posted status ----------------------------------------------------
+def wait_for_reply(local: LocalSlack, user: str, before: int, timeout: float = 60.0) -> Message:
+    """Poll the stand-in every 5 ms for `user`'s next reply from the worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = local.replies(user)
+        if len(seen) > before:
+            return seen[before]
+        time.sleep(0.005)
+    raise RuntimeError(f"no reply within {timeout}s:\n{local.log('worker')[-3000:]}")
+
+
+def status_to_posted(local: LocalSlack, user: str) -> tuple[float, Message]:
+    driver = local.driver()
+    before = len(local.replies(user))
+    started = time.perf_counter()
+    response = driver.command(user, "status")
+    if response.status != 200:
+        raise RuntimeError(f"/hcswap status: HTTP {response.status} {response.body[:200]}")
+    reply = wait_for_reply(local, user, before)
+    return time.perf_counter() - started, reply
+
+
+def measure_posted(local: LocalSlack, runs: int) -> dict[str, Any]:
+    first, _ = status_to_posted(local, READER)  # the first one warms the sandbox, PG, imports
+    times, reply = [], None
+    for _ in range(runs):
+        seconds, reply = status_to_posted(local, READER)
+        times.append(seconds)
+    assert reply is not None
+    text = said(reply)
+    found = NOT_SHOWN.search(text)
+    return {
+        "first_after_start_s": first,
+        "runs": runs,
+        "p50_s": percentile(times, 50),
+        "max_s": max(times),
+        "pass": max(times) <= POSTED_TARGET,
+        "blocks": len(reply.blocks or []),
+        "blocks_pass": len(reply.blocks or []) <= MAX_BLOCKS,
+        "not_shown_line": found.group(0) if found else None,
+        "mentions_300_mappings": "300 mappings" in text,
+        "standin_violations": local.slack.violations,
+    }
+
+
+# -- 3. memory of swapbot serve during a swap -----------------------------------------------------
+class RssSampler:
+    """Samples the memory of every process in a process group every `every` seconds, in a
+    thread: VmRSS per process, and the group's total of VmRSS and of Pss (which shares the pages
+    the gunicorn workers still share with their master among them, instead of counting them in
+    each, so it comes close to what the dyno as a whole holds)."""
+
+    def __init__(self, pgid: int, every: float = 0.1):
+        self.pgid, self.every = pgid, every
+        self.per_pid: dict[int, int] = {}  # max VmRSS kB seen per process
+        self.max_total = 0  # the largest sum of VmRSS, kB
+        self.max_pss_total = 0  # the largest sum of Pss, kB
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = pss = 0
+            for pid in group_members(self.pgid):
+                kb = memory_kb(pid, "status", "VmRSS")
+                if kb is not None:
+                    self.per_pid[pid] = max(self.per_pid.get(pid, 0), kb)
+                    total += kb
+                pss += memory_kb(pid, "smaps_rollup", "Pss") or 0
+            self.max_total = max(self.max_total, total)
+            self.max_pss_total = max(self.max_pss_total, pss)
+            self.samples += 1
+            self._stop.wait(self.every)
+
+
+def run_swap(local: LocalSlack, say: Callable[[str], None]) -> None:
+    """A whole swap from Slack, as tests/test_slack_serve.py runs it (without the restart)."""
+    driver = local.driver()
+    role = scenarios.role_names(local.db_name)[0]  # type: ignore[attr-defined]
+
+    def ask(text: str, *expected: str) -> str:
+        reply = said(local.ask(driver, OPERATOR, text, timeout=120)[1])
+        if expected and not any(e in reply for e in expected):
+            raise RuntimeError(f"/hcswap {text}: unexpected reply:\n{reply[:2000]}")
+        return reply
+
+    ask(
+        "plan new --swap-id bench-swap --new-schema salesforce2"
+        " --mappings 'Account:Rating;Contact:Phone' --process-types web,worker,clock"
+        f" --roles {role} --authorizer <@{SECOND_APPROVER}|bea>",
+        "plan bench-swap saved",
+    )
+    Colleague(local, driver, SECOND_APPROVER)
+    for _ in range(20):
+        if "prep is done" in ask("next", "done", "skipped"):
+            break
+    else:
+        raise RuntimeError("prep did not finish")
+    say("prep done")
+    approve(local, driver, "pause")
+    for step in CUTOVER:
+        ask(f"{step} acme-prod" if step == "stop-writes" else step, "done", "skipped")
+    approve(local, driver, "delete-old")
+    for step in AFTER_DELETE_APPROVAL:
+        ask(step, "done", "skipped")
+    say("swap done")
+
+
+def approve(local: LocalSlack, driver: SlackDriver, step: str) -> None:
+    local.ask(driver, OPERATOR, f"request-approval {step}")
+    msg = local.approval_message(step)
+    driver.react(APPROVER, CHANNEL, msg.ts)
+    local.slack.wait_for(
+        lambda: "approved by" in (local.slack.message(CHANNEL, msg.ts).text or ""), 30
+    )
+
+
+def measure_memory(local: LocalSlack, say: Callable[[str], None]) -> dict[str, Any]:
+    serve = local.processes["serve"].pid  # the gunicorn master; its session and group
+    started = time.perf_counter()
+    with RssSampler(serve) as sampler:
+        run_swap(local, say)
+    per_process = {
+        pid: {"role": "master" if pid == serve else "worker", "max_rss_mb": kb / 1024}
+        for pid, kb in sorted(sampler.per_pid.items())
+    }
+    worst = max(p["max_rss_mb"] for p in per_process.values())
+    return {
+        "swap_s": time.perf_counter() - started,
+        "samples": sampler.samples,
+        "processes": per_process,
+        "max_per_process_mb": worst,
+        "pass": worst < RSS_TARGET_MB,
+        "max_group_total_mb": sampler.max_total / 1024,
+        "max_group_pss_mb": sampler.max_pss_total / 1024,
+    }
+
+
+# -- the report -----------------------------------------------------------------------------------
+def print_report(result: dict[str, Any]) -> None:
+    setup = result["setup"]
+    print(
+        f"machine: {setup['cores']} cores, load average {setup['load_before']} before the run"
+        " (other work may be running)"
+    )
+    print(
+        f"both apps: gunicorn gthread, {setup['workers']} workers x {setup['threads']} threads,"
+        " on 127.0.0.1; the senders, the stand-in, the sandbox and the worker share the machine"
+    )
+    print_acks(result["acks"], setup)
+    print_posted(result["posted"])
+    print_memory(result["memory"])
+    print(f"\nall targets: {verdict(result['pass'])}  ({result['elapsed_s']:.0f} s)")
+
+
+def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
+    print(
+        f"\n1. ack latency of /hcswap status: {setup['requests']} requests per app,"
+        f" {setup['senders']} concurrent senders, {setup['rounds']} alternating rounds each"
+        f" (after {setup['warmup']} warm-up requests each)"
+    )
+    print(
+        f"   {'app':10} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}"
+        f" {'errors':>6} {'acks/s':>6} {'server CPU/ack':>14} {'bench CPU':>9} {'machine':>7}"
+    )
+    for app, label in (("bare", "bare Bolt"), ("swapbot", "swapbot")):
+        s = acks["apps"][app]
+        print(
+            f"   {label:10} {s['n']:5d} {s['p50']:7.1f} {s['p90']:7.1f} {s['p99']:7.1f}"
+            f" {s['max']:7.1f} {s['errors']:6d} {s['acks_per_s']:6.0f}"
+            f" {s['server_cpu_ms_per_ack']:11.1f} ms {s['bench_cpu_share']:8.0%}"
+            f" {s['machine_busy']:7.0%}"
+        )
+    print(
+        "   (server CPU/ack: the app's gunicorn processes; bench CPU: this process's senders and"
+        " stand-in, in cores; machine: share of both cores busy, whoever used them)"
+    )
+    print(
+        "   status jobs waiting in swapbot's queue at the start of each round:"
+        f" swapbot rounds {acks['swapbot_backlog_before_rounds']},"
+        f" bare rounds {acks['bare_backlog_before_rounds']}"
+    )
+    print(
+        f"   p99 swapbot/bare = {acks['p99_ratio']:.2f} (target <= {ACK_RATIO_TARGET}):"
+        f" {verdict(acks['ratio_pass'])}"
+    )
+    p99 = acks["apps"]["swapbot"]["p99"]
+    print(f"   swapbot p99 = {p99:.1f} ms (target < 100 ms): {verdict(acks['p99_pass'])}")
+    one = acks["one_at_a_time"]
+    print(
+        f"   for reference, one request at a time before the load ({one['bare']['n']} each):"
+        f" bare p50 {one['bare']['p50']:.1f} / p99 {one['bare']['p99']:.1f} ms,"
+        f" swapbot p50 {one['swapbot']['p50']:.1f} / p99 {one['swapbot']['p99']:.1f} ms"
+    )
+    print_worker(acks)
+
+
+def print_worker(acks: dict[str, Any]) -> None:
+    posted, expected = acks["replies_posted"], acks["replies_expected"]
+    print(
+        f"   worker: {posted} of {expected} status replies (300 mappings each) posted,"
+        f" {acks['posted_by_last_ack']} of them by the last ack;"
+        f" {acks['replies_per_s_after_last_ack']:.2f} replies/s after it"
+    )
+    if acks["drained"]:
+        print(f"   queue drained {acks['drain_after_last_ack_s']:.1f} s after the last ack")
+    else:
+        print(
+            f"   queue NOT drained: gave up {acks['waited_after_last_ack_s']:.0f} s after the last"
+            f" ack with {acks['still_queued']} jobs still queued (--drain-timeout)"
+        )
+    print(
+        "   Slack answered conversations.info 429 (rate-limited)"
+        f" {acks['conversations_info_ratelimited']} times;"
+        f" stand-in violations {acks['standin_violations']}"
+    )
+
+
+def print_posted(posted: dict[str, Any]) -> None:
+    print(
+        f"\n2. /hcswap status to the posted message, 300 mappings, otherwise idle,"
+        f" {posted['runs']} runs one after another (5 ms polling)"
+    )
+    first = posted["first_after_start_s"]
+    print(f"   the first after the worker was ready (not counted): {first:.2f} s")
+    print(
+        f"   p50 {posted['p50_s']:.2f} s, max {posted['max_s']:.2f} s"
+        f" (target <= {POSTED_TARGET} s): {verdict(posted['pass'])}"
+    )
+    line = posted["not_shown_line"]
+    print(
+        f"   message: {posted['blocks']} blocks (<= {MAX_BLOCKS}):"
+        f" {verdict(posted['blocks_pass'])};"
+        f" says mappings are not shown: {verdict(line is not None)} ({line!r});"
+        f" stand-in violations: {len(posted['standin_violations'])}"
+    )
+
+
+def print_memory(memory: dict[str, Any]) -> None:
+    print(
+        f"\n3. resident memory of swapbot serve during a whole swap from Slack (small scenario,"
+        f" {memory['swap_s']:.0f} s, {memory['samples']} samples every 0.1 s)"
+    )
+    for pid, p in memory["processes"].items():
+        print(f"   pid {pid:>7}  gunicorn {p['role']:6}  max VmRSS {p['max_rss_mb']:6.1f} MB")
+    print(
+        f"   largest single process: {memory['max_per_process_mb']:.1f} MB"
+        f" (target < {RSS_TARGET_MB:.0f} MB per process): {verdict(memory['pass'])}"
+    )
+    print(
+        f"   whole serve group (master + workers), for information: VmRSS summed"
+        f" {memory['max_group_total_mb']:.1f} MB at its largest (pages shared by the processes"
+        f" counted in each), Pss summed {memory['max_group_pss_mb']:.1f} MB (shared pages"
+        " counted once)"
+    )
+
+
+# -- main -----------------------------------------------------------------------------------------
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="acks measured per app")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per app")
+    parser.add_argument("--senders", type=int, default=20, help="concurrent senders")
+    parser.add_argument(
+        "--gap", type=float, default=0.25, help="seconds between waves of --senders requests"
+    )
+    parser.add_argument(
+        "--closed-loop",
+        action="store_true",
+        help="each sender sends again as soon as answered (saturation) instead of in waves",
+    )
+    parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
+    parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
+    parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted runs")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, both apps")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=60.0, help="longest wait for the worker (s)"
+    )
+    parser.add_argument("--logs", type=Path, help="keep the processes' logs here")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the report")
+    return parser.parse_args()
+
+
+def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    started = time.perf_counter()
+    setup = {
+        "cores": os.cpu_count(),
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        **{k: getattr(args, k) for k in ("requests", "rounds", "senders", "warmup")},
+        **{k: getattr(args, k) for k in ("workers", "threads")},
+    }
+    size = {"workers": args.workers, "threads": args.threads}
+    with swapbot_stack("many-mappings", logs, **size) as local:
+        say("many-mappings stack up; measuring status to posted")
+        posted = measure_posted(local, args.posted_runs)
+        with bare_bolt(local.env, logs, **size) as bare:
+            say("bare Bolt up; measuring acks")
+            acks = measure_acks(local, bare, args)
+    with swapbot_stack("small", logs, **size) as local:
+        say("small stack up; running a swap")
+        memory = measure_memory(local, say)
+    passed = all(
+        (
+            acks["ratio_pass"],
+            acks["p99_pass"],
+            posted["pass"],
+            posted["blocks_pass"],
+            posted["not_shown_line"] is not None,
+            memory["pass"],
+        )
+    )
+    return {
+        "setup": setup,
+        "acks": acks,
+        "posted": posted,
+        "memory": memory,
+        "pass": passed,
+        "elapsed_s": time.perf_counter() - started,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+
+    def say(text: str) -> None:
+        print(f"... {text}", file=sys.stderr, flush=True)
+
+    with contextlib.ExitStack() as cleanup:
+        logs = args.logs or Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+        logs.mkdir(parents=True, exist_ok=True)
+        result = run(args, logs, say)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_report(result)
+    return 0 if result["pass"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
