@@ -41,6 +41,7 @@ EXAMPLES: dict[str, str] = {
     "SWAPBOT_TIMEOUT_SCALE": "1",
     "WEB_CONCURRENCY": "2",
     "SWAPBOT_WEB_THREADS": "8",
+    "SWAPBOT_WORKER_NICE": "10",
     "PORT": "5000",
 }
 
@@ -116,6 +117,8 @@ class Settings(BaseSettings):
     port: int | None = Field(default=None, ge=1, le=65535)
     web_concurrency: int = Field(default=2, ge=1, le=64)  # gunicorn processes; Heroku sets it
     swapbot_web_threads: int = Field(default=8, ge=1, le=128)  # threads per gunicorn process
+    # The worker's CPU priority (nice): where it shares cores with `serve`, acks come first.
+    swapbot_worker_nice: int = Field(default=10, ge=0, le=19)
 
     @field_validator("database_url")
     @classmethod

@@ -71,10 +71,9 @@ def redis_prefix() -> Iterator[str]:
     """A key prefix of the test's own; every key under it is deleted afterwards."""
     prefix = f"swapbot-test:{uuid.uuid4().hex[:10]}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_TEST_URL)
-    keys = list(client.scan_iter(match=prefix + "*", count=1000))
-    if keys:
-        client.delete(*keys)
+    from swapbot.slack.rehearsal import forget
+
+    forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)  # rq's keys for its queues too
 
 
 # -- the sandbox, over real HTTP -------------------------------------------------------------

@@ -139,3 +139,26 @@ def test_a_dry_run_rollback_is_not_published_to_the_event_stream(
         assert engine.rollback(OPERATOR, dry_run=True).status == "dry-run"
     assert any(e.kind == "rollback.started" for e in seen)  # the person who asked sees it
     assert len(engine.store.read_events("acme-test")) == published  # the channel does not
+
+
+def test_the_intake_turns_pushed_requests_into_jobs_once_and_survives_a_dead_taker(
+    monkeypatch, sandbox, db_url, redis_prefix
+):
+    settings = settings_env(monkeypatch, sandbox, db_url, redis_prefix)
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    intake = jobs.Intake(settings, conn)
+    waiting, taking = jobs.intake_keys(settings)
+    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="t-1")
+    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="t-1")
+    first, again = intake.take(), intake.take()
+    assert first.id == again.id  # Slack's retry of the same request: one job
+    assert intake.take() is None and conn.llen(taking) == 0
+    assert len(jobs.queue(settings, conn, jobs.INTERACTIVE)) == 1
+    # a worker died between taking a request and queueing it: the next one puts it back
+    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "configure", OPERATOR, key="t-2")
+    conn.lmove(waiting, taking, "RIGHT", "LEFT")
+    assert intake.take() is None
+    assert jobs.Intake(settings, conn).recover() == 1
+    assert intake.take() is not None and conn.llen(taking) == 0
+    conn.lpush(waiting, "not json")  # a broken request is logged and dropped, never retried
+    assert intake.take() is None and conn.llen(waiting) == conn.llen(taking) == 0

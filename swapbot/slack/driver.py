@@ -80,6 +80,27 @@ class SlackDriver:
     ) -> DriverResponse:
         """`user` types `command text` in `channel`: Slack POSTs the form to the app, then shows
         the app's answer (the `ack` body) to the user, recorded on the stand-in."""
+        response = self._post(
+            self.command_form(user, text, channel=channel, command=command, trigger_id=trigger_id),
+            FORM,
+            timestamp=timestamp,
+            signature=signature,
+            unsigned=unsigned,
+            extra=_retry_headers(retry_num, "http_timeout"),
+        )
+        self._show_ack(user, channel, response)
+        return response
+
+    def command_form(
+        self,
+        user: str,
+        text: str,
+        *,
+        channel: str = DEFAULT_CHANNEL,
+        command: str = "/hcswap",
+        trigger_id: str | None = None,
+    ) -> str:
+        """The form body Slack sends for a slash command (sign it with `signed_headers`)."""
         form = {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
@@ -95,16 +116,7 @@ class SlackDriver:
             "response_url": self.standin.response_url(user, channel),
             "trigger_id": trigger_id or self._trigger_id(),
         }
-        response = self._post(
-            urlencode(form),
-            FORM,
-            timestamp=timestamp,
-            signature=signature,
-            unsigned=unsigned,
-            extra=_retry_headers(retry_num, "http_timeout"),
-        )
-        self._show_ack(user, channel, response)
-        return response
+        return urlencode(form)
 
     def _show_ack(self, user: str, channel: str, response: DriverResponse) -> None:
         if response.status != 200 or not response.body.strip():

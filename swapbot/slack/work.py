@@ -8,6 +8,7 @@ engine's events and the notifier, whichever process ran the step.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -43,7 +44,10 @@ def run_command(
     client = web_client(settings)
     cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
     engine = _engine(settings)
-    reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
+    if cmd.name == "status":
+        reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
+    else:
+        reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
     if cmd.name == "status":
         doc = dict(reply.document or {})
         doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
@@ -72,6 +76,21 @@ def run_command(
             message=f"/hcswap {text} by {user}: {reply.status}: {reply.message}",
         )
     return {"status": reply.status, "message": reply.message}
+
+
+STATUS_TTL_MS = 2000  # twenty people asking at once cost one look at Heroku Connect
+
+
+def status_snapshot(engine: Engine, settings: config.Settings) -> dict[str, Any]:
+    """`status`'s document, at most two seconds old: a look at 300 mappings costs the API
+    and the worker far more than rendering it again."""
+    key = engine.store.key("status", "snapshot")
+    cached = engine.store.redis.get(key)
+    if cached is not None:
+        return json.loads(cached)
+    doc = commands.status(engine, settings.heroku_app_name)
+    engine.store.redis.set(key, json.dumps(doc, default=str), px=STATUS_TTL_MS)
+    return doc
 
 
 MEMBERSHIP_TTL = 60  # seconds; conversations.info allows about 50 calls a minute

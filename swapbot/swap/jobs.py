@@ -14,6 +14,9 @@ carry SWAPBOT_REDIS_PREFIX, so two swapbots sharing one Redis never take each ot
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +25,8 @@ from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from swapbot import config
+
+log = logging.getLogger(__name__)
 
 JOB_TIMEOUT = 6 * 3600  # wait-sync may watch a load for hours
 RESULT_TTL = 86_400  # a finished job's id is remembered this long: retries within it are no-ops
@@ -113,3 +118,82 @@ def run_action(action: str, actor: str, **kwargs: Any) -> dict[str, Any]:
         "message": outcome.message,
         "calls": outcome.calls,
     }
+
+
+# -- the intake: the web process's one-command handoff ------------------------------------------
+# Building an rq job costs about 0.75 ms of CPU (pickling, a Lua script, several round trips);
+# an acknowledgement must cost as little as a bare Bolt app's. So the web process pushes one
+# small JSON document on a Redis list (one LPUSH) and the worker's intake turns it into the rq
+# job. The list is durable: a request waits there until a worker takes it, and one a worker was
+# taking when it died is put back when a worker starts.
+def intake_keys(settings: config.Settings) -> tuple[str, str]:
+    prefix = settings.swapbot_redis_prefix
+    return f"{prefix}intake", f"{prefix}intake:taking"
+
+
+def push(
+    connection: Any,
+    settings: config.Settings,
+    func: str,
+    *args: Any,
+    kind: str = INTERACTIVE,
+    key: str | None = None,
+    description: str = "",
+) -> None:
+    """Hand a request to the workers (one LPUSH). `key` makes the same request one job."""
+    request = {"func": func, "args": list(args), "kind": kind, "key": key, "about": description}
+    connection.lpush(intake_keys(settings)[0], json.dumps(request, separators=(",", ":")))
+
+
+class Intake:
+    """Turns pushed requests into rq jobs, one at a time, in order; several may run."""
+
+    def __init__(self, settings: config.Settings, connection: Any):
+        self.settings, self.connection = settings, connection
+        self.queues = {k: queue(settings, connection, k) for k in (STEPS, INTERACTIVE)}
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def recover(self) -> int:
+        """Put back what a worker was taking when it died (a second submit of the same key is
+        the same job)."""
+        waiting, taking = intake_keys(self.settings)
+        moved = 0
+        while self.connection.lmove(taking, waiting, "LEFT", "RIGHT") is not None:
+            moved += 1
+        return moved
+
+    def run(self) -> None:
+        self.recover()
+        while not self._stop.is_set():
+            try:
+                self.take(timeout=1.0)
+            except Exception:  # Redis away, a bad document: say so and go on
+                log.exception("intake failed")
+                self._stop.wait(1.0)
+
+    def take(self, timeout: float = 0.0) -> Job | None:
+        waiting, taking = intake_keys(self.settings)
+        if timeout > 0:
+            raw = self.connection.blmove(waiting, taking, timeout, "RIGHT", "LEFT")
+        else:  # BLMOVE's 0 would wait forever
+            raw = self.connection.lmove(waiting, taking, "RIGHT", "LEFT")
+        if raw is None:
+            return None
+        try:
+            request = json.loads(raw)
+            job = submit(
+                self.queues[request.get("kind", INTERACTIVE)],
+                self.settings,
+                request["func"],
+                *request.get("args", []),
+                key=request.get("key"),
+                description=request.get("about", ""),
+            )
+        except (ValueError, KeyError, TypeError):
+            log.error("intake: dropped a request that is not one: %.200r", raw)
+            job = None
+        self.connection.lrem(taking, 1, raw)
+        return job

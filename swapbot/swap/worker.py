@@ -38,10 +38,17 @@ def run(settings: config.Settings, *, burst: bool = False, watch_interval: float
     from swapbot.swap.watcher import Watcher
 
     _preload()
+    # Background work yields the CPU to acknowledgements wherever both share a machine (a
+    # rehearsal, a small dyno running both); on separate dynos it changes nothing.
+    os.nice(settings.swapbot_worker_nice)
     conn = config.redis_client(settings)
     interactive = jobs.queue(settings, conn, jobs.INTERACTIVE)
     steps = jobs.queue(settings, conn, jobs.STEPS)
-    if burst:  # tests and one-off runs: empty both queues in this process, then stop
+    intake = jobs.Intake(settings, conn)
+    if burst:  # tests and one-off runs: take every request, empty both queues, then stop
+        intake.recover()
+        while intake.take() is not None:
+            pass
         Worker([interactive, steps], connection=conn).work(burst=True)
         return 0
     # The child is forked before any thread starts (forking a threaded process is unsafe).
@@ -50,7 +57,7 @@ def run(settings: config.Settings, *, burst: bool = False, watch_interval: float
     )
     child.start()
     engine = build_engine(settings)
-    background: list[Any] = []
+    background: list[Any] = [intake]
     if settings.heroku_app_name:
         background.append(Watcher(engine, settings.heroku_app_name, interval=watch_interval))
     notifier = _notifier(settings, engine)
