@@ -1030,6 +1030,10 @@ def objects_undo(run: Run) -> None:
         sql=plan.statements,
     )
     run.remember("ddl:new-schema-before", None)  # restored: a second undo finds nothing to do
+    # The records prove the phases applied; they no longer are, so prep's check must see it
+    # (`next` carries the objects again before a new cutover can start).
+    run.remember("ddl:prep", None)
+    run.remember("ddl:cutover", None)
 
 
 # -- the runbook -----------------------------------------------------------------------------
