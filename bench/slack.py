@@ -121,6 +121,26 @@ def verdict(ok: bool) -> str:
 
 
 # -- processes, as /proc shows them ----------------------------------------------------------
+def pin(pids: list[int], cpu: int) -> None:
+    """Keep every thread of these processes (and the threads and children they make later)
+    on one CPU."""
+    for pid in pids:
+        subprocess.run(
+            ["taskset", "-a", "-cp", str(cpu), str(pid)], capture_output=True, check=False
+        )
+
+
+def pin_like_dynos(local: LocalSlack, bare: Target, args: argparse.Namespace) -> str:
+    """As on Heroku, where `web` and `worker` are separate dynos: both apps' gunicorn on CPU 0;
+    the worker, the sandbox, the stand-in and the senders on CPU 1 (Redis is left free)."""
+    if not args.pin or (os.cpu_count() or 1) < 2:
+        return "not pinned: every process may run on every core"
+    pin(group_members(local.processes["serve"].pid) + group_members(bare.pgid), 0)
+    pin(group_members(local.processes["worker"].pid) + group_members(local.sandbox_pgid), 1)
+    pin([os.getpid()], 1)  # the stand-in's threads, and the sender process spawned later
+    return "pinned like separate dynos: both apps on CPU 0; worker, sandbox, stand-in, senders on CPU 1"
+
+
 def group_members(pgid: int) -> list[int]:
     """The processes in process group `pgid` (swapbot serve runs in its own session)."""
     found = []
@@ -179,16 +199,32 @@ def swapbot_stack(scenario: str, logs: Path, *, workers: int, threads: int) -> I
         cleanup.callback(drop_database, name)
         cleanup.callback(clean_redis, prefix)
         sandbox = cleanup.enter_context(sandbox_process(url, scenario, logs))
-        slack = standin()
+        slack = as_remote(standin(start=False))
         cleanup.callback(slack.stop)
         env = stack_environment(sandbox, url, prefix, slack)
         local = LocalSlack(env, slack, logs)
         local.db_name = name  # type: ignore[attr-defined]
+        local.sandbox_pgid = sandbox.pgid  # type: ignore[attr-defined]
         cleanup.callback(local.stop)
         local.start_serve(workers=workers, threads=threads)
         local.start_worker(watch_interval=30.0)  # the watcher at its production interval
         wait_for_worker(local, prefix)
         yield local
+
+
+def as_remote(slack: SlackStandIn) -> SlackStandIn:
+    """Start the stand-in's server from a thread at the worker's priority: its threads inherit
+    it. It stands for Slack's servers, which never share swapbot's cores; this process's other
+    threads keep their priority."""
+
+    def start() -> None:
+        os.nice(10)  # on Linux, this thread's; the server's threads are made by it
+        slack.start()
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    thread.join()
+    return slack
 
 
 @contextlib.contextmanager
@@ -206,8 +242,10 @@ def sandbox_process(url: str, scenario: str, logs: Path) -> Iterator[SimpleNames
         *("--speed", "100", "--seed", "7", "--org-change-rate", "1.0"),
     ]
     base = f"http://127.0.0.1:{port}"
-    with process(args, dict(os.environ), logs / "sandbox.log", base + "/"):
-        yield SimpleNamespace(platform_url=f"{base}/platform", central_url=f"{base}/hc-central")
+    with process(args, dict(os.environ), logs / "sandbox.log", base + "/") as pgid:
+        yield SimpleNamespace(
+            platform_url=f"{base}/platform", central_url=f"{base}/hc-central", pgid=pgid
+        )
 
 
 @contextlib.contextmanager
@@ -464,6 +502,7 @@ def wait_for_drain(
 
 def measure_acks(local: LocalSlack, bare: Target, args: argparse.Namespace) -> dict[str, Any]:
     swapbot = Target("swapbot", f"{local.url}/slack/events", local.processes["serve"].pid)
+    placement = pin_like_dynos(local, bare, args)
     counter = ReplyCounter(local.slack, READER)
     # For reference, one request at a time: what an ack costs when nothing waits for a core.
     reference = {
@@ -495,7 +534,7 @@ def measure_acks(local: LocalSlack, bare: Target, args: argparse.Namespace) -> d
         "replies_per_s_after_last_ack": (counter.count - posted_by_then) / max(drain, 1e-9),
         "still_queued": queue_length(local),
     }
-    return ack_report(local, rounds) | worker | {"one_at_a_time": reference}
+    return ack_report(local, rounds) | worker | {"one_at_a_time": reference, "placement": placement}
 
 
 def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
@@ -700,6 +739,7 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
         f" {setup['senders']} concurrent senders, {setup['rounds']} alternating rounds each"
         f" (after {setup['warmup']} warm-up requests each)"
     )
+    print(f"   {acks.get('placement', '')}")
     print(
         f"   {'app':10} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7}"
         f" {'errors':>6} {'acks/s':>6} {'server CPU/ack':>14} {'bench CPU':>9} {'machine':>7}"
@@ -804,6 +844,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=20, help="concurrent senders")
     parser.add_argument(
         "--gap", type=float, default=1.5, help="seconds between waves of --senders requests"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="both apps on CPU 0, the worker, sandbox, stand-in and senders on CPU 1 (like "
+        "separate dynos); default: every process on every core",
     )
     parser.add_argument(
         "--closed-loop",

@@ -29,12 +29,13 @@ USERS = {
 }
 
 
-def standin(**options) -> SlackStandIn:
+def standin(*, start: bool = True, **options) -> SlackStandIn:
     channels = {
         CHANNEL: {"name": "swaps", "members": {*USERS, "U0SWAPBOT"} - {"U0OUTSIDER"}},
         "C0OTHER": {"name": "random", "members": {*USERS, "U0SWAPBOT"}},
     }
-    return SlackStandIn(users=USERS, channels=channels, **options).start()
+    slack = SlackStandIn(users=USERS, channels=channels, **options)
+    return slack.start() if start else slack
 
 
 def stack_environment(sandbox, db_url: str, redis_prefix: str, slack: SlackStandIn, **extra):
