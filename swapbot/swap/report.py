@@ -52,25 +52,20 @@ def report(store: Store, swap_id: str) -> dict[str, Any]:
     }
 
 
+def _name(item: dict[str, Any]) -> str:
+    """An object as the DDL plan names it (its identity already says what kind it is)."""
+    return str(item.get("identity") or item.get("kind") or "?")
+
+
 def _objects(records: dict[str, Any]) -> dict[str, list[str]]:
-    def carried(phase: str) -> list[str]:
-        done = records.get(f"ddl:{phase}") or {}
-        return [
-            f"{s.get('kind', '')} {s.get('identity', '')}".strip() for s in done.get("steps", [])
-        ]
+    def listed(phase: str, key: str) -> list[str]:
+        return [_name(item) for item in (records.get(f"ddl:{phase}") or {}).get(key, [])]
 
-    def manual(phase: str) -> list[str]:
-        done = records.get(f"ddl:{phase}") or {}
-        return [
-            f"{m.get('kind', '')} {m.get('identity', '')}".strip() for m in done.get("manual", [])
-        ]
-
-    retired = records.get("retired") or []
     return {
-        "prep": carried("prep"),
-        "cutover": carried("cutover"),
-        "by_a_person": manual("prep") + manual("cutover"),
-        "retired": [f"{r.get('kind', '')} {r.get('identity', '')}".strip() for r in retired],
+        "prep": listed("prep", "steps"),
+        "cutover": listed("cutover", "steps"),
+        "by_a_person": listed("prep", "manual") + listed("cutover", "manual"),
+        "retired": [_name(r) for r in records.get("retired") or []],
     }
 
 
