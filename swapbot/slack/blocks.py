@@ -20,6 +20,7 @@ tests run it on every output.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -818,24 +819,18 @@ def approval_message(
     step_summary: str,
     emoji: str = DEFAULT_EMOJI,
     now: float | None = None,
+    decided: bool = False,
 ) -> Rendered:
     """The request for a second person's reaction: step, plan fingerprint, what will happen,
     who asked, until when, and how to approve. `request` is an ApprovalRequest's model_dump;
-    `plan` a Plan's (a Plan model itself is accepted too)."""
-    return _approval(request, plan, step_summary, emoji, _now(now), decided=False)
+    `plan` a Plan's (a Plan model itself is accepted too). With `decided`, the same message
+    once decided, from request["status"]: granted, used, expired or superseded (a pending
+    request past its expiry shows as expired)."""
+    return _approval(request, plan, step_summary, emoji, _now(now), decided=decided)
 
 
-def approval_decided(
-    request: Mapping[str, Any],
-    plan: Mapping[str, Any] | None,
-    *,
-    step_summary: str,
-    emoji: str = DEFAULT_EMOJI,
-    now: float | None = None,
-) -> Rendered:
-    """The same message once decided, from request["status"]: granted, used, expired or
-    superseded (a pending request past its expiry shows as expired)."""
-    return _approval(request, plan, step_summary, emoji, _now(now), decided=True)
+# The message as edited once the request is decided (what the notifier sends with chat.update).
+approval_decided = functools.partial(approval_message, decided=True)
 
 
 def _emoji_name(emoji: object) -> str:
