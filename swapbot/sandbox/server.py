@@ -8,13 +8,14 @@ import random
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from swapbot._http import QuietServer
 from swapbot.sandbox import api, state
 from swapbot.sandbox.api import ApiError, Request, Response
 from swapbot.sandbox.options import Assumptions, SandboxOptions
@@ -48,7 +49,7 @@ class Sandbox:
         self._bucket_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self.httpd = QuietServer(("127.0.0.1", port), _handler_for(self))
         self.httpd.daemon_threads = True
 
     @property

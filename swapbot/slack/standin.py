@@ -20,9 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from swapbot._http import QuietServer
 
 DEFAULT_TOKEN = "xoxb-test-token"
 DEFAULT_CHANNEL = "C0SWAP"
@@ -383,7 +385,7 @@ class SlackStandIn:
         self._listeners: list[Listener] = []
         self._last_ts_micros = 0
         self._thread: threading.Thread | None = None
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
         self._methods: dict[str, Callable[[_Ctx], dict[str, Any]]] = {
             "auth.test": self._auth_test,
