@@ -32,6 +32,7 @@ name contains.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -322,7 +323,7 @@ class Transition:
         store, lease = self.store, self.lease
         steps_key = store.swap_key(self.swap_id, "steps")
         with store.redis.pipeline(transaction=True) as pipe:
-            for _ in range(WATCH_RETRIES):
+            for attempt in range(WATCH_RETRIES):
                 try:
                     pipe.watch(lease.lock_key, steps_key)
                     if as_text(pipe.get(lease.lock_key)) != lease.token:
@@ -337,6 +338,9 @@ class Transition:
                     self.checkpoints = merged
                     return
                 except redis.WatchError:
+                    # A heartbeat renewed the lock meanwhile: step aside a moment, so that a
+                    # renewal loop cannot starve the write (a jittered, growing pause).
+                    time.sleep(random.uniform(0, min(0.0005 * (attempt + 1), 0.01)))
                     continue
         raise LeaseLost(lease, store._holder(lease.lock_key))
 
