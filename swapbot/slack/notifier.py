@@ -143,10 +143,10 @@ class ChannelNotifier:
             self._note_progress(swap_id, event)
             if kind in PROGRESS_KINDS:
                 return
-        if kind == "step.started" and not runbook.BY_NAME.get(event.get("step") or "", None):
-            return
-        if kind == "step.started" and not runbook.BY_NAME[event["step"]].in_outage:
-            return  # prep steps report when done; inside the outage every start counts
+        if kind == "step.started":
+            step = runbook.BY_NAME.get(event.get("step") or "")
+            if step is None or not step.in_outage:
+                return  # prep steps report when done; inside the outage every start counts
         if kind == "approval.requested":
             self._say(swap_id, lines)
             self._post_approval(swap_id, event)
