@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psycopg
 import redis
 import requests
 
@@ -92,3 +93,75 @@ class Person:
 
     def stop(self) -> None:
         self._unsubscribe()
+
+
+def swap_state(db_url: str, db_name: str, sandbox, *, whole: bool = False) -> dict:
+    """What a rollback must give back: the role settings (search_path), the old schema's
+    objects and their grants, what the app's role may do in the new schema, hc1's connection
+    and mappings, the formation and maintenance. A plain rollback keeps hc2; with `whole`
+    (after `rollback --remove-addon`), also the app's add-ons, the connections Heroku Connect
+    lists, the config var names, and every schema with every relation, function and grant in
+    it (the sandbox's own schema aside)."""
+    from swapbot.heroku import PlatformClient
+    from tests.conftest import wait_until
+
+    connect = ConnectClient(TOKEN, sandbox.central_url)
+    platform = PlatformClient(TOKEN, sandbox.platform_url)
+
+    def hc1():
+        c = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
+        # IDLE and POLLING_DB_CHANGES are one running connection seen at two moments
+        state = "PAUSED" if c.state == "PAUSED" else "running"
+        return state, sorted((m.object_name, m.state) for m in c.mappings)
+
+    seen = wait_until(lambda: (lambda c: c if c[0] == "running" else None)(hc1()), what="hc1")
+    role = role_names(db_name)[0]
+    with psycopg.connect(db_url) as conn:
+        settings = conn.execute(
+            "SELECT setrole, setconfig FROM pg_db_role_setting WHERE setdatabase = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1"
+        ).fetchall()
+        old_objects = conn.execute(
+            "SELECT c.relname, c.relkind, c.relacl::text FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = 'salesforce' ORDER BY 1"
+        ).fetchall()
+        new_schema_rights = conn.execute(
+            "SELECT to_regnamespace('salesforce2') IS NOT NULL AND "
+            "has_schema_privilege(%s, 'salesforce2', 'USAGE')",
+            (role,),
+        ).fetchone()[0]
+    state = {
+        "role_settings": settings,
+        "old_schema": old_objects,
+        "app_role_uses_new_schema": new_schema_rights,
+        "hc1": seen,
+        "formation": {f.type: f.quantity for f in platform.formation("acme-prod")},
+        "maintenance": platform.app("acme-prod").maintenance,
+    }
+    if not whole:
+        return state
+    with psycopg.connect(db_url) as conn:
+        schemas = conn.execute(
+            "SELECT nspname, nspacl::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%%' "
+            "AND nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1"
+        ).fetchall()
+        relations = conn.execute(
+            "SELECT n.nspname, c.relname, c.relkind, c.relacl::text FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg\\_%%' "
+            "AND n.nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1, 2"
+        ).fetchall()
+        functions = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE n.nspname NOT LIKE 'pg\\_%%' "
+            "AND n.nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1"
+        ).fetchall()
+    return state | {
+        "addons": sorted(
+            (a.name, a.service_name, a.state) for a in platform.list_addons("acme-prod")
+        ),
+        "connections": sorted(r.resource_name or "" for r in connect.discover("acme-prod")),
+        "config_vars": sorted(platform.config_vars("acme-prod")),
+        "schemas": schemas,
+        "relations": relations,
+        "functions": functions,
+    }

@@ -443,10 +443,11 @@ def _unsafe_calls(hc: ConnectClient, platform: PlatformClient, ref: ConnectionRe
         "update_mapping": lambda: hc.update_mapping(ref, "m1", {"revision": 3}),
         "reload": lambda: hc.reload_mapping(ref, "m1"),
         "create_addon": lambda: platform.create_addon("my-app", plan="herokuconnect:demo"),
+        "delete_addon": lambda: platform.delete_addon("my-app", "hc2"),
     }
 
 
-UNSAFE = ["import", "create_mapping", "update_mapping", "reload", "create_addon"]
+UNSAFE = ["import", "create_mapping", "update_mapping", "reload", "create_addon", "delete_addon"]
 
 
 @pytest.mark.parametrize("call", UNSAFE)

@@ -11,7 +11,7 @@ from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap import steps
 from tests.conftest import TOKEN
-from tests.swap_support import APPROVER, OPERATOR, Person, demo_plan, make_engine
+from tests.swap_support import APPROVER, OPERATOR, Person, demo_plan, make_engine, swap_state
 
 CUTOVER = [s.name for s in steps.CUTOVER]
 
@@ -216,48 +216,6 @@ def test_ledger_after_the_point_of_no_return(sandbox_factory, db_url, db_name, r
     assert done["leftover:account"] == "U0DBA" and done["leftover:contact"] is None
 
 
-def _state(db_url: str, db_name: str, sandbox) -> dict:
-    """What a rollback must give back: the role settings (search_path), the old schema's
-    objects and their grants, what the app's role may do in the new schema, hc1's connection
-    and mappings, the formation and maintenance. (hc2 stays: removing it is a person's call.)"""
-    from swapbot.heroku import PlatformClient
-    from tests.conftest import wait_until
-
-    connect = ConnectClient(TOKEN, sandbox.central_url)
-    platform = PlatformClient(TOKEN, sandbox.platform_url)
-
-    def hc1():
-        c = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
-        # IDLE and POLLING_DB_CHANGES are one running connection seen at two moments
-        state = "PAUSED" if c.state == "PAUSED" else "running"
-        return state, sorted((m.object_name, m.state) for m in c.mappings)
-
-    seen = wait_until(lambda: (lambda c: c if c[0] == "running" else None)(hc1()), what="hc1")
-    role = role_names(db_name)[0]
-    with psycopg.connect(db_url) as conn:
-        settings = conn.execute(
-            "SELECT setrole, setconfig FROM pg_db_role_setting WHERE setdatabase = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1"
-        ).fetchall()
-        old_objects = conn.execute(
-            "SELECT c.relname, c.relkind, c.relacl::text FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE n.nspname = 'salesforce' ORDER BY 1"
-        ).fetchall()
-        new_schema_rights = conn.execute(
-            "SELECT to_regnamespace('salesforce2') IS NOT NULL AND "
-            "has_schema_privilege(%s, 'salesforce2', 'USAGE')",
-            (role,),
-        ).fetchone()[0]
-    return {
-        "role_settings": settings,
-        "old_schema": old_objects,
-        "app_role_uses_new_schema": new_schema_rights,
-        "hc1": seen,
-        "formation": {f.type: f.quantity for f in platform.formation("acme-prod")},
-        "maintenance": platform.app("acme-prod").maintenance,
-    }
-
-
 def test_rollback_from_every_step_before_the_point_of_no_return(
     sandbox_factory, db_url, db_name, redis_prefix
 ):
@@ -269,7 +227,7 @@ def test_rollback_from_every_step_before_the_point_of_no_return(
     engine.save_plan(demo_plan(db_name), OPERATOR)
     person = Person(engine, sandbox)
     try:
-        pristine = _state(db_url, db_name, sandbox)
+        pristine = swap_state(db_url, db_name, sandbox)
 
         def prep() -> None:
             for _ in range(len(steps.PREP) + 1):
@@ -289,7 +247,7 @@ def test_rollback_from_every_step_before_the_point_of_no_return(
                 assert out.ok, (last, name, out.message)
             out = engine.rollback(OPERATOR)
             assert out.status == "done", (last, out.message)
-            assert _state(db_url, db_name, sandbox) == pristine, f"rollback after {last}"
+            assert swap_state(db_url, db_name, sandbox) == pristine, f"rollback after {last}"
             prep()
         approve_ahead(engine, "pause")
         approve_ahead(engine, "delete-old")

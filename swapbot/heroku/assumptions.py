@@ -368,6 +368,23 @@ EXTRA: tuple[Assumption, ...] = (
         if_wrong="delete-old reads the connection again and finds the mapping gone: done.",
         how_to_check="Delete a mapping twice on a demo connection.",
     ),
+    Assumption(
+        key="remove-addon-keeps-schema",
+        section="§8, §9",
+        assumes=(
+            "Removing a Heroku Connect add-on (DELETE /apps/{app}/addons/{addon}, answered 200 "
+            "with state deprovisioned) ends its connection and mappings but leaves the "
+            "connection's schema and its tables in the database. The sandbox behaves so."
+        ),
+        if_wrong=(
+            "swapbot does not count on either outcome: rollback --remove-addon drops the schema "
+            "itself after removing the add-on, and a schema already gone counts as dropped."
+        ),
+        how_to_check=(
+            "Configure a demo add-on with one mapping, wait for its table, remove the add-on "
+            "(heroku addons:destroy) and list the schema's tables."
+        ),
+    ),
 )
 
 ASSUMPTIONS = ASSUMPTIONS + EXTRA

@@ -1,7 +1,8 @@
 """Client for the few Heroku Platform API calls around the cutover (reference §8).
 
-Add-ons (create `hc2`), maintenance mode, formation (scale to 0 and back), dynos (wait for them
-to stop, restart process types), config vars (read only) and the rate-limit budget.
+Add-ons (create `hc2`, remove an add-on), maintenance mode, formation (scale to 0 and back),
+dynos (wait for them to stop, restart process types), config vars (read only) and the
+rate-limit budget.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class PlatformClient(BaseClient):
-    """Heroku Platform API over one session. `create_addon` is not safe to repeat: after a
-    TransportError or ServerError from it, list the add-ons before trying again."""
+    """Heroku Platform API over one session. `create_addon` and `delete_addon` are not safe to
+    repeat: after a TransportError or ServerError from either, list the add-ons before trying
+    again."""
 
     def __init__(
         self,
@@ -103,6 +105,14 @@ class PlatformClient(BaseClient):
             body["confirm"] = confirm
         url = self._url("apps/{app}/addons", app=app)
         return self._transport.request_model(Addon, "POST", url, json=body, idempotent=False)
+
+    def delete_addon(self, app: str, addon: str) -> Addon:
+        """(UNSAFE) Remove an add-on (name or id). Heroku answers 200 with the add-on, its
+        `state` `deprovisioned`; a repeat answers 404 (NotFound). Whether removing a Heroku
+        Connect add-on drops its schema is unconfirmed (assumption `remove-addon-keeps-schema`):
+        drop the schema separately."""
+        url = self._url("apps/{app}/addons/{addon}", app=app, addon=addon)
+        return self._transport.request_model(Addon, "DELETE", url, idempotent=False)
 
     # --- formation and dynos -------------------------------------------------------------------
 

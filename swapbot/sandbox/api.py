@@ -954,6 +954,34 @@ def platform_addon_create(sb: Sandbox, req: Request, conn, app: str):
     return Response(201, render_addon(conn, ad))
 
 
+@route("platform", "DELETE", "/apps/{app}/addons/{addon}")
+def platform_addon_delete(sb: Sandbox, req: Request, conn, app: str, addon: str):
+    """Remove an add-on: 200 with it, `state` deprovisioned. A Heroku Connect add-on takes its
+    connection, mappings and notifications with it, so the simulator stops serving them; the
+    connection's schema and tables stay in the database ([U] remove-addon-keeps-schema)."""
+    found = _addon(conn, addon, app)
+    # Lock the add-on, then its connection, then the mappings: the simulator locks a connection
+    # before its mappings, so a step in progress finishes first and the next one skips it.
+    ad = state.row(conn, "SELECT * FROM _hcsandbox.addon WHERE id = %s FOR UPDATE", (found["id"],))
+    if ad is None:
+        raise not_found("add-on")  # removed by a concurrent call
+    cids = [
+        r["id"]
+        for r in state.rows(
+            conn,
+            "SELECT id FROM _hcsandbox.connection WHERE addon_id = %s ORDER BY _id FOR UPDATE",
+            (ad["id"],),
+        )
+    ]
+    if cids:
+        conn.execute("DELETE FROM _hcsandbox.mapping WHERE connection_id = ANY(%s)", (cids,))
+        conn.execute("DELETE FROM _hcsandbox.notification WHERE connection_id = ANY(%s)", (cids,))
+        conn.execute("DELETE FROM _hcsandbox.connection WHERE id = ANY(%s)", (cids,))
+    body = render_addon(conn, ad)
+    conn.execute("DELETE FROM _hcsandbox.addon WHERE id = %s", (ad["id"],))
+    return {**body, "state": "deprovisioned"}
+
+
 def default_features() -> dict[str, bool]:
     return {
         "poll_db_no_merge": True,

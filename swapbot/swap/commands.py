@@ -41,7 +41,7 @@ USAGE: dict[str, str] = {
     "approve": "approve REQUEST_ID",
     "confirm": "confirm settings|objects|external-objects",
     "ledger": "ledger done KEY",
-    "rollback": "rollback [--dry-run]",
+    "rollback": "rollback [--remove-addon] [--dry-run]",
     "step": f"{STEP_USAGE} [--dry-run] [--no-wait] [--break-glass REASON]",
 }
 
@@ -58,10 +58,11 @@ HELP = """subcommands:
   approve REQUEST_ID              approve a request (not your own)
   confirm settings|objects|external-objects
   ledger done KEY                 mark an item of the after-cutover ledger done
-  rollback                        undo everything up to the point of no return
+  rollback [--remove-addon]       undo everything up to the point of no return (keeps hc2 and its
+                                  synced schema unless --remove-addon)
   history                         the audit trail
   report                          the outage and its split, the objects carried, the parity
-options: --dry-run, --json, --no-wait, --break-glass REASON"""
+options: --dry-run, --json, --no-wait, --break-glass REASON, --remove-addon (rollback)"""
 
 # What `plan set` may change, and how the text becomes the field's value.
 SETTABLE = {
@@ -74,7 +75,12 @@ SETTABLE = {
     "authorizer": str,
 }
 
-FLAGS = {"--dry-run": "dry_run", "--json": "json", "--no-wait": "no_wait"}
+FLAGS = {
+    "--dry-run": "dry_run",
+    "--json": "json",
+    "--no-wait": "no_wait",
+    "--remove-addon": "remove_addon",
+}
 VALUED = {"--as": "actor", "--break-glass": "break_glass"}
 
 
@@ -89,6 +95,7 @@ class Command:
     dry_run: bool = False
     json: bool = False
     no_wait: bool = False
+    remove_addon: bool = False  # rollback only: hc2 and its schema go too
     break_glass: str | None = None
     actor: str | None = None  # the terminal's --as; Slack knows who is typing
     plan_fields: dict[str, Any] = field(default_factory=dict)  # `plan new` / `plan set`
@@ -133,6 +140,10 @@ class Command:
                 if self.dry_run
                 else "running the next prep step"
             )
+        if self.name == "rollback":
+            what = "hc2 and its schema included" if self.remove_addon else "keeping hc2"
+            verb = "listing the calls of a rollback" if self.dry_run else "rolling back"
+            return f"{verb} up to the point of no return, {what}"
         return " ".join((self.name, *self.args))
 
 
@@ -207,6 +218,8 @@ def parse(words: list[str] | str) -> Command:
     if isinstance(words, str):
         words = split(words)
     rest, opts = _lift_flags(list(words))
+    if opts.get("remove_addon") and rest[:1] != ["rollback"]:
+        raise UsageError(f"--remove-addon goes with rollback only\n{usage('rollback')}")
     if not rest:
         return Command("help", **opts)
     name, args = rest[0], tuple(rest[1:])
@@ -378,7 +391,7 @@ def _operate(engine: Engine, cmd: Command, actor: str) -> Outcome:
     if cmd.name == "next":
         return engine.next(actor, dry_run=cmd.dry_run, wait=wait)
     if cmd.name == "rollback":
-        return engine.rollback(actor, dry_run=cmd.dry_run)
+        return engine.rollback(actor, dry_run=cmd.dry_run, remove_addon=cmd.remove_addon)
     if cmd.name == "request-approval":
         return engine.request_approval(cmd.args[0], actor, note=" ".join(cmd.args[1:]))
     if cmd.name == "approve":

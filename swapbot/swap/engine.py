@@ -557,8 +557,10 @@ class Engine:
         return Outcome(step.name, "failed", message)
 
     # -- rollback ----------------------------------------------------------------------------
-    def rollback(self, actor: str, *, dry_run: bool = False) -> Outcome:
-        """Undo, in reverse, every step done so far, up to the point of no return."""
+    def rollback(self, actor: str, *, dry_run: bool = False, remove_addon: bool = False) -> Outcome:
+        """Undo, in reverse, every step done so far, up to the point of no return. hc2 and its
+        synced copy stay (the cutover can be tried again at once) unless `remove_addon`: then
+        hc2 and its schema go too, and the swap starts again from preflight."""
         plan = self.current_plan()
         if plan is None:
             return Outcome("rollback", "refused", "there is no plan yet")
@@ -591,7 +593,13 @@ class Engine:
             with self.emitter.capture() as events:
                 for step in reversed(runbook.STEPS):
                     cp = done.get(step.name)
-                    if cp is None or cp.status in ("pending", "undone") or step.undo is None:
+                    if step.undo is None or cp is None or cp.status == "pending":
+                        continue
+                    if step.undo_removes_hc2 and not remove_addon:
+                        continue
+                    # An undone step is skipped, except hc2's removal: it may have stopped
+                    # half-way, and it checks the live system before each change.
+                    if cp.status == "undone" and not step.undo_removes_hc2:
                         continue
                     run = Run(self, plan, live, lease, actor, step.name)
                     step.undo(run)
@@ -611,17 +619,31 @@ class Engine:
                 return Outcome(
                     "rollback", "dry-run", f"would make {len(calls)} change(s)", calls=calls
                 )
-            # Steps without an undo (prep steps that only created hc2 and its mappings) are
-            # reset so the swap can be run again; hc2 itself is left for a person to remove.
+            # Steps without an undo are reset so the swap can be run again: the cutover's
+            # always; prep's only with hc2 gone (else they still hold: hc2 stays, synced).
             for step in runbook.STEPS:
-                if step.undo is None and _is_done(done.get(step.name)) and step.phase == "cutover":
+                reset = step.phase == "cutover" or remove_addon
+                if reset and step.undo is None and _is_done(done.get(step.name)):
                     self.store.checkpoint(lease, step.name, status="undone")
-            self.store.audit(plan.swap_id, actor, "rollback.done", detail={"calls": calls})
+            if remove_addon:
+                self._forget_prep(lease)
+            self.store.audit(
+                plan.swap_id,
+                actor,
+                "rollback.done",
+                detail={"calls": calls, "remove_addon": remove_addon},
+            )
             self.emit(
                 "rollback.done", plan.swap_id, actor=actor, message="rolled back", calls=calls
             )
+            kept = (
+                ""
+                if remove_addon
+                else f"; {plan.new_addon} and {plan.new_schema} are kept (synced, ready for "
+                "another cutover): `rollback --remove-addon` removes them too"
+            )
             return Outcome(
-                "rollback", "done", f"rolled back with {len(calls)} change(s)", calls=calls
+                "rollback", "done", f"rolled back with {len(calls)} change(s){kept}", calls=calls
             )
         except (StepStopped, HerokuError, psycopg.Error) as exc:
             self.emit("step.failed", plan.swap_id, step="rollback", actor=actor, message=str(exc))
@@ -629,6 +651,13 @@ class Engine:
         finally:
             if lease is not None:
                 self.store.release(lease)
+
+    def _forget_prep(self, lease: Lease) -> None:
+        """With hc2 gone, what prep found and people confirmed no longer holds: the next run
+        starts from preflight and asks again. (The audit trail keeps all of it.)"""
+        with self.store.transition(lease) as tx:
+            tx.clear_records()
+            tx.clear_confirmations()
 
     # -- approvals -------------------------------------------------------------------------
     def live_facts(self, live: Live) -> dict[str, Any]:

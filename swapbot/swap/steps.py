@@ -55,6 +55,9 @@ class Step:
     timeout: float = 600.0  # nominal seconds the engine waits for the check after acting
     # Act again on every poll until the check passes (safe, idempotent acts).
     repeat_act: bool = False
+    # Undo only when the rollback removes hc2 (`rollback --remove-addon`): a plain rollback
+    # keeps hc2 and its synced copy, so that the cutover can be tried again without new loads.
+    undo_removes_hc2: bool = False
     # "record": the check rests on something only Redis keeps (a report, an export, a person's
     # word). If Redis lost it, a later step proven done on the live system implies this one.
     proof: Literal["live", "record"] = "live"
@@ -135,6 +138,42 @@ def create_addon_act(run: Run) -> None:
         f"POST /apps/{run.plan.app}/addons plan={plan} name={run.plan.new_addon}",
         lambda: run.live.platform.create_addon(run.plan.app, plan=plan, name=run.plan.new_addon),
     )
+
+
+def remove_addon_undo(run: Run) -> None:
+    """Remove hc2 and the schema it synced into (`rollback --remove-addon`). Refuses, before
+    changing anything, while something outside NEW depends on NEW: that is someone's work."""
+    from swapbot.database import dropschema
+    from swapbot.database._common import schema_exists
+
+    plan = run.plan
+    with run.live.db(autocommit=True) as conn:
+        exists = schema_exists(conn, plan.new_schema)
+        outside = dropschema.outside_dependents(conn, plan.new_schema)
+        tables = dropschema.tables(conn, plan.new_schema)
+    if outside:
+        raise run.stop(
+            f"{plan.new_addon} was not removed: objects outside {plan.new_schema} depend on it "
+            f"({', '.join(outside)}). Drop or re-point them, then run `rollback --remove-addon` again"
+        )
+    addons = {a.name for a in run.live.platform.list_addons(plan.app)}
+    if plan.new_addon in addons:
+        run.live.change(
+            f"DELETE /apps/{plan.app}/addons/{plan.new_addon}",
+            lambda: run.live.platform.delete_addon(plan.app, plan.new_addon),
+        )
+    if exists:
+
+        def drop() -> None:
+            with run.live.db(autocommit=True) as conn:
+                dropschema.drop(conn, plan.new_schema)
+
+        shown = ", ".join(tables[:8]) + (f" and {len(tables) - 8} more" if len(tables) > 8 else "")
+        run.live.change(
+            f"DROP SCHEMA {plan.new_schema} CASCADE ({len(tables)} table(s): {shown or 'none'})",
+            drop,
+            sql=[f"DROP SCHEMA {plan.new_schema} CASCADE"],
+        )
 
 
 def configure_check(run: Run) -> Check:
@@ -1052,6 +1091,8 @@ PREP: tuple[Step, ...] = (
         "create hc2 on the app",
         create_addon_check,
         create_addon_act,
+        undo=remove_addon_undo,
+        undo_removes_hc2=True,
         unsafe=True,
         waits_on="heroku",
     ),

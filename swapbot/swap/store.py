@@ -296,6 +296,14 @@ class Transition:
         key = self.store.swap_key(self.swap_id, "records")
         self.writes.append(lambda pipe: pipe.hset(key, name, data))
 
+    def clear_records(self) -> None:
+        key = self.store.swap_key(self.swap_id, "records")
+        self.writes.append(lambda pipe: pipe.delete(key))
+
+    def clear_confirmations(self) -> None:
+        key = self.store.swap_key(self.swap_id, "confirmations")
+        self.writes.append(lambda pipe: pipe.delete(key))
+
     def set_plan(self, plan: dict[str, Any]) -> None:
         data = _dumps(plan)
         key = self.store.swap_key(self.swap_id, "plan")
