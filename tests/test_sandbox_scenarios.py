@@ -84,3 +84,15 @@ def test_register_a_scenario_of_your_own(sandbox_factory):
         assert connect.find_connection("tiny-app", "hc1").app_name == "tiny-app"
     finally:
         scenarios.SCENARIOS.pop("tiny-test")
+
+
+def test_loading_again_drops_a_removed_addons_schema(db_url, db):
+    """An add-on removed without its schema (assumption remove-addon-keeps-schema) leaves a
+    schema no connection names; loading a scenario again still starts clean."""
+    scenarios.load(db_url, scenarios.get("small"))
+    db.execute("CREATE SCHEMA salesforce9; CREATE TABLE salesforce9._hcmeta (id int)")
+    db.execute("CREATE SCHEMA app_reports; CREATE TABLE app_reports.t (id int)")
+    scenarios.load(db_url, scenarios.get("small"))
+    found = {r[0] for r in db.execute("SELECT nspname FROM pg_namespace").fetchall()}
+    assert "salesforce9" not in found
+    assert "app_reports" in found  # not a connection's: kept

@@ -515,6 +515,10 @@ def event(kind: str, step: str | None = "add-columns", message: str = "", **data
             ":no_entry: approval of *pause* refused (<@U0OPERATOR>) — own step",
         ),
         (
+            event("approval.refused", None, "no such request", request_id="ab12"),
+            ":no_entry: approval of request ab12 refused (<@U0OPERATOR>) — no such request",
+        ),
+        (
             event("approval.expired", "pause"),
             ":hourglass_flowing_sand: approval of *pause* expired",
         ),

@@ -136,6 +136,12 @@ def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
     # on the shortcut path these find themselves done: nothing to interrupt
     assert {"abort:before", "add-columns:before", "reload:before"} <= set(not_reached)
 
+    # one approval each for pause and delete-old: a runner killed after taking it resumes under it
+    for step in ("pause", "delete-old"):
+        asked = [e for e in history if e.action == "approval.requested" and e.step == step]
+        assert len(asked) == 1, (step, [e.action for e in history if e.step == step])
+        assert any(e.action == "approval.resumed" and e.step == step for e in history), step
+
     # no unsafe call took effect twice
     log = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
     effective = [r for r in log if 200 <= r["status"] < 300 and r["fault"] is None]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import redis
 from rq import SimpleWorker
 
@@ -162,3 +165,31 @@ def test_the_intake_turns_pushed_requests_into_jobs_once_and_survives_a_dead_tak
     assert intake.take() is not None and conn.llen(taking) == 0
     conn.lpush(waiting, "not json")  # a broken request is logged and dropped, never retried
     assert intake.take() is None and conn.llen(waiting) == conn.llen(taking) == 0
+
+
+def test_the_web_processs_handoff_pushes_on_its_threads_connection_and_reconnects(
+    monkeypatch, sandbox, db_url, redis_prefix
+):
+    settings = settings_env(monkeypatch, sandbox, db_url, redis_prefix)
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    handoff = jobs.Handoff(redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2))
+    waiting, _ = jobs.intake_keys(settings)
+    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="a")
+    mine = handoff._local.conn
+    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="b")
+    assert handoff._local.conn is mine  # one connection per thread, kept
+    assert conn.llen(waiting) == 2
+
+    # Redis drops the connection (a restart, an idle timeout): the next push reconnects once.
+    mine.send_command("CLIENT", "ID")
+    assert conn.client_kill_filter(_id=mine.read_response()) == 1
+    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "configure", OPERATOR, key="c")
+    assert handoff._local.conn is not mine and conn.llen(waiting) == 3
+    first = json.loads(conn.lindex(waiting, 0))
+    assert first["args"] == ["configure", OPERATOR] and first["key"] == "c"
+
+    # Redis unreachable: the push fails (the ack says so), after one fresh attempt.
+    dead = jobs.Handoff(redis.Redis(port=1, socket_connect_timeout=0.5))
+    with pytest.raises(redis.exceptions.ConnectionError):
+        jobs.push(dead, settings, "swapbot.swap.jobs.run_action", "x", OPERATOR, key="d")
+    assert conn.llen(waiting) == 3

@@ -385,6 +385,25 @@ EXTRA: tuple[Assumption, ...] = (
             "(heroku addons:destroy) and list the schema's tables."
         ),
     ),
+    Assumption(
+        key="poll-soon-after-resume",
+        section="§2.4, §3",
+        assumes=(
+            "A resumed connection polls Salesforce for each mapping soon (seconds), not one "
+            "polling interval later, and a mapping's times.sf_poll moves forward when a poll "
+            "completes. verify counts that first poll as proof that data flows into NEW."
+        ),
+        if_wrong=(
+            "verify waits for a poll (up to sf_polling_seconds, 10 minutes on a demo plan) or a "
+            "change made in Salesforce since stop-writes, whichever comes first: the outage is "
+            "longer by that wait, nothing else changes. The predicted outage shows it as the "
+            "measured first-poll time (prep's measure step)."
+        ),
+        how_to_check=(
+            "On a demo connection, pause and resume it and read mappings[].times.sf_poll every "
+            "few seconds (GET /connections/{id}?deep=true)."
+        ),
+    ),
 )
 
 ASSUMPTIONS = ASSUMPTIONS + EXTRA

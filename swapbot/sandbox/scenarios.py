@@ -300,7 +300,14 @@ def reset(conn, scenario: Scenario) -> None:
         if conn.execute("SELECT to_regclass('_hcsandbox.connection')").fetchone()[0]
         else []
     )
-    for r in old:
+    # A removed add-on's schema stays behind (assumption remove-addon-keeps-schema): any schema
+    # with Heroku Connect's `_hcmeta` was a connection's, and goes too.
+    orphans = state.rows(
+        conn,
+        "SELECT n.nspname AS schema_name FROM pg_class c JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE c.relname = '_hcmeta' AND c.relkind = 'r'",
+    )
+    for r in [*old, *orphans]:
         conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(r["schema_name"]))
         )

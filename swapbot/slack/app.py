@@ -88,6 +88,7 @@ def build_app(
     """The Bolt app for both HTTP (`swapbot serve`) and Socket Mode (`swapbot socket`)."""
     conn = redis or config.redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
     store = Store(conn, settings.swapbot_redis_prefix)
+    handoff = jobs.Handoff(conn)  # the one write an ack makes
     app = App(
         token=config.secret(settings.slack_bot_token) or None,
         signing_secret=config.secret(settings.slack_signing_secret) or None,
@@ -106,7 +107,7 @@ def build_app(
 
     @app.command(COMMAND)
     def hcswap(ack: Callable[..., None], command: dict[str, Any]) -> None:
-        ack(**answer(settings, conn, command))
+        ack(**answer(settings, handoff, command))
 
     @app.event("reaction_added")
     def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
@@ -125,7 +126,7 @@ def build_app(
         # What the reaction means is the key: the same person's same reaction is one approval.
         key = f"{reaction['channel']}:{reaction['ts']}:{reaction['user']}:{name}"
         jobs.push(
-            conn,
+            handoff,
             settings,
             "swapbot.slack.work.handle_reaction",
             reaction,
@@ -137,7 +138,8 @@ def build_app(
 
 
 def answer(settings: config.Settings, redis: Any, command: dict[str, Any]) -> dict[str, Any]:
-    """The acknowledgement of one `/hcswap`: a usage line, a refusal, or "working on it"."""
+    """The acknowledgement of one `/hcswap`: a usage line, a refusal, or "working on it".
+    `redis` is where the request is pushed: a `jobs.Handoff`, or a redis-py client."""
     user, channel = command.get("user_id", ""), command.get("channel_id", "")
     text = unescape(command.get("text") or "")
     try:

@@ -1009,7 +1009,10 @@ def _milestone_line(ev: dict[str, Any]) -> str:
         return f":white_check_mark: {step} approved{by}{tail()}"
     if kind == "approval.refused":
         by = f" ({actor})" if actor else ""
-        return f":no_entry: approval of {step} refused{by}{tail()}"
+        # An unknown request id has no step: name the request, not "swap".
+        request = _clean(str(data.get("request_id") or ""), _NAME)
+        what = step if ev.get("step") else (f"request {request}" if request else "a request")
+        return f":no_entry: approval of {what} refused{by}{tail()}"
     if kind == "approval.expired":
         return f":hourglass_flowing_sand: approval of {step} expired{tail()}"
     if kind == "outage.started":

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -417,11 +418,11 @@ class Engine:
             calls = _calls(events)
             return Outcome(step.name, "dry-run", f"would make {len(calls)} change(s)", calls=calls)
 
-        if step.approval:
+        previous = self.store.checkpoints(swap_id).get(step.name)
+        if step.approval and not self._resumes_approved(run, step, previous):
             refused = self._take_approval(run, step)
             if refused:
                 return Outcome(step.name, "refused", refused)
-        previous = self.store.checkpoints(swap_id).get(step.name)
         if step.unsafe and previous is not None and previous.status == "running":
             # An earlier runner was interrupted mid-act: the call may have reached Heroku.
             self._wait_in_flight(run, previous)
@@ -746,6 +747,44 @@ class Engine:
             decision.reason,
             data={"verdict": decision.verdict.value, "request_id": request_id, "step": step},
         )
+
+    def _resumes_approved(self, run: Run, step: runbook.Step, previous: Any) -> bool:
+        """An approval used by an attempt that never finished (its runner died) covers the
+        resumed attempt: it is the same single use, so nobody is asked twice for one pause.
+        Only under the same plan; a finished or failed attempt ends the approval's use."""
+        used = [
+            r
+            for r in self.approvals.requests(run.plan.swap_id, step.name)
+            if r.status == "used" and r.used_at
+        ]
+        if not used:
+            return False
+        last = used[-1]
+        used_epoch = datetime.fromisoformat(last.used_at.replace("Z", "+00:00")).timestamp()
+        finished = previous is not None and previous.status not in ("pending", "running")
+        if finished and (previous.finished_epoch or 0) >= used_epoch:
+            return False
+        if previous is not None and previous.status == "pending":
+            return False
+        plan_now = run.plan.fingerprint(self.live_facts(run.live))
+        if last.fingerprint != plan_now:
+            return False
+        self.store.audit(
+            run.plan.swap_id,
+            run.actor,
+            "approval.resumed",
+            step=step.name,
+            detail={"request": last.id, "approver": last.approver},
+        )
+        self.emit(
+            "notice",
+            run.plan.swap_id,
+            step=step.name,
+            actor=run.actor,
+            message=f"{step.name} resumes under {last.approver}'s approval {last.id}, "
+            "used by the attempt that was interrupted",
+        )
+        return True
 
     def _take_approval(self, run: Run, step: runbook.Step) -> str | None:
         plan = run.plan

@@ -2,7 +2,9 @@
 
 Two rq workers: this process takes `interactive` jobs (status, plans, approvals, reactions)
 and a child process takes `steps` (which may wait for hours), so a long step never delays an
-answer. The watcher and the notifier run as threads here; each leads only while it holds its
+answer. Interactive jobs are short and run in this process (rq's SimpleWorker): rq's usual
+fork per job would fork a process that runs threads (unsafe: a lock held by another thread
+stays held in the child) and costs more CPU than a status takes. The watcher and the notifier run as threads here; each leads only while it holds its
 lease, so any number of worker dynos can run.
 """
 
@@ -14,7 +16,7 @@ import os
 import threading
 from typing import Any
 
-from rq import Worker
+from rq import SimpleWorker, Worker
 
 from swapbot import config
 from swapbot.swap import jobs
@@ -66,7 +68,7 @@ def run(settings: config.Settings, *, burst: bool = False, watch_interval: float
     for task in background:
         threading.Thread(target=task.run, name=type(task).__name__, daemon=True).start()
     try:
-        Worker([interactive], connection=conn).work()
+        SimpleWorker([interactive], connection=conn).work()
     finally:
         for task in background:
             task.stop()
