@@ -29,10 +29,11 @@ stand-in (in this process, as in the tests):
    is (Pss: pages the processes share counted once).
 
 Where the processes run (`--placement`): by default as on Heroku, where `web` is a dyno of its
-own and Heroku Redis a separate service: both apps on CPU 0; the worker, the sandbox, the
-stand-in, the senders and the local Redis server on CPU 1 (Redis's affinity is put back at the
-end). `--placement shared` lets every process run on every core, so the apps also wait for
-Redis, the worker and the sandbox: on two cores that adds about a third to swapbot's CPU per
+own and Heroku Redis and Heroku Postgres are separate services: both apps and the local Redis
+on CPU 0 (Redis needs microseconds per ack; beside the worker it waited behind it); the worker,
+the sandbox, the stand-in, the senders and PostgreSQL on CPU 1 (affinities are put back at the
+end). `--placement shared` lets every process run on every
+core, so the apps also wait for Redis, PostgreSQL, the worker and the sandbox: on two cores that adds about a third to swapbot's CPU per
 ack (the round trip to a Redis busy on the same cores) and its p99 ratio is about 1.3. About
 4 minutes. Rerun with
 
@@ -148,25 +149,33 @@ def pin_like_dynos(
     pin(group_members(local.processes["serve"].pid) + group_members(bare.pgid), 0)
     pin(group_members(local.processes["worker"].pid) + group_members(local.sandbox_pgid), 1)
     pin([os.getpid()], 1)  # the stand-in's threads, and the sender process spawned later
-    redis_pid = redis_server_pid()
-    if redis_pid is not None:
-        before = ",".join(str(c) for c in sorted(os.sched_getaffinity(redis_pid)))
-        pin([redis_pid], 1)
-        cleanup.callback(
-            subprocess.run, ["taskset", "-a", "-cp", before, str(redis_pid)], capture_output=True
-        )
-    where = "Redis" if redis_pid is not None else "(Redis not found: left free)"
+    # Redis and PostgreSQL stand for Heroku Redis and Heroku Postgres, services of their own.
+    # PostgreSQL (the sandbox's queries for the worker's status looks) goes to CPU 1; new
+    # backends inherit the postmaster's affinity. Redis goes with the apps: it needs a few
+    # microseconds per ack, and on CPU 1 it waited behind PostgreSQL and the worker (the
+    # slowlog showed a 36 ms lease renewal), which a service of its own never does. Both are
+    # put back afterwards.
+    services = {
+        "PostgreSQL": (server_pids("postgres"), 1),
+        "Redis": (server_pids("redis-server"), 0),
+    }
+    for pids, cpu in services.values():
+        for pid in pids:
+            before = ",".join(str(c) for c in sorted(os.sched_getaffinity(pid)))
+            cleanup.callback(
+                subprocess.run, ["taskset", "-a", "-cp", before, str(pid)], capture_output=True
+            )
+        pin(pids, cpu)
     return (
-        "like separate dynos: both apps on CPU 0; worker, sandbox, stand-in, senders and "
-        f"{where} on CPU 1"
+        "like separate dynos: both apps and Redis on CPU 0; worker, sandbox, stand-in, "
+        "senders and PostgreSQL on CPU 1"
     )
 
 
-def redis_server_pid() -> int | None:
-    """The local redis-server's pid, when there is exactly one."""
-    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
-    pids = found.stdout.split()
-    return int(pids[0]) if len(pids) == 1 else None
+def server_pids(name: str) -> list[int]:
+    """The running processes called `name` (a local service's server and its children)."""
+    found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
 
 
 def group_members(pgid: int) -> list[int]:
@@ -880,8 +889,9 @@ def parse_args() -> argparse.Namespace:
         "--placement",
         choices=("dynos", "shared"),
         default="dynos",
-        help="dynos: both apps on CPU 0, the worker, sandbox, stand-in, senders and Redis on "
-        "CPU 1 (as separate dynos and a Redis service); shared: every process on every core",
+        help="dynos: both apps and Redis on CPU 0, the worker, sandbox, stand-in, senders and "
+        "PostgreSQL on CPU 1 (as separate dynos and services); shared: every process on every "
+        "core",
     )
     parser.add_argument(
         "--closed-loop",

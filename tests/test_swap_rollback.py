@@ -4,7 +4,10 @@ included; what someone built on hc2's schema stops it before anything is removed
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import psycopg
+import pytest
 import requests
 
 from swapbot.swap import steps
@@ -31,101 +34,92 @@ def unsafe_calls(sandbox) -> list[str]:
     return [f"{r['method']} {r['path']}" for r in log if r["method"] != "GET"]
 
 
-def test_rollback_remove_addon_from_every_prep_step(sandbox_factory, db_url, db_name, redis_prefix):
+@pytest.fixture
+def swap(sandbox_factory, db_url, db_name, redis_prefix):
+    """A planned swap on the `small` scenario with a person doing what the bot asks, and a
+    `state()` of the whole database and sandbox; `pristine` is that state before the swap."""
+    sandbox = sandbox_factory("small", org_changes_per_second=1.0)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+
+    def state() -> dict:
+        return swap_state(db_url, db_name, sandbox, whole=True)
+
+    try:
+        yield SimpleNamespace(sandbox=sandbox, engine=engine, state=state, pristine=state())
+    finally:
+        person.stop()
+
+
+def test_rollback_remove_addon_from_every_prep_step(swap):
     """One swap: prep up to each step in turn, then `rollback --remove-addon`, each time finding
     the whole database and sandbox as before the swap; then prep again from the start."""
-    sandbox = sandbox_factory("small", org_changes_per_second=1.0)
-    engine = make_engine(sandbox, db_url, redis_prefix)
-    engine.save_plan(demo_plan(db_name), OPERATOR)
-    person = Person(engine, sandbox)
-    try:
-        pristine = swap_state(db_url, db_name, sandbox, whole=True)
-        assert ("hc2", "herokuconnect", "provisioned") not in pristine["addons"]
-        for last in PREP:
-            run_prep_until(engine, last)
-            out = engine.rollback(OPERATOR, remove_addon=True)
-            assert out.status == "done", (last, out.message)
-            assert swap_state(db_url, db_name, sandbox, whole=True) == pristine, last
-            checkpoints = engine.store.checkpoints(engine.current_plan().swap_id)
-            assert not any(cp.status == "done" for cp in checkpoints.values()), last
-            if PREP.index(last) >= PREP.index("create-addon"):
-                assert any("DELETE /apps/acme-prod/addons/hc2" in c for c in out.calls), last
-        # A prep run after all those rollbacks still completes: nothing was left half-undone.
-        run_prep_until(engine, PREP[-1])
-    finally:
-        person.stop()
-
-
-def test_rollback_remove_addon_from_inside_the_cutover(
-    sandbox_factory, db_url, db_name, redis_prefix
-):
-    sandbox = sandbox_factory("small", org_changes_per_second=1.0)
-    engine = make_engine(sandbox, db_url, redis_prefix)
-    engine.save_plan(demo_plan(db_name), OPERATOR)
-    person = Person(engine, sandbox)
-    try:
-        pristine = swap_state(db_url, db_name, sandbox, whole=True)
-        run_prep_until(engine, PREP[-1])
-        approve_ahead(engine, "pause")
-        for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch"):
-            out = engine.run_step(name, OPERATOR, app="acme-prod")
-            assert out.ok, (name, out.message)
-
-        kept = engine.rollback(OPERATOR)  # the plain rollback keeps hc2, and says how not to
-        assert kept.status == "done" and "rollback --remove-addon" in kept.message
-        assert ("hc2", "herokuconnect", "provisioned") in swap_state(
-            db_url, db_name, sandbox, whole=True
-        )["addons"]
-
+    engine, pristine = swap.engine, swap.pristine
+    assert ("hc2", "herokuconnect", "provisioned") not in pristine["addons"]
+    for last in PREP:
+        run_prep_until(engine, last)
         out = engine.rollback(OPERATOR, remove_addon=True)
-        assert out.status == "done", out.message
-        assert swap_state(db_url, db_name, sandbox, whole=True) == pristine
-    finally:
-        person.stop()
+        assert out.status == "done", (last, out.message)
+        assert swap.state() == pristine, last
+        checkpoints = engine.store.checkpoints(engine.current_plan().swap_id)
+        assert not any(cp.status == "done" for cp in checkpoints.values()), last
+        if PREP.index(last) >= PREP.index("create-addon"):
+            assert any("DELETE /apps/acme-prod/addons/hc2" in c for c in out.calls), last
+    # A prep run after all those rollbacks still completes: nothing was left half-undone.
+    run_prep_until(engine, PREP[-1])
 
 
-def test_something_built_on_the_new_schema_stops_the_removal(
-    sandbox_factory, db_url, db_name, redis_prefix
-):
-    sandbox = sandbox_factory("small", org_changes_per_second=1.0)
-    engine = make_engine(sandbox, db_url, redis_prefix)
-    engine.save_plan(demo_plan(db_name), OPERATOR)
-    person = Person(engine, sandbox)
-    try:
-        pristine = swap_state(db_url, db_name, sandbox, whole=True)
-        run_prep_until(engine, "wait-sync")
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute("CREATE VIEW public.report_accounts AS SELECT * FROM salesforce2.account")
+def test_rollback_remove_addon_from_inside_the_cutover(swap):
+    engine, pristine = swap.engine, swap.pristine
+    run_prep_until(engine, PREP[-1])
+    approve_ahead(engine, "pause")
+    for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch"):
+        out = engine.run_step(name, OPERATOR, app="acme-prod")
+        assert out.ok, (name, out.message)
 
-        # The dry run already says so, and changes nothing.
-        before = unsafe_calls(sandbox)
-        dry = engine.rollback(OPERATOR, dry_run=True, remove_addon=True)
-        assert dry.status == "failed" and "view public.report_accounts" in dry.message
-        assert unsafe_calls(sandbox) == before
+    kept = engine.rollback(OPERATOR)  # the plain rollback keeps hc2, and says how not to
+    assert kept.status == "done" and "rollback --remove-addon" in kept.message
+    assert ("hc2", "herokuconnect", "provisioned") in swap.state()["addons"]
 
-        refused = engine.rollback(OPERATOR, remove_addon=True)
-        assert refused.status == "failed"
-        assert "view public.report_accounts" in refused.message
-        assert "hc2 was not removed" in refused.message
-        state = swap_state(db_url, db_name, sandbox, whole=True)
-        assert ("hc2", "herokuconnect", "provisioned") in state["addons"]
-        assert ("salesforce2", "account", "r") in {r[:3] for r in state["relations"]}
-        assert unsafe_calls(sandbox) == before  # nothing was removed
+    out = engine.rollback(OPERATOR, remove_addon=True)
+    assert out.status == "done", out.message
+    assert swap.state() == pristine
 
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute("DROP VIEW public.report_accounts")
-        dry = engine.rollback(OPERATOR, dry_run=True, remove_addon=True)
-        assert any("DELETE /apps/acme-prod/addons/hc2" in c for c in dry.calls), dry.calls
-        assert any("DROP SCHEMA salesforce2 CASCADE" in c for c in dry.calls), dry.calls
-        assert unsafe_calls(sandbox) == before
 
-        out = engine.rollback(OPERATOR, remove_addon=True)
-        assert out.status == "done", out.message
-        assert swap_state(db_url, db_name, sandbox, whole=True) == pristine
-        again = engine.rollback(OPERATOR, remove_addon=True)  # nothing left to remove
-        assert again.status == "done" and again.calls == [], again.calls
-    finally:
-        person.stop()
+def test_something_built_on_the_new_schema_stops_the_removal(swap, db_url):
+    sandbox, engine, pristine = swap.sandbox, swap.engine, swap.pristine
+    run_prep_until(engine, "wait-sync")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE VIEW public.report_accounts AS SELECT * FROM salesforce2.account")
+
+    # The dry run already says so, and changes nothing.
+    before = unsafe_calls(sandbox)
+    dry = engine.rollback(OPERATOR, dry_run=True, remove_addon=True)
+    assert dry.status == "failed" and "view public.report_accounts" in dry.message
+    assert unsafe_calls(sandbox) == before
+
+    refused = engine.rollback(OPERATOR, remove_addon=True)
+    assert refused.status == "failed"
+    assert "view public.report_accounts" in refused.message
+    assert "hc2 was not removed" in refused.message
+    state = swap.state()
+    assert ("hc2", "herokuconnect", "provisioned") in state["addons"]
+    assert ("salesforce2", "account", "r") in {r[:3] for r in state["relations"]}
+    assert unsafe_calls(sandbox) == before  # nothing was removed
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP VIEW public.report_accounts")
+    dry = engine.rollback(OPERATOR, dry_run=True, remove_addon=True)
+    assert any("DELETE /apps/acme-prod/addons/hc2" in c for c in dry.calls), dry.calls
+    assert any("DROP SCHEMA salesforce2 CASCADE" in c for c in dry.calls), dry.calls
+    assert unsafe_calls(sandbox) == before
+
+    out = engine.rollback(OPERATOR, remove_addon=True)
+    assert out.status == "done", out.message
+    assert swap.state() == pristine
+    again = engine.rollback(OPERATOR, remove_addon=True)  # nothing left to remove
+    assert again.status == "done" and again.calls == [], again.calls
 
 
 def test_remove_addon_goes_with_rollback_only():

