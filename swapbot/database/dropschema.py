@@ -64,10 +64,13 @@ class SchemaInUse(UserError):
 
     def __init__(self, schema: str, outside: list[str]):
         self.schema, self.outside = schema, outside
-        shown = ", ".join(outside[:10]) + (
-            f" and {len(outside) - 10} more" if len(outside) > 10 else ""
-        )
-        super().__init__(f"objects outside {schema} depend on it: {shown}")
+        super().__init__(f"objects outside {schema} depend on it: {listed(outside)}")
+
+
+def listed(names: list[str], most: int = 10) -> str:
+    """`a, b, c and 7 more`: names for a message, however many there are."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def outside_dependents(conn: psycopg.Connection, schema: str) -> list[str]:

@@ -46,14 +46,12 @@ def run_command(
     engine = _engine(settings)
     if cmd.name == "status":
         reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
-    else:
-        reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
-    if cmd.name == "status":
         doc = dict(reply.document or {})
         doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
         # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
         rendered = blocks.status_message(doc, detail_hint="heroku run swapbot hcswap status --json")
     else:
+        reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
         rendered = blocks.reply(
             {
                 "command": f"/hcswap {text}",

@@ -761,10 +761,12 @@ class Engine:
             return False
         last = used[-1]
         used_epoch = datetime.fromisoformat(last.used_at.replace("Z", "+00:00")).timestamp()
-        finished = previous is not None and previous.status not in ("pending", "running")
-        if finished and (previous.finished_epoch or 0) >= used_epoch:
-            return False
-        if previous is not None and previous.status == "pending":
+        # Spent if an attempt finished (done, failed, undone) after it was used.
+        spent = previous is not None and (
+            previous.status == "pending"
+            or (previous.status != "running" and (previous.finished_epoch or 0) >= used_epoch)
+        )
+        if spent:
             return False
         plan_now = run.plan.fingerprint(self.live_facts(run.live))
         if last.fingerprint != plan_now:

@@ -151,19 +151,22 @@ class Handoff:
         self._local = threading.local()
 
     def lpush(self, key: str, value: str) -> int:
-        for attempt in (1, 2):
-            conn = getattr(self._local, "conn", None)
-            if conn is None:
-                conn = self._local.conn = self.pool.make_connection()
-            try:
-                conn.send_command("LPUSH", key, value)
-                return int(conn.read_response())
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                conn.disconnect()
-                self._local.conn = None
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._lpush(key, value)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return self._lpush(key, value)  # once more, on a fresh connection
+
+    def _lpush(self, key: str, value: str) -> int:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.pool.make_connection()
+        try:
+            conn.send_command("LPUSH", key, value)
+            return int(conn.read_response())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            conn.disconnect()
+            self._local.conn = None
+            raise
 
 
 def push(

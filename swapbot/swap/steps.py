@@ -154,7 +154,8 @@ def remove_addon_undo(run: Run) -> None:
     if outside:
         raise run.stop(
             f"{plan.new_addon} was not removed: objects outside {plan.new_schema} depend on it "
-            f"({', '.join(outside)}). Drop or re-point them, then run `rollback --remove-addon` again"
+            f"({dropschema.listed(outside)}). Drop or re-point them, then run "
+            "`rollback --remove-addon` again"
         )
     addons = {a.name for a in run.live.platform.list_addons(plan.app)}
     if plan.new_addon in addons:
@@ -168,9 +169,9 @@ def remove_addon_undo(run: Run) -> None:
             with run.live.db(autocommit=True) as conn:
                 dropschema.drop(conn, plan.new_schema)
 
-        shown = ", ".join(tables[:8]) + (f" and {len(tables) - 8} more" if len(tables) > 8 else "")
         run.live.change(
-            f"DROP SCHEMA {plan.new_schema} CASCADE ({len(tables)} table(s): {shown or 'none'})",
+            f"DROP SCHEMA {plan.new_schema} CASCADE "
+            f"({len(tables)} table(s): {dropschema.listed(tables, 8) or 'none'})",
             drop,
             sql=[f"DROP SCHEMA {plan.new_schema} CASCADE"],
         )

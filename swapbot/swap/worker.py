@@ -4,8 +4,9 @@ Two rq workers: this process takes `interactive` jobs (status, plans, approvals,
 and a child process takes `steps` (which may wait for hours), so a long step never delays an
 answer. Interactive jobs are short and run in this process (rq's SimpleWorker): rq's usual
 fork per job would fork a process that runs threads (unsafe: a lock held by another thread
-stays held in the child) and costs more CPU than a status takes. The watcher and the notifier run as threads here; each leads only while it holds its
-lease, so any number of worker dynos can run.
+stays held in the child) and costs more CPU than a status takes. The watcher and the
+notifier run as threads here; each leads only while it holds its lease, so any number of
+worker dynos can run.
 """
 
 from __future__ import annotations

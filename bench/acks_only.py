@@ -1,0 +1,113 @@
+"""Acks alone: `swapbot serve` against the bare Bolt app, no worker, no sandbox.
+
+What `bench/slack.py` measures with the whole stack running, without anything but the two
+apps, Redis and the senders: waves of `--senders` signed `/hcswap status` sent at once,
+alternating between the apps, `--gap` seconds apart. swapbot's requests pile up in its
+intake (nobody takes them; the prefix is removed at the end). Use it to see what a change to
+the ack path costs, away from the worker's noise. About a minute. Rerun with
+
+    .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
+                                        [--workers 2] [--threads 8] [--placement dynos|shared]
+
+`dynos` puts both apps and Redis on CPU 0 and the senders and stand-in on CPU 1, as
+bench/slack.py does; affinities are put back at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis  # noqa: E402
+import slack as bench  # noqa: E402  (bench/slack.py: targets, senders, pinning)
+
+from swapbot.slack.rehearsal import LocalSlack, environment, forget  # noqa: E402
+from tests.conftest import REDIS_TEST_URL  # noqa: E402
+from tests.slack_support import standin  # noqa: E402
+
+NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waves", type=int, default=40, help="measured waves per app")
+    parser.add_argument("--senders", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=0.3, help="seconds between waves")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--placement", choices=("dynos", "shared"), default="dynos")
+    args = parser.parse_args()
+    prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
+    slack = standin()
+    env = environment(
+        database_url="postgresql://postgres@127.0.0.1:5432/test",
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=prefix,
+        heroku_token="unused",
+        app="acme-prod",
+        sandbox=NOWHERE,
+        slack=slack,
+        operators=["U0OPERATOR"],
+        approvers=["U0OPERATOR"],
+    )
+    latencies: dict[str, list[float]] = {"bare": [], "swapbot": []}
+    cpu = {"bare": 0.0, "swapbot": 0.0}
+    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as logs:
+        cleanup.callback(slack.stop)
+        cleanup.callback(forget, redis.Redis.from_url(REDIS_TEST_URL), prefix)
+        cleanup.callback(bench.SENDER.close)
+        local = LocalSlack(env, slack, Path(logs))
+        cleanup.callback(local.stop)
+        local.start_serve(workers=args.workers, threads=args.threads)
+        bare = cleanup.enter_context(
+            bench.bare_bolt(env, Path(logs), workers=args.workers, threads=args.threads)
+        )
+        swapbot = bench.Target(
+            "swapbot", f"{local.url}/slack/events", os.getpgid(local.processes["serve"].pid)
+        )
+        if args.placement == "dynos":
+            bench.pin(bench.group_members(swapbot.pgid) + bench.group_members(bare.pgid), 0)
+            redis_pids = bench.server_pids("redis-server")
+            for pid in redis_pids:
+                before = ",".join(str(c) for c in sorted(os.sched_getaffinity(pid)))
+                cleanup.callback(
+                    subprocess.run, ["taskset", "-a", "-cp", before, str(pid)], capture_output=True
+                )
+            bench.pin(redis_pids, 0)
+            bench.pin([os.getpid()], 1)
+        for target in (bare, swapbot):  # warm-up
+            bench.send_round(target, slack, 3 * args.senders, args.senders, gap=0.1)
+        per_round = 5 * args.senders
+        for _ in range(max(1, args.waves // 5)):
+            for target in (bare, swapbot):
+                result = bench.send_round(target, slack, per_round, args.senders, gap=args.gap)
+                latencies[target.name] += result.latencies
+                cpu[target.name] += result.server_cpu
+    print(f"placement {args.placement}; {args.workers} workers x {args.threads} threads each")
+    print(
+        f"{'app':8} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU/ack':>8}"
+    )
+    p99 = {}
+    for name, values in latencies.items():
+        s = bench.summary(values)
+        p99[name] = s["p99"]
+        print(
+            f"{name:8} {s['n']:5d} {s['p50']:7.1f} {s['p90']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
+            f" {1000 * cpu[name] / max(1, len(values)):5.2f} ms"
+        )
+    print(f"p99 swapbot/bare = {p99['swapbot'] / p99['bare']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
