@@ -4,6 +4,9 @@ the notifier restarts, and only one notifier leading."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import redis
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -109,3 +112,34 @@ def test_only_one_notifier_leads(redis_prefix):
         assert store.acquire_leader("second", 5_000, role="notifier") is None
         assert store.leader("notifier").runner == "first"
         assert store.acquire_leader("watcher-1", 5_000) is not None  # the watcher's own lease
+
+
+class CountingRedis(redis.Redis):
+    """A client that counts the commands it sends (Lua scripts included)."""
+
+    sent = 0
+
+    def execute_command(self, *args, **options):
+        CountingRedis.sent += 1
+        return super().execute_command(*args, **options)
+
+
+def test_an_idle_notifier_waits_instead_of_asking_redis_all_the_time(redis_prefix):
+    """Between swaps (no current swap) and during one (a stream with nothing new), the loop
+    waits on each round; it once renewed its lease thousands of times a second between swaps."""
+    store = Store(CountingRedis.from_url(REDIS_TEST_URL), redis_prefix)
+    with SlackStandIn() as slack:
+        client = WebClient(token=slack.token, base_url=slack.api_url)
+        for current in (False, True):
+            if current:
+                setup(redis_prefix, slack, Clock())  # makes a swap current
+            notifier = ChannelNotifier(store, client, "C0SWAP")
+            loop = threading.Thread(target=notifier.run, kwargs={"block_ms": 200})
+            CountingRedis.sent = 0
+            loop.start()
+            time.sleep(1.0)
+            notifier.stop()
+            loop.join(timeout=5)
+            assert not loop.is_alive()
+            # About five rounds of a few commands each; a busy loop makes thousands.
+            assert CountingRedis.sent < 60, (current, CountingRedis.sent)

@@ -112,6 +112,10 @@ class ChannelNotifier:
         """Deliver what the current swap's stream holds past our cursor; returns how many."""
         swap_id = self.store.current_swap()
         if swap_id is None:
+            # Nothing to read from, so wait as the read would have: without it, `run` between
+            # swaps renewed its lease and asked for the swap thousands of times a second.
+            if block_ms:
+                self._stop.wait(block_ms / 1000)
             return 0
         cursor_key = self.store.swap_key(swap_id, "slack", "cursor")
         cursor = as_text(self.store.redis.get(cursor_key)) or "0-0"
