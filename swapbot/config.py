@@ -5,6 +5,7 @@ Secrets are `SecretStr`: they print as `**********` in reprs, logs and traceback
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -196,6 +197,16 @@ class Settings(BaseSettings):
 def secret(value: SecretStr | None) -> str:
     """The plain value of an optional secret, for the one place that must hand it to a library."""
     return value.get_secret_value() if value is not None else ""
+
+
+def fingerprint(settings: Settings) -> str:
+    """A digest of every setting, secrets included (never the values themselves): tells
+    whether two Settings would build the same clients."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for name, value in settings
+    }
+    return hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
 
 
 def redis_client(settings: Settings, **kwargs: Any):

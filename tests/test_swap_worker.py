@@ -193,3 +193,39 @@ def test_the_web_processs_handoff_pushes_on_its_threads_connection_and_reconnect
     with pytest.raises(redis.exceptions.ConnectionError):
         jobs.push(dead, settings, "swapbot.swap.jobs.run_action", "x", OPERATOR, key="d")
     assert conn.llen(waiting) == 3
+
+
+def test_jobs_in_one_worker_process_share_an_engine_and_its_redis_connection(
+    monkeypatch, sandbox, db_url, redis_prefix
+):
+    """Each job used to build its own engine: one new Redis connection per status (over TLS to
+    Heroku Redis, a handshake each time). A forked process or new settings get their own."""
+    from swapbot.slack import work
+    from tests.slack_support import CHANNEL, READER, standin
+
+    settings_env(monkeypatch, sandbox, db_url, redis_prefix)
+    slack = standin()
+    try:
+        for key, value in {
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_API_URL": slack.api_url,
+            "SWAPBOT_CHANNEL": CHANNEL,
+        }.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setattr(work, "_built", {})
+        server = redis.Redis.from_url(REDIS_TEST_URL)
+        work.run_command("status", READER, CHANNEL, None)
+        opened = server.info("stats")["total_connections_received"]
+        for _ in range(5):
+            assert work.run_command("status", READER, CHANNEL, None)["status"] == "ok"
+        assert server.info("stats")["total_connections_received"] == opened
+        assert len(slack.messages(CHANNEL)) == 6  # every status was answered
+
+        _, _, engine = work._context()
+        monkeypatch.setenv("SWAPBOT_APPROVAL_MINUTES", "7")
+        assert work._context()[2] is not engine  # new settings, new engine
+        changed = work._context()[2]
+        monkeypatch.setattr(work.os, "getpid", lambda: -1)
+        assert work._context()[2] is not changed  # a forked child builds its own
+    finally:
+        slack.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -29,10 +30,23 @@ log = logging.getLogger(__name__)
 RESPONSE_URL_LIFETIME = 29 * 60  # Slack honours a response_url for 30 minutes
 
 
-def _engine(settings: config.Settings) -> Engine:
+_built: dict[tuple[int, str], tuple[WebClient, Engine]] = {}
+
+
+def _context() -> tuple[config.Settings, WebClient, Engine]:
+    """The settings, and the Slack client and engine built from them once per process: each
+    job then reuses their connections (Redis, Heroku's APIs) instead of opening its own. A job
+    used to open a Redis connection of its own, which over TLS to Heroku Redis is a handshake
+    per status. Keyed by the process and the settings: a forked work-horse never shares its
+    parent's sockets, and changed settings get a new engine."""
     from swapbot.swap.runtime import build_engine
 
-    return build_engine(settings)
+    settings = config.load_settings()
+    key = (os.getpid(), config.fingerprint(settings))
+    if key not in _built:
+        _built.clear()  # at most one: the settings of this process, now
+        _built[key] = (web_client(settings), build_engine(settings))
+    return (settings, *_built[key])
 
 
 def run_command(
@@ -40,10 +54,8 @@ def run_command(
 ) -> dict[str, Any]:
     """Run one `/hcswap` command for `user` and answer them; returns what was answered."""
     started = time.time()
-    settings = config.load_settings()
-    client = web_client(settings)
+    settings, client, engine = _context()
     cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
-    engine = _engine(settings)
     if cmd.name == "status":
         reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
         doc = dict(reply.document or {})
@@ -109,10 +121,8 @@ def in_channel(store: Store, client: WebClient, channel: str | None) -> bool | N
 
 def handle_reaction(reaction: dict[str, Any]) -> dict[str, Any]:
     """An approval emoji was added to a message: approve the request it asks for, or say why not."""
-    settings = config.load_settings()
-    client = web_client(settings)
+    _, client, engine = _context()
     user, channel, ts = reaction["user"], reaction["channel"], reaction["ts"]
-    engine = _engine(settings)
     found = ApprovalMessages(engine.store).request_for(channel, ts)
     if found is None:
         if reaction.get("item_user") and reaction["item_user"] != _bot_user(client):
