@@ -9,8 +9,8 @@ the ack path costs, away from the worker's noise. About a minute. Rerun with
     .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
                                         [--workers 2] [--threads 8] [--placement dynos|shared]
 
-`dynos` puts both apps and Redis on CPU 0 and the senders and stand-in on CPU 1, as
-bench/slack.py does; affinities are put back at the end.
+`dynos` puts both apps on CPU 0 and the senders, the stand-in, PostgreSQL and Redis (first in
+line) on CPU 1, as bench/slack.py does; affinities and priorities are put back at the end.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -77,13 +76,7 @@ def main() -> int:
         )
         if args.placement == "dynos":
             bench.pin(bench.group_members(swapbot.pgid) + bench.group_members(bare.pgid), 0)
-            redis_pids = bench.server_pids("redis-server")
-            for pid in redis_pids:
-                before = ",".join(str(c) for c in sorted(os.sched_getaffinity(pid)))
-                cleanup.callback(
-                    subprocess.run, ["taskset", "-a", "-cp", before, str(pid)], capture_output=True
-                )
-            bench.pin(redis_pids, 0)
+            bench.place_services(cleanup)
             bench.pin([os.getpid()], 1)
         for target in (bare, swapbot):  # warm-up
             bench.send_round(target, slack, 3 * args.senders, args.senders, gap=0.1)
