@@ -19,7 +19,11 @@ stand-in (in this process, as in the tests):
    mappings) with its watcher at the production interval. Rounds alternate (bare, swapbot,
    bare again, bare, ...) so that drift on the machine hits all alike. Latency is from sending a request
    to the end of its HTTP response. Targets: swapbot's p99 within 1.2x the bare app's, and
-   under 100 ms. Also: the apps' CPU per ack, the acks one at a time for reference, how many
+   under 100 ms. The ratio is taken on the p99 of a typical round (the median of the rounds'
+   p99s): a p99 pooled over the run is set by its one or two slowest waves, and on this
+   machine those come from the machine (in five runs, the second bare app's pooled p99 was
+   0.72 to 1.69 times the first's). Pooled figures are printed too; the 100 ms target is
+   checked on the pooled p99. Also: the apps' CPU per ack, the acks one at a time for reference, how many
    replies the worker posted and how long it took to drain its queue after the last ack (it
    waits `--drain-timeout`, 60 s by default).
 2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
@@ -57,6 +61,7 @@ import multiprocessing
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -624,8 +629,14 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
             "bench_cpu_share": sum(r.bench_cpu for r in mine) / wall,
             "machine_busy": sum(r.machine_busy * r.wall for r in mine) / wall,
         }
-    ratio = apps["swapbot"]["p99"] / apps["bare"]["p99"]
-    chance = apps["bare-again"]["p99"] / apps["bare"]["p99"]
+    for app in APPS:  # one slow wave (the machine's, not the app's) sets a pooled p99
+        apps[app]["p99_typical_round"] = statistics.median(
+            summary(r.latencies)["p99"] for r in rounds if r.app == app
+        )
+    pooled = apps["swapbot"]["p99"] / apps["bare"]["p99"]
+    pooled_chance = apps["bare-again"]["p99"] / apps["bare"]["p99"]
+    ratio = apps["swapbot"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
+    chance = apps["bare-again"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
     per_round = [
         {"app": r.app, "backlog_before": r.backlog_before, **summary(r.latencies)} for r in rounds
     ]
@@ -637,6 +648,8 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
         "bare_backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "bare"],
         "p99_ratio": ratio,
         "p99_ratio_bare_again": chance,
+        "p99_ratio_pooled": pooled,
+        "p99_ratio_pooled_bare_again": pooled_chance,
         "ratio_pass": ratio <= ACK_RATIO_TARGET,
         "p99_pass": apps["swapbot"]["p99"] < ACK_P99_TARGET * 1000,
         "conversations_info_ratelimited": len(limited),
@@ -838,13 +851,20 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
         f" swapbot rounds {acks['swapbot_backlog_before_rounds']},"
         f" bare rounds {acks['bare_backlog_before_rounds']}"
     )
+    typical = ", ".join(
+        f"{label} {acks['apps'][app]['p99_typical_round']:.1f}" for app, label in APPS.items()
+    )
+    print(f"   p99 of a typical round (the median of the rounds' p99s): {typical} ms")
     print(
-        f"   p99 swapbot/bare = {acks['p99_ratio']:.2f} (target <= {ACK_RATIO_TARGET}):"
-        f" {verdict(acks['ratio_pass'])}"
+        f"   p99 swapbot/bare = {acks['p99_ratio']:.2f} in a typical round (target <="
+        f" {ACK_RATIO_TARGET}): {verdict(acks['ratio_pass'])}; over all rounds pooled"
+        f" {acks['p99_ratio_pooled']:.2f}"
     )
     print(
-        f"   p99 bare again/bare = {acks['p99_ratio_bare_again']:.2f}: the same app against"
-        " itself in the same rotation, how far this ratio moves by chance"
+        f"   p99 bare again/bare = {acks['p99_ratio_bare_again']:.2f} in a typical round,"
+        f" {acks['p99_ratio_pooled_bare_again']:.2f} pooled: the same app against itself, how"
+        " far each ratio moves by chance (a pooled p99 is set by the run's slowest waves,"
+        " whichever app they hit)"
     )
     p99 = acks["apps"]["swapbot"]["p99"]
     print(f"   swapbot p99 = {p99:.1f} ms (target < 100 ms): {verdict(acks['p99_pass'])}")

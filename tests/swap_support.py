@@ -22,6 +22,19 @@ from tests.conftest import REDIS_TEST_URL, TOKEN
 OPERATOR, APPROVER, PERSON = "U0OPERATOR", "U0APPROVER", "U0PERSON"
 
 
+def run_step_job(step: str, actor: str) -> dict:
+    """A job for the worker tests: run one step on an engine built from the settings, as
+    `swapbot worker` builds it."""
+    from swapbot import config
+    from swapbot.swap.runtime import build_engine
+
+    outcome = build_engine(config.load_settings()).run_step(step, actor)
+    return {"step": outcome.step, "status": outcome.status, "message": outcome.message}
+
+
+RUN_STEP = "tests.swap_support.run_step_job"
+
+
 def make_engine(sandbox, db_url: str, redis_prefix: str, **options) -> Engine:
     retry = RetryPolicy(
         max_attempts=8, base_delay=0.01, max_delay=0.05, sleep=lambda s: time.sleep(min(s, 0.05))

@@ -88,6 +88,7 @@ def test_request_grant_consume(approvals, store, clock):
     clock.advance(5)
     used = use(approvals, actor="U_ANN")
     assert used.id == req.id and used.status is ApprovalStatus.USED and used.used_by == "U_ANN"
+    assert used.used_epoch == T0 + 65 and used.used_at == "2023-11-14T22:14:25.000Z"
     assert actions(store) == [
         ("U_ANN", "approval.requested", "pause"),
         ("U_BOB", "approval.granted", "pause"),

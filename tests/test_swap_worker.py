@@ -12,7 +12,7 @@ from swapbot import config
 from swapbot.swap import jobs
 from swapbot.swap.watcher import Watcher
 from tests.conftest import REDIS_TEST_URL, TOKEN, wait_until
-from tests.swap_support import OPERATOR, demo_plan, make_engine
+from tests.swap_support import OPERATOR, RUN_STEP, demo_plan, make_engine
 
 
 def settings_env(monkeypatch, sandbox, db_url, redis_prefix) -> config.Settings:
@@ -38,8 +38,8 @@ def test_a_queued_step_runs_in_the_worker_once_even_if_enqueued_twice(
     engine.save_plan(demo_plan(db_name), OPERATOR)
     q = jobs.queue(settings)
     q.empty()
-    first = jobs.enqueue(settings, "preflight", actor=OPERATOR, key="slack-trigger-123")
-    again = jobs.enqueue(settings, "preflight", actor=OPERATOR, key="slack-trigger-123")  # a retry
+    first = jobs.submit(q, settings, RUN_STEP, "preflight", OPERATOR, key="slack-trigger-123")
+    again = jobs.submit(q, settings, RUN_STEP, "preflight", OPERATOR, key="slack-trigger-123")
     assert first.id == again.id and len(q) == 1
     SimpleWorker([q], connection=redis.Redis.from_url(REDIS_TEST_URL)).work(burst=True)
     first.refresh()
@@ -151,14 +151,14 @@ def test_the_intake_turns_pushed_requests_into_jobs_once_and_survives_a_dead_tak
     conn = redis.Redis.from_url(REDIS_TEST_URL)
     intake = jobs.Intake(settings, conn)
     waiting, taking = jobs.intake_keys(settings)
-    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="t-1")
-    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="t-1")
+    jobs.push(conn, settings, RUN_STEP, "preflight", OPERATOR, key="t-1")
+    jobs.push(conn, settings, RUN_STEP, "preflight", OPERATOR, key="t-1")
     first, again = intake.take(), intake.take()
     assert first.id == again.id  # Slack's retry of the same request: one job
     assert intake.take() is None and conn.llen(taking) == 0
     assert len(jobs.queue(settings, conn, jobs.INTERACTIVE)) == 1
     # a worker died between taking a request and queueing it: the next one puts it back
-    jobs.push(conn, settings, "swapbot.swap.jobs.run_action", "configure", OPERATOR, key="t-2")
+    jobs.push(conn, settings, RUN_STEP, "configure", OPERATOR, key="t-2")
     conn.lmove(waiting, taking, "RIGHT", "LEFT")
     assert intake.take() is None
     assert jobs.Intake(settings, conn).recover() == 1
@@ -174,16 +174,16 @@ def test_the_web_processs_handoff_pushes_on_its_threads_connection_and_reconnect
     conn = redis.Redis.from_url(REDIS_TEST_URL)
     handoff = jobs.Handoff(redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2))
     waiting, _ = jobs.intake_keys(settings)
-    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="a")
+    jobs.push(handoff, settings, RUN_STEP, "preflight", OPERATOR, key="a")
     mine = handoff._local.conn
-    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "preflight", OPERATOR, key="b")
+    jobs.push(handoff, settings, RUN_STEP, "preflight", OPERATOR, key="b")
     assert handoff._local.conn is mine  # one connection per thread, kept
     assert conn.llen(waiting) == 2
 
     # Redis drops the connection (a restart, an idle timeout): the next push reconnects once.
     mine.send_command("CLIENT", "ID")
     assert conn.client_kill_filter(_id=mine.read_response()) == 1
-    jobs.push(handoff, settings, "swapbot.swap.jobs.run_action", "configure", OPERATOR, key="c")
+    jobs.push(handoff, settings, RUN_STEP, "configure", OPERATOR, key="c")
     assert handoff._local.conn is not mine and conn.llen(waiting) == 3
     first = json.loads(conn.lindex(waiting, 0))
     assert first["args"] == ["configure", OPERATOR] and first["key"] == "c"
@@ -191,7 +191,7 @@ def test_the_web_processs_handoff_pushes_on_its_threads_connection_and_reconnect
     # Redis unreachable: the push fails (the ack says so), after one fresh attempt.
     dead = jobs.Handoff(redis.Redis(port=1, socket_connect_timeout=0.5))
     with pytest.raises(redis.exceptions.ConnectionError):
-        jobs.push(dead, settings, "swapbot.swap.jobs.run_action", "x", OPERATOR, key="d")
+        jobs.push(dead, settings, RUN_STEP, "x", OPERATOR, key="d")
     assert conn.llen(waiting) == 3
 
 

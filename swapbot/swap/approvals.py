@@ -60,6 +60,7 @@ class ApprovalRequest(BaseModel):
     approver: str | None = None
     granted_at: str | None = None
     used_at: str | None = None
+    used_epoch: float | None = None
     used_by: str | None = None
     expired_at: str | None = None
     superseded_by: str | None = None
@@ -295,7 +296,12 @@ class Approvals:
                 req,
                 allowed=("granted",),
                 expiry="live",
-                changes={"status": "used", "used_at": iso(now), "used_by": actor},
+                changes={
+                    "status": "used",
+                    "used_at": iso(now),
+                    "used_epoch": repr(now),
+                    "used_by": actor,
+                },
                 actor=actor,
                 action="approval.used",
                 detail={"request": req.id, "requester": req.requester, "approver": req.approver},

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -755,16 +754,15 @@ class Engine:
         used = [
             r
             for r in self.approvals.requests(run.plan.swap_id, step.name)
-            if r.status == "used" and r.used_at
+            if r.status == "used" and r.used_epoch is not None
         ]
         if not used:
             return False
         last = used[-1]
-        used_epoch = datetime.fromisoformat(last.used_at.replace("Z", "+00:00")).timestamp()
         # Spent if an attempt finished (done, failed, undone) after it was used.
         spent = previous is not None and (
             previous.status == "pending"
-            or (previous.status != "running" and (previous.finished_epoch or 0) >= used_epoch)
+            or (previous.status != "running" and (previous.finished_epoch or 0) >= last.used_epoch)
         )
         if spent:
             return False

@@ -80,48 +80,6 @@ def submit(
         return Job.fetch(jid, connection=q.connection)
 
 
-def enqueue(
-    settings: config.Settings, action: str, *, actor: str, key: str | None = None, **kwargs: Any
-) -> Job:
-    """Queue an engine action (a step, `next` or `rollback`) by name."""
-    return submit(
-        queue(settings),
-        settings,
-        run_action,
-        action,
-        actor,
-        key=f"{action}:{key}" if key else None,
-        description=f"{action} by {actor}",
-        **kwargs,
-    )
-
-
-def run_action(action: str, actor: str, **kwargs: Any) -> dict[str, Any]:
-    """Run one engine action in the worker; the result is what the front end reports back."""
-    from swapbot.swap.runtime import build_engine
-
-    settings = config.load_settings()
-    engine = build_engine(settings)
-    if action == "next":
-        outcome = engine.next(actor, dry_run=kwargs.get("dry_run", False))
-    elif action == "rollback":
-        outcome = engine.rollback(actor, dry_run=kwargs.get("dry_run", False))
-    else:
-        outcome = engine.run_step(
-            action,
-            actor,
-            dry_run=kwargs.get("dry_run", False),
-            break_glass=kwargs.get("break_glass"),
-            app=kwargs.get("app"),
-        )
-    return {
-        "step": outcome.step,
-        "status": outcome.status,
-        "message": outcome.message,
-        "calls": outcome.calls,
-    }
-
-
 # -- the intake: the web process's one-command handoff ------------------------------------------
 # Building an rq job costs about 0.75 ms of CPU (pickling, a Lua script, several round trips);
 # an acknowledgement must cost as little as a bare Bolt app's. So the web process pushes one
