@@ -1,11 +1,13 @@
 """The processes around the Bolt app: /healthz and acks when Redis is away, Socket Mode running
-the same app, settings checked before serving, and secrets masked in every log line."""
+the same app, settings checked before serving, secrets masked in every log line, and an idle
+worker that leaves Redis alone."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
+import time
 
 import requests
 from slack_bolt.request import BoltRequest
@@ -15,7 +17,8 @@ from swapbot.logs import SecretFilter
 from swapbot.slack import socket_mode
 from swapbot.slack.app import build_app
 from swapbot.slack.standin import SlackStandIn
-from tests.slack_support import OPERATOR, running_stack, said
+from tests.conftest import REDIS_TEST_URL, wait_until
+from tests.slack_support import OPERATOR, running_stack, said, store
 
 
 def test_without_redis_healthz_is_503_and_commands_are_refused_without_changes(tmp_path):
@@ -124,3 +127,20 @@ def test_secrets_are_masked_in_log_lines(caplog):
     for leaked in ("xoxb-123", "hunter2", "hooks.slack.com/commands", "s3cret-signing-value"):
         assert leaked not in line, line
     assert "postgres://u:***@db" in line or "postgres://***@db" in line
+
+
+def test_an_idle_worker_sends_redis_a_few_commands_a_second(tmp_path):
+    """Between swaps, `swapbot worker` (rq's two workers, the intake, the watcher and the
+    notifier) only waits. Its notifier once spun there: thousands of commands a second."""
+    import redis
+
+    with running_stack(tmp_path, start=False) as local:
+        local.start_worker(watch_interval=30.0)  # the production interval
+        wait_until(lambda: store(local).leader("notifier"), what="the notifier leads")
+        time.sleep(1.0)  # startup (registries, recovery) is over
+        server = redis.Redis.from_url(REDIS_TEST_URL)
+        before = server.info("stats")["total_commands_processed"]
+        time.sleep(3.0)
+        sent = server.info("stats")["total_commands_processed"] - before - 1  # our INFO
+    assert store(local).current_swap() is None
+    assert sent < 60, f"{sent} Redis commands in 3 s from an idle worker"
