@@ -8,6 +8,10 @@ the ack path costs, away from the worker's noise. About a minute. Rerun with
 
     .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
                                         [--workers 2] [--threads 8] [--placement dynos|shared]
+                                        [--against swapbot|bare]
+
+`--against bare` measures the bare app against a second copy of itself: how far the ratio
+moves by chance.
 
 `dynos` puts both apps on CPU 0 and the senders, the stand-in, PostgreSQL and Redis (first in
 line) on CPU 1, as bench/slack.py does; affinities and priorities are put back at the end.
@@ -45,6 +49,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--placement", choices=("dynos", "shared"), default="dynos")
+    parser.add_argument(
+        "--against",
+        choices=("swapbot", "bare"),
+        default="swapbot",
+        help="what the bare app is measured against: swapbot, or a second bare app (how far "
+        "the ratio moves by chance)",
+    )
     args = parser.parse_args()
     prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
     slack = standin()
@@ -59,46 +70,49 @@ def main() -> int:
         operators=["U0OPERATOR"],
         approvers=["U0OPERATOR"],
     )
-    latencies: dict[str, list[float]] = {"bare": [], "swapbot": []}
-    cpu = {"bare": 0.0, "swapbot": 0.0}
     with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as logs:
         cleanup.callback(slack.stop)
         cleanup.callback(forget, redis.Redis.from_url(REDIS_TEST_URL), prefix)
         cleanup.callback(bench.SENDER.close)
         local = LocalSlack(env, slack, Path(logs))
         cleanup.callback(local.stop)
-        local.start_serve(workers=args.workers, threads=args.threads)
-        bare = cleanup.enter_context(
-            bench.bare_bolt(env, Path(logs), workers=args.workers, threads=args.threads)
-        )
-        swapbot = bench.Target(
-            "swapbot", f"{local.url}/slack/events", os.getpgid(local.processes["serve"].pid)
-        )
+        size = {"workers": args.workers, "threads": args.threads}
+        bare = cleanup.enter_context(bench.bare_bolt(env, Path(logs), **size))
+        if args.against == "bare":
+            other = cleanup.enter_context(
+                bench.bare_bolt(env, Path(logs), **size, name="bare-again")
+            )
+        else:
+            local.start_serve(**size)
+            pgid = os.getpgid(local.processes["serve"].pid)
+            other = bench.Target("swapbot", f"{local.url}/slack/events", pgid)
+        latencies: dict[str, list[float]] = {bare.name: [], other.name: []}
+        cpu = {bare.name: 0.0, other.name: 0.0}
         if args.placement == "dynos":
-            bench.pin(bench.group_members(swapbot.pgid) + bench.group_members(bare.pgid), 0)
+            bench.pin(bench.group_members(other.pgid) + bench.group_members(bare.pgid), 0)
             bench.place_services(cleanup)
             bench.pin([os.getpid()], 1)
-        for target in (bare, swapbot):  # warm-up
+        for target in (bare, other):  # warm-up
             bench.send_round(target, slack, 3 * args.senders, args.senders, gap=0.1)
         per_round = 5 * args.senders
         for _ in range(max(1, args.waves // 5)):
-            for target in (bare, swapbot):
+            for target in (bare, other):
                 result = bench.send_round(target, slack, per_round, args.senders, gap=args.gap)
                 latencies[target.name] += result.latencies
                 cpu[target.name] += result.server_cpu
     print(f"placement {args.placement}; {args.workers} workers x {args.threads} threads each")
     print(
-        f"{'app':8} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU/ack':>8}"
+        f"{'app':10} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU/ack':>8}"
     )
     p99 = {}
     for name, values in latencies.items():
         s = bench.summary(values)
         p99[name] = s["p99"]
         print(
-            f"{name:8} {s['n']:5d} {s['p50']:7.1f} {s['p90']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
+            f"{name:10} {s['n']:5d} {s['p50']:7.1f} {s['p90']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
             f" {1000 * cpu[name] / max(1, len(values)):5.2f} ms"
         )
-    print(f"p99 swapbot/bare = {p99['swapbot'] / p99['bare']:.2f}")
+    print(f"p99 {other.name}/bare = {p99[other.name] / p99['bare']:.2f}")
     return 0
 
 

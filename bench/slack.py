@@ -17,15 +17,14 @@ stand-in (in this process, as in the tests):
    cores stay busy, which measures the acks under contention; `--closed-loop` keeps every
    sender sending (saturation, throughput). swapbot runs the `many-mappings` scenario (300
    mappings) with its watcher at the production interval. Rounds alternate (bare, swapbot,
-   bare again, bare, ...) so that drift on the machine hits all alike. Latency is from sending a request
-   to the end of its HTTP response. Targets: swapbot's p99 within 1.2x the bare app's, and
-   under 100 ms. The ratio is taken on the p99 of a typical round (the median of the rounds'
-   p99s): a p99 pooled over the run is set by its one or two slowest waves, and on this
-   machine those come from the machine (in five runs, the second bare app's pooled p99 was
-   0.72 to 1.69 times the first's). Pooled figures are printed too; the 100 ms target is
-   checked on the pooled p99. Also: the apps' CPU per ack, the acks one at a time for reference, how many
-   replies the worker posted and how long it took to drain its queue after the last ack (it
-   waits `--drain-timeout`, 60 s by default).
+   bare again, bare, ...) so that drift on the machine hits all alike. Latency is from sending
+   a request to the end of its HTTP response. Targets: swapbot's p99 within 1.2x the bare
+   app's, and under 100 ms. The ratio is taken on the p99 of a typical round (the median of
+   the rounds' p99s): a p99 pooled over the run is set by its one or two slowest waves, which
+   on this machine come from the machine (docs/figures.md). Pooled figures are printed too;
+   the 100 ms target is checked on the pooled p99. Also: the apps' CPU per ack, the acks one
+   at a time for reference, how many replies the worker posted and how long it took to drain
+   its queue after the last ack (it waits `--drain-timeout`, 60 s by default).
 2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
    (measured before 1, on the same stack), polling the stand-in every 5 ms. Target: 1.5 s.
    The reply must stay within Block Kit's 50 blocks and say that mappings are not shown.
@@ -169,9 +168,9 @@ def place_services(cleanup: contextlib.ExitStack) -> None:
     both go to CPU 1, away from the apps (new PostgreSQL backends inherit the postmaster's
     affinity). Redis also goes first in line there (nice -20). A service of its own never takes
     the web dyno's CPU, nor waits behind the worker: beside the apps, Redis's work for the
-    worker's jobs (some 30 commands per status) took their core during swapbot's waves only,
-    since the bare app uses no Redis; behind the worker and PostgreSQL, a lease renewal once
-    waited 36 ms. Affinity and priority are put back afterwards."""
+    worker's jobs (about 70 commands per status, bench/redis_per_job.py) took their core during
+    swapbot's waves only, since the bare app uses no Redis; behind the worker and PostgreSQL, a
+    lease renewal once waited 36 ms. Affinity and priority are put back afterwards."""
     for name in ("postgres", "redis-server"):
         for pid in server_pids(name):
             before = ",".join(str(c) for c in sorted(os.sched_getaffinity(pid)))
