@@ -88,21 +88,29 @@ def main() -> int:
             other = bench.Target("swapbot", f"{local.url}/slack/events", pgid)
         latencies: dict[str, list[float]] = {bare.name: [], other.name: []}
         cpu = {bare.name: 0.0, other.name: 0.0}
+        errors = {bare.name: 0, other.name: 0}
+        sent = 0  # to swapbot: each ack it gave must have its request in the intake
         if args.placement == "dynos":
             bench.pin(bench.group_members(other.pgid) + bench.group_members(bare.pgid), 0)
             bench.place_services(cleanup)
             bench.pin([os.getpid()], 1)
         for target in (bare, other):  # warm-up
-            bench.send_round(target, slack, 3 * args.senders, args.senders, gap=0.1)
+            warm = bench.send_round(target, slack, 3 * args.senders, args.senders, gap=0.1)
+            errors[target.name] += warm.errors
+            sent += len(warm.latencies) if target.name == "swapbot" else 0
         per_round = 5 * args.senders
         for _ in range(max(1, args.waves // 5)):
             for target in (bare, other):
                 result = bench.send_round(target, slack, per_round, args.senders, gap=args.gap)
                 latencies[target.name] += result.latencies
                 cpu[target.name] += result.server_cpu
+                errors[target.name] += result.errors
+                sent += len(result.latencies) if target.name == "swapbot" else 0
+        queued = redis.Redis.from_url(REDIS_TEST_URL).llen(f"{prefix}intake")
     print(f"placement {args.placement}; {args.workers} workers x {args.threads} threads each")
     print(
         f"{'app':10} {'n':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU/ack':>8}"
+        f" {'errors':>6}"
     )
     p99 = {}
     for name, values in latencies.items():
@@ -110,9 +118,14 @@ def main() -> int:
         p99[name] = s["p99"]
         print(
             f"{name:10} {s['n']:5d} {s['p50']:7.1f} {s['p90']:7.1f} {s['p99']:7.1f} {s['max']:7.1f}"
-            f" {1000 * cpu[name] / max(1, len(values)):5.2f} ms"
+            f" {1000 * cpu[name] / max(1, len(values)):5.2f} ms {errors[name]:6d}"
         )
     print(f"p99 {other.name}/bare = {p99[other.name] / p99['bare']:.2f}")
+    if other.name == "swapbot":  # an ack is only as good as the request it queued
+        print(f"swapbot's intake holds {queued} requests for its {sent} acks")
+    if any(errors.values()) or (other.name == "swapbot" and queued != sent):
+        print("FAIL: errors, or acks without their request queued: the latencies mean nothing")
+        return 1
     return 0
 
 

@@ -156,6 +156,7 @@ def pin_like_dynos(
     pin([pid for pgid in apps for pid in group_members(pgid)], 0)
     pin(group_members(local.processes["worker"].pid) + group_members(local.sandbox_pgid), 1)
     pin([os.getpid()], 1)  # the stand-in's threads, and the sender process spawned later
+    SENDER.nice = -20  # Slack's side: never waits behind the worker (see below)
     place_services(cleanup)
     return (
         "like separate dynos: both apps on CPU 0; the worker, sandbox, stand-in, senders, "
@@ -442,10 +443,13 @@ class Sender:
 
     def __init__(self) -> None:
         self._pool: Any = None
+        self.nice: int | None = None  # the sender's priority, if it is to have its own
 
     def wave(self, host: str, port: int, wave: list[bytes]) -> list[tuple[int, float]]:
         if self._pool is None:
-            self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=sender_ready)
+            self._pool = multiprocessing.get_context("spawn").Pool(
+                1, initializer=sender_ready, initargs=(self.nice,)
+            )
         return self._pool.apply(run_wave, (host, port, wave))
 
     def close(self) -> None:
@@ -457,11 +461,15 @@ class Sender:
 SENDER = Sender()
 
 
-def sender_ready() -> None:
+def sender_ready(nice: int | None = None) -> None:
     """The sender process imports this module and so everything it imports: about 100,000
-    objects. Frozen, a full garbage collection no longer walks them."""
+    objects. Frozen, a full garbage collection no longer walks them. With `nice`, it goes
+    first in line on its core (see `pin_like_dynos`)."""
     gc.collect()
     gc.freeze()
+    if nice is not None:
+        with contextlib.suppress(PermissionError):  # not root: it stays where it is
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def run_wave(host: str, port: int, wave: list[bytes]) -> list[tuple[int, float]]:
@@ -651,6 +659,7 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
         "p99_ratio_pooled_bare_again": pooled_chance,
         "ratio_pass": ratio <= ACK_RATIO_TARGET,
         "p99_pass": apps["swapbot"]["p99"] < ACK_P99_TARGET * 1000,
+        "errors_pass": not any(a["errors"] for a in apps.values()),  # fast errors prove nothing
         "conversations_info_ratelimited": len(limited),
         "standin_violations": len(local.slack.violations),
     }
@@ -867,6 +876,7 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
     )
     p99 = acks["apps"]["swapbot"]["p99"]
     print(f"   swapbot p99 = {p99:.1f} ms (target < 100 ms): {verdict(acks['p99_pass'])}")
+    print(f"   every ack answered 200: {verdict(acks['errors_pass'])}")
     one = acks["one_at_a_time"]
     print(
         f"   for reference, one request at a time before the load ({one['bare']['n']} each):"
@@ -996,6 +1006,8 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
         (
             acks["ratio_pass"],
             acks["p99_pass"],
+            acks["errors_pass"],
+            acks["replies_posted"] >= acks["replies_expected"],  # every ack was answered
             posted["pass"],
             posted["blocks_pass"],
             posted["not_shown_line"] is not None,

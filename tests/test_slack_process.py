@@ -144,3 +144,33 @@ def test_an_idle_worker_sends_redis_a_few_commands_a_second(tmp_path):
         sent = server.info("stats")["total_commands_processed"] - before - 1  # our INFO
     assert store(local).current_swap() is None
     assert sent < 60, f"{sent} Redis commands in 3 s from an idle worker"
+
+
+def test_a_busy_worker_sends_redis_a_bounded_number_of_commands_per_status(tmp_path):
+    """Each `/hcswap status` costs Redis the handoff, the intake, rq's bookkeeping and the
+    status's own reads: about 70 commands (bench/redis_per_job.py). A job that opened its own
+    connection, or a loop that spun while jobs ran, would show here as hundreds."""
+    import redis
+
+    jobs_ = 8
+    with running_stack(tmp_path, start=False) as local:
+        local.start_serve()
+        local.start_worker(watch_interval=30.0)
+        wait_until(lambda: store(local).leader("notifier"), what="the notifier leads")
+        driver = local.driver()
+        local.ask(driver, OPERATOR, "status")  # the first builds the engine and its caches
+        time.sleep(1.0)
+        server = redis.Redis.from_url(REDIS_TEST_URL)
+        before = server.info("stats")
+        started = time.monotonic()
+        for _ in range(jobs_):
+            local.ask(driver, OPERATOR, "status")
+        took = time.monotonic() - started
+        after = server.info("stats")
+    sent = after["total_commands_processed"] - before["total_commands_processed"] - 1
+    idle = 20 * took  # what an idle worker sends meanwhile (about 9 a second), with room
+    per_job = (sent - idle) / jobs_
+    assert per_job < 120, f"{sent} Redis commands for {jobs_} statuses in {took:.1f} s"
+    # Connections are kept: no job opens its own (a web process's thread may open its first).
+    opened = after["total_connections_received"] - before["total_connections_received"] - 1
+    assert opened <= 2, f"{opened} new Redis connections for {jobs_} statuses"

@@ -3,6 +3,9 @@ Slack's escaping of command text. Pure functions, no I/O."""
 
 from __future__ import annotations
 
+import random
+import shlex
+
 import pytest
 
 from swapbot import config
@@ -59,12 +62,34 @@ def test_commands_parse_with_options_anywhere_and_slack_quotes():
         )
 
 
+def test_plain_commands_split_without_shlex_into_the_words_shlex_would_find(monkeypatch):
+    # Words with no quote and no backslash are split on blanks alone (shlex costs an ack more
+    # than anything else it does); anything else still goes through shlex.
+    alphabet = "ab9-=#|&<>:,.\u00e9 \t\r\n\x0b\x0c\xa0\u2003"
+    rng = random.Random(6)
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        assert commands.split(text) == shlex.split(text), repr(text)
+    assert commands.split("  status\t--json\n") == ["status", "--json"]
+    assert commands.split("a\xa0b") == ["a\xa0b"]  # shlex does not split on a no-break space
+
+    def no_shlex(text: str) -> list[str]:
+        raise AssertionError(f"shlex read {text!r}")
+
+    monkeypatch.setattr(commands.shlex, "split", no_shlex)
+    assert commands.parse("status").name == "status"
+    for quoting in ("pause --break-glass 'x'", 'a"b', "a\\b", "pause --break-glass \u201cx\u201d"):
+        with pytest.raises(AssertionError, match="shlex read"):
+            commands.split(quoting)
+
+
 def test_slack_escaping_is_undone_before_parsing():
     text = "plan new --swap-id s1 --authorizer <@U0PERSON|pat> --mappings 'A:B' &amp; &lt;x&gt;"
     assert unescape(text) == "plan new --swap-id s1 --authorizer U0PERSON --mappings 'A:B' & <x>"
     assert unescape("see <https://example.com|example.com> in <#C0SWAP|swaps>") == (
         "see https://example.com in C0SWAP"
     )
+    assert unescape("a &amp;&amp; b") == "a && b" and unescape("status --json") == "status --json"
 
 
 @pytest.mark.parametrize(

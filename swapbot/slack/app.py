@@ -45,6 +45,8 @@ def unescape(text: str) -> str:
             return label or target
         return target
 
+    if "<" not in text and "&" not in text:  # nothing escaped: most commands
+        return text
     text = _SEQUENCE.sub(plain, text)
     for entity, char in _ENTITY.items():
         text = text.replace(entity, char)

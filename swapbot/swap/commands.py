@@ -9,6 +9,7 @@ end holds rules of its own: what a command means is decided here and in the engi
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -152,9 +153,20 @@ def usage(name: str) -> str:
     return f"usage: {USAGE[key]}" if key in USAGE else HELP
 
 
+_CURLY = {0x201C: '"', 0x201D: '"', 0x2018: "'", 0x2019: "'"}
+_QUOTING = re.compile(r"""["'\\\u201c\u201d\u2018\u2019]""")  # what shlex must read
+_BLANKS = re.compile("[ \t\r\n]+")  # what shlex splits on
+
+
 def split(text: str) -> list[str]:
-    """Words of a command line as typed in Slack or a shell; Slack's curly quotes count as quotes."""
-    text = text.translate({0x201C: '"', 0x201D: '"', 0x2018: "'", 0x2019: "'"})
+    """Words of a command line as typed in Slack or a shell; Slack's curly quotes count as quotes.
+
+    Most commands (`status`, `next`) hold no quote and no backslash: their words are what lies
+    between blanks, as shlex would find them. shlex reads character by character in Python,
+    the largest part of an ack's own work, so it reads only what needs it."""
+    if not _QUOTING.search(text):
+        return [word for word in _BLANKS.split(text) if word]
+    text = text.translate(_CURLY)
     try:
         return shlex.split(text)
     except ValueError as exc:

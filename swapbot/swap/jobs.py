@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
@@ -119,7 +120,9 @@ class Handoff:
         if conn is None:
             conn = self._local.conn = self.pool.make_connection()
         try:
-            conn.send_command("LPUSH", key, value)
+            # hiredis packs the command in one call; redis-py's encoder would take each part
+            # through Python first.
+            conn.send_packed_command([hiredis.pack_command(("LPUSH", key, value))], False)
             return int(conn.read_response())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             conn.disconnect()
@@ -139,7 +142,11 @@ def push(
     """Hand a request to the workers (one LPUSH). `key` makes the same request one job.
     `connection` is a redis-py client or, in the web process, a `Handoff`."""
     request = {"func": func, "args": list(args), "kind": kind, "key": key, "about": description}
-    connection.lpush(intake_keys(settings)[0], json.dumps(request, separators=(",", ":")))
+    connection.lpush(intake_keys(settings)[0], _compact(request))
+
+
+# Built once: json.dumps with any option builds a new encoder per call, a cost on every ack.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Intake:
