@@ -35,13 +35,15 @@ stand-in (in this process, as in the tests):
 
 Where the processes run (`--placement`): by default as on Heroku, where `web` is a dyno of its
 own and Heroku Redis and Heroku Postgres are separate services: the apps on CPU 0; the worker,
-the sandbox, the stand-in, the senders, PostgreSQL and Redis on CPU 1, Redis first in line
-there (nice -20), as a service of its own never waits behind the worker (affinities and
-priorities are put back at the end). `--placement shared` lets every process run on every
-core, so the apps also wait for Redis, PostgreSQL, the worker and the sandbox. About 6
-minutes. Rerun with
+the sandbox, the stand-in, the senders, PostgreSQL and Redis on CPU 1, Redis and the senders
+first in line there (nice -20): a service of its own never waits behind the worker, and the
+senders stand for Slack, whose clock does not stop while our worker renders 300 mappings
+(affinities and priorities are put back at the end; `--sender-nice 0` leaves the senders
+behind the worker). `--placement shared` lets every process run on every core, so the apps
+also wait for Redis, PostgreSQL, the worker and the sandbox. About 6 minutes. Rerun with
 
-    .venv/bin/python bench/slack.py [--placement dynos|shared] [--requests 1800] [--rounds 9]
+    .venv/bin/python bench/slack.py [--placement dynos|shared] [--sender-nice -20]
+                                    [--requests 1800] [--rounds 9]
                                     [--senders 20] [--gap 1.0] [--closed-loop]
                                     [--drain-timeout 60] [--json]
 
@@ -156,11 +158,14 @@ def pin_like_dynos(
     pin([pid for pgid in apps for pid in group_members(pgid)], 0)
     pin(group_members(local.processes["worker"].pid) + group_members(local.sandbox_pgid), 1)
     pin([os.getpid()], 1)  # the stand-in's threads, and the sender process spawned later
-    SENDER.nice = -20  # Slack's side: never waits behind the worker (see below)
+    # The senders are Slack's side. Behind the worker, which renders and posts 300 mappings
+    # for each of swapbot's acks on this core, they read swapbot's answers late: a delay of
+    # the bench's own clock, during swapbot's waves only.
+    SENDER.nice = args.sender_nice
     place_services(cleanup)
     return (
         "like separate dynos: both apps on CPU 0; the worker, sandbox, stand-in, senders, "
-        "PostgreSQL and Redis (first in line) on CPU 1"
+        "PostgreSQL and Redis on CPU 1, the senders and Redis first in line"
     )
 
 
@@ -960,8 +965,14 @@ def parse_args() -> argparse.Namespace:
         choices=("dynos", "shared"),
         default="dynos",
         help="dynos: the apps on CPU 0; the worker, sandbox, stand-in, senders, PostgreSQL and "
-        "Redis (first in line) on CPU 1 (as separate dynos and services); shared: every process "
-        "on every core",
+        "Redis on CPU 1, the senders and Redis first in line (as separate dynos and services); "
+        "shared: every process on every core",
+    )
+    parser.add_argument(
+        "--sender-nice",
+        type=int,
+        default=-20,
+        help="the senders' priority with --placement dynos (0: behind the worker like anyone)",
     )
     parser.add_argument(
         "--closed-loop",
