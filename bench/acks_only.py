@@ -42,6 +42,7 @@ NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http:
 
 
 def main() -> int:
+    bench.stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waves", type=int, default=40, help="measured waves per app")
     parser.add_argument("--senders", type=int, default=20)

@@ -136,6 +136,12 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def stop_on_sigterm() -> None:
+    """A bench stopped with SIGTERM still unwinds: its processes stop, and Redis's and
+    PostgreSQL's affinity and priority are put back."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 # -- processes, as /proc shows them ----------------------------------------------------------
 def pin(pids: list[int], cpu: int) -> None:
     """Keep every thread of these processes (and the threads and children they make later)
@@ -1037,6 +1043,7 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
 
 def main() -> int:
     args = parse_args()
+    stop_on_sigterm()
 
     def say(text: str) -> None:
         print(f"... {text}", file=sys.stderr, flush=True)
