@@ -479,8 +479,10 @@ def sender_ready(nice: int | None = None) -> None:
     gc.collect()
     gc.freeze()
     if nice is not None:
-        with contextlib.suppress(PermissionError):  # not root: it stays where it is
+        try:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except PermissionError:  # not root: say so, since the report says otherwise
+            print(f"the senders could not take priority {nice}: not root", file=sys.stderr)
 
 
 def run_wave(host: str, port: int, wave: list[bytes]) -> list[tuple[int, float]]:
@@ -900,7 +902,8 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
 def print_worker(acks: dict[str, Any]) -> None:
     posted, expected = acks["replies_posted"], acks["replies_expected"]
     print(
-        f"   worker: {posted} of {expected} status replies (300 mappings each) posted,"
+        f"   worker: {posted} of {expected} status replies (300 mappings each) posted"
+        f" ({verdict(posted >= expected)}),"
         f" {acks['posted_by_last_ack']} of them by the last ack;"
         f" {acks['replies_per_s_after_last_ack']:.2f} replies/s after it"
     )

@@ -122,12 +122,17 @@ class Handoff:
         try:
             # hiredis packs the command in one call; redis-py's encoder would take each part
             # through Python first.
-            conn.send_packed_command([hiredis.pack_command(("LPUSH", key, value))], False)
+            packed = hiredis.pack_command(("LPUSH", key, value))
+            conn.send_packed_command([packed], check_health=False)
             return int(conn.read_response())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             conn.disconnect()
             self._local.conn = None
             raise
+
+
+# Built once: json.dumps with any option builds a new encoder per call, a cost on every ack.
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def push(
@@ -143,10 +148,6 @@ def push(
     `connection` is a redis-py client or, in the web process, a `Handoff`."""
     request = {"func": func, "args": list(args), "kind": kind, "key": key, "about": description}
     connection.lpush(intake_keys(settings)[0], _compact(request))
-
-
-# Built once: json.dumps with any option builds a new encoder per call, a cost on every ack.
-_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Intake:
