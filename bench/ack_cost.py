@@ -2,7 +2,9 @@
 
 No gunicorn and no client sockets: each app is called with 3,000 prepared WSGI requests (signed
 `/hcswap status`) in one thread, and the thread's CPU time per request is taken (best of three
-passes). Then swapbot again with parts of its listener replaced, to split its extra cost:
+passes). `bare Bolt + lpush` is the bare app pushing a fixed document with redis-py's `lpush` before
+it acknowledges: the floor under any app that queues a request before answering. Then swapbot
+again with parts of its listener replaced, to split its extra cost:
 
 - `no LPUSH`: the handoff's push returns at once (no Redis round trip);
 - `answer = ok`: the listener answers `{"text": "ok"}` without parsing, checking or pushing.
@@ -116,8 +118,11 @@ def main() -> int:
 
         swapbot = wsgi_app(config.Settings())
         bare = bare_bolt.api
+        os.environ["BARE_BOLT_PUSH_KEY"] = f"{prefix}floor"
+        bare_push = bare_bolt.build()
         driver = SlackDriver("http://127.0.0.1/slack/events", SIGNING_SECRET, slack)
         rows = [("bare Bolt", cpu_per_request(bare, driver, args.requests))]
+        rows.append(("bare Bolt + lpush", cpu_per_request(bare_push, driver, args.requests)))
         rows.append(("swapbot", cpu_per_request(swapbot, driver, args.requests)))
         with replaced(jobs.Handoff, "lpush", lambda self, key, value: 1):
             rows.append(("swapbot, no LPUSH", cpu_per_request(swapbot, driver, args.requests)))

@@ -2,7 +2,10 @@
 
 It answers `/hcswap` with `ack("ok")` and nothing else: no Redis, no authorization, no queue.
 Settings come from the environment as swapbot's do (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
-SLACK_API_URL). Served the way `swapbot serve` serves swapbot, e.g.
+SLACK_API_URL). With BARE_BOLT_PUSH_KEY set it first pushes a fixed document on that Redis list
+(REDIS_URL) with redis-py's `lpush`, as the smallest app that queues a request before it
+acknowledges would: the floor under any such app's ack (`bench/acks_only.py --against
+bare-push`). Served the way `swapbot serve` serves swapbot, e.g.
 
     .venv/bin/python -m gunicorn --worker-class gthread --workers 2 --threads 8 \\
         --chdir bench -b 127.0.0.1:8001 bare_bolt:api
@@ -29,6 +32,20 @@ def build() -> SlackRequestHandler:
         client=client,
         process_before_response=True,
     )
+
+    push_key = os.environ.get("BARE_BOLT_PUSH_KEY")
+    if push_key:
+        import redis
+
+        queue = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2)
+        document = '{"func":"work","args":["status"]}'
+
+        @app.command("/hcswap")
+        def hcswap_after_push(ack: Callable[..., None]) -> None:
+            queue.lpush(push_key, document)
+            ack("ok")
+
+        return SlackRequestHandler(app, path="/slack/events")
 
     @app.command("/hcswap")
     def hcswap(ack: Callable[..., None]) -> None:

@@ -6,8 +6,10 @@ stand-in (in this process, as in the tests):
 
 1. Ack latency of `/hcswap status` at 20 concurrent signed requests, swapbot against a bare
    Bolt app (`bench/bare_bolt.py`, only `ack("ok")`) served by gunicorn with the same worker
-   class, workers, threads, timeouts and Bolt options, and a second bare app, measured the same
-   way, whose ratio to the first shows how far the ratio moves by chance alone. By default in
+   class, workers, threads, timeouts and Bolt options; a second bare app, measured the same
+   way, whose ratio to the first shows how far the ratio moves by chance alone; and the bare
+   app with one redis-py `lpush` before its ack ("bare+lpush"), the floor under any app that
+   queues a request durably before acknowledging it (reported, not judged). By default in
    waves: 20 requests leave at the same moment (20 people typing at once), every answer is
    awaited, then a pause of `--gap` seconds (1.0: the worker, which renders and posts 300
    mappings for each, keeps up). The
@@ -16,8 +18,9 @@ stand-in (in this process, as in the tests):
    the apps'. `--gap 0.25` sends faster than the worker can answer: its queue grows and both
    cores stay busy, which measures the acks under contention; `--closed-loop` keeps every
    sender sending (saturation, throughput). swapbot runs the `many-mappings` scenario (300
-   mappings) with its watcher at the production interval. Rounds alternate (bare, swapbot,
-   bare again, bare, ...) so that drift on the machine hits all alike. Latency is from sending
+   mappings) with its watcher at the production interval. Within each round the apps'
+   waves alternate (one of bare, of swapbot, of bare again, of bare+lpush, then again) so that
+   drift on the machine hits all alike. Latency is from sending
    a request to the end of its HTTP response. Targets: swapbot's p99 within 1.2x the bare
    app's, and under 100 ms. The ratio is taken on the p99 of a typical round (the median of
    the rounds' p99s): a p99 pooled over the run is set by its one or two slowest waves, which
@@ -39,10 +42,11 @@ the sandbox, the stand-in, the senders, PostgreSQL and Redis on CPU 1, Redis and
 first in line there (nice -20): a service of its own never waits behind the worker, and the
 senders stand for Slack, whose clock does not stop while our worker renders 300 mappings
 (affinities and priorities are put back at the end; `--sender-nice 0` leaves the senders
-behind the worker). `--placement shared` lets every process run on every core, so the apps
+behind the worker, `--sender-cpu 0` puts them beside the apps instead). `--placement shared` lets every process run on every core, so the apps
 also wait for Redis, PostgreSQL, the worker and the sandbox. About 6 minutes. Rerun with
 
     .venv/bin/python bench/slack.py [--placement dynos|shared] [--sender-nice -20]
+                                    [--sender-cpu 1]
                                     [--requests 1800] [--rounds 9]
                                     [--senders 20] [--gap 1.0] [--closed-loop]
                                     [--drain-timeout 60] [--json]
@@ -168,9 +172,15 @@ def pin_like_dynos(
     # for each of swapbot's acks on this core, they read swapbot's answers late: a delay of
     # the bench's own clock, during swapbot's waves only.
     SENDER.nice = args.sender_nice
+    SENDER.cpu = args.sender_cpu
     place_services(cleanup)
+    if args.sender_cpu == 0:
+        return (
+            "like separate dynos: the apps and the senders on CPU 0, the senders first in line;"
+            " the worker, sandbox, stand-in, PostgreSQL and Redis on CPU 1, Redis first in line"
+        )
     return (
-        "like separate dynos: both apps on CPU 0; the worker, sandbox, stand-in, senders, "
+        "like separate dynos: the apps on CPU 0; the worker, sandbox, stand-in, senders, "
         "PostgreSQL and Redis on CPU 1, the senders and Redis first in line"
     )
 
@@ -374,10 +384,18 @@ class Target:
 
 @contextlib.contextmanager
 def bare_bolt(
-    env: dict[str, str], logs: Path, *, workers: int, threads: int, name: str = "bare"
+    env: dict[str, str],
+    logs: Path,
+    *,
+    workers: int,
+    threads: int,
+    name: str = "bare",
+    push_key: str | None = None,
 ) -> Iterator[Target]:
     """bench/bare_bolt.py under gunicorn as `swapbot serve` runs (gthread, the same workers,
-    threads and timeouts)."""
+    threads and timeouts); with `push_key`, pushing each request on that Redis list first."""
+    if push_key:
+        env = {**env, "BARE_BOLT_PUSH_KEY": push_key}
     port = free_port()
     args = [
         *(sys.executable, "-m", "gunicorn", "--worker-class", "gthread"),
@@ -433,6 +451,30 @@ def send_round(
     return finish_round(result, target, server, bench, machine, started)
 
 
+def interleaved_round(
+    targets: list[Target], slack: SlackStandIn, requests_: int, senders: int, gap: float
+) -> list[Round]:
+    """One round for each target, their waves taken in turn (a wave of the first, a wave of
+    the second, ..., then again), so that the machine's drift over the round's seconds hits
+    every app alike. A round per app sent one after another let a slow spell of the host
+    (the same Python loop here takes 0.18 s or 0.24 s from one minute to the next) fall on one
+    app's round only."""
+    rounds = {t.name: Round(t.name) for t in targets}
+    for _ in range(max(1, requests_ // senders)):
+        for t in targets:
+            wave = send_round(t, slack, senders, senders, gap)
+            mine = rounds[t.name]
+            mine.machine_busy = (mine.machine_busy * mine.wall + wave.machine_busy * wave.wall) / (
+                mine.wall + wave.wall or 1
+            )
+            mine.latencies += wave.latencies
+            mine.errors += wave.errors
+            mine.wall += wave.wall
+            mine.server_cpu += wave.server_cpu
+            mine.bench_cpu += wave.bench_cpu
+    return list(rounds.values())
+
+
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
@@ -455,11 +497,12 @@ class Sender:
     def __init__(self) -> None:
         self._pool: Any = None
         self.nice: int | None = None  # the sender's priority, if it is to have its own
+        self.cpu: int | None = None  # the core it runs on, if not this process's
 
     def wave(self, host: str, port: int, wave: list[bytes]) -> list[tuple[int, float]]:
         if self._pool is None:
             self._pool = multiprocessing.get_context("spawn").Pool(
-                1, initializer=sender_ready, initargs=(self.nice,)
+                1, initializer=sender_ready, initargs=(self.nice, self.cpu)
             )
         return self._pool.apply(run_wave, (host, port, wave))
 
@@ -472,12 +515,14 @@ class Sender:
 SENDER = Sender()
 
 
-def sender_ready(nice: int | None = None) -> None:
+def sender_ready(nice: int | None = None, cpu: int | None = None) -> None:
     """The sender process imports this module and so everything it imports: about 100,000
     objects. Frozen, a full garbage collection no longer walks them. With `nice`, it goes
-    first in line on its core (see `pin_like_dynos`)."""
+    first in line on its core; with `cpu`, that core is `cpu` (see `pin_like_dynos`)."""
     gc.collect()
     gc.freeze()
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     if nice is not None:
         try:
             os.setpriority(os.PRIO_PROCESS, 0, nice)
@@ -591,12 +636,14 @@ def wait_for_drain(
 
 
 def measure_acks(
-    local: LocalSlack, bare: Target, again: Target, args: argparse.Namespace
+    local: LocalSlack, bare: Target, again: Target, floor: Target, args: argparse.Namespace
 ) -> dict[str, Any]:
     """`again` is a second bare app, measured in the same rotation: what the bare app measures
-    against itself shows how far the ratio moves by chance alone."""
+    against itself shows how far the ratio moves by chance alone. `floor` is the bare app
+    pushing each request on a Redis list before it acknowledges (redis-py's `lpush`): what any
+    app pays to queue a request durably before answering, swapbot's parsing and rules aside."""
     swapbot = Target("swapbot", f"{local.url}/slack/events", local.processes["serve"].pid)
-    placement = pin_like_dynos(local, [bare, again], args, args.cleanup)
+    placement = pin_like_dynos(local, [bare, again, floor], args, args.cleanup)
     counter = ReplyCounter(local.slack, READER)
     # For reference, one request at a time: what an ack costs when nothing waits for a core.
     reference = {
@@ -605,22 +652,32 @@ def measure_acks(
     }
     # Warm-up, not counted: connections open, caches fill. Then the worker answers the warm-up
     # before the first measured round, which would otherwise share the machine with it alone.
-    for target in (bare, swapbot, again):
+    for target in (bare, swapbot, again, floor):
         send_round(target, local.slack, args.warmup, args.senders)
     wait_for_drain(local, counter, args.reference + args.warmup, args.drain_timeout)
     per_round = args.requests // args.rounds
     rounds: list[Round] = []
     gap = None if args.closed_loop else args.gap
+    targets = [bare, swapbot, again, floor]
     for _ in range(args.rounds):
-        for target in (bare, swapbot, again):
-            backlog = queue_length(local)
-            rounds.append(send_round(target, local.slack, per_round, args.senders, gap))
-            rounds[-1].backlog_before = backlog
+        backlog = queue_length(local)
+        if gap is None:  # closed loop: a round per app, one after another
+            batch = [send_round(t, local.slack, per_round, args.senders) for t in targets]
+        else:
+            batch = interleaved_round(targets, local.slack, per_round, args.senders, gap)
+        for r in batch:
+            r.backlog_before = backlog
+        rounds += batch
     last_ack, posted_by_then = time.perf_counter(), counter.count
     expected = args.reference + args.warmup + per_round * args.rounds
     drained, last_reply = wait_for_drain(local, counter, expected, args.drain_timeout)
     drain = max(0.0, last_reply - last_ack)
+    floor_queued = redis.Redis.from_url(REDIS_TEST_URL).llen(
+        local.env["SWAPBOT_REDIS_PREFIX"] + FLOOR_LIST
+    )
     worker = {
+        "floor_queued": floor_queued,
+        "floor_acks": args.warmup + per_round * args.rounds,
         "replies_posted": counter.count,
         "replies_expected": expected,
         "posted_by_last_ack": posted_by_then,
@@ -633,7 +690,13 @@ def measure_acks(
     return ack_report(local, rounds) | worker | {"one_at_a_time": reference, "placement": placement}
 
 
-APPS = {"bare": "bare Bolt", "swapbot": "swapbot", "bare-again": "bare again"}
+APPS = {
+    "bare": "bare Bolt",
+    "swapbot": "swapbot",
+    "bare-again": "bare again",
+    "bare-push": "bare+lpush",
+}
+FLOOR_LIST = "floor"  # the bare-push app's list, under the stack's prefix (removed with it)
 
 
 def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
@@ -657,6 +720,7 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
     pooled_chance = apps["bare-again"]["p99"] / apps["bare"]["p99"]
     ratio = apps["swapbot"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
     chance = apps["bare-again"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
+    floor = apps["bare-push"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
     per_round = [
         {"app": r.app, "backlog_before": r.backlog_before, **summary(r.latencies)} for r in rounds
     ]
@@ -670,6 +734,8 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
         "p99_ratio_bare_again": chance,
         "p99_ratio_pooled": pooled,
         "p99_ratio_pooled_bare_again": pooled_chance,
+        "p99_ratio_floor": floor,
+        "p99_ratio_pooled_floor": apps["bare-push"]["p99"] / apps["bare"]["p99"],
         "ratio_pass": ratio <= ACK_RATIO_TARGET,
         "p99_pass": apps["swapbot"]["p99"] < ACK_P99_TARGET * 1000,
         "errors_pass": not any(a["errors"] for a in apps.values()),  # fast errors prove nothing
@@ -835,7 +901,7 @@ def print_report(result: dict[str, Any]) -> None:
         " (other work may be running)"
     )
     print(
-        f"both apps: gunicorn gthread, {setup['workers']} workers x {setup['threads']} threads,"
+        f"the apps: gunicorn gthread, {setup['workers']} workers x {setup['threads']} threads,"
         " on 127.0.0.1; the senders, the stand-in, the sandbox and the worker share the machine"
     )
     print_acks(result["acks"], setup)
@@ -847,7 +913,7 @@ def print_report(result: dict[str, Any]) -> None:
 def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
     print(
         f"\n1. ack latency of /hcswap status: {setup['requests']} requests per app,"
-        f" {setup['senders']} concurrent senders, {setup['rounds']} alternating rounds each"
+        f" {setup['senders']} concurrent senders, {setup['rounds']} rounds each, their waves in turn"
         f" (after {setup['warmup']} warm-up requests each)"
     )
     print(f"   {acks.get('placement', '')}")
@@ -886,6 +952,13 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
         f" {acks['p99_ratio_pooled_bare_again']:.2f} pooled: the same app against itself, how"
         " far each ratio moves by chance (a pooled p99 is set by the run's slowest waves,"
         " whichever app they hit)"
+    )
+    print(
+        f"   p99 bare+lpush/bare = {acks['p99_ratio_floor']:.2f} in a typical round,"
+        f" {acks['p99_ratio_pooled_floor']:.2f} pooled: the bare app pushing each request on"
+        " Redis before it answers (redis-py lpush), the floor under any app that queues a"
+        f" request durably before acknowledging it; its list holds {acks['floor_queued']} for"
+        f" its {acks['floor_acks']} acks"
     )
     p99 = acks["apps"]["swapbot"]["p99"]
     print(f"   swapbot p99 = {p99:.1f} ms (target < 100 ms): {verdict(acks['p99_pass'])}")
@@ -964,7 +1037,9 @@ def print_memory(memory: dict[str, Any]) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1800, help="acks measured per app")
-    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds per app")
+    parser.add_argument(
+        "--rounds", type=int, default=9, help="rounds per app (the apps' waves in turn)"
+    )
     parser.add_argument("--senders", type=int, default=20, help="concurrent senders")
     parser.add_argument(
         "--gap", type=float, default=1.0, help="seconds between waves of --senders requests"
@@ -982,6 +1057,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=-20,
         help="the senders' priority with --placement dynos (0: behind the worker like anyone)",
+    )
+    parser.add_argument(
+        "--sender-cpu",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="the senders' core with --placement dynos (0: beside the apps, 1: beside the worker)",
     )
     parser.add_argument(
         "--closed-loop",
@@ -1013,12 +1095,14 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
     with swapbot_stack("many-mappings", logs, **size) as local:
         say("many-mappings stack up; measuring status to posted")
         posted = measure_posted(local, args.posted_runs)
+        floor_key = local.env["SWAPBOT_REDIS_PREFIX"] + FLOOR_LIST
         with (
             bare_bolt(local.env, logs, **size) as bare,
             bare_bolt(local.env, logs, **size, name="bare-again") as again,
+            bare_bolt(local.env, logs, **size, name="bare-push", push_key=floor_key) as floor,
         ):
-            say("bare Bolt (twice) up; measuring acks")
-            acks = measure_acks(local, bare, again, args)
+            say("bare Bolt (twice, and once pushing on Redis) up; measuring acks")
+            acks = measure_acks(local, bare, again, floor, args)
     with swapbot_stack("small", logs, **size) as local:
         say("small stack up; running a swap")
         memory = measure_memory(local, say)
@@ -1028,6 +1112,7 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
             acks["p99_pass"],
             acks["errors_pass"],
             acks["replies_posted"] >= acks["replies_expected"],  # every ack was answered
+            acks["floor_queued"] == acks["floor_acks"],  # the floor app really pushed
             posted["pass"],
             posted["blocks_pass"],
             posted["not_shown_line"] is not None,
