@@ -1,21 +1,22 @@
 """Acks alone: `swapbot serve` against the bare Bolt app, no worker, no sandbox.
 
-What `bench/slack.py` measures with the whole stack running, without anything but the two
-apps, Redis and the senders: waves of `--senders` signed `/hcswap status` sent at once,
-the apps' waves in turn, `--gap` seconds apart. swapbot's requests pile up in its
-intake (nobody takes them; the prefix is removed at the end). Use it to see what a change to
-the ack path costs, away from the worker's noise. About a minute. Rerun with
+What `bench/slack.py` measures with the whole stack running, without anything but the apps,
+Redis and the senders: waves of `--senders` signed `/hcswap status` sent at once, the apps'
+waves in turn, `--gap` seconds apart. swapbot's requests pile up in its intake, and
+bare-push's in its own list (nobody takes them; the prefix is removed at the end). Use it to
+see what a change to the ack path costs, away from the worker's noise. About 2.5 minutes at
+`--waves 200` for two apps, a minute more for each app added. Rerun with
 
     .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
                                         [--workers 2] [--threads 8] [--placement dynos|shared]
-                                        [--against swapbot [bare-push] [bare]]
+                                        [--against {swapbot,bare-push,bare} ...]
 
 `--against bare` measures the bare app against a second copy of itself: how far the ratio
 moves by chance. `--against bare-push` measures it against itself plus one redis-py `lpush` per
 request before the ack: what any app pays to queue a request durably before acknowledging it,
 swapbot's parsing, rules and answer aside.
 
-`dynos` puts both apps on CPU 0 and the senders, the stand-in, PostgreSQL and Redis (first in
+`dynos` puts the apps on CPU 0 and the senders, the stand-in, PostgreSQL and Redis (first in
 line) on CPU 1, as bench/slack.py does; affinities and priorities are put back at the end.
 """
 
@@ -84,7 +85,8 @@ def main() -> int:
         cleanup.callback(local.stop)
         size = {"workers": args.workers, "threads": args.threads}
         bare = cleanup.enter_context(bench.bare_bolt(env, Path(logs), **size))
-        others = [target(name, env, local, Path(logs), size, cleanup) for name in args.against]
+        names = dict.fromkeys(args.against)  # each app once, in the order given
+        others = [target(name, env, local, Path(logs), size, cleanup) for name in names]
         targets = [bare, *others]
         rounds: dict[str, list[list[float]]] = {t.name: [] for t in targets}
         cpu = {t.name: 0.0 for t in targets}

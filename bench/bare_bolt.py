@@ -1,11 +1,12 @@
 """A bare Bolt app: the baseline `bench/slack.py` compares `swapbot serve`'s acks with.
 
-It answers `/hcswap` with `ack("ok")` and nothing else: no Redis, no authorization, no queue.
+By default it answers `/hcswap` with `ack("ok")` and nothing else: no Redis, no authorization,
+no queue.
 Settings come from the environment as swapbot's do (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
 SLACK_API_URL). With BARE_BOLT_PUSH_KEY set it first pushes a fixed document on that Redis list
 (REDIS_URL) with redis-py's `lpush`, as the smallest app that queues a request before it
 acknowledges would: the floor under any such app's ack (`bench/acks_only.py --against
-bare-push`). Served the way `swapbot serve` serves swapbot, e.g.
+bare-push`). Its document is 34 bytes, swapbot's about 300. Served the way `swapbot serve` serves swapbot, e.g.
 
     .venv/bin/python -m gunicorn --worker-class gthread --workers 2 --threads 8 \\
         --chdir bench -b 127.0.0.1:8001 bare_bolt:api

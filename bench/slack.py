@@ -11,12 +11,14 @@ stand-in (in this process, as in the tests):
    app with one redis-py `lpush` before its ack ("bare+lpush"), the floor under any app that
    queues a request durably before acknowledging it (reported, not judged). By default in
    waves: 20 requests leave at the same moment (20 people typing at once), every answer is
-   awaited, then a pause of `--gap` seconds (1.0: the worker, which renders and posts 300
-   mappings for each, keeps up). The
+   awaited, then a pause of `--gap` seconds before the next app's wave, so that each app's
+   waves come four pauses apart (1.0: the worker, which renders and posts 300 mappings for
+   each of swapbot's, keeps up). The
    waves are sent from a process of their own (asyncio, requests signed beforehand), so that
    neither the load generator nor the stand-in's work on the worker's replies is counted as
-   the apps'. `--gap 0.25` sends faster than the worker can answer: its queue grows and both
-   cores stay busy, which measures the acks under contention; `--closed-loop` keeps every
+   the apps'. A `--gap` short enough that swapbot's waves come faster than the worker can
+   answer them makes its queue grow and keeps both cores busy, which measures the acks under
+   contention; `--closed-loop` (a round per app, one after another) keeps every
    sender sending (saturation, throughput). swapbot runs the `many-mappings` scenario (300
    mappings) with its watcher at the production interval. Within each round the apps'
    waves alternate (one of bare, of swapbot, of bare again, of bare+lpush, then again) so that
@@ -42,8 +44,9 @@ the sandbox, the stand-in, the senders, PostgreSQL and Redis on CPU 1, Redis and
 first in line there (nice -20): a service of its own never waits behind the worker, and the
 senders stand for Slack, whose clock does not stop while our worker renders 300 mappings
 (affinities and priorities are put back at the end; `--sender-nice 0` leaves the senders
-behind the worker, `--sender-cpu 0` puts them beside the apps instead). `--placement shared` lets every process run on every core, so the apps
-also wait for Redis, PostgreSQL, the worker and the sandbox. About 6 minutes. Rerun with
+behind the worker, `--sender-cpu 0` puts them on CPU 0 beside the apps instead).
+`--placement shared` lets every process run on every core, so the apps also wait for Redis,
+PostgreSQL, the worker and the sandbox. About 8 minutes. Rerun with
 
     .venv/bin/python bench/slack.py [--placement dynos|shared] [--sender-nice -20]
                                     [--sender-cpu 1]
@@ -160,8 +163,9 @@ def pin_like_dynos(
     local: LocalSlack, bares: list[Target], args: argparse.Namespace, cleanup: contextlib.ExitStack
 ) -> str:
     """As on Heroku, where `web` and `worker` are separate dynos and Redis and PostgreSQL
-    separate services: both apps' gunicorn on CPU 0; the worker, the sandbox, the stand-in, the
-    senders, PostgreSQL and Redis on CPU 1. The services are put back by `cleanup`."""
+    separate services: the apps' gunicorn on CPU 0; the worker, the sandbox, the stand-in, the
+    senders (unless `--sender-cpu 0`), PostgreSQL and Redis on CPU 1. The services are put back
+    by `cleanup`."""
     if args.placement == "shared" or (os.cpu_count() or 1) < 2:
         return "shared: every process may run on every core (Redis, worker and sandbox too)"
     apps = [local.processes["serve"].pid] + [b.pgid for b in bares]
@@ -191,7 +195,7 @@ def place_services(cleanup: contextlib.ExitStack) -> None:
     affinity). Redis also goes first in line there (nice -20). A service of its own never takes
     the web dyno's CPU, nor waits behind the worker: beside the apps, Redis's work for the
     worker's jobs (about 70 commands per status, bench/redis_per_job.py) took their core during
-    swapbot's waves only, since the bare app uses no Redis; behind the worker and PostgreSQL, a
+    swapbot's waves only (the worker works for no other app); behind the worker and PostgreSQL, a
     lease renewal once waited 36 ms. Affinity and priority are put back afterwards."""
     for name in ("postgres", "redis-server"):
         for pid in server_pids(name):
@@ -307,7 +311,7 @@ def sandbox_process(url: str, scenario: str, logs: Path) -> Iterator[SimpleNames
     senders. Yields its URLs, as the sandbox object the rehearsal's environment() reads."""
     port = free_port()
     # It stands for Heroku's own servers, which never share swapbot's cores: it runs at the
-    # worker's priority, below the two apps whose acks are measured.
+    # worker's priority, below the apps whose acks are measured.
     args = [
         *("nice", "-n", "10"),
         *(sys.executable, "-m", "swapbot.cli", "sandbox", "--port", str(port)),
@@ -652,9 +656,13 @@ def measure_acks(
     }
     # Warm-up, not counted: connections open, caches fill. Then the worker answers the warm-up
     # before the first measured round, which would otherwise share the machine with it alone.
+    sent = {t.name: 0 for t in (bare, swapbot, again, floor)}  # what each app was really sent
+    sent["swapbot"] = reference["swapbot"]["n"]  # the worker answers these too
     for target in (bare, swapbot, again, floor):
-        send_round(target, local.slack, args.warmup, args.senders)
-    wait_for_drain(local, counter, args.reference + args.warmup, args.drain_timeout)
+        sent[target.name] += len(
+            send_round(target, local.slack, args.warmup, args.senders).latencies
+        )
+    wait_for_drain(local, counter, sent["swapbot"], args.drain_timeout)
     per_round = args.requests // args.rounds
     rounds: list[Round] = []
     gap = None if args.closed_loop else args.gap
@@ -666,10 +674,11 @@ def measure_acks(
         else:
             batch = interleaved_round(targets, local.slack, per_round, args.senders, gap)
         for r in batch:
-            r.backlog_before = backlog
+            r.backlog_before = backlog  # status jobs waiting as the round began
+            sent[r.app] += len(r.latencies)
         rounds += batch
     last_ack, posted_by_then = time.perf_counter(), counter.count
-    expected = args.reference + args.warmup + per_round * args.rounds
+    expected = sent["swapbot"]
     drained, last_reply = wait_for_drain(local, counter, expected, args.drain_timeout)
     drain = max(0.0, last_reply - last_ack)
     floor_queued = redis.Redis.from_url(REDIS_TEST_URL).llen(
@@ -677,7 +686,7 @@ def measure_acks(
     )
     worker = {
         "floor_queued": floor_queued,
-        "floor_acks": args.warmup + per_round * args.rounds,
+        "floor_acks": sent["bare-push"],
         "replies_posted": counter.count,
         "replies_expected": expected,
         "posted_by_last_ack": posted_by_then,
@@ -728,8 +737,7 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
     return {
         "apps": apps,
         "rounds": per_round,
-        "swapbot_backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "swapbot"],
-        "bare_backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "bare"],
+        "backlog_before_rounds": [r.backlog_before for r in rounds if r.app == "swapbot"],
         "p99_ratio": ratio,
         "p99_ratio_bare_again": chance,
         "p99_ratio_pooled": pooled,
@@ -913,7 +921,8 @@ def print_report(result: dict[str, Any]) -> None:
 def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
     print(
         f"\n1. ack latency of /hcswap status: {setup['requests']} requests per app,"
-        f" {setup['senders']} concurrent senders, {setup['rounds']} rounds each, their waves in turn"
+        f" {setup['senders']} concurrent senders, {setup['rounds']} rounds each"
+        f"{'' if setup['closed_loop'] else ', their waves in turn'}"
         f" (after {setup['warmup']} warm-up requests each)"
     )
     print(f"   {acks.get('placement', '')}")
@@ -935,8 +944,7 @@ def print_acks(acks: dict[str, Any], setup: dict[str, Any]) -> None:
     )
     print(
         "   status jobs waiting in swapbot's queue at the start of each round:"
-        f" swapbot rounds {acks['swapbot_backlog_before_rounds']},"
-        f" bare rounds {acks['bare_backlog_before_rounds']}"
+        f" {acks['backlog_before_rounds']}"
     )
     typical = ", ".join(
         f"{label} {acks['apps'][app]['p99_typical_round']:.1f}" for app, label in APPS.items()
@@ -1042,14 +1050,18 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--senders", type=int, default=20, help="concurrent senders")
     parser.add_argument(
-        "--gap", type=float, default=1.0, help="seconds between waves of --senders requests"
+        "--gap",
+        type=float,
+        default=1.0,
+        help="seconds after each wave before the next app's (each app's waves come four apart)",
     )
     parser.add_argument(
         "--placement",
         choices=("dynos", "shared"),
         default="dynos",
-        help="dynos: the apps on CPU 0; the worker, sandbox, stand-in, senders, PostgreSQL and "
-        "Redis on CPU 1, the senders and Redis first in line (as separate dynos and services); "
+        help="dynos: the apps on CPU 0; the worker, sandbox, stand-in, senders (see --sender-cpu),"
+        " PostgreSQL and Redis on CPU 1, the senders and Redis first in line (as separate dynos"
+        " and services); "
         "shared: every process on every core",
     )
     parser.add_argument(
@@ -1073,8 +1085,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
     parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
     parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted runs")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps")
-    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, both apps")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, every app")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, every app")
     parser.add_argument(
         "--drain-timeout", type=float, default=60.0, help="longest wait for the worker (s)"
     )
@@ -1088,7 +1100,7 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
     setup = {
         "cores": os.cpu_count(),
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        **{k: getattr(args, k) for k in ("requests", "rounds", "senders", "warmup")},
+        **{k: getattr(args, k) for k in ("requests", "rounds", "senders", "warmup", "closed_loop")},
         **{k: getattr(args, k) for k in ("workers", "threads")},
     }
     size = {"workers": args.workers, "threads": args.threads}
