@@ -115,7 +115,7 @@ def main() -> int:
 
 
 # Where each app that queues puts a request before it acknowledges (under the run's prefix).
-QUEUES = {"swapbot": "intake", "bare-push": "floor"}
+QUEUES = {"swapbot": "intake", "bare-push": bench.FLOOR_LIST}
 
 
 def target(

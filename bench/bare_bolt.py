@@ -6,7 +6,8 @@ Settings come from the environment as swapbot's do (SLACK_BOT_TOKEN, SLACK_SIGNI
 SLACK_API_URL). With BARE_BOLT_PUSH_KEY set it first pushes a fixed document on that Redis list
 (REDIS_URL) with redis-py's `lpush`, as the smallest app that queues a request before it
 acknowledges would: the floor under any such app's ack (`bench/acks_only.py --against
-bare-push`). Its document is 34 bytes, swapbot's about 300. Served the way `swapbot serve` serves swapbot, e.g.
+bare-push`). Its document is 34 bytes, swapbot's about 300. Served the way `swapbot serve`
+serves swapbot, e.g.
 
     .venv/bin/python -m gunicorn --worker-class gthread --workers 2 --threads 8 \\
         --chdir bench -b 127.0.0.1:8001 bare_bolt:api
@@ -39,18 +40,17 @@ def build() -> SlackRequestHandler:
         import redis
 
         queue = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2)
-        document = '{"func":"work","args":["status"]}'
 
         @app.command("/hcswap")
         def hcswap_after_push(ack: Callable[..., None]) -> None:
-            queue.lpush(push_key, document)
+            queue.lpush(push_key, '{"func":"work","args":["status"]}')
             ack("ok")
 
-        return SlackRequestHandler(app, path="/slack/events")
+    else:  # the bare app's listener has not even the test above on its path
 
-    @app.command("/hcswap")
-    def hcswap(ack: Callable[..., None]) -> None:
-        ack("ok")
+        @app.command("/hcswap")
+        def hcswap(ack: Callable[..., None]) -> None:
+            ack("ok")
 
     return SlackRequestHandler(app, path="/slack/events")
 

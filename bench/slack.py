@@ -424,6 +424,16 @@ class Round:
     bench_cpu: float = 0.0  # CPU seconds this process used (the senders and the stand-in)
     machine_busy: float = 0.0  # share of all cores' time spent busy during the round
 
+    def add(self, wave: Round) -> None:
+        """Count one more wave of the same app in this round."""
+        busy = self.machine_busy * self.wall + wave.machine_busy * wave.wall
+        self.wall += wave.wall
+        self.machine_busy = busy / (self.wall or 1)
+        self.latencies += wave.latencies
+        self.errors += wave.errors
+        self.server_cpu += wave.server_cpu
+        self.bench_cpu += wave.bench_cpu
+
 
 def send_round(
     target: Target, slack: SlackStandIn, requests_: int, senders: int, gap: float | None = None
@@ -466,16 +476,7 @@ def interleaved_round(
     rounds = {t.name: Round(t.name) for t in targets}
     for _ in range(max(1, requests_ // senders)):
         for t in targets:
-            wave = send_round(t, slack, senders, senders, gap)
-            mine = rounds[t.name]
-            mine.machine_busy = (mine.machine_busy * mine.wall + wave.machine_busy * wave.wall) / (
-                mine.wall + wave.wall or 1
-            )
-            mine.latencies += wave.latencies
-            mine.errors += wave.errors
-            mine.wall += wave.wall
-            mine.server_cpu += wave.server_cpu
-            mine.bench_cpu += wave.bench_cpu
+            rounds[t.name].add(send_round(t, slack, senders, senders, gap))
     return list(rounds.values())
 
 
@@ -656,9 +657,10 @@ def measure_acks(
     }
     # Warm-up, not counted: connections open, caches fill. Then the worker answers the warm-up
     # before the first measured round, which would otherwise share the machine with it alone.
-    sent = {t.name: 0 for t in (bare, swapbot, again, floor)}  # what each app was really sent
+    targets = [bare, swapbot, again, floor]
+    sent = {t.name: 0 for t in targets}  # what each app was really sent
     sent["swapbot"] = reference["swapbot"]["n"]  # the worker answers these too
-    for target in (bare, swapbot, again, floor):
+    for target in targets:
         sent[target.name] += len(
             send_round(target, local.slack, args.warmup, args.senders).latencies
         )
@@ -666,7 +668,6 @@ def measure_acks(
     per_round = args.requests // args.rounds
     rounds: list[Round] = []
     gap = None if args.closed_loop else args.gap
-    targets = [bare, swapbot, again, floor]
     for _ in range(args.rounds):
         backlog = queue_length(local)
         if gap is None:  # closed loop: a round per app, one after another
