@@ -94,7 +94,8 @@ def main() -> int:
         acks = {t.name: 0 for t in targets}  # each ack must have its request in QUEUES
         if args.placement == "dynos":
             bench.pin([pid for t in targets for pid in bench.group_members(t.pgid)], 0)
-            bench.place_services(cleanup)
+            bench.SENDER.realtime = True  # as bench/slack.py places them by default
+            bench.place_services(cleanup, realtime=True)
             bench.pin([os.getpid()], 1)
         for t in targets:  # warm-up
             warm = bench.send_round(t, slack, 3 * args.senders, args.senders, gap=0.1)
