@@ -9,6 +9,7 @@ see what a change to the ack path costs, away from the worker's noise. About 2.5
 
     .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
                                         [--workers 2] [--threads 8] [--placement dynos|shared]
+                                        [--first-in-line realtime|nice]
                                         [--against {swapbot,bare-push,bare} ...]
 
 `--against bare` measures the bare app against a second copy of itself: how far the ratio
@@ -17,7 +18,8 @@ request before the ack: what any app pays to queue a request durably before ackn
 swapbot's parsing, rules and answer aside.
 
 `dynos` puts the apps on CPU 0 and the senders, the stand-in, PostgreSQL and Redis (first in
-line) on CPU 1, as bench/slack.py does; affinities and priorities are put back at the end.
+line: real-time, or nice -20 with `--first-in-line nice` as before session 7) on CPU 1, as
+bench/slack.py does; affinities and priorities are put back at the end.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--placement", choices=("dynos", "shared"), default="dynos")
+    parser.add_argument(
+        "--first-in-line",
+        choices=("nice", "realtime"),
+        default="realtime",
+        help="how Redis and the senders go first on CPU 1 with --placement dynos",
+    )
     parser.add_argument(
         "--against",
         nargs="+",
@@ -94,8 +102,9 @@ def main() -> int:
         acks = {t.name: 0 for t in targets}  # each ack must have its request in QUEUES
         if args.placement == "dynos":
             bench.pin([pid for t in targets for pid in bench.group_members(t.pgid)], 0)
-            bench.SENDER.realtime = True  # as bench/slack.py places them by default
-            bench.place_services(cleanup, realtime=True)
+            realtime = args.first_in_line == "realtime"
+            bench.SENDER.realtime = realtime
+            bench.place_services(cleanup, realtime=realtime)
             bench.pin([os.getpid()], 1)
         for t in targets:  # warm-up
             warm = bench.send_round(t, slack, 3 * args.senders, args.senders, gap=0.1)

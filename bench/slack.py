@@ -45,8 +45,8 @@ first in line there (real-time, SCHED_FIFO): a service of its own never waits be
 worker, and the senders stand for Slack, whose clock does not stop while our worker renders 300
 mappings. `--first-in-line nice` gives them nice -20 instead, as before session 7: under this
 kernel's scheduler (EEVDF) a woken task of nice -20 may still wait for the worker's time slice,
-and swapbot's acks, whose Redis replies and whose readers are on that core, came 2–4 ms later
-than the floor's in some runs (docs/figures.md). Affinities and priorities are put back at the
+and swapbot's acks, whose Redis replies and whose readers are on that core, had a p50
+2.0–4.3 ms above the floor's in all seven runs of session 6 (docs/figures.md). Affinities and priorities are put back at the
 end; `--sender-nice 0` leaves the senders behind the worker, `--sender-cpu 0` puts them on
 CPU 0 beside the apps instead.
 `--placement shared` lets every process run on every core, so the apps also wait for Redis,
@@ -148,9 +148,10 @@ def verdict(ok: bool) -> str:
 
 
 def stop_on_sigterm() -> None:
-    """A bench stopped with SIGTERM still unwinds: its processes stop, and Redis's and
-    PostgreSQL's affinity and priority are put back."""
+    """A bench stopped with SIGTERM or SIGHUP (its terminal closed) still unwinds: its
+    processes stop, and Redis's and PostgreSQL's affinity and priority are put back."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
 
 
 # -- processes, as /proc shows them ----------------------------------------------------------
@@ -182,7 +183,9 @@ def pin_like_dynos(
     SENDER.nice = args.sender_nice
     SENDER.cpu = args.sender_cpu
     realtime = args.first_in_line == "realtime"
-    SENDER.realtime = realtime and args.sender_nice < 0  # --sender-nice 0: behind the worker
+    # Real-time only where they share CPU 1 with the worker and were asked to go first
+    # (--sender-nice 0: behind the worker; --sender-cpu 0: beside the apps, as in session 6).
+    SENDER.realtime = realtime and args.sender_nice < 0 and args.sender_cpu == 1
     place_services(cleanup, realtime=realtime)
     how = "real-time" if realtime else "nice -20"
     if args.sender_cpu == 0:
@@ -224,8 +227,10 @@ def place_services(cleanup: contextlib.ExitStack, realtime: bool = False) -> Non
             cleanup.callback(
                 subprocess.run, ["chrt", "-a", "-o", "-p", "0", str(pid)], capture_output=True
             )
+            # Above the senders' 50: Redis's replies never wait for the senders' work. -R:
+            # whatever Redis forks (a save) runs as an ordinary process.
             subprocess.run(
-                ["chrt", "-a", "-f", "-p", "50", str(pid)], capture_output=True, check=True
+                ["chrt", "-a", "-R", "-f", "-p", "60", str(pid)], capture_output=True, check=True
             )
 
 
@@ -541,7 +546,8 @@ SENDER = Sender()
 def sender_ready(nice: int | None = None, cpu: int | None = None, realtime: bool = False) -> None:
     """The sender process imports this module and so everything it imports: about 100,000
     objects. Frozen, a full garbage collection no longer walks them. With `nice`, it goes
-    first in line on its core; with `cpu`, that core is `cpu` (see `pin_like_dynos`)."""
+    first in line on its core; with `realtime`, as a SCHED_FIFO task that preempts the worker
+    as soon as it wakes; with `cpu`, that core is `cpu` (see `pin_like_dynos`)."""
     gc.collect()
     gc.freeze()
     if cpu is not None:
@@ -552,7 +558,10 @@ def sender_ready(nice: int | None = None, cpu: int | None = None, realtime: bool
         except PermissionError:  # not root: say so, since the report says otherwise
             print(f"the senders could not take priority {nice}: not root", file=sys.stderr)
     if realtime:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+        except PermissionError:
+            print("the senders could not run real-time: not root", file=sys.stderr)
 
 
 def run_wave(host: str, port: int, wave: list[bytes]) -> list[tuple[int, float]]:
@@ -1089,7 +1098,8 @@ def parse_args() -> argparse.Namespace:
         "--sender-nice",
         type=int,
         default=-20,
-        help="the senders' priority with --placement dynos (0: behind the worker like anyone)",
+        help="the senders' priority with --placement dynos (0: behind the worker like anyone;"
+        " below 0 with --first-in-line realtime on CPU 1: SCHED_FIFO, whatever the number)",
     )
     parser.add_argument(
         "--first-in-line",
