@@ -31,7 +31,9 @@ stand-in (in this process, as in the tests):
    at a time for reference, how many replies the worker posted and how long it took to drain
    its queue after the last ack (it waits `--drain-timeout`, 60 s by default).
 2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
-   (measured before 1, on the same stack), polling the stand-in every 5 ms. Target: 1.5 s.
+   (measured before 1, on the same stack), polling the stand-in every 5 ms: the first after
+   the worker starts, then pairs of a fresh look (the worker's 2-second status snapshot
+   removed first) and one answered from the snapshot. Target: 1.5 s for every one.
    The reply must stay within Block Kit's 50 blocks and say that mappings are not shown.
 3. Resident memory (VmRSS) of `swapbot serve` (gunicorn master and workers: its process group)
    sampled every 0.1 s during a whole swap run from Slack on the `small` scenario. Target:
@@ -94,6 +96,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from swapbot.sandbox import scenarios  # noqa: E402
+from swapbot.slack import work  # noqa: E402
 from swapbot.slack.driver import SlackDriver  # noqa: E402
 from swapbot.slack.rehearsal import (  # noqa: E402
     CHANNEL,
@@ -105,6 +108,7 @@ from swapbot.slack.rehearsal import (  # noqa: E402
     said,
 )
 from swapbot.slack.standin import Message, SlackStandIn  # noqa: E402
+from swapbot.swap.store import Store  # noqa: E402
 from tests.conftest import REDIS_TEST_URL, create_database, drop_database  # noqa: E402
 from tests.slack_support import (  # noqa: E402
     APPROVER,
@@ -806,20 +810,30 @@ def status_to_posted(local: LocalSlack, user: str) -> tuple[float, Message]:
 
 
 def measure_posted(local: LocalSlack, runs: int) -> dict[str, Any]:
-    first, _ = status_to_posted(local, READER)  # the first one warms the sandbox, PG, imports
-    times, reply = [], None
+    """The first `status` after the worker starts, then `runs` pairs: one with the worker's
+    2-second snapshot gone (a fresh look at Heroku Connect and the database, as when nobody
+    asked in the last 2 s) and one right after it (from the snapshot, as when several ask at
+    once). Each counts against the target."""
+    redis_ = redis.Redis.from_url(REDIS_TEST_URL)
+    snapshot = work.snapshot_key(Store(redis_, local.env["SWAPBOT_REDIS_PREFIX"]))
+    first, reply = status_to_posted(local, READER)  # also the first imports, connections
+    fresh, cached = [], []
     for _ in range(runs):
+        redis_.delete(snapshot)
         seconds, reply = status_to_posted(local, READER)
-        times.append(seconds)
-    assert reply is not None
+        fresh.append(seconds)
+        seconds, reply = status_to_posted(local, READER)
+        cached.append(seconds)
     text = said(reply)
     found = NOT_SHOWN.search(text)
     return {
         "first_after_start_s": first,
         "runs": runs,
-        "p50_s": percentile(times, 50),
-        "max_s": max(times),
-        "pass": max(times) <= POSTED_TARGET,
+        "p50_s": percentile(fresh, 50),
+        "max_s": max(fresh),
+        "cached_p50_s": percentile(cached, 50),
+        "cached_max_s": max(cached),
+        "pass": max(first, *fresh, *cached) <= POSTED_TARGET,
         "blocks": len(reply.blocks or []),
         "blocks_pass": len(reply.blocks or []) <= MAX_BLOCKS,
         "not_shown_line": found.group(0) if found else None,
@@ -1035,14 +1049,18 @@ def print_worker(acks: dict[str, Any]) -> None:
 def print_posted(posted: dict[str, Any]) -> None:
     print(
         f"\n2. /hcswap status to the posted message, 300 mappings, otherwise idle,"
-        f" {posted['runs']} runs one after another (5 ms polling)"
+        f" {posted['runs']} pairs one after another (5 ms polling)"
     )
-    first = posted["first_after_start_s"]
-    print(f"   the first after the worker was ready (not counted): {first:.2f} s")
+    print(f"   the first after the worker was ready: {posted['first_after_start_s']:.2f} s")
     print(
-        f"   p50 {posted['p50_s']:.2f} s, max {posted['max_s']:.2f} s"
-        f" (target <= {POSTED_TARGET} s): {verdict(posted['pass'])}"
+        f"   a fresh look (the 2 s snapshot gone): p50 {posted['p50_s']:.2f} s,"
+        f" max {posted['max_s']:.2f} s"
     )
+    print(
+        f"   from the snapshot (asked again at once): p50 {posted['cached_p50_s']:.2f} s,"
+        f" max {posted['cached_max_s']:.2f} s"
+    )
+    print(f"   all of them within {POSTED_TARGET} s: {verdict(posted['pass'])}")
     line = posted["not_shown_line"]
     print(
         f"   message: {posted['blocks']} blocks (<= {MAX_BLOCKS}):"
@@ -1122,7 +1140,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
     parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
-    parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted runs")
+    parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted pairs")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, every app")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, every app")
     parser.add_argument(

@@ -91,10 +91,15 @@ def run_command(
 STATUS_TTL_MS = 2000  # twenty people asking at once cost one look at Heroku Connect
 
 
+def snapshot_key(store: Store) -> str:
+    """Where the latest `status` document is kept, for `STATUS_TTL_MS`."""
+    return store.key("status", "snapshot")
+
+
 def status_snapshot(engine: Engine, settings: config.Settings) -> dict[str, Any]:
     """`status`'s document, at most two seconds old: a look at 300 mappings costs the API
     and the worker far more than rendering it again."""
-    key = engine.store.key("status", "snapshot")
+    key = snapshot_key(engine.store)
     cached = engine.store.redis.get(key)
     if cached is not None:
         return json.loads(cached)
