@@ -33,7 +33,8 @@ stand-in (in this process, as in the tests):
 2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
    (measured before 1, on the same stack), polling the stand-in every 5 ms: the first after
    the worker starts, then pairs of a fresh look (the worker's 2-second status snapshot
-   removed first) and one answered from the snapshot. Target: 1.5 s for every one.
+   removed first) and one answered from the snapshot, then the first after each of
+   `--restarts` restarts of the worker (SIGTERM, as a deploy). Target: 1.5 s for every one.
    The reply must stay within Block Kit's 50 blocks and say that mappings are not shown.
 3. Resident memory (VmRSS) of `swapbot serve` (gunicorn master and workers: its process group)
    sampled every 0.1 s during a whole swap run from Slack on the `small` scenario. Target:
@@ -58,6 +59,7 @@ PostgreSQL, the worker and the sandbox. About 8 minutes. Rerun with
                                     [--sender-cpu 1] [--first-in-line realtime|nice]
                                     [--requests 1800] [--rounds 9]
                                     [--senders 20] [--gap 1.0] [--closed-loop]
+                                    [--posted-runs 10] [--restarts 5]
                                     [--drain-timeout 60] [--json]
 
 It creates its own databases and Redis prefixes and removes them (rq's keys for its queues
@@ -386,6 +388,20 @@ def answers(url: str) -> bool:
 
 def clean_redis(prefix: str) -> None:
     forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)
+
+
+def restart_worker(local: LocalSlack, prefix: str, timeout: float = 60) -> None:
+    """Stop `swapbot worker` as Heroku stops a dyno (SIGTERM), wait until rq has it
+    unregistered, and start it again."""
+    local.kill("worker", signal.SIGTERM)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    deadline = time.monotonic() + timeout
+    while client.scard(f"rq:workers:{prefix}interactive"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"swapbot worker did not stop:\n{local.log('worker')[-3000:]}")
+        time.sleep(0.1)
+    local.start_worker(watch_interval=30.0)
+    wait_for_worker(local, prefix, timeout)
 
 
 def wait_for_worker(local: LocalSlack, prefix: str, timeout: float = 60) -> None:
@@ -809,14 +825,23 @@ def status_to_posted(local: LocalSlack, user: str) -> tuple[float, Message]:
     return time.perf_counter() - started, reply
 
 
-def measure_posted(local: LocalSlack, runs: int) -> dict[str, Any]:
+def measure_posted(local: LocalSlack, runs: int, restarts: int) -> dict[str, Any]:
     """The first `status` after the worker starts, then `runs` pairs: one with the worker's
     2-second snapshot gone (a fresh look at Heroku Connect and the database, as when nobody
     asked in the last 2 s) and one right after it (from the snapshot, as when several ask at
-    once). Each counts against the target."""
+    once); then the first `status` after each of `restarts` restarts of the worker (a deploy:
+    its first look, connections and the watcher's first look at once). Each counts against
+    the target."""
     redis_ = redis.Redis.from_url(REDIS_TEST_URL)
-    snapshot = work.snapshot_key(Store(redis_, local.env["SWAPBOT_REDIS_PREFIX"]))
+    prefix = local.env["SWAPBOT_REDIS_PREFIX"]
+    snapshot = work.snapshot_key(Store(redis_, prefix))
     first, reply = status_to_posted(local, READER)  # also the first imports, connections
+    firsts = [first]
+    for _ in range(restarts):
+        restart_worker(local, prefix)
+        redis_.delete(snapshot)
+        seconds, reply = status_to_posted(local, READER)
+        firsts.append(seconds)
     fresh, cached = [], []
     for _ in range(runs):
         redis_.delete(snapshot)
@@ -827,13 +852,13 @@ def measure_posted(local: LocalSlack, runs: int) -> dict[str, Any]:
     text = said(reply)
     found = NOT_SHOWN.search(text)
     return {
-        "first_after_start_s": first,
+        "first_after_start_s": firsts,
         "runs": runs,
         "p50_s": percentile(fresh, 50),
         "max_s": max(fresh),
         "cached_p50_s": percentile(cached, 50),
         "cached_max_s": max(cached),
-        "pass": max(first, *fresh, *cached) <= POSTED_TARGET,
+        "pass": max(*firsts, *fresh, *cached) <= POSTED_TARGET,
         "blocks": len(reply.blocks or []),
         "blocks_pass": len(reply.blocks or []) <= MAX_BLOCKS,
         "not_shown_line": found.group(0) if found else None,
@@ -1051,7 +1076,11 @@ def print_posted(posted: dict[str, Any]) -> None:
         f"\n2. /hcswap status to the posted message, 300 mappings, otherwise idle,"
         f" {posted['runs']} pairs one after another (5 ms polling)"
     )
-    print(f"   the first after the worker was ready: {posted['first_after_start_s']:.2f} s")
+    firsts = posted["first_after_start_s"]
+    print(
+        f"   the first after the worker was ready, at the start and after {len(firsts) - 1}"
+        f" restarts: {', '.join(f'{t:.2f}' for t in firsts)} s"
+    )
     print(
         f"   a fresh look (the 2 s snapshot gone): p50 {posted['p50_s']:.2f} s,"
         f" max {posted['max_s']:.2f} s"
@@ -1141,6 +1170,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
     parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
     parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted pairs")
+    parser.add_argument(
+        "--restarts", type=int, default=5, help="worker restarts, each timed to its first status"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, every app")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, every app")
     parser.add_argument(
@@ -1162,7 +1194,7 @@ def run(args: argparse.Namespace, logs: Path, say: Callable[[str], None]) -> dic
     size = {"workers": args.workers, "threads": args.threads}
     with swapbot_stack("many-mappings", logs, **size) as local:
         say("many-mappings stack up; measuring status to posted")
-        posted = measure_posted(local, args.posted_runs)
+        posted = measure_posted(local, args.posted_runs, args.restarts)
         floor_key = local.env["SWAPBOT_REDIS_PREFIX"] + FLOOR_LIST
         with (
             bare_bolt(local.env, logs, **size) as bare,
