@@ -32,9 +32,10 @@ stand-in (in this process, as in the tests):
    its queue after the last ack (it waits `--drain-timeout`, 60 s by default).
 2. Time from `/hcswap status` to the posted reply with 300 mappings, the system otherwise idle
    (measured before 1, on the same stack), polling the stand-in every 5 ms: the first after
-   the worker starts, then pairs of a fresh look (the worker's 2-second status snapshot
-   removed first) and one answered from the snapshot, then the first after each of
-   `--restarts` restarts of the worker (SIGTERM, as a deploy). Target: 1.5 s for every one.
+   the worker starts and the first after each of `--restarts` restarts of it (SIGTERM, then
+   timed once the new worker is ready), then pairs of a fresh look (the worker's 2-second
+   status snapshot removed first) and one answered from the snapshot. Target: 1.5 s for
+   every one.
    The reply must stay within Block Kit's 50 blocks and say that mappings are not shown.
 3. Resident memory (VmRSS) of `swapbot serve` (gunicorn master and workers: its process group)
    sampled every 0.1 s during a whole swap run from Slack on the `small` scenario. Target:
@@ -391,15 +392,17 @@ def clean_redis(prefix: str) -> None:
 
 
 def restart_worker(local: LocalSlack, prefix: str, timeout: float = 60) -> None:
-    """Stop `swapbot worker` as Heroku stops a dyno (SIGTERM), wait until rq has it
-    unregistered, and start it again."""
+    """Stop `swapbot worker` as Heroku stops a dyno (SIGTERM), and start it again.
+    `LocalSlack.kill` returns once the old process is gone (SIGKILL after 15 s); rq
+    unregisters a worker as it stops, and a registration left after 5 s is a dead worker's,
+    dropped so that `wait_for_worker` sees the new one's."""
     local.kill("worker", signal.SIGTERM)
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    deadline = time.monotonic() + timeout
-    while client.scard(f"rq:workers:{prefix}interactive"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"swapbot worker did not stop:\n{local.log('worker')[-3000:]}")
+    registered = f"rq:workers:{prefix}interactive"
+    deadline = time.monotonic() + 5
+    while client.scard(registered) and time.monotonic() < deadline:
         time.sleep(0.1)
+    client.delete(registered)
     local.start_worker(watch_interval=30.0)
     wait_for_worker(local, prefix, timeout)
 
@@ -409,8 +412,10 @@ def wait_for_worker(local: LocalSlack, prefix: str, timeout: float = 60) -> None
     client = redis.Redis.from_url(REDIS_TEST_URL)
     deadline = time.monotonic() + timeout
     while not client.scard(f"rq:workers:{prefix}interactive"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"swapbot worker did not start:\n{local.log('worker')[-3000:]}")
+        exited = local.processes["worker"].poll() is not None
+        if exited or time.monotonic() > deadline:
+            why = "exited" if exited else "did not start"
+            raise RuntimeError(f"swapbot worker {why}:\n{local.log('worker')[-3000:]}")
         time.sleep(0.1)
 
 
@@ -826,12 +831,12 @@ def status_to_posted(local: LocalSlack, user: str) -> tuple[float, Message]:
 
 
 def measure_posted(local: LocalSlack, runs: int, restarts: int) -> dict[str, Any]:
-    """The first `status` after the worker starts, then `runs` pairs: one with the worker's
-    2-second snapshot gone (a fresh look at Heroku Connect and the database, as when nobody
-    asked in the last 2 s) and one right after it (from the snapshot, as when several ask at
-    once); then the first `status` after each of `restarts` restarts of the worker (a deploy:
-    its first look, connections and the watcher's first look at once). Each counts against
-    the target."""
+    """The first `status` after the worker starts and after each of `restarts` restarts of
+    it (once it is ready: its first look, connections and imports), then `runs` pairs: one
+    with the worker's 2-second snapshot gone (a fresh look at Heroku Connect and the
+    database, as when nobody asked in the last 2 s; Slack's answer on the bot's channel
+    membership stays cached for a minute) and one right after it (from the snapshot, as when
+    several ask at once). Each counts against the target."""
     redis_ = redis.Redis.from_url(REDIS_TEST_URL)
     prefix = local.env["SWAPBOT_REDIS_PREFIX"]
     snapshot = work.snapshot_key(Store(redis_, prefix))
@@ -847,6 +852,8 @@ def measure_posted(local: LocalSlack, runs: int, restarts: int) -> dict[str, Any
         redis_.delete(snapshot)
         seconds, reply = status_to_posted(local, READER)
         fresh.append(seconds)
+        if redis_.pttl(snapshot) <= 0:  # gone already (a look of over 2 s): not a snapshot answer
+            continue
         seconds, reply = status_to_posted(local, READER)
         cached.append(seconds)
     text = said(reply)
@@ -854,11 +861,12 @@ def measure_posted(local: LocalSlack, runs: int, restarts: int) -> dict[str, Any
     return {
         "first_after_start_s": firsts,
         "runs": runs,
-        "p50_s": percentile(fresh, 50),
-        "max_s": max(fresh),
-        "cached_p50_s": percentile(cached, 50),
-        "cached_max_s": max(cached),
-        "pass": max(*firsts, *fresh, *cached) <= POSTED_TARGET,
+        "fresh_p50_s": percentile(fresh, 50),
+        "fresh_max_s": max(fresh),
+        "cached_runs": len(cached),
+        "cached_p50_s": percentile(cached, 50) if cached else None,
+        "cached_max_s": max(cached, default=None),
+        "pass": max([*firsts, *fresh, *cached]) <= POSTED_TARGET,
         "blocks": len(reply.blocks or []),
         "blocks_pass": len(reply.blocks or []) <= MAX_BLOCKS,
         "not_shown_line": found.group(0) if found else None,
@@ -1082,13 +1090,16 @@ def print_posted(posted: dict[str, Any]) -> None:
         f" restarts: {', '.join(f'{t:.2f}' for t in firsts)} s"
     )
     print(
-        f"   a fresh look (the 2 s snapshot gone): p50 {posted['p50_s']:.2f} s,"
-        f" max {posted['max_s']:.2f} s"
+        f"   a fresh look (the 2 s snapshot gone): p50 {posted['fresh_p50_s']:.2f} s,"
+        f" max {posted['fresh_max_s']:.2f} s"
     )
-    print(
-        f"   from the snapshot (asked again at once): p50 {posted['cached_p50_s']:.2f} s,"
-        f" max {posted['cached_max_s']:.2f} s"
-    )
+    if posted["cached_runs"]:
+        print(
+            f"   from the snapshot (asked again at once): p50 {posted['cached_p50_s']:.2f} s,"
+            f" max {posted['cached_max_s']:.2f} s ({posted['cached_runs']} of {posted['runs']})"
+        )
+    else:
+        print("   from the snapshot: none (every fresh look outlasted the 2 s snapshot)")
     print(f"   all of them within {POSTED_TARGET} s: {verdict(posted['pass'])}")
     line = posted["not_shown_line"]
     print(
@@ -1119,6 +1130,13 @@ def print_memory(memory: dict[str, Any]) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------------
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1800, help="acks measured per app")
@@ -1169,7 +1187,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
     parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
-    parser.add_argument("--posted-runs", type=int, default=10, help="status-to-posted pairs")
+    parser.add_argument(
+        "--posted-runs", type=positive, default=10, help="status-to-posted pairs (at least 1)"
+    )
     parser.add_argument(
         "--restarts", type=int, default=5, help="worker restarts, each timed to its first status"
     )
