@@ -118,8 +118,7 @@ def main() -> int:
 
         swapbot = wsgi_app(config.Settings())
         bare = bare_bolt.api
-        os.environ["BARE_BOLT_PUSH_KEY"] = f"{prefix}floor"
-        bare_push = bare_bolt.build()
+        bare_push = bare_bolt.build(push_key=f"{prefix}floor")
         driver = SlackDriver("http://127.0.0.1/slack/events", SIGNING_SECRET, slack)
         rows = [("bare Bolt", cpu_per_request(bare, driver, args.requests))]
         rows.append(("bare Bolt + lpush", cpu_per_request(bare_push, driver, args.requests)))

@@ -23,7 +23,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 
-def build() -> SlackRequestHandler:
+def build(push_key: str | None = None) -> SlackRequestHandler:
+    """The bare app; with `push_key`, the one that pushes on that Redis list first."""
     token = os.environ["SLACK_BOT_TOKEN"]
     # Built as swapbot builds its App: the token on both, the client pointed at the Web API.
     client = WebClient(token=token, base_url=os.environ["SLACK_API_URL"], timeout=10)
@@ -35,7 +36,6 @@ def build() -> SlackRequestHandler:
         process_before_response=True,
     )
 
-    push_key = os.environ.get("BARE_BOLT_PUSH_KEY")
     if push_key:
         import redis
 
@@ -55,4 +55,4 @@ def build() -> SlackRequestHandler:
     return SlackRequestHandler(app, path="/slack/events")
 
 
-api = build()
+api = build(os.environ.get("BARE_BOLT_PUSH_KEY"))

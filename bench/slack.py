@@ -85,7 +85,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -763,6 +763,13 @@ APPS = {
 FLOOR_LIST = "floor"  # the bare-push app's list, under the stack's prefix (removed with it)
 
 
+def typical_p99(rounds: Iterable[list[float]]) -> float:
+    """The p99 of a typical round: the median of the rounds' p99s. One slow wave (the
+    machine's, not the app's) sets a p99 pooled over the run; the 1.2x target is judged on
+    this instead."""
+    return statistics.median(summary(latencies)["p99"] for latencies in rounds)
+
+
 def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
     apps = {}
     for app in APPS:
@@ -775,11 +782,8 @@ def ack_report(local: LocalSlack, rounds: list[Round]) -> dict[str, Any]:
             "server_cpu_ms_per_ack": 1000 * sum(r.server_cpu for r in mine) / len(latencies),
             "bench_cpu_share": sum(r.bench_cpu for r in mine) / wall,
             "machine_busy": sum(r.machine_busy * r.wall for r in mine) / wall,
+            "p99_typical_round": typical_p99(r.latencies for r in mine),
         }
-    for app in APPS:  # one slow wave (the machine's, not the app's) sets a pooled p99
-        apps[app]["p99_typical_round"] = statistics.median(
-            summary(r.latencies)["p99"] for r in rounds if r.app == app
-        )
     pooled = apps["swapbot"]["p99"] / apps["bare"]["p99"]
     pooled_chance = apps["bare-again"]["p99"] / apps["bare"]["p99"]
     ratio = apps["swapbot"]["p99_typical_round"] / apps["bare"]["p99_typical_round"]
@@ -1130,11 +1134,16 @@ def print_memory(memory: dict[str, Any]) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------------
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not at least 1")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is not at least {minimum}")
+        return value
+
+    return parse
 
 
 def parse_args() -> argparse.Namespace:
@@ -1188,10 +1197,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=40, help="unmeasured requests per app")
     parser.add_argument("--reference", type=int, default=50, help="one-at-a-time acks per app")
     parser.add_argument(
-        "--posted-runs", type=positive, default=10, help="status-to-posted pairs (at least 1)"
+        "--posted-runs", type=at_least(1), default=10, help="status-to-posted pairs (at least 1)"
     )
     parser.add_argument(
-        "--restarts", type=int, default=5, help="worker restarts, each timed to its first status"
+        "--restarts",
+        type=at_least(0),
+        default=5,
+        help="worker restarts, each timed to its first status",
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, every app")
     parser.add_argument("--threads", type=int, default=8, help="gunicorn threads, every app")
