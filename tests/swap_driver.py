@@ -35,7 +35,7 @@ def drive(engine, until: str | None = None) -> int:
                 if request.ok:
                     engine.approve(request.data["request_id"], APPROVER)
                 continue
-            if out.status == "failed":
+            if out.status == "failed" and not out.data.get("retryable"):
                 return 1
             time.sleep(0.2)  # waiting, or another runner's lease has not expired yet
         else:

@@ -14,6 +14,7 @@ from swapbot.heroku import ConnectClient, PlatformClient, RetryPolicy
 from swapbot.sandbox.scenarios import role_names
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Emitter, Event
+from swapbot.swap.journal import Journal
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
 from swapbot.swap.store import Store
@@ -53,6 +54,7 @@ def make_engine(sandbox, db_url: str, redis_prefix: str, **options) -> Engine:
         "lease_ttl": 10.0,
         "timeout_scale": 0.02,
         "clients": (connect, platform),
+        "journal": Journal(db_url),
     }
     return Engine(store, live_factory, **{**defaults, **options})
 

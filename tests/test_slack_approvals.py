@@ -1,22 +1,31 @@
 """Reaction approvals from Slack, the cases a whole swap does not meet: the wrong emoji, a
 reaction on another message, an expired request, a plan whose live facts changed, and a bot
-that is not in the channel. Each is refused to the person, privately, and changes nothing."""
+that is not in the channel. Each is refused to the person, privately, and changes nothing.
+Then what must never be lost: a reaction whose handoff failed is taken on Slack's retry, a
+reaction whose job failed is answered, removing the reaction withdraws an unused approval, and
+a command whose job failed is answered."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import role_names
+from swapbot.slack.driver import DriverResponse, SlackDriver
+from swapbot.slack.notifier import ApprovalMessages
 from swapbot.slack.rehearsal import LocalSlack
+from swapbot.swap.approvals import Approvals, ApprovalStatus
 from tests.conftest import TOKEN
 from tests.slack_support import (
     APPROVER,
     CHANNEL,
     OPERATOR,
+    SECOND_APPROVER,
     running_stack,
     said,
     store,
@@ -138,6 +147,162 @@ def test_the_other_subcommands_answer_from_slack(stack, driver):
     assert "approved pause" in answer(APPROVER, f"approve {latest}")  # by command, as well
     assert "refused" in answer(OPERATOR, "ledger done old-tables")  # nothing is past delete-old
     assert "plan.saved" in answer(OPERATOR, "history")
+
+
+# -- approvals are never lost, and every failure answers -------------------------------------
+def unreact(
+    driver: SlackDriver, user: str, channel: str, ts: str, reaction: str = "white_check_mark"
+) -> DriverResponse:
+    """`user` removes their reaction: the stand-in shows it gone and Slack sends the app a
+    `reaction_removed` event (the driver only sends `reaction_added`)."""
+    message = driver.standin.remove_reaction(channel, ts, user, reaction)
+    now = time.time()
+    event = {
+        "type": "reaction_removed",
+        "user": user,
+        "reaction": reaction,
+        "item": {"type": "message", "channel": channel, "ts": ts},
+        "event_ts": f"{now:.6f}",
+    }
+    if message.source != "response_url":
+        event["item_user"] = message.user
+    envelope = driver._envelope(event, event_id=None, event_time=None, now=now)
+    raw = json.dumps(envelope)
+    driver.deliveries[envelope["event_id"]] = raw
+    return driver._deliver(raw, retry_num=None, retry_reason="http_timeout")
+
+
+def request_id(stack: LocalSlack, msg) -> str:
+    found = ApprovalMessages(store(stack)).request_for(CHANNEL, msg.ts)
+    assert found is not None and found[0] == SWAP
+    return found[1]
+
+
+def status_of(stack: LocalSlack, rid: str) -> ApprovalStatus:
+    return Approvals(store(stack)).get(SWAP, rid).status
+
+
+def faults(stack: LocalSlack, **body) -> None:
+    r = requests.post(f"{stack.sandbox.base_url}/_sandbox/faults", json=body, timeout=5)
+    r.raise_for_status()
+
+
+def test_a_reaction_whose_handoff_failed_is_taken_on_slacks_retry(stack, driver):
+    """serve used to mark the event id seen before pushing it: when the push failed, Slack's
+    retry was acknowledged and dropped, and the approval lost."""
+    msg = request(stack, driver)
+    rid, before, n = request_id(stack, msg), granted(stack), len(stack.replies(APPROVER))
+    r = store(stack).redis
+    intake = stack.env["SWAPBOT_REDIS_PREFIX"] + "intake"
+    r.delete(intake)
+    r.set(intake, "not a list")  # LPUSH fails (WRONGTYPE), as a failover or a dying dyno might
+    try:
+        first = driver.react(APPROVER, CHANNEL, msg.ts)
+        assert first.status >= 500  # not handed off: Slack must deliver it again
+    finally:
+        r.delete(intake)
+    retry = driver.redeliver(first.event_id, retry_num=1)
+    assert retry.status == 200
+    stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.GRANTED, timeout=20)
+    assert driver.redeliver(first.event_id, retry_num=2).status == 200  # handed off: dropped
+    time.sleep(1.5)
+    assert granted(stack) == before + 1
+    assert len(stack.replies(APPROVER)) == n  # no complaint: one reaction, one approval
+
+
+def test_a_reaction_whose_job_failed_is_answered_and_can_be_made_again(stack, driver):
+    """With Heroku Connect answering 503 the approval cannot be checked: the approver is told so,
+    and removing and adding the reaction again (a new event) approves once Heroku answers."""
+    msg = request(stack, driver)
+    rid, before, n = request_id(stack, msg), granted(stack), len(stack.replies(APPROVER))
+    faults(stack, rate=1.0, kinds=["503"], only="GET /")
+    try:
+        assert driver.react(APPROVER, CHANNEL, msg.ts).status == 200
+        answer = told(stack, APPROVER, n, timeout=90)
+    finally:
+        faults(stack, rate=0.0)
+    assert f"approval of {rid} could not be recorded" in answer, answer
+    assert "503" in answer and "remove the reaction and add it again" in answer, answer
+    assert TOKEN not in answer and stack.env["DATABASE_URL"] not in answer
+    assert status_of(stack, rid) is ApprovalStatus.PENDING and granted(stack) == before
+
+    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    assert driver.react(APPROVER, CHANNEL, msg.ts).status == 200
+    stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.GRANTED, timeout=30)
+    time.sleep(1.0)
+    assert granted(stack) == before + 1
+    assert len(stack.replies(APPROVER)) == n + 1  # only the answer to the failed attempt
+
+
+def test_removing_the_reaction_withdraws_an_approval_not_yet_used(stack, driver):
+    msg = request(stack, driver)
+    rid = request_id(stack, msg)
+    n = len(stack.replies(APPROVER))
+    driver.react(APPROVER, CHANNEL, msg.ts)
+    stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.GRANTED, timeout=20)
+    events = len(store(stack).read_events(SWAP, count=100_000))
+
+    # someone else's reaction removed, or another emoji: nothing changes
+    m = len(stack.replies(SECOND_APPROVER))
+    driver.react(SECOND_APPROVER, CHANNEL, msg.ts)
+    assert "already approved by" in told(stack, SECOND_APPROVER, m)
+    m += 1
+    assert unreact(driver, SECOND_APPROVER, CHANNEL, msg.ts).status == 200
+    driver.react(APPROVER, CHANNEL, msg.ts, reaction="tada")
+    assert unreact(driver, APPROVER, CHANNEL, msg.ts, reaction="tada").status == 200
+    time.sleep(1.5)
+    assert status_of(stack, rid) is ApprovalStatus.GRANTED
+    assert len(stack.replies(SECOND_APPROVER)) == m
+
+    # the approver takes theirs back: pending again, audited, and the thread learns of it
+    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.PENDING, timeout=20)
+    assert Approvals(store(stack)).get(SWAP, rid).approver is None
+    audit = [(e.actor, e.action) for e in store(stack).history(SWAP, count=1000)]
+    assert audit[-1] == (APPROVER, "approval.withdrawn")
+    published = [p.event for p in store(stack).read_events(SWAP, count=100_000)[events:]]
+    withdrawn = [e for e in published if e["kind"] == "approval.withdrawn"]
+    assert len(withdrawn) == 1 and withdrawn[0]["data"]["request_id"] == rid
+    assert withdrawn[0]["actor"] == APPROVER
+    assert len(stack.replies(APPROVER)) == n  # nothing to say to them
+
+    # granted again, then used by a step: removing the reaction now changes nothing, and says so
+    driver.react(APPROVER, CHANNEL, msg.ts)
+    stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.GRANTED, timeout=20)
+    req = Approvals(store(stack)).get(SWAP, rid)
+    used = Approvals(store(stack)).consume(
+        SWAP, "pause", fingerprint=req.fingerprint, live_digest=req.live_digest, actor=OPERATOR
+    )
+    assert used is not None and used.id == rid
+    n = len(stack.replies(APPROVER))
+    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    assert "cannot be withdrawn" in told(stack, APPROVER, n)
+    assert status_of(stack, rid) is ApprovalStatus.USED
+
+
+def test_a_command_whose_job_failed_is_answered_and_the_thread_told(stack, driver):
+    """Whatever a command's job raises is answered to the person who asked, and noted in the
+    thread; before, the job failed in rq and nobody heard of it."""
+    r = store(stack).redis
+    seq = store(stack).swap_key(SWAP, "approvals", "seq")
+    counter = r.get(seq)
+    r.delete(seq)
+    r.hset(seq, "broken", "1")  # the next request's INCR fails with WRONGTYPE
+    try:
+        _, reply = stack.ask(driver, OPERATOR, "request-approval pause", timeout=30)
+    finally:
+        r.delete(seq)
+        r.set(seq, counter)
+    shown = said(reply)
+    assert "failed" in shown and "WRONGTYPE" in shown, shown
+    assert "nothing else was done" in shown and "/hcswap status" in shown, shown
+    assert stack.env["REDIS_URL"] not in shown
+    stack.slack.wait_for(
+        lambda: f"request-approval pause by {OPERATOR}: failed" in stack.slack.transcript(CHANNEL),
+        timeout=20,
+    )
+    _, reply = stack.ask(driver, OPERATOR, "request-approval pause")  # repaired: it works again
+    assert "requested" in said(reply), said(reply)
 
 
 def test_rollback_from_slack_reports_to_the_channel_and_a_dry_run_does_not(stack, driver):

@@ -1,24 +1,31 @@
 """The channel notifier on its own: the engine's events from Redis to the stand-in. One thread
-per swap, progress edited in place no faster than allowed, nothing lost when Slack says 429 or
-the notifier restarts, and only one notifier leading."""
+per swap, progress edited in place no faster than allowed, posts paced, nothing lost when Slack
+says 429, is down, refuses a payload or the bot is not in the channel, nor when the notifier
+restarts, and only one notifier leading."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 
+import pytest
 import redis
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from swapbot.slack.notifier import ChannelNotifier
+from swapbot.slack import blocks
+from swapbot.slack.notifier import ApprovalMessages, ChannelNotifier
 from swapbot.slack.rehearsal import said
-from swapbot.slack.standin import Limit, SlackStandIn
+from swapbot.slack.standin import Limit, Message, SlackStandIn
+from swapbot.swap.approvals import ApprovalRequest, Approvals
 from swapbot.swap.events import Event
 from swapbot.swap.store import Store
 from tests.conftest import REDIS_TEST_URL
 
 SWAP = "notify-1"
+OPERATOR, APPROVER = "U0OPERATOR", "U0APPROVER"
 
 
 class Clock:
@@ -29,7 +36,16 @@ class Clock:
         return self.now
 
 
-def setup(redis_prefix: str, slack: SlackStandIn, clock: Clock) -> tuple[Store, ChannelNotifier]:
+def setup(
+    redis_prefix: str,
+    slack: SlackStandIn,
+    clock: Callable[[], float],
+    *,
+    sdk_retries: bool = True,
+    **options,
+) -> tuple[Store, ChannelNotifier]:
+    """A current swap and a notifier for it. `sdk_retries`: slack_sdk retries 429s itself, else
+    the notifier sees them. Posts are not paced unless `min_post_interval` is given."""
     store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
     plan = {
         "swap_id": SWAP,
@@ -43,16 +59,14 @@ def setup(redis_prefix: str, slack: SlackStandIn, clock: Clock) -> tuple[Store, 
     lease = store.acquire(SWAP, "test", 10_000)
     store.set_plan(lease, plan, current=True)
     store.release(lease)
-    client = WebClient(
-        token=slack.token,
-        base_url=slack.api_url,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=10)],
-    )
-    return store, ChannelNotifier(store, client, "C0SWAP", clock=clock, min_edit_interval=3.0)
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=10)] if sdk_retries else []
+    client = WebClient(token=slack.token, base_url=slack.api_url, retry_handlers=handlers)
+    options = {"clock": clock, "min_edit_interval": 3.0, "min_post_interval": 0.0, **options}
+    return store, ChannelNotifier(store, client, "C0SWAP", **options)
 
 
-def publish(store: Store, kind: str, **fields) -> None:
-    store.publish(SWAP, Event(kind=kind, swap_id=SWAP, **fields).model_dump(mode="json"))
+def publish(store: Store, kind: str, **fields) -> str:
+    return store.publish(SWAP, Event(kind=kind, swap_id=SWAP, **fields).model_dump(mode="json"))
 
 
 def progress(store: Store, db: int) -> None:
@@ -143,3 +157,217 @@ def test_an_idle_notifier_waits_instead_of_asking_redis_all_the_time(redis_prefi
             assert not loop.is_alive()
             # About five rounds of a few commands each; a busy loop makes thousands.
             assert CountingRedis.sent < 60, (current, CountingRedis.sent)
+
+
+# -- the channel never drops a milestone ----------------------------------------------------------
+# What each milestone's message says, in the order the tests publish them.
+MILESTONES = (
+    "*create-addon* done",
+    ":rotating_light: outage started",
+    "*drain* failed",
+    "Approval needed: pause",
+    ":tada: outage ended",
+)
+
+
+def request_approval(store: Store) -> ApprovalRequest:
+    """A real request in Redis and its event, as the engine makes them."""
+    req = Approvals(store).request(SWAP, "pause", OPERATOR, "fp-1", "live-1")
+    publish(
+        store,
+        "approval.requested",
+        step="pause",
+        actor=OPERATOR,
+        message=f"{OPERATOR} asks a second person to approve pause",
+        data={"request_id": req.id, "fingerprint": "fp-1", "expires_at": req.expires_at},
+    )
+    return req
+
+
+def publish_the_swap(store: Store) -> ApprovalRequest:
+    """The milestones of MILESTONES after the first, with progress between them."""
+    publish(store, "outage.started", message="outage started")
+    progress(store, 10)
+    publish(store, "step.failed", step="drain", message="hc1 still has pending changes")
+    req = request_approval(store)
+    progress(store, 60)
+    publish(store, "outage.ended", message="outage ended", data={"seconds": 42})
+    return req
+
+
+def replies(slack: SlackStandIn) -> list[Message]:
+    root = slack.messages("C0SWAP")[0]
+    return slack.thread("C0SWAP", root.ts)
+
+
+def milestones(slack: SlackStandIn) -> list[str]:
+    """The milestones the swap's thread shows, in its order, once for each time it shows one."""
+    if not slack.messages("C0SWAP"):
+        return []
+    return [name for m in replies(slack) for name in MILESTONES if name in (m.text or "")]
+
+
+def reply_saying(slack: SlackStandIn, what: str) -> Message:
+    [found] = [m for m in replies(slack) if what in (m.text or "")]
+    return found
+
+
+def test_a_minute_of_slack_outage_loses_no_milestone(redis_prefix):
+    """The issue's test: Slack answers 503 for 60 s while the swap goes on. Afterwards every
+    milestone is in the thread in the order published, none twice, and the approval request
+    is remembered for its reactions."""
+    with SlackStandIn() as slack:
+        store, notifier = setup(
+            redis_prefix,
+            slack,
+            time.time,
+            sdk_retries=False,
+            min_post_interval=1.0,
+            max_backoff=5.0,
+        )
+        loop = threading.Thread(target=notifier.run, kwargs={"block_ms": 200}, daemon=True)
+        loop.start()
+        try:
+            publish(store, "step.done", step="create-addon", message="hc2 created")
+            slack.wait_for(lambda: milestones(slack) == list(MILESTONES[:1]))
+            down_at = time.monotonic()  # the stand-in's clock
+            slack.outage(60)
+            req = publish_the_swap(store)
+            slack.wait_for(
+                lambda: (
+                    ":tada: outage ended" in milestones(slack)
+                    and any("db 60" in said(m) for m in replies(slack))
+                ),
+                timeout=90,
+            )
+        finally:
+            notifier.stop()
+            loop.join(timeout=5)
+        assert not loop.is_alive()
+        assert milestones(slack) == list(MILESTONES)  # all, in order, none twice
+        for name in MILESTONES[1:]:
+            assert reply_saying(slack, name).broadcast, name
+        asking = reply_saying(slack, "Approval needed: pause")
+        assert ApprovalMessages(store).request_for("C0SWAP", asking.ts) == (SWAP, req.id)
+        down = [c for c in slack.calls if c.http_status == 503]
+        assert 5 <= len(down) <= 25, len(down)  # it kept trying, backing off
+        taken = [c for c in slack.calls if c.ok and c.at > down_at]
+        assert taken and min(c.at for c in taken) >= down_at + 60
+        assert not slack.violations
+
+
+def test_retry_after_is_honoured_and_posts_are_paced(redis_prefix):
+    with SlackStandIn() as slack:
+        store, notifier = setup(
+            redis_prefix, slack, time.time, sdk_retries=False, min_post_interval=1.0
+        )
+        slack.outage(1.0, status=429, error="ratelimited", retry_after=3)
+        for kind in ("outage.started", "step.failed", "outage.ended"):
+            publish(store, kind, step="drain", message=kind)
+        notifier.pump()
+        calls = slack.calls_to("chat.postMessage")
+        assert [c.http_status for c in calls] == [429] + [200] * 4  # the root, three broadcasts
+        assert calls[1].at - calls[0].at >= 2.99  # not before Retry-After, though the 429s stopped
+        gaps = [b.at - a.at for a, b in zip(calls[1:], calls[2:], strict=False)]
+        assert min(gaps) >= 0.99, gaps  # one post a second
+        assert [m.text for m in replies(slack)][-1].startswith(":tada: outage ended")
+
+
+# slack_sdk warns of blocks without text: the second message has none on purpose.
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
+def test_a_payload_slack_refuses_goes_as_plain_text_and_holds_up_nothing(
+    redis_prefix, monkeypatch, caplog
+):
+    invalid = [{"type": "no-such-block"}]
+    monkeypatch.setattr(
+        blocks, "approval_message", lambda *a, **k: ("Approval needed: pause", invalid)
+    )
+    with SlackStandIn() as slack:
+        store, notifier = setup(redis_prefix, slack, Clock())
+        req = request_approval(store)
+        publish(store, "outage.ended", message="outage ended")
+        notifier.pump()
+        asking = reply_saying(slack, "Approval needed: pause")
+        assert asking.blocks is None and asking.broadcast  # as plain text, still to the channel
+        assert ApprovalMessages(store).request_for("C0SWAP", asking.ts) == (SWAP, req.id)
+        assert milestones(slack)[-2:] == ["Approval needed: pause", ":tada: outage ended"]
+        assert [c.error for c in slack.calls if not c.ok] == ["invalid_blocks"]
+
+        # Without text to fall back on, the message is logged and passed over; the next is not.
+        monkeypatch.setattr(blocks, "approval_message", lambda *a, **k: ("", invalid))
+        request_approval(store)
+        publish(store, "step.done", step="create-addon", message="again")
+        notifier.pump()
+        assert milestones(slack)[-1] == "*create-addon* done"
+        assert any(
+            r.levelno == logging.ERROR and "passed over" in r.getMessage() for r in caplog.records
+        )
+        assert not slack.violations
+
+
+def test_the_notifier_waits_for_the_bot_to_be_invited_and_stops_at_once(redis_prefix, caplog):
+    """Not in the channel: it retries, warning each time, renewing its lease through the waits;
+    once invited, the milestone arrives. Stopped while Slack is down, it stops at once, its
+    cursor on the last milestone Slack took."""
+    caplog.set_level(logging.WARNING, logger="swapbot.slack.notifier")
+    with SlackStandIn() as slack:
+        slack.remove_member("C0SWAP", slack.bot_user_id)
+        store, notifier = setup(redis_prefix, slack, time.time, sdk_retries=False, max_backoff=1.0)
+        loop = threading.Thread(
+            target=notifier.run, kwargs={"block_ms": 200, "lease_ttl_ms": 900}, daemon=True
+        )
+        loop.start()
+        try:
+            started = publish(store, "outage.started", message="outage started")
+            leader = slack.wait_for(lambda: store.leader("notifier"))
+            slack.wait_for(lambda: sum(c.error == "not_in_channel" for c in slack.calls) >= 3)
+
+            def warned():  # the warning follows the refused call, a moment later
+                found = [r for r in caplog.records if "not_in_channel" in r.getMessage()]
+                return found if len(found) >= 3 else None
+
+            assert all(r.levelno == logging.WARNING for r in slack.wait_for(warned))
+            assert store.leader("notifier").fence == leader.fence  # never lapsed (0.9 s TTL)
+
+            slack.add_member("C0SWAP", slack.bot_user_id)
+            slack.wait_for(lambda: ":rotating_light: outage started" in milestones(slack))
+
+            slack.outage(60)
+            publish(store, "outage.ended", message="outage ended")
+            slack.wait_for(lambda: any(c.http_status == 503 for c in slack.calls))
+        finally:
+            asked = time.monotonic()
+            notifier.stop()
+            loop.join(timeout=5)
+        assert not loop.is_alive() and time.monotonic() - asked < 1.0
+        assert milestones(slack) == [":rotating_light: outage started"]
+        cursor = store.redis.get(store.swap_key(SWAP, "slack", "cursor"))
+        assert cursor.decode() == started  # the outage's end waits for the next leader
+        assert store.leader("notifier") is None  # released on the way out
+
+
+def test_a_withdrawn_approval_shows_the_request_pending_again(redis_prefix):
+    with SlackStandIn() as slack:
+        store, notifier = setup(redis_prefix, slack, Clock())
+        req = request_approval(store)
+        notifier.pump()
+        ts = ApprovalMessages(store).message_for(SWAP, req.id)
+        approvals = Approvals(store)
+        approvals.grant(
+            SWAP, req.id, APPROVER, [APPROVER], fingerprint="fp-1", live_digest="live-1"
+        )
+        publish(
+            store, "approval.granted", step="pause", actor=APPROVER, data={"request_id": req.id}
+        )
+        notifier.pump()
+        assert slack.message("C0SWAP", ts).text.startswith("Approved: pause")
+        # The approver took the reaction back: the request is pending again.
+        assert approvals.withdraw(SWAP, req.id, APPROVER).withdrawn
+        publish(
+            store, "approval.withdrawn", step="pause", actor=APPROVER, data={"request_id": req.id}
+        )
+        notifier.pump()
+        msg = slack.message("C0SWAP", ts)
+        assert msg.text.startswith("Approval needed: pause") and len(msg.edits) == 2
+        assert "React with :white_check_mark: to approve" in said(msg)
+        assert not slack.violations

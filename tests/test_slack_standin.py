@@ -391,6 +391,36 @@ def test_sdk_rate_limit_retry_handler_recovers() -> None:
         assert [c.http_status for c in s.calls] == [200, 429, 200]
 
 
+# -- outages --------------------------------------------------------------------------------------
+def test_an_outage_answers_as_slack_does_when_it_is_down() -> None:
+    """What slack_sdk raises then: SlackApiError with the HTTP status, Slack's error (or the
+    SDK's words for a body that is not JSON) and the headers, Retry-After among them."""
+    clock = FakeClock()
+    with SlackStandIn(clock=clock) as s:
+        client = WebClient(token=s.token, base_url=s.api_url, retry_handlers=[])
+        s.outage(60, methods=["chat.postMessage"], retry_after=5)
+        with pytest.raises(SlackApiError) as caught:
+            client.chat_postMessage(channel=CHANNEL, text="during")
+        assert caught.value.response.status_code == 503
+        assert caught.value.response["error"] == "service_unavailable"
+        assert caught.value.response.headers["Retry-After"] == "5"
+        assert client.auth_test()["ok"]  # the other methods answer
+        s.outage(60, status=502, error=None)  # every method, an empty body as from a proxy
+        with pytest.raises(SlackApiError) as caught:
+            client.auth_test()
+        assert caught.value.response.status_code == 502
+        assert caught.value.response["error"].startswith("Received a response in a non-JSON")
+        clock.now += 60
+        assert client.chat_postMessage(channel=CHANNEL, text="after")["ok"]
+        assert [(c.method, c.http_status, c.ok) for c in s.calls] == [
+            ("chat.postMessage", 503, False),
+            ("auth.test", 200, True),
+            ("auth.test", 502, False),
+            ("chat.postMessage", 200, True),
+        ]
+        assert [m.text for m in s.messages()] == ["after"]
+
+
 # -- response_url --------------------------------------------------------------------------------
 def test_response_url_posts_are_recorded(standin: SlackStandIn) -> None:
     hook = WebhookClient(standin.response_url(OPERATOR, CHANNEL))

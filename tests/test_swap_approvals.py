@@ -349,3 +349,102 @@ def test_every_action_is_audited_with_actor_and_time(approvals, store, clock):
     assert [e.at[-6:] for e in entries] == ["0.000Z", "1.000Z", "2.000Z", "3.000Z"]
     assert all(e.detail["request"] == req.id for e in entries)
     assert entries[0].detail["fingerprint"] == FP and entries[0].detail["live_digest"] == LIVE
+
+
+# -- withdrawal ----------------------------------------------------------------------------------
+def test_its_approver_withdraws_an_unused_approval_and_may_grant_it_again(approvals, store, clock):
+    req = ask(approvals)
+    clock.advance(60)
+    assert grant(approvals, req.id, "U_BOB").granted
+    clock.advance(30)
+    for someone in ("U_CAT", "U_ANN"):  # not theirs to take back: nothing changes, nothing audited
+        w = approvals.withdraw("s1", req.id, someone)
+        assert not w.withdrawn and w.verdict is Verdict.NOT_GRANTER and "U_BOB" in w.reason
+    assert approvals.get("s1", req.id).status is ApprovalStatus.GRANTED
+
+    w = approvals.withdraw("s1", req.id, "U_BOB")
+    assert w.withdrawn and w.verdict is Verdict.WITHDRAWN and "withdrew" in w.reason
+    back = approvals.get("s1", req.id)
+    assert back.status is ApprovalStatus.PENDING
+    assert back.approver is None and back.granted_at is None  # cleared, not left behind
+    assert back.expires_epoch == T0 + 60 + 900  # the grant's window, not a new one
+    assert approvals.pending("s1") == [back]
+    assert use(approvals) is None  # nothing granted to use
+    again = approvals.withdraw("s1", req.id, "U_BOB")  # Slack's retry, or a second removal
+    assert not again.withdrawn and again.verdict is Verdict.NOT_GRANTER
+
+    clock.advance(10)
+    assert grant(approvals, req.id, "U_CAT").granted  # anyone may approve it again
+    assert use(approvals).approver == "U_CAT"
+    assert actions(store) == [
+        ("U_ANN", "approval.requested", "pause"),
+        ("U_BOB", "approval.granted", "pause"),
+        ("U_BOB", "approval.withdrawn", "pause"),
+        ("U_CAT", "approval.granted", "pause"),
+        ("swapbot", "approval.used", "pause"),
+    ]
+
+
+def test_a_used_or_expired_approval_cannot_be_withdrawn(approvals, store, clock):
+    req = ask(approvals)
+    grant(approvals, req.id, "U_BOB")
+    assert use(approvals) is not None
+    w = approvals.withdraw("s1", req.id, "U_BOB")
+    assert (
+        not w.withdrawn and w.verdict is Verdict.ALREADY_USED and "cannot be withdrawn" in w.reason
+    )
+    assert approvals.get("s1", req.id).status is ApprovalStatus.USED
+
+    late = ask(approvals, "delete-old")
+    grant(approvals, late.id, "U_CAT")
+    clock.advance(901)
+    w = approvals.withdraw("s1", late.id, "U_CAT")
+    assert not w.withdrawn and w.verdict is Verdict.EXPIRED
+    assert approvals.get("s1", late.id).status is ApprovalStatus.EXPIRED  # recorded as it is
+    assert approvals.withdraw("s1", "pause-99", "U_BOB").verdict is Verdict.UNKNOWN
+    refused = [e for e in store.history("s1") if e.action == "approval.withdraw-refused"]
+    assert [(e.actor, e.detail["verdict"]) for e in refused] == [
+        ("U_BOB", "already-used"),
+        ("U_CAT", "expired"),
+    ]
+
+
+def test_a_withdrawal_racing_a_step_leaves_it_used(approvals, monkeypatch):
+    req = ask(approvals)
+    grant(approvals, req.id, "U_BOB")
+    results: list = []
+    after_first_read(monkeypatch, "get", 2)
+    monkeypatch.setattr(Approvals, "requests", lambda self, *a: [Approvals.get(self, "s1", req.id)])
+    run_all(
+        lambda f: results.append(f()),
+        [(lambda: approvals.withdraw("s1", req.id, "U_BOB"),), (lambda: use(approvals),)],
+    )
+    final = approvals.get("s1", req.id)
+    withdrawn = [r for r in results if getattr(r, "withdrawn", False)]
+    used = [r for r in results if getattr(r, "status", None) is ApprovalStatus.USED]
+    assert len(withdrawn) + len(used) == 1  # one of the two, never both
+    assert final.status is (ApprovalStatus.USED if used else ApprovalStatus.PENDING)
+
+
+def test_a_withdrawal_checks_the_approver_in_the_same_step_as_the_move(approvals, store):
+    """Withdraw read the request granted by U_BOB; meanwhile it was withdrawn and granted by
+    U_CAT. The move must not take U_CAT's approval back."""
+    req = ask(approvals)
+    grant(approvals, req.id, "U_BOB")
+    seen = approvals.get("s1", req.id)
+    approvals.withdraw("s1", req.id, "U_BOB")
+    grant(approvals, req.id, "U_CAT")
+    answer = approvals._transition(
+        seen,
+        allowed=("granted",),
+        expiry="live",
+        changes={"status": "pending"},
+        unset=("approver", "granted_at"),
+        holding={"approver": "U_BOB"},
+        actor="U_BOB",
+        action="approval.withdrawn",
+        detail={"request": req.id},
+        now=T0,
+    )
+    assert answer == "moved"
+    assert approvals.get("s1", req.id).approver == "U_CAT"

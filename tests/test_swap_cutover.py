@@ -148,7 +148,7 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
     approve_ahead(engine, "pause")
     engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     load.stop()
-    for name in ("drain", "pause", "switch"):
+    for name in ("drain", "pause", "cutover-objects", "switch"):
         out = engine.run_step(name, OPERATOR)
         assert out.ok, (name, out.message)
     with app_session(db_url, db_name) as app:

@@ -56,8 +56,11 @@ FIELDS = {  # WriteLoad's (table, column) -> the Salesforce object and field it 
 }
 
 
-def kill_points(step: runbook.Step) -> tuple[str, str]:
-    return ("before", "after-act" if step.act is not None else "waiting")
+def kill_points(step: runbook.Step) -> tuple[str, ...]:
+    middle = "after-act" if step.act is not None else "waiting"
+    if step.point_of_no_return:  # also between its two mapping DELETEs: past the point, half done
+        return ("before", "between-deletes", middle)
+    return ("before", middle)
 
 
 def run_runner(sandbox, db_url, db_name, redis_prefix, until=None, kill_at=None):
@@ -132,6 +135,7 @@ def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
     for step in runbook.STEPS:
         if step.name in acted and step.act is not None:
             assert {f"{step.name}:before", f"{step.name}:after-act"} <= set(killed), step.name
+    assert "delete-old:between-deletes" in killed
     assert len(killed) >= 25, (killed, not_reached)
     # on the shortcut path these find themselves done: nothing to interrupt
     assert {"abort:before", "add-columns:before", "reload:before"} <= set(not_reached)

@@ -67,21 +67,8 @@ def test_prep_runs_every_step_in_order_and_stops_before_the_cutover(world, db):
     assert {s for a, s in actions if a in ("step.done", "step.skipped")} >= set(PREP)
 
 
-def test_after_redis_loses_the_swap_the_engine_rebuilds_from_the_live_system(world, db_name):
-    sandbox, engine, _ = world
-    run_prep(engine)
-    engine.store.forget("acme-test")  # Redis lost the swap's state
-    engine.save_plan(demo_plan(db_name), OPERATOR)  # the operator saves the same plan again
-    out = engine.run_step("wait-sync", OPERATOR)
-    # every earlier step is proven done on the live system (the export by the import it fed),
-    # except a person's word, which only Redis held
-    assert out.status == "refused" and "settings is not done yet" in out.message, out.message
-    engine.confirm("settings", "U0PERSON")
-    assert engine.run_step("wait-sync", OPERATOR).status == "skipped"
-    rebuilt = [
-        e.step for e in engine.store.history("acme-test", count=200) if e.action == "step.rebuilt"
-    ]
-    assert {"preflight", "create-addon", "export", "import"} <= set(rebuilt)
+def sent_once(sandbox) -> bool:
+    """Nothing unsafe was sent twice: one add-on created, one import."""
     log = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
     creates = [
         r
@@ -89,7 +76,57 @@ def test_after_redis_loses_the_swap_the_engine_rebuilds_from_the_live_system(wor
         if r["method"] == "POST" and r["path"].endswith("/addons") and r["status"] < 500
     ]
     imports = [r for r in log if r["path"].endswith("/actions/import") and r["status"] < 500]
-    assert len(creates) == 1 and len(imports) == 1  # nothing unsafe was sent twice
+    return len(creates) == 1 and len(imports) == 1
+
+
+def test_after_redis_loses_the_swap_the_engine_rebuilds_it_from_the_journal(world):
+    sandbox, engine, _ = world
+    run_prep(engine)
+    before = {n: cp.status for n, cp in engine.store.checkpoints("acme-test").items()}
+    records = engine.store.records("acme-test")
+    engine.store.forget("acme-test")  # Redis lost the swap's state
+    with engine.emitter.capture() as events:
+        out = engine.run_step("wait-sync", OPERATOR)  # no plan saved again: the journal has it
+    assert out.status == "skipped" and "already done" in out.message, out.message
+    assert {n: cp.status for n, cp in engine.store.checkpoints("acme-test").items()} == before
+    assert engine.store.records("acme-test") == records  # the export, the reports, the DDL
+    assert engine.store.confirmation("acme-test", "settings") is not None  # a person's word
+    assert any("rebuilt from the journal" in e.message for e in events)
+    assert "swap.restored" in [e.action for e in engine.store.history("acme-test")]
+    assert sent_once(sandbox)
+
+
+def test_without_the_journal_prep_steps_are_proven_by_their_own_checks(
+    sandbox_factory, db_url, db_name, redis_prefix
+):
+    """The journal is what makes Redis loss harmless; without it (a swap recorded before it
+    existed), each prep step must prove itself on the live system: no later step stands for an
+    earlier one, and what only the record held (a person's word, the export) is asked again."""
+    sandbox = sandbox_factory("small")
+    engine = make_engine(sandbox, db_url, redis_prefix, journal=None)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+    try:
+        run_prep(engine)
+        engine.store.forget("acme-test")
+        assert engine.next(OPERATOR).message.startswith("there is no plan yet")
+        engine.save_plan(demo_plan(db_name), OPERATOR)  # the operator saves the same plan again
+        out = engine.run_step("wait-sync", OPERATOR)
+        # hc2's import proves the import, not the export it was fed from
+        assert out.status == "refused" and "export is not done yet" in out.message, out.message
+        assert engine.store.checkpoints("acme-test") == {}  # a refusal writes nothing
+        assert engine.run_step("export", OPERATOR).ok  # it reads hc1 again
+        out = engine.run_step("wait-sync", OPERATOR)
+        assert out.status == "refused" and "settings is not done yet" in out.message, out.message
+        engine.confirm("settings", "U0PERSON")
+        assert engine.run_step("wait-sync", OPERATOR).ok
+    finally:
+        person.stop()
+    rebuilt = [
+        e.step for e in engine.store.history("acme-test", count=200) if e.action == "step.rebuilt"
+    ]
+    assert {"preflight", "create-addon", "configure", "authorize"} <= set(rebuilt)
+    assert sent_once(sandbox)
 
 
 def test_steps_refuse_to_run_out_of_order(world):
@@ -103,11 +140,12 @@ def test_steps_refuse_to_run_out_of_order(world):
     assert engine.store.checkpoints("acme-test").get("import") is None
 
 
-def test_unknown_step_and_missing_plan(world, redis_prefix):
-    _, engine, _ = world
+def test_unknown_step_and_missing_plan(world, db_url, redis_prefix):
+    sandbox, engine, _ = world
     assert "unknown step" in engine.run_step("launch-missiles", OPERATOR).message
-    engine.store.forget("acme-test")
-    out = engine.next(OPERATOR)
+    # A swapbot with no swap anywhere: not in its Redis, not in a journal
+    fresh = make_engine(sandbox, db_url, redis_prefix + "fresh:", journal=None)
+    out = fresh.next(OPERATOR)
     assert out.status == "refused" and "plan new" in out.message
 
 

@@ -12,6 +12,7 @@ from swapbot.heroku import ConnectClient
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.swap import steps
+from swapbot.swap.journal import JournalError
 from tests.conftest import TOKEN
 from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
 
@@ -136,15 +137,25 @@ def test_delete_old_stops_before_deleting_anything_while_something_else_needs_an
 def test_rollback_of_an_unfinished_delete_old_recreates_what_it_retired(
     sandbox_factory, db_url, db_name, redis_prefix, db
 ):
+    """delete-old retired the old copies, then could not record the point of no return (the
+    journal's write failed): no DELETE left, so rollback may still put everything back."""
     sandbox, engine = prepped(sandbox_factory, db_url, db_name, redis_prefix, drops=True)
     before = view_facts(db, OLD_VIEW)
     run_through(engine, "resume-new")
-    faults = f"{sandbox.base_url}/_sandbox/faults"
-    requests.post(faults, json={"rate": 1.0, "only": "DELETE ", "kinds": ["503"]}, timeout=5)
+    put = engine.record.put
+
+    def journal_fails_at_the_mark(lease, name, value):
+        if name == "point_of_no_return":
+            raise JournalError("the swap's durable record in Postgres: connection lost")
+        put(lease, name, value)
+
+    engine.record.put = journal_fails_at_the_mark
     out = engine.run_step("delete-old", OPERATOR, break_glass=GLASS)
-    requests.post(faults, json={"rate": 0.0}, timeout=5)
-    assert out.status == "waiting", out.message  # Heroku did not answer: not done
-    assert not exists(db, OLD_VIEW)  # retired before the first DELETE was sent
+    engine.record.put = put
+    assert out.status == "failed" and "JournalError" in out.message, out.message
+    assert not exists(db, OLD_VIEW)  # retired before the point of no return
+    log = requests.get(f"{sandbox.base_url}/_sandbox/requests", timeout=5).json()
+    assert not [r for r in log if r["method"] == "DELETE"]  # no mark, no DELETE
     out = engine.rollback(OPERATOR)
     assert out.status == "done", out.message
     assert view_facts(db, OLD_VIEW) == before

@@ -21,6 +21,40 @@ class UserError(Exception):
     """Bad input or an unusable database: the message is for the person, and nothing changed."""
 
 
+class LockWaited(UserError):
+    """A statement waited too long for a lock another session holds; nothing was applied, and
+    running it again once that session is done will work. The message names the holders."""
+
+
+# Sessions holding locks on relations of the given schemas, other than this one: who keeps a
+# DDL statement waiting. Read after the DDL gave up, so its own locks are gone.
+_Q_LOCK_HOLDERS = """
+SELECT a.pid, a.usename, coalesce(nullif(a.application_name, ''), '-') AS app, a.state,
+       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 160) AS query,
+       string_agg(DISTINCT n.nspname || '.' || c.relname, ', ') AS relations
+  FROM pg_catalog.pg_locks l
+  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+  JOIN pg_catalog.pg_class c ON c.oid = l.relation
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE l.granted AND l.pid <> pg_catalog.pg_backend_pid() AND n.nspname = ANY(%s)
+ GROUP BY a.pid, a.usename, a.application_name, a.state, a.query
+ ORDER BY a.pid
+ LIMIT 5
+"""
+
+
+def lock_holders(conn: psycopg.Connection, schemas: list[str]) -> list[str]:
+    """Who holds locks in `schemas`: "role app (pid N, state) on s.t: query", for a person."""
+    try:
+        rows = conn.execute(_Q_LOCK_HOLDERS, (schemas,)).fetchall()
+    except psycopg.Error:
+        return []
+    return [
+        f"role {role} {app} (pid {pid}, {state or 'unknown state'}) on {relations}: {query or '-'}"
+        for pid, role, app, state, query, relations in rows
+    ]
+
+
 def check_identifier(name: str, what: str = "identifier") -> str:
     if not isinstance(name, str) or not IDENTIFIER.match(name):
         raise UserError(

@@ -30,10 +30,12 @@ from pydantic import BaseModel, Field
 
 from swapbot.database import retarget
 from swapbot.database._common import (
+    LockWaited,
     UserError,
     check_identifier,
     connect,
     emit,
+    lock_holders,
     parse_tables,
     require_mapped_tables,
     require_schema,
@@ -576,9 +578,11 @@ def apply(
             return result
         except _RETRYABLE as exc:
             if attempt == attempts:
-                raise UserError(
+                raise _lock_waited(
+                    conn,
+                    [old, new],
                     f"{phase}: could not take the locks for {current} in {attempts} attempts"
-                    f" ({exc.diag.message_primary}); nothing was applied"
+                    f" ({exc.diag.message_primary}); nothing was applied",
                 ) from None
             sleep(backoff * 2 ** (attempt - 1))
         except psycopg.Error as exc:
@@ -587,6 +591,13 @@ def apply(
                 " the transaction was rolled back, nothing was applied"
             ) from None
     raise AssertionError("unreachable")
+
+
+def _lock_waited(conn: psycopg.Connection, schemas: list[str], message: str) -> LockWaited:
+    holders = lock_holders(conn, schemas)
+    if holders:
+        message += "; waiting on a lock held by " + "; ".join(holders)
+    return LockWaited(message)
 
 
 # --- retiring OLD's copies before delete-old ---------------------------------------------------
@@ -738,23 +749,30 @@ def retire(
 ) -> Retirement:
     """Drop what `retirement` chose, in one transaction, never with CASCADE: if anything else
     depends on a retired object, nothing is dropped and the error says what."""
-    with conn.transaction():
-        conn.execute(
-            "SELECT pg_catalog.set_config('lock_timeout', %s, true)", (f"{int(lock_timeout_ms)}ms",)
-        )
-        found = retirement(conn, old, new, tables)
-        if found.problems:
-            raise UserError("not retired: " + "; ".join(found.problems))
-        try:
+    try:
+        with conn.transaction():
+            conn.execute(
+                "SELECT pg_catalog.set_config('lock_timeout', %s, true)",
+                (f"{int(lock_timeout_ms)}ms",),
+            )
+            found = retirement(conn, old, new, tables)
+            if found.problems:
+                raise UserError("not retired: " + "; ".join(found.problems))
             for statement in found.statements:
                 guard(statement)
                 conn.execute(statement)
-        except psycopg.Error as exc:
-            raise UserError(
-                f"retiring {old}'s copies failed: {exc.diag.message_primary or exc}"
-                + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
-                + "; nothing was dropped"
-            ) from None
+    except _RETRYABLE as exc:  # the transaction is over: who held the lock can be read now
+        raise _lock_waited(
+            conn,
+            [old, new],
+            f"retiring {old}'s copies: {exc.diag.message_primary}; nothing was dropped",
+        ) from None
+    except psycopg.Error as exc:
+        raise UserError(
+            f"retiring {old}'s copies failed: {exc.diag.message_primary or exc}"
+            + (f" ({exc.diag.message_detail})" if exc.diag.message_detail else "")
+            + "; nothing was dropped"
+        ) from None
     return found
 
 

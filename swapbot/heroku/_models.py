@@ -423,6 +423,38 @@ class Addon(_Model):
         return (self.plan or {}).get("name")
 
 
+class AddonAttachment(_Model):
+    """One app's attachment of an add-on: the config var prefix it appears under (`name`, e.g.
+    DATABASE, or DATABASE_CONNECTION_POOL for Heroku Postgres's server-side pooler)."""
+
+    id: str | None = None
+    name: str
+    addon: dict[str, Any] | None = None
+    app: dict[str, Any] | None = None
+    namespace: str | None = None
+
+    @property
+    def app_name(self) -> str | None:
+        return (self.app or {}).get("name")
+
+    @property
+    def addon_name(self) -> str | None:
+        return (self.addon or {}).get("name")
+
+    @property
+    def addon_id(self) -> str | None:
+        return (self.addon or {}).get("id")
+
+    @property
+    def pooler(self) -> bool:
+        """Heroku Postgres's server-side connection pool (PgBouncer on the database server).
+        Told by the namespace `connection-pooling:…` or, failing that, the `_CONNECTION_POOL`
+        name the CLI gives it (assumption `pooler-attachment`)."""
+        return (self.namespace or "").startswith("connection-pooling") or self.name.endswith(
+            "CONNECTION_POOL"
+        )
+
+
 class Formation(_Model):
     id: str | None = None
     type: str

@@ -14,7 +14,15 @@ from typing import Any, TypeVar
 import requests
 from pydantic import BaseModel, SecretStr
 
-from ._models import Addon, App, Dyno, Formation, FormationUpdate, config_vars_from
+from ._models import (
+    Addon,
+    AddonAttachment,
+    App,
+    Dyno,
+    Formation,
+    FormationUpdate,
+    config_vars_from,
+)
 from ._transport import (
     DEFAULT_TIMEOUT,
     BaseClient,
@@ -113,6 +121,15 @@ class PlatformClient(BaseClient):
         drop the schema separately."""
         url = self._url("apps/{app}/addons/{addon}", app=app, addon=addon)
         return self._transport.request_model(Addon, "DELETE", url, idempotent=False)
+
+    def app_attachments(self, app: str) -> list[AddonAttachment]:
+        """The add-ons attached to `app`, each under its config var prefix (DATABASE, …)."""
+        return self._list(AddonAttachment, "apps/{app}/addon-attachments", app=app)
+
+    def addon_attachments(self, addon: str) -> list[AddonAttachment]:
+        """Every attachment of one add-on (name or id), in every app it is attached to: for a
+        database, the apps that may write to it."""
+        return self._list(AddonAttachment, "addons/{addon}/addon-attachments", addon=addon)
 
     # --- formation and dynos -------------------------------------------------------------------
 

@@ -1,9 +1,13 @@
 """The Bolt app behind `/hcswap`: verify, authorize, acknowledge, enqueue — nothing else.
 
 Listeners stay plain functions (bolt-python's shape). Bolt's middleware checks signatures and
-ignores the bot's own events; ours drops Slack's duplicate deliveries. Work runs in `swapbot
-worker` (`swapbot.slack.work`), never on Bolt's small listener pool or beside the acks: the
-web process must answer within Slack's 3 seconds whatever the swap is doing.
+ignores the bot's own events. Work runs in `swapbot worker` (`swapbot.slack.work`), never on
+Bolt's small listener pool or beside the acks: the web process must answer within Slack's 3
+seconds whatever the swap is doing.
+
+An event is handed off and marked seen in one Redis operation (`jobs.push_once`): Slack's
+retries of an event already handed off are acknowledged and dropped, and an event whose handoff
+failed is answered 503 and left unmarked, so that Slack's retry is taken.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
-from slack_bolt import App, BoltRequest, BoltResponse
-from slack_bolt.middleware import Middleware
+from slack_bolt import App, BoltResponse
 
 from swapbot import config
 from swapbot.slack import access, blocks
@@ -53,28 +56,6 @@ def unescape(text: str) -> str:
     return text
 
 
-class DropDuplicateEvents(Middleware):
-    """One delivery per event id. Without Redis, answer 503 so that Slack delivers it again.
-    (A class, not a function: Bolt calls it without working out its arguments, which keeps
-    the command path as cheap as a bare app's.)"""
-
-    def __init__(self, store: Store):
-        self.store = store
-
-    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], Any]) -> Any:
-        body = req.body
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id:
-            try:
-                first = self.store.first_time(f"slack-event:{event_id}", EVENT_SEEN_TTL)
-            except RedisError:
-                log.error("Redis unreachable: event %s left for Slack to deliver again", event_id)
-                return BoltResponse(status=503, body="")
-            if not first:
-                return BoltResponse(status=200, body="")
-        return next()
-
-
 def _ephemeral(rendered: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
     text, blks = rendered
     return {"text": text, "blocks": blks, "response_type": "ephemeral"}
@@ -105,36 +86,59 @@ def build_app(
         **app_options,
     )
 
-    app.use(DropDuplicateEvents(store))
-
     @app.command(COMMAND)
     def hcswap(ack: Callable[..., None], command: dict[str, Any]) -> None:
         ack(**answer(settings, handoff, command))
 
-    @app.event("reaction_added")
-    def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> None:
+    def hand_off(event: dict[str, Any], body: dict[str, Any], func: str) -> BoltResponse | None:
+        """Queue an approval emoji's `reaction_added`/`reaction_removed` for the worker; 503
+        when Redis would not take it, so that Slack delivers it again."""
         item = event.get("item") or {}
         name = str(event.get("reaction", "")).split("::", 1)[0]  # +1::skin-tone-3 -> +1
         if item.get("type") != "message" or name != settings.swapbot_approval_emoji:
-            return
+            return None
+        event_id = body.get("event_id")
         reaction = {
             "user": event.get("user"),
             "channel": item.get("channel"),
             "ts": item.get("ts"),
             "item_user": event.get("item_user"),
-            "event_id": body.get("event_id"),
+            "event_id": event_id,
             "event_time": float(body.get("event_time") or event.get("event_ts") or 0) or None,
         }
-        # What the reaction means is the key: the same person's same reaction is one approval.
-        key = f"{reaction['channel']}:{reaction['ts']}:{reaction['user']}:{name}"
-        jobs.push(
-            handoff,
-            settings,
-            "swapbot.slack.work.handle_reaction",
-            reaction,
-            key=key,
-            description=f"reaction by {reaction['user']}",
-        )
+        # The delivery is the key, not what the reaction means: Slack's retries of one event
+        # are one job, while a reaction removed and added again is a new event and a new job
+        # (the approval itself is granted at most once whatever arrives).
+        about = f"{event.get('type')} by {reaction['user']}"
+        try:
+            if event_id:
+                marker = store.key("dedupe", "slack-event", str(event_id))
+                jobs.push_once(
+                    handoff,
+                    settings,
+                    marker,
+                    EVENT_SEEN_TTL,
+                    func,
+                    reaction,
+                    key=event_id,
+                    description=about,
+                )
+            else:  # never from Slack; nothing to deduplicate on
+                jobs.push(handoff, settings, func, reaction, description=about)
+        except RedisError as exc:
+            log.error(
+                "event %s not handed off (%s): left for Slack to deliver again", event_id, exc
+            )
+            return BoltResponse(status=503, body="")
+        return None
+
+    @app.event("reaction_added")
+    def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> BoltResponse | None:
+        return hand_off(event, body, "swapbot.slack.work.handle_reaction")
+
+    @app.event("reaction_removed")
+    def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> BoltResponse | None:
+        return hand_off(event, body, "swapbot.slack.work.handle_reaction_removed")
 
     return app
 

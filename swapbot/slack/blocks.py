@@ -726,6 +726,12 @@ def _progress_section(doc: Mapping[str, Any], now: float) -> Block | None:
     for text in (_outage_text(doc.get("outage"), now), _backlog_text(doc.get("backlog"))):
         if text:
             lines.append(text)
+    ponr = doc.get("point_of_no_return")
+    if isinstance(ponr, Mapping):
+        lines.append(
+            f":warning: *past the point of no return* since {_clock(ponr.get('at'))}: "
+            f"no rollback. Go forward: {_clean(ponr.get('forward'), 400)}"
+        )
     holder = doc.get("holder")
     if isinstance(holder, Mapping) and holder.get("runner"):
         since = f" since {_clock(holder['since'])}" if holder.get("since") else ""
@@ -923,6 +929,7 @@ def _decision_line(
 
 # -- milestones ------------------------------------------------------------------------------
 _BROADCAST = {
+    "point_of_no_return",
     "outage.started",
     "outage.ended",
     "step.failed",
@@ -1015,12 +1022,17 @@ def _milestone_line(ev: dict[str, Any]) -> str:
         return f":no_entry: approval of {what} refused{by}{tail()}"
     if kind == "approval.expired":
         return f":hourglass_flowing_sand: approval of {step} expired{tail()}"
+    if kind == "approval.withdrawn":
+        by = f" by {actor}" if actor else ""
+        return f":leftwards_arrow_with_hook: approval of {step} withdrawn{by}{tail()}"
     if kind == "outage.started":
         return f":rotating_light: outage started{tail('outage started')}"
     if kind == "outage.ended":
         seconds = _float(data.get("seconds"))
         after = f" after {duration(seconds)}" if seconds is not None else ""
         return f":tada: outage ended{after}{tail('outage ended')}"
+    if kind == "point_of_no_return":
+        return f":warning: {step} passed the point of no return{tail()}"
     if kind == "rollback.started":
         return f":rewind: rollback started{tail('rollback started')}"
     if kind == "rollback.done":

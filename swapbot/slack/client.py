@@ -31,12 +31,15 @@ def _retry_handlers() -> list:
     ]
 
 
-def web_client(settings: Settings) -> WebClient:
+def web_client(settings: Settings, *, retries: bool = True) -> WebClient:
+    """`retries=False` for the channel notifier: it retries every refused message itself
+    (honouring Retry-After between its own rounds, where it can stop and keep its lease),
+    which slack-sdk's handlers, sleeping inside one call, cannot."""
     return WebClient(
         token=secret(settings.slack_bot_token) or None,
         base_url=str(settings.slack_api_url),
         timeout=10,
-        retry_handlers=_retry_handlers(),
+        retry_handlers=_retry_handlers() if retries else [],
     )
 
 

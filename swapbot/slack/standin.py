@@ -7,6 +7,7 @@ Slack's errors and limits (reference §5, §8.1) closely enough to catch real mi
 Slack lets through but we never want (blocks without fallback text, a `chat.update` that wipes
 the blocks, a secret or an `@channel` in a message, a method the manifest's scopes do not cover)
 are answered `ok` and listed in `violations`, so a test can assert there are none.
+`outage()` makes the Web API answer as Slack does while it is down.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -198,6 +199,13 @@ class _Reply:
     status: int
     body: dict[str, Any] | str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Outage:
+    until: float  # by the stand-in's clock
+    reply: _Reply
+    methods: frozenset[str] | None  # None: every method
 
 
 Listener = Callable[[str, Message], None]
@@ -384,6 +392,7 @@ class SlackStandIn:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._listeners: list[Listener] = []
         self._last_ts_micros = 0
+        self._outage: _Outage | None = None
         self._thread: threading.Thread | None = None
         self.httpd = QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
@@ -504,6 +513,21 @@ class SlackStandIn:
         self._announce([("reaction", msg)])
         return snapshot
 
+    def remove_reaction(self, channel: str, ts: str, user: str, name: str) -> Message:
+        """A person takes their reaction off a message (before a `reaction_removed` event)."""
+        with self._lock:
+            msg = self._by_ts.get((channel, ts))
+            if msg is None or msg.ephemeral_to:
+                raise LookupError(f"no message {ts} in {channel} to remove a reaction from")
+            users = msg.reactions.get(name, [])
+            if user in users:
+                users.remove(user)
+            if not users:
+                msg.reactions.pop(name, None)
+            snapshot = copy.deepcopy(msg)
+        self._announce([("reaction", msg)])
+        return snapshot
+
     def record_ack(self, user: str, channel: str, payload: dict[str, Any]) -> Message | None:
         """Show a slash command's HTTP answer as Slack does (reference §2.3): to `user` only,
         or to the channel with `response_type: in_channel`. None for an empty answer."""
@@ -523,6 +547,25 @@ class SlackStandIn:
             snapshot = copy.deepcopy(msg)
         self._announce(ctx.changes)
         return snapshot
+
+    def outage(
+        self,
+        seconds: float,
+        *,
+        status: int = 503,
+        methods: Iterable[str] | None = None,
+        error: str | None = "service_unavailable",
+        retry_after: int | None = None,
+    ) -> None:
+        """Slack is down for `seconds` from now (0 ends it): Web API calls, all or the named
+        `methods`, answer HTTP `status` with `{"ok": false, "error": error}`, or with an empty
+        body when `error` is None (as a proxy in front of Slack might), and with a
+        `Retry-After` header when given. They are recorded, and change nothing else."""
+        body: dict[str, Any] | str = {"ok": False, "error": error} if error is not None else ""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        only = frozenset(methods) if methods is not None else None
+        with self._lock:
+            self._outage = _Outage(self.clock() + seconds, _Reply(status, body, headers), only)
 
     def response_url(self, user: str, channel: str = DEFAULT_CHANNEL) -> str:
         """A fresh response URL for one interaction by `user` in `channel`."""
@@ -663,6 +706,9 @@ class SlackStandIn:
         return reply
 
     def _answer(self, ctx: _Ctx, token: str, decode_error: str | None) -> _Reply:
+        down = self._down(ctx.method)
+        if down is not None:
+            return down
         handler = self._methods.get(ctx.method)
         try:
             if handler is None:
@@ -685,6 +731,15 @@ class SlackStandIn:
         except ApiError as exc:
             return _Reply(200, {"ok": False, "error": exc.error, **exc.extra})
         return _Reply(200, {"ok": True, **payload}, ctx.headers)
+
+    def _down(self, method: str) -> _Reply | None:
+        """The answer of an outage under way for `method`, if any."""
+        outage = self._outage
+        if outage is None or self.clock() >= outage.until:
+            return None
+        if outage.methods is not None and method not in outage.methods:
+            return None
+        return copy.deepcopy(outage.reply)
 
     def _spend(self, ctx: _Ctx) -> float:
         limit = self.limits.get(ctx.method)

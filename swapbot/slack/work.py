@@ -4,6 +4,10 @@ the engine, and answer the person who asked.
 The commands are the terminal's (`swapbot.swap.commands`); this module only renders their
 replies for Slack and delivers them. What happens to the swap reaches the channel through the
 engine's events and the notifier, whichever process ran the step.
+
+No job raises to rq without having answered: whatever fails (Heroku answering 503, Redis,
+PostgreSQL, a bug) is logged with its traceback and told to the person in one line, secrets
+masked — a failed command also to the swap's thread, a failed reaction with what to do next.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from swapbot import config
+from swapbot.logs import SecretFilter, secrets_of
 from swapbot.slack import blocks
 from swapbot.slack.client import membership, web_client, webhook
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap import commands
-from swapbot.swap.engine import Engine
+from swapbot.swap.approvals import Verdict
+from swapbot.swap.engine import Engine, Interrupted
 from swapbot.swap.store import Store
 
 log = logging.getLogger(__name__)
@@ -52,40 +58,112 @@ def _context() -> tuple[config.Settings, WebClient, Engine]:
 def run_command(
     text: str, user: str, channel: str, response_url: str | None, queued_at: float | None = None
 ) -> dict[str, Any]:
-    """Run one `/hcswap` command for `user` and answer them; returns what was answered."""
-    started = time.time()
-    settings, client, engine = _context()
-    cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
-    if cmd.name == "status":
-        reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
-        doc = dict(reply.document or {})
-        doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
-        # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
-        rendered = blocks.status_message(doc, detail_hint="heroku run swapbot hcswap status --json")
-    else:
-        reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
+    """Run one `/hcswap` command for `user` and answer them; returns what was answered.
+    Never raises: whatever fails is answered, logged and noted in the swap's thread."""
+    since = queued_at or time.time()
+    settings: config.Settings | None = None
+    client: WebClient | None = None
+    engine: Engine | None = None
+    cmd: commands.Command | None = None
+    try:
+        settings, client, engine = _context()
+        cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
+        if cmd.name == "status":
+            reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
+            doc = dict(reply.document or {})
+            doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
+            # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
+            hint = "heroku run swapbot hcswap status --json"
+            rendered = blocks.status_message(doc, detail_hint=hint)
+        else:
+            reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
+            rendered = blocks.reply(
+                {
+                    "command": f"/hcswap {text}",
+                    "status": reply.status,
+                    "message": reply.message,
+                    "calls": reply.calls,
+                    "text": reply.text if cmd.kind in ("read", "help") else "",
+                }
+            )
+    except (Exception, Interrupted) as exc:  # a stop outside the engine is answered too
+        log.exception("/hcswap %s by %s failed", text, user)
+        why = _why(exc, settings)
+        if client is None:
+            settings, client = _answerer()
         rendered = blocks.reply(
-            {
-                "command": f"/hcswap {text}",
-                "status": reply.status,
-                "message": reply.message,
-                "calls": reply.calls,
-                "text": reply.text if cmd.kind in ("read", "help") else "",
-            }
+            {"command": f"/hcswap {text}", "status": "failed", "message": _FAILED.format(why=why)}
         )
-    deliver(
-        client, response_url, channel, user, rendered, fresh=time.time() - (queued_at or started)
-    )
+        _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
+        if engine is not None and cmd is not None and cmd.changes_something:
+            _notice(engine, None, cmd, user, f"/hcswap {text} by {user}: failed: {why}")
+        return {"status": "failed", "message": "failed: " + _FAILED.format(why=why)}
+    _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
     if cmd.changes_something and reply.swap_id and reply.status in ("refused", "failed"):
         # The thread hears of refusals too: the team sees who tried what, and why it stopped.
-        engine.emit(
-            "notice",
-            reply.swap_id,
-            step=cmd.name if cmd.name != "plan" else None,
-            actor=user,
-            message=f"/hcswap {text} by {user}: {reply.status}: {reply.message}",
-        )
+        message = f"/hcswap {text} by {user}: {reply.status}: {reply.message}"
+        _notice(engine, reply.swap_id, cmd, user, message)
     return {"status": reply.status, "message": reply.message}
+
+
+_FAILED = "{why}; nothing else was done; `/hcswap status` shows where the swap stands"
+
+
+def _why(exc: BaseException, settings: config.Settings | None) -> str:
+    """What failed, for a person: one line, secrets masked as in the logs, not too long."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return _masked(f"{type(exc).__name__}: {first}" if first else type(exc).__name__, settings)
+
+
+def _masked(text: str, settings: config.Settings | None) -> str:
+    text = SecretFilter(secrets_of(settings) if settings else []).mask(" ".join(text.split()))
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _answerer() -> tuple[config.Settings | None, WebClient | None]:
+    """Settings and a Slack client to say that a job failed when `_context` itself failed."""
+    try:
+        settings = config.load_settings()
+    except Exception:
+        log.exception("no settings: cannot answer")
+        return None, None
+    try:
+        return settings, web_client(settings)
+    except Exception:
+        log.exception("no Slack client: cannot answer")
+        return settings, None
+
+
+def _deliver_or_log(
+    client: WebClient | None,
+    response_url: str | None,
+    channel: str,
+    user: str,
+    rendered: tuple[str, list[dict[str, Any]]],
+    fresh: float,
+) -> bool:
+    if client is None:
+        log.error("could not answer %s: no Slack client", user)
+        return False
+    try:
+        deliver(client, response_url, channel, user, rendered, fresh=fresh)
+        return True
+    except Exception:
+        log.exception("could not answer %s", user)
+        return False
+
+
+def _notice(
+    engine: Engine, swap_id: str | None, cmd: commands.Command, user: str, message: str
+) -> None:
+    """Tell the swap's thread (the current swap's, without `swap_id`) what became of a command."""
+    try:
+        swap_id = swap_id or engine.store.current_swap()
+        if swap_id:
+            step = cmd.name if cmd.name != "plan" else None
+            engine.emit("notice", swap_id, step=step, actor=user, message=message)
+    except Exception:
+        log.exception("could not tell the thread: %s", message)
 
 
 STATUS_TTL_MS = 2000  # twenty people asking at once cost one look at Heroku Connect
@@ -125,26 +203,97 @@ def in_channel(store: Store, client: WebClient, channel: str | None) -> bool | N
 
 
 def handle_reaction(reaction: dict[str, Any]) -> dict[str, Any]:
-    """An approval emoji was added to a message: approve the request it asks for, or say why not."""
-    _, client, engine = _context()
+    """An approval emoji was added to a message: approve the request it asks for, or say why not.
+    Never raises: an approval that could not be recorded is said to the approver."""
     user, channel, ts = reaction["user"], reaction["channel"], reaction["ts"]
-    found = ApprovalMessages(engine.store).request_for(channel, ts)
-    if found is None:
-        if reaction.get("item_user") and reaction["item_user"] != _bot_user(client):
-            return {"status": "ignored", "message": "a reaction on someone else's message"}
-        why = "That message does not ask for an approval. React on the approval request itself."
-        _tell(client, channel, user, why, thread_ts=ts)
-        return {"status": "refused", "message": why}
-    swap_id, request_id = found
-    plan = engine.current_plan()
-    if plan is None or plan.swap_id != swap_id:
-        why = f"That approval belongs to swap {swap_id}, which is not the current swap."
-        _tell(client, channel, user, why, thread_ts=ts)
-        return {"status": "refused", "message": why}
-    outcome = engine.approve(request_id, user, at=reaction.get("event_time"))
+    settings: config.Settings | None = None
+    client: WebClient | None = None
+    request_id: str | None = None
+    try:
+        settings, client, engine = _context()
+        found = ApprovalMessages(engine.store).request_for(channel, ts)
+        if found is None:
+            if reaction.get("item_user") and reaction["item_user"] != _bot_user(client):
+                return {"status": "ignored", "message": "a reaction on someone else's message"}
+            why = "That message does not ask for an approval. React on the approval request itself."
+            _tell(client, channel, user, why, thread_ts=ts)
+            return {"status": "refused", "message": why}
+        swap_id, request_id = found
+        plan = engine.current_plan()
+        if plan is None or plan.swap_id != swap_id:
+            why = f"That approval belongs to swap {swap_id}, which is not the current swap."
+            _tell(client, channel, user, why, thread_ts=ts)
+            return {"status": "refused", "message": why}
+        outcome = engine.approve(request_id, user, at=reaction.get("event_time"))
+    except Exception as exc:
+        log.exception("the reaction of %s on %s %s was not recorded", user, channel, ts)
+        if client is None:
+            settings, client = _answerer()
+        return _not_recorded(client, reaction, request_id, _why(exc, settings))
+    if outcome.status == "failed":  # the engine caught what failed: the same answer
+        return _not_recorded(client, reaction, request_id, _masked(outcome.message, settings))
     if outcome.status != "done":
         _tell(client, channel, user, f"Your approval was not taken: {outcome.message}", ts)
     return {"status": outcome.status, "message": outcome.message}
+
+
+def _not_recorded(
+    client: WebClient | None, reaction: dict[str, Any], request_id: str | None, why: str
+) -> dict[str, Any]:
+    what = request_id or "that request"
+    text = (
+        f"Your approval of {what} could not be recorded: {why}; "
+        "remove the reaction and add it again."
+    )
+    if client is not None:
+        _tell(client, reaction["channel"], reaction["user"], text, thread_ts=reaction["ts"])
+    return {"status": "failed", "message": text}
+
+
+def handle_reaction_removed(reaction: dict[str, Any]) -> dict[str, Any]:
+    """An approval emoji was removed from a message: if it was the approval of the person who
+    granted it, and no step has used it yet, withdraw it (the request waits for a second person
+    again). Anyone else's removed reaction changes nothing. Never raises."""
+    user, channel, ts = reaction["user"], reaction["channel"], reaction["ts"]
+    settings: config.Settings | None = None
+    client: WebClient | None = None
+    request_id: str | None = None
+    try:
+        settings, client, engine = _context()
+        found = ApprovalMessages(engine.store).request_for(channel, ts)
+        if found is None:
+            return {"status": "ignored", "message": "not an approval request"}
+        swap_id, request_id = found
+        result = engine.approvals.withdraw(swap_id, request_id, user)
+        if result.withdrawn:
+            step = result.request.step if result.request else None
+            engine.emit(
+                "approval.withdrawn",
+                swap_id,
+                step=step,
+                actor=user,
+                message=result.reason,
+                request_id=request_id,
+            )
+            return {"status": "done", "message": result.reason}
+    except Exception as exc:
+        log.exception("the removed reaction of %s on %s %s was not recorded", user, channel, ts)
+        if client is None:
+            settings, client = _answerer()
+        what = request_id or "that request"
+        text = (
+            f"Your withdrawal of the approval of {what} could not be recorded: "
+            f"{_why(exc, settings)}; the approval still stands. Add the reaction and remove it "
+            "again to withdraw it."
+        )
+        if client is not None:
+            _tell(client, channel, user, text, thread_ts=ts)
+        return {"status": "failed", "message": text}
+    if result.verdict is Verdict.ALREADY_USED:
+        text = f"Your approval was not withdrawn: {result.reason}."
+        _tell(client, channel, user, text, thread_ts=ts)
+        return {"status": "refused", "message": result.reason}
+    return {"status": "ignored", "message": result.reason}
 
 
 def _bot_user(client: WebClient) -> str | None:
@@ -160,8 +309,8 @@ def _tell(client: WebClient, channel: str, user: str, text: str, thread_ts: str 
         client.chat_postEphemeral(
             channel=channel, user=user, text=rendered[0], blocks=rendered[1], thread_ts=thread_ts
         )
-    except (SlackApiError, SlackClientError) as exc:
-        log.warning("could not tell %s why: %s", user, exc)
+    except Exception as exc:  # Slack's errors, or its connection's: said in the log instead
+        log.warning("could not tell %s: %s", user, exc)
 
 
 def deliver(

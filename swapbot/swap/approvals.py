@@ -5,12 +5,16 @@ the live state at the time. A second person in the approvers set grants it; the 
 it once, only while the fingerprint and digest are still the same and it has not expired:
 
     pending --grant--> granted --consume--> used
-       |                  |
-       +--> superseded    +--> expired      (pending also expires)
+       |  ^                  |
+       |  +----withdraw------+              (only by its approver, only before it is used)
+       |                     |
+       +--> superseded       +--> expired   (pending also expires)
        +--> expired
 
 A pending request waits at most `ttl_s` for a second person; a grant is good for `ttl_s` from
 the moment it is given, so an approval asked for ahead of the outage costs the outage nothing.
+The person who granted an approval may withdraw it (in Slack: remove the reaction) until a step
+uses it: the request is pending again, without an approver, until the grant's expiry.
 Each status change is one Lua script that checks the current status and expiry, sets the new
 status and appends its audit entry, so two people reacting at once, or Slack delivering the same
 reaction twice, give exactly one grant. Refusals change nothing and are audited too.
@@ -30,7 +34,15 @@ from pydantic import BaseModel
 
 from swapbot.swap.store import Store, as_text, audit_fields, iso
 
-__all__ = ["ApprovalRequest", "ApprovalStatus", "Approvals", "Decision", "Verdict", "SYSTEM"]
+__all__ = [
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Approvals",
+    "Decision",
+    "Verdict",
+    "Withdrawal",
+    "SYSTEM",
+]
 
 DEFAULT_TTL_S = 15 * 60
 SYSTEM = "swapbot"  # the actor of what nobody did by hand: expiry
@@ -77,6 +89,8 @@ class Verdict(StrEnum):
     SUPERSEDED = "superseded"
     PLAN_CHANGED = "plan-changed"
     LIVE_CHANGED = "live-changed"
+    WITHDRAWN = "withdrawn"
+    NOT_GRANTER = "not-granter"  # withdraw: no approval of theirs to take back
 
 
 class Decision(BaseModel):
@@ -86,11 +100,20 @@ class Decision(BaseModel):
     request: ApprovalRequest | None = None
 
 
+class Withdrawal(BaseModel):
+    withdrawn: bool
+    verdict: Verdict
+    reason: str
+    request: ApprovalRequest | None = None
+
+
 # Move one request from an allowed status to another and audit it, all or nothing.
 # KEYS[1] request hash, KEYS[2] audit stream.
 # ARGV[1] allowed statuses, space separated; ARGV[2] expiry rule: live (must not have expired at
-# ARGV[3]) | due (must have) | any; ARGV[4] n, then n field/value pairs to set, then the audit
-# entry's field/value pairs. Returns 'ok', or why not: 'unknown', 'expired', 'live', or the status.
+# ARGV[3]) | due (must have) | any; ARGV[4] n, then n field/value pairs to set; then m, then m
+# fields to delete; then g, then g field/value pairs the hash must hold; then the audit entry's
+# field/value pairs. Returns 'ok', or why not: 'unknown', 'expired', 'live', 'moved' (a field
+# differs from what it must hold), or the status. Every check comes before the first write.
 _MOVE = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 'unknown' end
@@ -98,11 +121,24 @@ if not string.find(' ' .. ARGV[1] .. ' ', ' ' .. status .. ' ', 1, true) then re
 local expired = tonumber(redis.call('HGET', KEYS[1], 'expires_epoch')) <= tonumber(ARGV[3])
 if ARGV[2] == 'live' and expired then return 'expired' end
 if ARGV[2] == 'due' and not expired then return 'live' end
-local n = tonumber(ARGV[4])
-local set, audit = {}, {}
-for i = 5, 4 + 2 * n do set[#set + 1] = ARGV[i] end
-for i = 5 + 2 * n, #ARGV do audit[#audit + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(set))
+local i = 4
+local n = tonumber(ARGV[i])
+local set = {}
+for j = i + 1, i + 2 * n do set[#set + 1] = ARGV[j] end
+i = i + 2 * n + 1
+local m = tonumber(ARGV[i])
+local unset = {}
+for j = i + 1, i + m do unset[#unset + 1] = ARGV[j] end
+i = i + m + 1
+local g = tonumber(ARGV[i])
+for j = i + 1, i + 2 * g, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[j]) ~= ARGV[j + 1] then return 'moved' end
+end
+i = i + 2 * g + 1
+local audit = {}
+for j = i, #ARGV do audit[#audit + 1] = ARGV[j] end
+if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+if #unset > 0 then redis.call('HDEL', KEYS[1], unpack(unset)) end
 redis.call('XADD', KEYS[2], '*', unpack(audit))
 return 'ok'
 """
@@ -311,6 +347,58 @@ class Approvals:
                 return self.get(swap_id, req.id)
         return None
 
+    def withdraw(self, swap_id: str, request_id: str, actor: str) -> Withdrawal:
+        """The person who granted `request_id` takes the approval back before a step uses it:
+        the request is pending again, without an approver, until the grant's expiry. Only its
+        approver may, and only while it is granted: a used approval stays used."""
+        now = self.clock()
+        req = self.get(swap_id, request_id)
+        refusal = _not_withdrawable(req, request_id, actor, now)
+        if refusal is None:
+            answer = self._transition(
+                req,
+                allowed=("granted",),
+                expiry="live",
+                changes={"status": "pending"},
+                unset=("approver", "granted_at"),
+                holding={"approver": actor},
+                actor=actor,
+                action="approval.withdrawn",
+                detail={
+                    "request": req.id,
+                    "requester": req.requester,
+                    "granted_at": req.granted_at,
+                },
+                now=now,
+            )
+            if answer == "ok":
+                return Withdrawal(
+                    withdrawn=True,
+                    verdict=Verdict.WITHDRAWN,
+                    reason=f"{actor} withdrew the approval of {req.step} ({req.id}); it waits "
+                    "for a second person again",
+                    request=self.get(swap_id, request_id),
+                )
+            # Used, expired or withdrawn meanwhile: explain from what it is now.
+            req = self.get(swap_id, request_id)
+            refusal = _not_withdrawable(req, request_id, actor, now)
+            refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
+        verdict, reason = refusal
+        if req is not None and req.approver == actor:
+            # Their own approval, which can no longer be taken back: audited. (Anyone else's
+            # removed reaction withdraws nothing and is nobody's business.)
+            if verdict is Verdict.EXPIRED and req.status is ApprovalStatus.GRANTED:
+                self._expire(req, now)
+            self.store.audit(
+                swap_id,
+                actor,
+                "approval.withdraw-refused",
+                step=req.step,
+                detail={"request": request_id, "verdict": verdict.value, "reason": reason},
+                at=now,
+            )
+        return Withdrawal(withdrawn=False, verdict=verdict, reason=reason, request=req)
+
     def why_not(self, swap_id: str, step: str, *, fingerprint: str, live_digest: str) -> str:
         """Why `consume` finds no approval of `step` to use, in a sentence for the channel."""
         now = self.clock()
@@ -406,12 +494,15 @@ class Approvals:
         detail: dict[str, Any],
         now: float,
         seen: float | None = None,
+        unset: tuple[str, ...] = (),
+        holding: dict[str, str] | None = None,
     ) -> str:
-        pairs = [str(x) for kv in changes.items() for x in kv]
         entry = audit_fields(now, actor, action, req.step, detail)
         # expiry is judged at `seen` (when the person acted), the audit entry is dated now
-        args = [" ".join(allowed), expiry, repr(now if seen is None else seen), len(changes)]
-        args += pairs
+        args: list[Any] = [" ".join(allowed), expiry, repr(now if seen is None else seen)]
+        args += [len(changes), *(str(x) for kv in changes.items() for x in kv)]
+        args += [len(unset), *unset]
+        args += [len(holding or {}), *(str(x) for kv in (holding or {}).items() for x in kv)]
         args += [x for kv in entry.items() for x in kv]
         keys = [self._key(req.swap_id, req.id), self._audit_key(req.swap_id)]
         return as_text(self._move(keys=keys, args=args))
@@ -437,6 +528,28 @@ def _changed(
             Verdict.LIVE_CHANGED,
             f"the live state changed since {req.id} was requested; ask for a new approval",
         )
+    return None
+
+
+def _not_withdrawable(
+    req: ApprovalRequest | None, request_id: str, actor: str, now: float
+) -> tuple[Verdict, str] | None:
+    """Why `actor` may not withdraw `req` now, or None."""
+    if req is None:
+        return Verdict.UNKNOWN, f"there is no approval request {request_id}"
+    if req.approver != actor:
+        by = f" (approved by {req.approver})" if req.approver else ""
+        return Verdict.NOT_GRANTER, f"{actor} has no approval of {req.id} to withdraw{by}"
+    if req.status is ApprovalStatus.USED:
+        return (
+            Verdict.ALREADY_USED,
+            f"{req.id} was already used by {req.used_by or 'a step'} at {req.used_at}; "
+            "a used approval cannot be withdrawn",
+        )
+    if req.status is ApprovalStatus.EXPIRED or req.expires_epoch <= now:
+        return Verdict.EXPIRED, f"{req.id} expired at {_short(req.expires_epoch)}"
+    if req.status is not ApprovalStatus.GRANTED:
+        return Verdict.NOT_GRANTER, f"{actor} has no approval of {req.id} to withdraw"
     return None
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from swapbot.swap import steps as runbook
 from swapbot.swap.plan import Plan, format_mappings, parse_mappings
+from swapbot.swap.store import iso
 
 if TYPE_CHECKING:
     from swapbot.swap.engine import Engine, Outcome
@@ -467,6 +468,7 @@ def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
 def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
     """Where things stand: the app's connections, and with a plan its steps, approvals, clock."""
     from swapbot.swap import overview
+    from swapbot.swap.engine import forward_path, manual_way_back
 
     plan = engine.current_plan()
     app = plan.app if plan else app
@@ -489,6 +491,8 @@ def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
     ]
     current = next((s["name"] for s in steps if s["status"] not in ("done", "skipped")), None)
     started = store.get_record(plan.swap_id, "outage_started_at")
+    standing = engine.standing(plan.swap_id)
+    ponr = standing.point_of_no_return
     restore = checkpoints.get("restore")
     holder = store.holder(plan.swap_id)
     return doc | {
@@ -508,6 +512,12 @@ def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
         else None,
         "holder": holder.model_dump(mode="json") if holder else None,
         "backlog": write_backlog(engine, plan),
+        "in_progress": standing.in_progress,
+        "point_of_no_return": (
+            ponr | {"forward": forward_path(checkpoints), "way_back": manual_way_back(plan)}
+            if ponr
+            else None
+        ),
     }
 
 
@@ -540,6 +550,12 @@ def render_status(doc: dict[str, Any]) -> str:
             "  POINT OF NO RETURN" if s["point_of_no_return"] else ""
         )
         lines.append(f"  {s['phase']:8} {s['name']:18} {s['status']:8}{marks}")
+    ponr = doc.get("point_of_no_return")
+    if ponr:
+        lines.append(
+            f"  PAST THE POINT OF NO RETURN since {iso(ponr['at'])} ({ponr['step']}: "
+            f"{ponr['what']}): no rollback. Go forward: {ponr['forward']}"
+        )
     for item in doc.get("ledger", []):
         mark = f"done by {item['done_by']}" if item["done"] else f"open, owner {item['owner']}"
         lines.append(f"  ledger {item['key']}: {item['what']} ({mark})")

@@ -10,6 +10,7 @@ Front ends (the terminal, Slack via the worker) call these methods and render th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,20 +22,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import redis
 
+from swapbot.database._common import LockWaited, UserError, redact
 from swapbot.heroku import HerokuError, RateLimited, ServerError, TransportError
+from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.events import Emitter, Event
+from swapbot.swap.journal import Journal, JournalError
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
-from swapbot.swap.store import Lease, Store
+from swapbot.swap.store import Heartbeat, Lease, LeaseLost, Store, StoreError, iso
 
 log = logging.getLogger(__name__)
 
 # After an interrupted attempt of a step that is not safe to repeat, the request may still be in
 # flight at Heroku: look at the live system only once it must have finished.
 IN_FLIGHT_GRACE = 35.0
+# The swap's lease: renewed by a heartbeat every quarter of it while a step runs, so a runner
+# that dies (kill -9, a dyno gone) is replaced within this many seconds.
+LEASE_TTL = 12.0
+SYSTEM_ACTOR = "swapbot"
 
 # Test seam, never set in production: SWAPBOT_KILL_AT="<step>:<point>" makes this process SIGKILL
 # itself at that point of that step, so a test can stop a runner at an exact moment and resume it
@@ -43,8 +52,13 @@ IN_FLIGHT_GRACE = 35.0
 #   after-act  the step's calls and SQL are made; nothing checked or checkpointed since
 #   waiting    acted, and the live system did not show the step done on the first look
 #   after      checkpointed done; audit entry and event not yet written
+#   between-deletes  delete-old has sent its first mapping DELETE, not the next one
 KILL_AT_ENV = "SWAPBOT_KILL_AT"
-KILL_POINTS = ("before", "after-act", "waiting", "after")
+KILL_POINTS = ("before", "after-act", "waiting", "after", "between-deletes")
+
+# Whether a change landed is unknown after these: the step is in doubt, and its next attempt
+# looks at the live system before acting again.
+IN_DOUBT = (ServerError, RateLimited, TransportError, psycopg.OperationalError)
 
 
 def _kill_point(step: str, point: str) -> None:
@@ -66,8 +80,102 @@ def _is_done(cp: Any) -> bool:
     return cp is not None and cp.status in ("done", "skipped")
 
 
+def _interrupted(cp: Any) -> bool:
+    """An attempt that stopped mid-act: killed (`running`), or failed in doubt."""
+    if cp is None:
+        return False
+    return cp.status == "running" or (cp.status == "failed" and bool(cp.detail.get("resumable")))
+
+
+def _when(mark: dict[str, Any]) -> str:
+    return iso(float(mark.get("at") or 0))
+
+
+def forward_path(checkpoints: dict[str, Any]) -> str:
+    """The steps left from the point of no return on, in order, as a person would type them."""
+    ponr = next(i for i, s in enumerate(runbook.STEPS) if s.point_of_no_return)
+    left = [s.name for s in runbook.STEPS[ponr:] if not _is_done(checkpoints.get(s.name))]
+    if not left:
+        return "every step is done"
+    first = left[0]
+    note = (
+        " (it goes on under the approval its first attempt used)" if first == "delete-old" else ""
+    )
+    return "run " + ", then ".join(f"`{name}`" for name in left) + note
+
+
+def manual_way_back(plan: Plan) -> str:
+    return (
+        f"re-import the stored export of {plan.old_addon} (record `export` of swap "
+        f"{plan.swap_id}, kept in Redis and in Postgres, table swapbot.entry) into "
+        f"{plan.old_addon} and let it load, then put the roles' "
+        "search_path back from the record `search_path` (`swapbot db search-path restore`), "
+        "and the formation and maintenance from the records `formation` and "
+        "`maintenance_before`"
+    )
+
+
+def _failure(exc: Exception, step: str) -> dict[str, Any]:
+    """An exception as what the person who asked is told: what failed, and what to do next.
+    `resumable`: the step may have acted (its next attempt looks at the live system first)."""
+    again = f"run `{step}` again: it looks at the live system before it acts"
+    text = redact(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, StepStopped):
+        return {"message": str(exc)}
+    if isinstance(exc, LockWaited):
+        return {
+            "message": f"{exc}. When that session is done (or ended), {again}",
+            "retryable": True,
+        }
+    if isinstance(exc, IN_DOUBT):
+        return {
+            "message": f"{text}: no answer, so whether the change landed is unknown; {again}",
+            "resumable": True,
+        }
+    if isinstance(exc, LeaseLost):
+        return {"message": f"{exc}: this runner stopped; {again}", "resumable": True}
+    if isinstance(exc, JournalError | StoreError | redis.RedisError):
+        return {"message": f"{text}; the step stopped there; {again}", "resumable": True}
+    if isinstance(exc, HerokuError | psycopg.Error | UserError):
+        return {"message": f"{text}; {again} once that is fixed"}
+    log.exception("unexpected error in %s", step)
+    return {"message": f"unexpected error: {text}; the step stopped there; {again}"}
+
+
+def _unrecorded_changes(run: Run) -> list[str]:
+    """Cutover changes the live system shows and the swap's record does not (Redis and the
+    journal both lost them): a rollback that ignored them would say "done" and leave them."""
+    plan, found = run.plan, []
+    if run.recall("search_path") is None:
+        with run.live.db(autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT coalesce(r.rolname, 'the database'), s.setconfig "
+                "FROM pg_catalog.pg_db_role_setting s LEFT JOIN pg_catalog.pg_roles r "
+                "ON r.oid = s.setrole WHERE s.setdatabase IN (0, (SELECT oid FROM "
+                "pg_catalog.pg_database WHERE datname = current_database()))"
+            ).fetchall()
+        for who, config in rows:
+            paths = [c for c in config or [] if c.startswith("search_path=")]
+            if any(plan.new_schema in p for p in paths):
+                found.append(f"the search_path of {who} names {plan.new_schema}")
+    if run.recall("formation") is None and run.live.platform.app(plan.app).maintenance:
+        found.append(f"{plan.app} is in maintenance mode")
+    old = run.live.connection(plan.old_addon)
+    checkpoints = run.engine.store.checkpoints(plan.swap_id)
+    if old is not None and old.state == "PAUSED" and not checkpoints.get("pause"):
+        found.append(f"{plan.old_addon} is paused")
+    return found
+
+
 class StepStopped(Exception):
     """The step cannot go on; the message says why and what a person should do."""
+
+
+class Interrupted(BaseException):
+    """Raised into a running step (from a signal handler) when its process must stop now: a
+    SIGTERM from a deploy or a restart, or the death of the worker that started it. A
+    BaseException, so that no `except Exception` on the way swallows it. The engine records
+    the step as failed with this message, releases the swap's lease at once and answers."""
 
 
 @dataclass
@@ -89,19 +197,23 @@ class Run:
     def __init__(
         self, engine: Engine, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str
     ):
-        self.engine, self.plan, self.live, self.lease, self.actor, self.step = (
-            engine,
-            plan,
-            live,
-            lease,
-            actor,
-            step,
-        )
+        self.engine, self.plan, self.live, self.lease = engine, plan, live, lease
+        self.actor, self.step = actor, step
+        self.break_glass: str | None = None
+        self.approval: str | None = None  # the approval this attempt acts under (its id)
+        self.attempted = False  # this attempt wrote `running`: its failure is the step's
+        self.heartbeat: Heartbeat | None = None
+
+    def for_step(self, step: str) -> Run:
+        """The same run, as another step sees it (to look at an earlier step's proof)."""
+        other = Run(self.engine, self.plan, self.live, self.lease, self.actor, step)
+        other.heartbeat = self.heartbeat
+        return other
 
     def remember(self, key: str, value: Any) -> None:
-        if self.live.dry_run:
+        if self.live.dry_run or self.lease is None:
             return
-        self.engine.store.put_record(self.lease, key, value)
+        self.engine.record.put(self.lease, key, value)
 
     def recall(self, key: str) -> Any:
         return self.engine.store.get_record(self.plan.swap_id, key)
@@ -126,6 +238,9 @@ class Run:
     def stop(self, message: str) -> StepStopped:
         return StepStopped(message)
 
+    def kill_point(self, point: str) -> None:
+        _kill_point(self.step, point)
+
     def mark_outage_start(self) -> None:
         """The outage clock starts at stop-writes (kept across restarts: the first mark wins)."""
         if self.recall("outage_started_at") is None and not self.live.dry_run:
@@ -138,6 +253,30 @@ class Run:
                 message="outage started",
             )
 
+    def pass_point_of_no_return(self, what: str) -> None:
+        """Record, before the first irreversible call leaves, that the swap is past the point
+        of no return (journal first): from here rollback is refused, whatever the call's
+        answer. The first mark wins; a resumed attempt finds it and goes on under it."""
+        if self.live.dry_run or self.recall(swaprecord.POINT_OF_NO_RETURN):
+            return
+        mark = {
+            "at": time.time(),
+            "step": self.step,
+            "actor": self.actor,
+            "approval": self.approval,
+            "what": what,
+        }
+        self.remember(swaprecord.POINT_OF_NO_RETURN, mark)
+        self.engine.emit(
+            "point_of_no_return",
+            self.plan.swap_id,
+            step=self.step,
+            actor=self.actor,
+            message=f"past the point of no return: {self.step} deletes {what} from "
+            f"{self.plan.old_addon}; rollback is no longer possible, the swap goes forward",
+            approval=self.approval,
+        )
+
 
 class Engine:
     def __init__(
@@ -145,9 +284,10 @@ class Engine:
         store: Store,
         live_factory: Callable[[Plan, Emitter, bool], Live],
         *,
+        journal: Journal | None = None,
         emitter: Emitter | None = None,
         runner: str | None = None,
-        lease_ttl: float = 60.0,
+        lease_ttl: float = LEASE_TTL,
         poll_interval: float = 2.0,
         in_flight_grace: float = IN_FLIGHT_GRACE,
         clock: Callable[[], float] = time.monotonic,
@@ -158,6 +298,8 @@ class Engine:
         clients: tuple[Any, Any] | None = None,
     ):
         self.store = store
+        self.journal = journal
+        self.record = swaprecord.SwapRecord(store, journal)
         self.approvers = set(approvers or ())
         self.approvals = Approvals(store, ttl_s=approval_ttl)
         # Step timeouts are in real seconds; rehearsals against a fast sandbox scale them down.
@@ -197,10 +339,38 @@ class Engine:
     # -- plans ----------------------------------------------------------------------------
     def current_plan(self) -> Plan | None:
         swap_id = self.store.current_swap()
-        if swap_id is None:
-            return None
-        raw = self.store.get_plan(swap_id)
+        raw = self.store.get_plan(swap_id) if swap_id else None
+        if raw is None:
+            raw = self._restore()
         return Plan.model_validate(raw) if raw else None
+
+    def _restore(self) -> dict[str, Any] | None:
+        """Redis has no current swap: if the journal holds an active one, Redis lost it (a
+        failover, an eviction, a flush). Copy it back, say so, and carry on from there."""
+        try:
+            found = self.record.active_in_journal()
+        except JournalError as exc:
+            log.warning("could not read the journal: %s", exc)
+            return None
+        if found is None:
+            return None
+        lease = self.store.acquire(found.swap_id, self.runner, int(self.lease_ttl * 1000))
+        if lease is None:  # another runner holds it: it is restoring, or acting on what is left
+            return found.plan
+        try:
+            copied = self.record.reconcile(lease, found)
+        finally:
+            self.store.release(lease)
+        if copied:
+            self.emit(
+                "notice",
+                found.swap_id,
+                actor=SYSTEM_ACTOR,
+                message=f"Redis had lost swap {found.swap_id}: rebuilt from the journal in "
+                f"Postgres ({len(copied)} entries: the plan, checkpoints, records)",
+                copied=copied,
+            )
+        return found.plan
 
     def check_plan(self, plan: Plan) -> list[str]:
         """What the live system says against the plan: empty when it can be saved."""
@@ -249,11 +419,18 @@ class Engine:
         return problems
 
     def save_plan(self, plan: Plan, actor: str, *, check: bool = True) -> Plan:
+        self._one_swap_at_a_time(plan)
         problems = self.check_plan(plan) if check else []
         if problems:
             raise StepStopped("the plan does not match the live system: " + "; ".join(problems))
         lease = self._lease(plan.swap_id)
         try:
+            self._reconcile(lease)
+            stored = self.store.get_plan(plan.swap_id)
+            if stored is not None and Plan.model_validate(stored) == plan:
+                if self.store.current_swap() != plan.swap_id:
+                    self.record.save_plan(lease, plan.model_dump(mode="json"))
+                return plan  # saved again as it is (after a restart, say): nothing changes
             started = [
                 name
                 for name, cp in self.store.checkpoints(plan.swap_id).items()
@@ -263,13 +440,50 @@ class Engine:
                 raise StepStopped(
                     f"the swap has started ({', '.join(started)}); a running plan cannot change"
                 )
-            self.store.set_plan(lease, plan.model_dump(mode="json"), current=True)
+            self.record.save_plan(lease, plan.model_dump(mode="json"))
             self.store.audit(
                 plan.swap_id, actor, "plan.saved", detail={"fingerprint": plan.fingerprint()}
             )
         finally:
             self.store.release(lease)
         return plan
+
+    def _one_swap_at_a_time(self, plan: Plan) -> None:
+        """One swap per app: another may not be planned while one is in progress (from its first
+        acting step until it is finished or rolled back). The journal decides when Redis has
+        lost the current swap, so a re-saved plan cannot hide the one in flight."""
+        current = self.current_plan()
+        if current is None or current.swap_id == plan.swap_id:
+            return
+        at = self.standing(current.swap_id)
+        if not at.in_progress:
+            return
+        last = at.acted[-1]
+        way_out = (
+            "finish it: it is past the point of no return, so the remaining steps must run"
+            if at.point_of_no_return
+            else "finish it (its remaining steps) or roll it back (`rollback`)"
+        )
+        raise StepStopped(
+            f"swap {current.swap_id} is in progress on {current.app} (last acting step: {last}); "
+            f"one swap per app at a time: {way_out}, then plan {plan.swap_id}"
+        )
+
+    def standing(self, swap_id: str) -> swaprecord.Standing:
+        return self.record.standing(swap_id)
+
+    def _reconcile(self, lease: Lease) -> None:
+        """Under the lease: copy back what the journal has and Redis lost (after a failover)."""
+        copied = self.record.reconcile(lease)
+        if copied and lease.swap_id:
+            self.emit(
+                "notice",
+                lease.swap_id,
+                actor=SYSTEM_ACTOR,
+                message=f"Redis was behind the journal: {len(copied)} entries copied back "
+                f"({', '.join(copied[:6])}{', …' if len(copied) > 6 else ''})",
+                copied=copied,
+            )
 
     # -- running steps --------------------------------------------------------------------
     def _lease(self, swap_id: str) -> Lease:
@@ -279,6 +493,11 @@ class Engine:
             who = f"{holder.runner} since {holder.since}" if holder else "another runner"
             raise StepStopped(f"swap {swap_id} is being run by {who}; try again when it is done")
         return lease
+
+    def _heartbeat(self, lease: Lease | None) -> Heartbeat | contextlib.nullcontext[None]:
+        if lease is None:
+            return contextlib.nullcontext()
+        return Heartbeat(self.store, lease, every=self.lease_ttl / 4)
 
     def run_step(
         self,
@@ -300,18 +519,6 @@ class Engine:
         if name == runbook.OUTAGE_START and app != plan.app:
             # The outage never starts by accident: the command must name the app it takes down.
             return Outcome(name, "refused", f"the outage starts only with `{name} {plan.app}`")
-        done = self.store.checkpoints(plan.swap_id)
-        if step.phase == "prep" or not step.point_of_no_return:
-            past = [
-                s.name for s in runbook.STEPS if s.point_of_no_return and _is_done(done.get(s.name))
-            ]
-            if past and runbook.STEPS.index(step) < runbook.STEPS.index(runbook.get(past[0])):
-                return Outcome(
-                    name, "refused", f"{past[0]} is done: steps before it cannot run again"
-                )
-        settled = self._settled(step, done)
-        if settled:
-            return Outcome(name, "skipped", settled)
         live = self.live_factory(plan, self.emitter, dry_run)
         try:
             lease = None if dry_run else self._lease(plan.swap_id)
@@ -320,24 +527,48 @@ class Engine:
         run = Run(self, plan, live, lease, actor, name)
         run.break_glass = break_glass
         try:
-            blocked = self._blocked_by(run, step)
-            if blocked:
-                return Outcome(name, "refused", blocked)
-            return self._run(run, step, dry_run=dry_run, wait=wait)
-        except StepStopped as exc:
-            return self._failed(run, step, str(exc))
-        except (ServerError, RateLimited, TransportError, psycopg.OperationalError) as exc:
-            # Heroku or the database did not answer: whether the change landed is unknown. The
-            # checkpoint stays as it was ("running" once acting began), so the next attempt looks
-            # at the live system before doing anything again.
-            message = f"{type(exc).__name__}: {exc}; run the step again: it checks first"
-            self.emit("step.waiting", plan.swap_id, step=name, actor=actor, message=message)
-            return Outcome(name, "waiting", message)
-        except (HerokuError, psycopg.Error) as exc:
-            return self._failed(run, step, f"{type(exc).__name__}: {exc}")
+            with self._heartbeat(lease) as heartbeat:
+                run.heartbeat = heartbeat
+                if lease is not None:
+                    self._reconcile(lease)
+                refused = self._refusal(run, step)
+                if refused:
+                    return Outcome(name, "refused", refused)
+                settled = self._settled(step, self.store.checkpoints(plan.swap_id))
+                if settled:
+                    return Outcome(name, "skipped", settled)
+                blocked = self._blocked_by(run, step)
+                if blocked:
+                    return Outcome(name, "refused", blocked)
+                return self._run(run, step, dry_run=dry_run, wait=wait)
+        except Interrupted as exc:
+            return self._failed(run, step, f"interrupted: {exc}", resumable=True)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise  # SystemExit, KeyboardInterrupt: the process is going; the lease lapses
+            return self._failed(run, step, **_failure(exc, step.name))
         finally:
             if lease is not None:
-                self.store.release(lease)
+                self._release(lease)
+
+    def _release(self, lease: Lease) -> None:
+        try:
+            self.store.release(lease)
+        except redis.RedisError as exc:  # it lapses by itself within its TTL
+            log.warning("could not release the lease: %s", exc)
+
+    def _refusal(self, run: Run, step: runbook.Step) -> str | None:
+        """What the swap's state forbids, whatever the live system shows: going back past the
+        point of no return, and any cutover step while the steps before it are not done."""
+        mark = run.recall(swaprecord.POINT_OF_NO_RETURN)
+        ponr = next(s for s in runbook.STEPS if s.point_of_no_return)
+        if mark and runbook.STEPS.index(step) < runbook.STEPS.index(ponr):
+            return (
+                f"the swap passed the point of no return at {_when(mark)} ({ponr.name} sent its "
+                f"first DELETE): steps before {ponr.name} cannot run again. Go forward: "
+                + forward_path(self.store.checkpoints(run.plan.swap_id))
+            )
+        return None
 
     @staticmethod
     def _settled(step: runbook.Step, checkpoints: dict[str, Any]) -> str | None:
@@ -362,37 +593,34 @@ class Engine:
         return f"already done; {moved_on[-1]} has started since, so it is not run again"
 
     def _blocked_by(self, run: Run, step: runbook.Step) -> str | None:
-        """Steps run in order: every earlier step must be done (on the live system, if Redis forgot)."""
+        """Steps run in order: every earlier step must be done.
+
+        A cutover step is done only by its checkpoint (Redis, or the journal it is rebuilt
+        from): a live check that passes now proves nothing about the outage (hc1 is "running"
+        before anything was paused, and after resume-old). A prep step without a checkpoint may
+        be proven by its own live check; it is recorded as rebuilt only when nothing blocks, so
+        a refused command writes nothing. Never does a later step's check stand for an earlier
+        step's."""
         checkpoints = self.store.checkpoints(run.plan.swap_id)
-        before = runbook.STEPS[: runbook.STEPS.index(step)]
-        for i, earlier in enumerate(before):
+        rebuilt: list[tuple[runbook.Step, runbook.Check]] = []
+        for earlier in runbook.STEPS[: runbook.STEPS.index(step)]:
             cp = checkpoints.get(earlier.name)
-            if cp is not None and cp.status in ("done", "skipped"):
+            if _is_done(cp):
                 continue
-            seen = earlier.check(Run(self, run.plan, run.live, run.lease, run.actor, earlier.name))
-            if not seen:
-                # Its proof is gone (a record Redis lost) or has moved on (loads drift while hc2
-                # is paused): a later step proven done on the live system implies it.
-                later = self._later_proven(run, before[i + 1 :])
-                if later:
-                    seen = runbook.Check(True, f"implied: {later} is done on the live system")
+            if earlier.phase == "cutover":
+                state = cp.status if cp is not None else "not started"
+                return f"{earlier.name} is not done yet ({state}); run it first"
+            seen = earlier.check(run.for_step(earlier.name))
             if not seen:
                 return f"{earlier.name} is not done yet ({seen.seen}); run it first"
+            rebuilt.append((earlier, seen))
+        for earlier, seen in rebuilt:
             if run.lease is not None:
                 detail = {"seen": seen.seen, "rebuilt": True}
-                self.store.checkpoint(run.lease, earlier.name, status="done", detail=detail)
+                self.record.checkpoint(run.lease, earlier.name, status="done", detail=detail)
                 self.store.audit(
                     run.plan.swap_id, run.actor, "step.rebuilt", step=earlier.name, detail=detail
                 )
-        return None
-
-    def _later_proven(self, run: Run, later: tuple[runbook.Step, ...]) -> str | None:
-        """A later step proven done on the live system: steps run in order, so it implies this one."""
-        for step in reversed(later):
-            if step.proof == "live" and step.check(
-                Run(self, run.plan, run.live, run.lease, run.actor, step.name)
-            ):
-                return step.name
         return None
 
     def _run(self, run: Run, step: runbook.Step, *, dry_run: bool, wait: bool) -> Outcome:
@@ -400,7 +628,7 @@ class Engine:
         seen = step.check(run)
         if seen:
             if not dry_run:
-                self.store.checkpoint(
+                self.record.checkpoint(
                     run.lease, step.name, status="done", detail={"seen": seen.seen, "already": True}
                 )
                 self.store.audit(
@@ -422,8 +650,8 @@ class Engine:
             refused = self._take_approval(run, step)
             if refused:
                 return Outcome(step.name, "refused", refused)
-        if step.unsafe and previous is not None and previous.status == "running":
-            # An earlier runner was interrupted mid-act: the call may have reached Heroku.
+        if step.unsafe and _interrupted(previous):
+            # An earlier attempt stopped mid-act: its call may have reached Heroku.
             self._wait_in_flight(run, previous)
             seen = step.check(run)
             if seen or self._in_progress(run, step):
@@ -432,9 +660,12 @@ class Engine:
                 )
         started = self.clock()
         attempt = (previous.attempt if previous else 0) + 1
-        self.store.checkpoint(
-            run.lease, step.name, status="running", attempt=attempt, runner=self.runner
+        self.record.checkpoint(
+            run.lease, step.name, status="running", attempt=attempt, runner=self.runner, detail={}
         )
+        run.attempted = True
+        if not step.reads_only and run.recall(swaprecord.ROLLED_BACK):
+            run.remember(swaprecord.ROLLED_BACK, None)  # acting again: the swap is in progress
         self.store.audit(
             swap_id, run.actor, "step.started", step=step.name, detail={"attempt": attempt}
         )
@@ -464,7 +695,9 @@ class Engine:
         return False
 
     def _wait_in_flight(self, run: Run, previous: Any) -> None:
-        age = time.time() - (previous.started_epoch or 0)
+        # From the later of its start and its failure: a call that timed out on our side may
+        # still be on its way at Heroku.
+        age = time.time() - max(previous.started_epoch or 0, previous.finished_epoch or 0)
         if age < self.in_flight_grace:
             self.sleep(self.in_flight_grace - age)
 
@@ -479,7 +712,7 @@ class Engine:
         while not seen:
             looped = True
             if not wait or self.clock() >= deadline:
-                self.store.checkpoint(
+                self.record.checkpoint(
                     run.lease, step.name, status="waiting", detail={"seen": seen.seen}
                 )
                 self.emit(
@@ -488,8 +721,8 @@ class Engine:
                 return Outcome(step.name, "waiting", seen.seen, data=seen.data or {})
             _kill_point(step.name, "waiting")
             self.sleep(self.poll_interval)
-            if not self.store.renew(run.lease, int(self.lease_ttl * 1000)):
-                raise StepStopped("this runner lost the swap's lease; another runner continues")
+            if run.heartbeat is not None and run.heartbeat.lost:
+                raise LeaseLost(run.lease, self.store.holder(swap_id))
             if step.repeat_act and step.act is not None:
                 step.act(run)
             seen = step.check(run)
@@ -506,7 +739,7 @@ class Engine:
             "waits_on": step.waits_on,
             "started_epoch": time.time() - elapsed,
         }
-        self.store.checkpoint(run.lease, step.name, status="done", detail=detail)
+        self.record.checkpoint(run.lease, step.name, status="done", detail=detail)
         _kill_point(step.name, "after")
         self.store.audit(swap_id, run.actor, "step.done", step=step.name, detail=detail)
         self.emit(
@@ -537,24 +770,64 @@ class Engine:
                 seconds=seconds,
             )
         checkpoints = self.store.checkpoints(swap_id)
-        if run.recall("swap_done_at") is None and all(
+        if run.recall(swaprecord.FINISHED) is None and all(
             _is_done(checkpoints.get(s.name)) for s in runbook.STEPS
         ):
-            run.remember("swap_done_at", time.time())
+            run.remember(swaprecord.FINISHED, time.time())
             self.emit("swap.done", swap_id, actor=run.actor, message="every step is done")
 
-    def _failed(self, run: Run, step: runbook.Step, message: str) -> Outcome:
+    def _failed(
+        self,
+        run: Run,
+        step: runbook.Step,
+        message: str,
+        *,
+        retryable: bool = False,
+        resumable: bool = False,
+    ) -> Outcome:
+        """Every failure answers: the checkpoint says `failed` with the reason (never left
+        `running`), the audit trail and the thread hear of it, and the outcome tells the person
+        what to do next. A failure before this attempt acted leaves a done step done."""
         swap_id = run.plan.swap_id
-        if run.lease is not None:
+        cp = self.store.checkpoints(swap_id).get(step.name) if run.lease else None
+        # A killed attempt's doubt outlives a failure of the attempt that came to look at it.
+        resumable = resumable or (not run.attempted and _interrupted(cp))
+        if run.lease is not None and (run.attempted or not _is_done(cp)):
+            detail = {"retryable": retryable or resumable, "resumable": resumable}
             try:
-                self.store.checkpoint(run.lease, step.name, status="failed", error=message)
+                self._write_failure(run.lease, step.name, message, detail)
                 self.store.audit(
                     swap_id, run.actor, "step.failed", step=step.name, detail={"error": message}
                 )
             except Exception:
                 log.exception("could not record a failed step")
-        self.emit("step.failed", swap_id, step=step.name, actor=run.actor, message=message)
-        return Outcome(step.name, "failed", message)
+        state = "in doubt: its next attempt looks first" if resumable else "failed"
+        self.emit(
+            "step.failed",
+            swap_id,
+            step=step.name,
+            actor=run.actor,
+            message=message,
+            retryable=retryable or resumable,
+            state=state,
+        )
+        return Outcome(
+            step.name, "failed", message, data={"retryable": retryable or resumable, "state": state}
+        )
+
+    def _write_failure(self, lease: Lease, step: str, message: str, detail: dict[str, Any]) -> None:
+        try:
+            self.record.checkpoint(lease, step, status="failed", error=message, detail=detail)
+        except LeaseLost:
+            # The lease lapsed (this runner was stalled). If nobody took the swap over, say what
+            # happened under a fresh lease; if someone did, the state is theirs to write.
+            fresh = self.store.acquire(lease.swap_id or "", self.runner, lease.ttl_ms)
+            if fresh is None:
+                raise
+            try:
+                self.record.checkpoint(fresh, step, status="failed", error=message, detail=detail)
+            finally:
+                self.store.release(fresh)
 
     # -- rollback ----------------------------------------------------------------------------
     def rollback(self, actor: str, *, dry_run: bool = False, remove_addon: bool = False) -> Outcome:
@@ -564,17 +837,6 @@ class Engine:
         plan = self.current_plan()
         if plan is None:
             return Outcome("rollback", "refused", "there is no plan yet")
-        done = self.store.checkpoints(plan.swap_id)
-        ponr = [s for s in runbook.STEPS if s.point_of_no_return and _is_done(done.get(s.name))]
-        if ponr:
-            return Outcome(
-                "rollback",
-                "refused",
-                f"{ponr[0].name} is done: the old mappings are gone, so there is no automatic way back. "
-                f"By hand: re-import the stored export of {plan.old_addon} (record `export`) into "
-                f"{plan.old_addon}, let it load, and switch the search_path back with "
-                "`swapbot db search-path restore` from the stored record.",
-            )
         live = self.live_factory(plan, self.emitter, dry_run)
         try:
             lease = None if dry_run else self._lease(plan.swap_id)
@@ -582,60 +844,17 @@ class Engine:
             return Outcome("rollback", "refused", str(exc))
         calls: list[str] = []
         try:
-            self.emit(
-                "rollback.started",
-                plan.swap_id,
-                actor=actor,
-                message=f"{actor} rolls the swap back",
-                dry_run=dry_run,
-            )
-            self.store.audit(plan.swap_id, actor, "rollback.started") if not dry_run else None
-            with self.emitter.capture() as events:
-                for step in reversed(runbook.STEPS):
-                    cp = done.get(step.name)
-                    if step.undo is None or cp is None or cp.status == "pending":
-                        continue
-                    if step.undo_removes_hc2 and not remove_addon:
-                        continue
-                    # An undone step is skipped, except hc2's removal: it may have stopped
-                    # half-way, and it checks the live system before each change.
-                    if cp.status == "undone" and not step.undo_removes_hc2:
-                        continue
-                    run = Run(self, plan, live, lease, actor, step.name)
-                    step.undo(run)
-                    if not dry_run:
-                        self.store.checkpoint(lease, step.name, status="undone")
-                        self.store.audit(plan.swap_id, actor, "step.undone", step=step.name)
-                    self.emit(
-                        "step.undone",
-                        plan.swap_id,
-                        step=step.name,
-                        actor=actor,
-                        message=step.summary,
-                        dry_run=dry_run,
-                    )
-            calls = _calls(events)
+            with self._heartbeat(lease):
+                if lease is not None:
+                    self._reconcile(lease)
+                refused = self._rollback_refusal(Run(self, plan, live, lease, actor, "rollback"))
+                if refused:
+                    return Outcome("rollback", "refused", refused)
+                calls = self._roll_back(plan, live, lease, actor, dry_run, remove_addon)
             if dry_run:
                 return Outcome(
                     "rollback", "dry-run", f"would make {len(calls)} change(s)", calls=calls
                 )
-            # Steps without an undo are reset so the swap can be run again: the cutover's
-            # always; prep's only with hc2 gone (else they still hold: hc2 stays, synced).
-            for step in runbook.STEPS:
-                reset = step.phase == "cutover" or remove_addon
-                if reset and step.undo is None and _is_done(done.get(step.name)):
-                    self.store.checkpoint(lease, step.name, status="undone")
-            if remove_addon:
-                self._forget_prep(lease)
-            self.store.audit(
-                plan.swap_id,
-                actor,
-                "rollback.done",
-                detail={"calls": calls, "remove_addon": remove_addon},
-            )
-            self.emit(
-                "rollback.done", plan.swap_id, actor=actor, message="rolled back", calls=calls
-            )
             kept = (
                 ""
                 if remove_addon
@@ -645,19 +864,128 @@ class Engine:
             return Outcome(
                 "rollback", "done", f"rolled back with {len(calls)} change(s){kept}", calls=calls
             )
-        except (StepStopped, HerokuError, psycopg.Error) as exc:
-            self.emit("step.failed", plan.swap_id, step="rollback", actor=actor, message=str(exc))
-            return Outcome("rollback", "failed", str(exc), calls=calls)
+        except Interrupted as exc:
+            message = f"interrupted: {exc}; run `rollback` again: it undoes what is left"
+            self.emit("step.failed", plan.swap_id, step="rollback", actor=actor, message=message)
+            return Outcome("rollback", "failed", message, calls=calls, data={"retryable": True})
+        except Exception as exc:
+            failure = _failure(exc, "rollback")
+            self.emit(
+                "step.failed",
+                plan.swap_id,
+                step="rollback",
+                actor=actor,
+                message=failure["message"],
+            )
+            return Outcome(
+                "rollback",
+                "failed",
+                failure["message"],
+                calls=calls,
+                data={"retryable": bool(failure.get("retryable") or failure.get("resumable"))},
+            )
         finally:
             if lease is not None:
-                self.store.release(lease)
+                self._release(lease)
 
-    def _forget_prep(self, lease: Lease) -> None:
-        """With hc2 gone, what prep found and people confirmed no longer holds: the next run
-        starts from preflight and asks again. (The audit trail keeps all of it.)"""
-        with self.store.transition(lease) as tx:
-            tx.clear_records()
-            tx.clear_confirmations()
+    def _rollback_refusal(self, run: Run) -> str | None:
+        """Rollback goes back only as far as the swap's record can prove: never past the point
+        of no return, never without the records its undos need, never over a change the
+        record does not show (Redis and the journal both lost it)."""
+        plan = run.plan
+        mark = run.recall(swaprecord.POINT_OF_NO_RETURN)
+        checkpoints = self.store.checkpoints(plan.swap_id)
+        if mark:
+            return (
+                f"the swap passed the point of no return at {_when(mark)}: {mark.get('step')} "
+                f"began deleting {mark.get('what')} from {plan.old_addon}, so there is no "
+                "automatic way back. Go forward: "
+                + forward_path(checkpoints)
+                + ". The manual way back: "
+                + manual_way_back(plan)
+            )
+        missing = [
+            f"{step.name} needs the record `{name}`"
+            for step in runbook.STEPS
+            if step.undo is not None
+            and (cp := checkpoints.get(step.name)) is not None
+            and cp.status not in ("pending", "undone")
+            for name in step.undo_needs
+            if run.recall(name) is None
+        ]
+        missing += _unrecorded_changes(run)
+        if missing:
+            return (
+                "rollback changed nothing: it cannot prove what to put back ("
+                + "; ".join(missing)
+                + "). Redis and the journal have lost that part of the swap's record. Put it "
+                "back by hand: " + manual_way_back(plan)
+            )
+        return None
+
+    def _roll_back(
+        self,
+        plan: Plan,
+        live: Live,
+        lease: Lease | None,
+        actor: str,
+        dry_run: bool,
+        remove_addon: bool,
+    ) -> list[str]:
+        done = self.store.checkpoints(plan.swap_id)
+        self.emit(
+            "rollback.started",
+            plan.swap_id,
+            actor=actor,
+            message=f"{actor} rolls the swap back",
+            dry_run=dry_run,
+        )
+        if not dry_run:
+            self.store.audit(plan.swap_id, actor, "rollback.started")
+        with self.emitter.capture() as events:
+            for step in reversed(runbook.STEPS):
+                cp = done.get(step.name)
+                if step.undo is None or cp is None or cp.status == "pending":
+                    continue
+                if step.undo_removes_hc2 and not remove_addon:
+                    continue
+                # An undone step is skipped, except hc2's removal: it may have stopped
+                # half-way, and it checks the live system before each change.
+                if cp.status == "undone" and not step.undo_removes_hc2:
+                    continue
+                run = Run(self, plan, live, lease, actor, step.name)
+                step.undo(run)
+                if lease is not None:
+                    self.record.checkpoint(lease, step.name, status="undone")
+                    self.store.audit(plan.swap_id, actor, "step.undone", step=step.name)
+                self.emit(
+                    "step.undone",
+                    plan.swap_id,
+                    step=step.name,
+                    actor=actor,
+                    message=step.summary,
+                    dry_run=dry_run,
+                )
+        calls = _calls(events)
+        if lease is None:
+            return calls
+        # Steps without an undo are reset so the swap can be run again: the cutover's
+        # always; prep's only with hc2 gone (else they still hold: hc2 stays, synced).
+        for step in runbook.STEPS:
+            reset = step.phase == "cutover" or remove_addon
+            if reset and step.undo is None and _is_done(done.get(step.name)):
+                self.record.checkpoint(lease, step.name, status="undone")
+        if remove_addon:
+            self.record.forget_prep(lease)
+        self.record.put(lease, swaprecord.ROLLED_BACK, time.time())
+        self.store.audit(
+            plan.swap_id,
+            actor,
+            "rollback.done",
+            detail={"calls": calls, "remove_addon": remove_addon},
+        )
+        self.emit("rollback.done", plan.swap_id, actor=actor, message="rolled back", calls=calls)
+        return calls
 
     # -- approvals -------------------------------------------------------------------------
     def live_facts(self, live: Live) -> dict[str, Any]:
@@ -688,8 +1016,16 @@ class Engine:
         return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:12]
 
     def _conditions(self, plan: Plan) -> tuple[str, str]:
+        """The plan fingerprint and live digest an approval is bound to. Raises StepStopped
+        when Heroku Connect cannot be read: no approval is asked or given blind."""
         live = self.live_factory(plan, self.emitter, True)
-        return plan.fingerprint(self.live_facts(live)), self.live_digest(live)
+        try:
+            return plan.fingerprint(self.live_facts(live)), self.live_digest(live)
+        except (HerokuError, psycopg.Error) as exc:
+            raise StepStopped(
+                "could not read the live state an approval is bound to "
+                f"({redact(f'{type(exc).__name__}: {exc}')}); nothing was recorded, try again"
+            ) from None
 
     def request_approval(self, step_name: str, actor: str, note: str = "") -> Outcome:
         plan = self.current_plan()
@@ -699,7 +1035,10 @@ class Engine:
         if step is None or not step.approval:
             needing = ", ".join(s.name for s in runbook.STEPS if s.approval)
             return Outcome(step_name, "refused", f"only these steps need an approval: {needing}")
-        fingerprint, digest = self._conditions(plan)
+        try:
+            fingerprint, digest = self._conditions(plan)
+        except StepStopped as exc:
+            return Outcome(step_name, "failed", str(exc), data={"retryable": True})
         req = self.approvals.request(plan.swap_id, step_name, actor, fingerprint, digest, note=note)
         self.emit(
             "approval.requested",
@@ -720,7 +1059,10 @@ class Engine:
         plan = self.current_plan()
         if plan is None:
             return Outcome("approve", "refused", "there is no plan yet")
-        fingerprint, digest = self._conditions(plan)
+        try:
+            fingerprint, digest = self._conditions(plan)
+        except StepStopped as exc:
+            return Outcome("approve", "failed", str(exc), data={"retryable": True})
         decision = self.approvals.grant(
             plan.swap_id,
             request_id,
@@ -748,9 +1090,15 @@ class Engine:
         )
 
     def _resumes_approved(self, run: Run, step: runbook.Step, previous: Any) -> bool:
-        """An approval used by an attempt that never finished (its runner died) covers the
-        resumed attempt: it is the same single use, so nobody is asked twice for one pause.
-        Only under the same plan; a finished or failed attempt ends the approval's use."""
+        """An approval used by an attempt that never finished (its runner died, or it failed in
+        doubt) covers the resumed attempt: it is the same single use, so nobody is asked twice
+        for one pause. Past the point of no return, delete-old goes on under the approval
+        recorded at the mark, whatever hc1 looks like now (its own DELETEs changed it)."""
+        mark = run.recall(swaprecord.POINT_OF_NO_RETURN)
+        if mark and step.point_of_no_return:
+            run.approval = mark.get("approval")
+            self._say_resumed(run, step, mark.get("approval") or "its first attempt's", mark)
+            return True
         used = [
             r
             for r in self.approvals.requests(run.plan.swap_id, step.name)
@@ -759,32 +1107,43 @@ class Engine:
         if not used:
             return False
         last = used[-1]
-        # Spent if an attempt finished (done, failed, undone) after it was used.
+        # Spent if an attempt finished (done, undone, or failed for a reason that was not a
+        # stop in the middle) after it was used.
         spent = previous is not None and (
             previous.status == "pending"
-            or (previous.status != "running" and (previous.finished_epoch or 0) >= last.used_epoch)
+            or (
+                not _interrupted(previous)
+                and previous.status != "running"
+                and (previous.finished_epoch or 0) >= last.used_epoch
+            )
         )
         if spent:
             return False
         plan_now = run.plan.fingerprint(self.live_facts(run.live))
         if last.fingerprint != plan_now:
             return False
+        run.approval = last.id
+        self._say_resumed(run, step, last.id, {"approver": last.approver})
+        return True
+
+    def _say_resumed(
+        self, run: Run, step: runbook.Step, approval: str, detail: dict[str, Any]
+    ) -> None:
         self.store.audit(
             run.plan.swap_id,
             run.actor,
             "approval.resumed",
             step=step.name,
-            detail={"request": last.id, "approver": last.approver},
+            detail={"request": approval, **{k: v for k, v in detail.items() if k != "at"}},
         )
+        who = f"{detail['approver']}'s approval {approval}" if detail.get("approver") else approval
         self.emit(
             "notice",
             run.plan.swap_id,
             step=step.name,
             actor=run.actor,
-            message=f"{step.name} resumes under {last.approver}'s approval {last.id}, "
-            "used by the attempt that was interrupted",
+            message=f"{step.name} resumes under {who}, used by the attempt that was interrupted",
         )
-        return True
 
     def _take_approval(self, run: Run, step: runbook.Step) -> str | None:
         plan = run.plan
@@ -803,6 +1162,7 @@ class Engine:
                 actor=run.actor,
                 message=f"BREAK GLASS: {run.actor} runs {step.name} without a second person: {run.break_glass}",
             )
+            run.approval = f"break-glass: {run.break_glass}"
             return None
         fingerprint = plan.fingerprint(self.live_facts(run.live))
         digest = self.live_digest(run.live)
@@ -813,6 +1173,7 @@ class Engine:
             return self.approvals.why_not(
                 plan.swap_id, step.name, fingerprint=fingerprint, live_digest=digest
             )
+        run.approval = taken.id
         return None
 
     # -- things only a person can confirm ---------------------------------------------------
@@ -826,7 +1187,7 @@ class Engine:
             return Outcome(
                 "confirm", "refused", f"what can be confirmed: {', '.join(self.CONFIRMABLE)}"
             )
-        self.store.confirm(plan.swap_id, what, actor)
+        self.record.confirm(plan.swap_id, what, actor)
         self.emit(
             "notice", plan.swap_id, step=what, actor=actor, message=f"{actor} confirmed {what}"
         )
@@ -850,8 +1211,7 @@ class Engine:
         plan = self.current_plan()
         if plan is None:
             return []
-        done = self.store.checkpoints(plan.swap_id)
-        if not any(s.point_of_no_return and _is_done(done.get(s.name)) for s in runbook.STEPS):
+        if not self.store.get_record(plan.swap_id, swaprecord.POINT_OF_NO_RETURN):
             return []
         found = ledger.items(self, plan, self.live_factory(plan, self.emitter, True))
         return found + self._retired_items(plan)
@@ -885,7 +1245,7 @@ class Engine:
         if key not in keys:
             listed = ", ".join(keys) or "nothing"
             return Outcome("ledger", "refused", f"no ledger item {key!r}; open items: {listed}")
-        self.store.confirm(plan.swap_id, f"ledger:{key}", actor)
+        self.record.confirm(plan.swap_id, f"ledger:{key}", actor)
         self.emit("notice", plan.swap_id, actor=actor, message=f"{actor} marked {key} done")
         return Outcome("ledger", "done", f"{key} marked done by {actor}")
 

@@ -29,8 +29,10 @@ Kind = Literal[
     "approval.granted",
     "approval.refused",
     "approval.expired",
+    "approval.withdrawn",  # its approver took a grant back before it was used
     "outage.started",
     "outage.ended",
+    "point_of_no_return",  # the first irreversible call is about to leave: no rollback now
     "load.progress",
     "state.changed",
     "backlog",

@@ -3,7 +3,7 @@
 A job names what to run, never how: the worker builds its own engine from the settings and runs
 the same code the terminal front end calls. The engine's lease still decides who acts, so a
 job delivered twice, or run by two workers, cannot run a step twice; a `key` (Slack's trigger
-id, or what a reaction means) makes the same request queued twice one job.
+id, or a reaction's event id) makes the same request queued twice one job.
 
 Two queues: `steps` for work that may take hours (a step, `next`, `rollback`) and
 `interactive` for everything a person waits on (status, plans, approvals, reactions), so that
@@ -22,6 +22,7 @@ from typing import Any
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue
 from rq.exceptions import DuplicateJobError
@@ -84,17 +85,34 @@ def submit(
 # -- the intake: the web process's one-command handoff ------------------------------------------
 # Building an rq job costs about 0.75 ms of CPU (pickling, a Lua script, several round trips);
 # an acknowledgement must cost as little as a bare Bolt app's. So the web process pushes one
-# small JSON document on a Redis list (one LPUSH) and the worker's intake turns it into the rq
-# job. The list is durable: a request waits there until a worker takes it, and one a worker was
-# taking when it died is put back when a worker starts.
+# small JSON document on a Redis list (one LPUSH; for a Slack event, one script that also marks
+# the event seen) and the worker's intake turns it into the rq job. The list is durable: a
+# request waits there until a worker takes it, and one a worker was taking when it died is put
+# back when a worker starts.
 def intake_keys(settings: config.Settings) -> tuple[str, str]:
     prefix = settings.swapbot_redis_prefix
     return f"{prefix}intake", f"{prefix}intake:taking"
 
 
+# Hand a request off and mark its Slack event seen, both or neither: KEYS[1] the event's marker,
+# KEYS[2] the intake list; ARGV[1] the marker's TTL in seconds, ARGV[2] the request. Returns 1 if
+# pushed, 0 if the event was already handed off. The push comes before the marker: Redis does not
+# undo a script's earlier writes when a later command fails, and a push that fails (a wrong type,
+# out of memory) must leave the event unmarked, so that Slack's retry is taken. (A marker that
+# failed after the push would only let a retry push again: the intake makes one job per key.)
+PUSH_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return 1
+"""
+_PUSH_ONCE_SHA = hashlib.sha1(PUSH_ONCE.encode()).hexdigest()
+
+
 class Handoff:
-    """The web process's side of the intake: one LPUSH per request on a connection of the
-    request thread's own.
+    """The web process's side of the intake: one LPUSH per command, or one EVALSHA (the push
+    and the event's dedupe marker together) per Slack event, on a connection of the request
+    thread's own.
 
     redis-py's `lpush` checks a connection out of the pool (a lock and a readiness poll),
     wraps the call in retries and checks deprecated arguments. In a gunicorn worker under a
@@ -116,9 +134,7 @@ class Handoff:
             return self._lpush(key, value)  # once more, on a fresh connection
 
     def _lpush(self, key: str, value: str) -> int:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.pool.make_connection()
+        conn = self._connection()
         try:
             # hiredis packs the command in one call; redis-py's encoder would take each part
             # through Python first.
@@ -126,9 +142,47 @@ class Handoff:
             conn.send_packed_command([packed], check_health=False)
             return int(conn.read_response())
         except (RedisConnectionError, RedisTimeoutError, OSError):
-            conn.disconnect()
-            self._local.conn = None
+            self._drop(conn)
             raise
+
+    def lpush_once(self, marker: str, ttl_s: int, key: str, value: str) -> bool:
+        """LPUSH `value` on `key` and set `marker` for `ttl_s` seconds, both or neither, unless
+        `marker` is already set: True if pushed, False for a request already handed off. One
+        EVALSHA, so an event is marked seen only once its request is durably queued."""
+        try:
+            return self._lpush_once(marker, ttl_s, key, value)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            # once more on a fresh connection; if the lost reply was a push, this finds the marker
+            return self._lpush_once(marker, ttl_s, key, value)
+
+    def _lpush_once(self, marker: str, ttl_s: int, key: str, value: str) -> bool:
+        conn = self._connection()
+        args = ("2", marker, key, str(ttl_s), value)
+        try:
+            conn.send_packed_command(
+                [hiredis.pack_command(("EVALSHA", _PUSH_ONCE_SHA, *args))], check_health=False
+            )
+            try:
+                answer = conn.read_response()
+            except NoScriptError:  # a restarted or failed-over Redis: EVAL loads it again
+                conn.send_packed_command(
+                    [hiredis.pack_command(("EVAL", PUSH_ONCE, *args))], check_health=False
+                )
+                answer = conn.read_response()
+            return bool(int(answer))
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            self._drop(conn)
+            raise
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.pool.make_connection()
+        return conn
+
+    def _drop(self, conn: Any) -> None:
+        conn.disconnect()
+        self._local.conn = None
 
 
 # Built once: json.dumps with any option builds a new encoder per call, a cost on every ack.
@@ -148,6 +202,28 @@ def push(
     `connection` is a redis-py client or, in the web process, a `Handoff`."""
     request = {"func": func, "args": list(args), "kind": kind, "key": key, "about": description}
     connection.lpush(intake_keys(settings)[0], _compact(request))
+
+
+def push_once(
+    connection: Any,
+    settings: config.Settings,
+    marker: str,
+    ttl_s: int,
+    func: str,
+    *args: Any,
+    kind: str = INTERACTIVE,
+    key: str | None = None,
+    description: str = "",
+) -> bool:
+    """`push`, unless `marker` (a Slack event's dedupe key) is set; the push and the marker are
+    one Redis operation. False: the event was handed off already (Slack's retry, nothing done).
+    `connection` is a `Handoff` (one EVALSHA) or a redis-py client."""
+    request = {"func": func, "args": list(args), "kind": kind, "key": key, "about": description}
+    intake = intake_keys(settings)[0]
+    if isinstance(connection, Handoff):
+        return connection.lpush_once(marker, ttl_s, intake, _compact(request))
+    script = connection.register_script(PUSH_ONCE)
+    return bool(int(script(keys=[marker, intake], args=[ttl_s, _compact(request)])))
 
 
 class Intake:

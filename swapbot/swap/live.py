@@ -21,6 +21,7 @@ from swapbot.heroku import (
     PlatformClient,
 )
 from swapbot.swap.events import Emitter, Event
+from swapbot.swap.journal import APPLICATION_NAME
 from swapbot.swap.plan import Plan
 
 T = TypeVar("T")
@@ -108,6 +109,8 @@ class Live:
 
     # -- database -----------------------------------------------------------------------
     def db(self, **kwargs: Any) -> psycopg.Connection:
+        # Named, so that the bot's own sessions are told apart from the app's.
+        kwargs.setdefault("application_name", APPLICATION_NAME)
         return psycopg.connect(self.database_url, connect_timeout=10, **kwargs)
 
     def query(self, sql: Any, params: Any = None) -> list[tuple]:

@@ -6,6 +6,7 @@ from swapbot.config import Settings, redis_client, secret
 from swapbot.heroku import ConnectClient, PlatformClient
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Emitter
+from swapbot.swap.journal import Journal
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
 from swapbot.swap.store import Store
@@ -40,5 +41,10 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
     engine_options.setdefault("poll_interval", settings.swapbot_poll_seconds)
     engine_options.setdefault("timeout_scale", settings.swapbot_timeout_scale)
     return Engine(
-        store, live_factory, emitter=emitter, clients=(connect, platform), **engine_options
+        store,
+        live_factory,
+        journal=Journal(database_url),
+        emitter=emitter,
+        clients=(connect, platform),
+        **engine_options,
     )

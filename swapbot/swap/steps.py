@@ -58,9 +58,13 @@ class Step:
     # Undo only when the rollback removes hc2 (`rollback --remove-addon`): a plain rollback
     # keeps hc2 and its synced copy, so that the cutover can be tried again without new loads.
     undo_removes_hc2: bool = False
-    # "record": the check rests on something only Redis keeps (a report, an export, a person's
-    # word). If Redis lost it, a later step proven done on the live system implies this one.
+    # "record": the check rests on something the swap recorded (a report, an export, a
+    # person's word), kept in Redis and in the journal; "live": on the live system alone.
     proof: Literal["live", "record"] = "live"
+    # Reads only, changes nothing on the live system: it does not make a swap "in progress".
+    reads_only: bool = False
+    # Records the undo cannot do without: a rollback past this step refuses when they are gone.
+    undo_needs: tuple[str, ...] = ()
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -847,16 +851,28 @@ def delete_old_undo(run: Run) -> None:
 
 
 def delete_old_act(run: Run) -> None:
+    if not run.recall("export") and not run.live.dry_run:
+        # The manual way back re-imports hc1's stored export: without it there is none.
+        raise run.stop(
+            f"delete-old deleted nothing: there is no stored export of {run.plan.old_addon}, the "
+            "record the manual way back needs (Redis and the journal both lack it). Run `export` "
+            f"({run.plan.old_addon} still has every mapping; it only reads), then delete-old again"
+        )
     old = run.live.old()  # one read for both: each costs the outage an HC round trip
     retire_old_copies(run, old)
     ref = run.live.ref(run.plan.old_addon)
-    for obj in run.plan.objects:
-        m = old.mapping(obj)
-        if m is not None:
-            run.live.change(
-                f"DELETE /mappings/{m.id} ({obj} on {run.plan.old_addon})",
-                lambda m=m: run.live.connect.delete_mapping(ref, m.id),
-            )
+    doomed = [(obj, m) for obj in run.plan.objects if (m := old.mapping(obj)) is not None]
+    if doomed:
+        # Recorded (journal first) before the first DELETE leaves: from here a DELETE may have
+        # landed whatever its answer, so there is no way back but forward or by hand.
+        run.pass_point_of_no_return(", ".join(obj for obj, _ in doomed))
+    for i, (obj, m) in enumerate(doomed):
+        if i:
+            run.kill_point("between-deletes")
+        run.live.change(
+            f"DELETE /mappings/{m.id} ({obj} on {run.plan.old_addon})",
+            lambda m=m: run.live.connect.delete_mapping(ref, m.id),
+        )
 
 
 def verify_check(run: Run) -> Check:
@@ -1085,6 +1101,7 @@ PREP: tuple[Step, ...] = (
         preflight_check,
         preflight_act,
         proof="record",
+        reads_only=True,
     ),
     Step(
         "create-addon",
@@ -1121,6 +1138,7 @@ PREP: tuple[Step, ...] = (
         export_check,
         export_act,
         proof="record",
+        reads_only=True,
     ),
     Step(
         "import",
@@ -1176,6 +1194,7 @@ PREP: tuple[Step, ...] = (
         wait_sync_check,
         waits_on="heroku",
         timeout=86_400,
+        reads_only=True,
     ),
     Step(
         "parity",
@@ -1185,6 +1204,7 @@ PREP: tuple[Step, ...] = (
         parity_act,
         timeout=600,
         proof="record",
+        reads_only=True,
     ),
     Step(
         "measure",
@@ -1219,6 +1239,7 @@ CUTOVER: tuple[Step, ...] = (
         stop_writes_check,
         stop_writes_act,
         undo=restore_act,
+        undo_needs=("formation", "maintenance_before"),
         in_outage=True,
         waits_on="heroku",
         timeout=300,
@@ -1231,6 +1252,7 @@ CUTOVER: tuple[Step, ...] = (
         in_outage=True,
         waits_on="heroku",
         timeout=1800,
+        reads_only=True,
     ),
     Step(
         "pause",
@@ -1262,6 +1284,7 @@ CUTOVER: tuple[Step, ...] = (
         switch_check,
         switch_act,
         undo=switch_undo,
+        undo_needs=("search_path",),
         in_outage=True,
     ),
     Step(
@@ -1301,6 +1324,7 @@ CUTOVER: tuple[Step, ...] = (
         in_outage=True,
         waits_on="heroku",
         timeout=900,
+        reads_only=True,
     ),
     Step(
         "restore",

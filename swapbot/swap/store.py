@@ -32,8 +32,10 @@ name contains.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,10 +48,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swapbot.config import Settings, redis_client
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "EVENTS_MAXLEN",
     "AuditEntry",
     "Checkpoint",
+    "Heartbeat",
     "Lease",
     "LeaseLost",
     "LockInfo",
@@ -222,6 +227,36 @@ def _stream_rows(reply: Any) -> list[tuple[str, dict[str, str]]]:
     return [(as_text(i), {as_text(k): as_text(v) for k, v in f.items()}) for i, f in rows]
 
 
+class Heartbeat:
+    """Keeps a lease alive from a thread of its own while work runs (checks, acts and slow API
+    calls included), renewing it every `every` seconds. Use as a context manager; `lost`
+    turns true once a renewal finds the lease gone (fenced writes then fail on their own)."""
+
+    def __init__(self, store: Store, lease: Lease, every: float):
+        self.store, self.lease, self.every = store, lease, every
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                if not self.store.renew(self.lease):
+                    self.lost = True
+                    log.warning("heartbeat: %s", LeaseLost(self.lease, None))
+                    return
+            except redis.RedisError as exc:  # Redis away for a moment: the next beat tries again
+                log.warning("heartbeat could not renew the lease: %s", exc)
+
+
 def _lock_info(token: str | None, pttl: int) -> LockInfo | None:
     if token is None:
         return None
@@ -290,6 +325,17 @@ class Transition:
                 update.setdefault("finished_at", iso(now))
                 update.setdefault("finished_epoch", now)
         self.step_updates.setdefault(step, {}).update(update)
+
+    def restore_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write a checkpoint as it was recorded elsewhere (the journal), fence included."""
+        key = self.store.swap_key(self.swap_id, "steps")
+        data = checkpoint.model_dump_json()
+        self.writes.append(lambda pipe: pipe.hset(key, checkpoint.step, data))
+
+    def put_confirmation(self, what: str, value: dict[str, Any]) -> None:
+        data = _dumps(value)
+        key = self.store.swap_key(self.swap_id, "confirmations")
+        self.writes.append(lambda pipe: pipe.hset(key, what, data))
 
     def put_record(self, name: str, value: Any) -> None:
         data = _dumps(value)
@@ -487,6 +533,10 @@ class Store:
             )
             self._add_audit(pipe, swap_id, fields)
             pipe.execute()
+
+    def confirmations(self, swap_id: str) -> dict[str, dict[str, Any]]:
+        raw = self.redis.hgetall(self.swap_key(swap_id, "confirmations"))
+        return {as_text(k): json.loads(v) for k, v in raw.items()}
 
     def confirmation(self, swap_id: str, what: str) -> dict[str, Any] | None:
         raw = as_text(self.redis.hget(self.swap_key(swap_id, "confirmations"), what))

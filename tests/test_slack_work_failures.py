@@ -1,0 +1,171 @@
+"""Every job `swapbot worker` runs for Slack answers, whatever it raises: in process, with the
+Slack stand-in and real Redis, and an engine that fails the way Heroku, PostgreSQL or Redis
+do. (tests/test_slack_approvals.py does the same through real processes.)"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from swapbot import config
+from swapbot.heroku import ServerError
+from swapbot.slack import work
+from swapbot.slack.notifier import ApprovalMessages
+from swapbot.slack.rehearsal import said
+from swapbot.slack.standin import SlackStandIn
+from swapbot.swap.approvals import Approvals
+from swapbot.swap.store import Store
+from tests.conftest import REDIS_TEST_URL
+from tests.slack_support import APPROVER, CHANNEL, OPERATOR, standin
+
+DB_URL = "postgresql://swapbot:hunter2-pw@db.internal:5432/prod"
+SWAP = "work-failures"
+
+
+class FailingEngine:
+    """What `work` uses of an engine; `approve` raises `error`."""
+
+    def __init__(self, store: Store, error: Exception):
+        self.store, self.error = store, error
+        self.approvals = Approvals(store)
+        self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+
+    def current_plan(self) -> Any:
+        return types.SimpleNamespace(swap_id=SWAP)
+
+    def approve(self, request_id: str, actor: str, *, at: float | None = None) -> Any:
+        raise self.error
+
+    def emit(self, kind: str, swap_id: str, **kw: Any) -> None:
+        self.emitted.append((kind, swap_id, kw))
+
+
+@pytest.fixture
+def slack() -> SlackStandIn:
+    s = standin()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def setting_env(monkeypatch, slack, redis_prefix) -> config.Settings:
+    for key, value in {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_API_URL": slack.api_url,
+        "SWAPBOT_CHANNEL": CHANNEL,
+        "REDIS_URL": REDIS_TEST_URL,
+        "SWAPBOT_REDIS_PREFIX": redis_prefix,
+        "DATABASE_URL": DB_URL,
+        "HEROKU_API_TOKEN": "hrku-secret-token-99",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return config.load_settings()
+
+
+def with_engine(monkeypatch, settings, slack, engine) -> None:
+    client = work.web_client(settings)
+    monkeypatch.setattr(work, "_context", lambda: (settings, client, engine))
+
+
+def approval_message(slack: SlackStandIn, store: Store) -> tuple[str, str]:
+    msg = slack.post_as("U0SWAPBOT", CHANNEL, "Approval needed: pause")
+    req = Approvals(store).request(SWAP, "pause", OPERATOR, "fp", "live")
+    ApprovalMessages(store).remember(SWAP, req.id, CHANNEL, msg.ts)
+    return req.id, msg.ts
+
+
+def private(slack: SlackStandIn, user: str) -> list[str]:
+    return [said(m) for m in slack.ephemerals(user)]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ServerError(503, "unavailable", "Service temporarily unavailable.", "GET", "/connections"),
+        psycopg.OperationalError(f'connection to "{DB_URL}" failed: timeout\nDETAIL: more'),
+        redis.exceptions.ConnectionError("Connection refused"),
+        KeyError("a bug"),
+    ],
+    ids=["heroku-503", "postgres", "redis", "bug"],
+)
+def test_a_reaction_whose_job_raised_is_answered_to_the_approver(
+    monkeypatch, slack, setting_env, redis_prefix, error
+):
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    rid, ts = approval_message(slack, store)
+    with_engine(monkeypatch, setting_env, slack, FailingEngine(store, error))
+    result = work.handle_reaction(
+        {"user": APPROVER, "channel": CHANNEL, "ts": ts, "item_user": "U0SWAPBOT"}
+    )
+    assert result["status"] == "failed"
+    [answer] = private(slack, APPROVER)
+    assert f"approval of {rid} could not be recorded: {type(error).__name__}" in answer
+    assert "remove the reaction and add it again" in answer
+    assert "hunter2-pw" not in answer and DB_URL not in answer and "more" not in answer
+
+
+def test_a_reaction_answers_even_when_the_worker_cannot_build_its_engine(
+    monkeypatch, slack, setting_env
+):
+    def broken() -> Any:
+        raise psycopg.OperationalError(f"could not connect to {DB_URL}")
+
+    monkeypatch.setattr(work, "_context", broken)
+    ts = slack.post_as("U0SWAPBOT", CHANNEL, "Approval needed: pause").ts
+    result = work.handle_reaction({"user": APPROVER, "channel": CHANNEL, "ts": ts})
+    assert result["status"] == "failed"
+    [answer] = private(slack, APPROVER)
+    assert "approval of that request could not be recorded: OperationalError" in answer
+    assert "hunter2-pw" not in answer
+
+
+def test_a_withdrawal_that_failed_is_answered(monkeypatch, slack, setting_env, redis_prefix):
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    rid, ts = approval_message(slack, store)
+    engine = FailingEngine(store, RuntimeError("x"))
+
+    def withdraw(*_a: Any) -> Any:
+        raise redis.exceptions.TimeoutError("Timeout reading from redis")
+
+    monkeypatch.setattr(engine.approvals, "withdraw", withdraw)
+    with_engine(monkeypatch, setting_env, slack, engine)
+    result = work.handle_reaction_removed({"user": APPROVER, "channel": CHANNEL, "ts": ts})
+    assert result["status"] == "failed" and engine.emitted == []
+    [answer] = private(slack, APPROVER)
+    assert f"withdrawal of the approval of {rid} could not be recorded" in answer
+    assert "the approval still stands" in answer
+
+
+def test_a_command_whose_job_raised_is_answered_and_told_to_the_thread(
+    monkeypatch, slack, setting_env, redis_prefix
+):
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    store.redis.set(store.key("swap", "current"), SWAP)
+    engine = FailingEngine(store, RuntimeError("x"))
+    with_engine(monkeypatch, setting_env, slack, engine)
+
+    def execute(*_a: Any, **_kw: Any) -> Any:
+        raise psycopg.OperationalError(f"server closed the connection to {DB_URL}\nmore")
+
+    monkeypatch.setattr(work.commands, "execute", execute)
+    result = work.run_command("pause", OPERATOR, CHANNEL, None)
+    assert result["status"] == "failed"
+    assert result["message"].startswith("failed: OperationalError: server closed")
+    [answer] = private(slack, OPERATOR)
+    assert "/hcswap pause failed" in answer and "nothing else was done" in answer
+    assert "`/hcswap status` shows where the swap stands" in answer
+    assert "hunter2-pw" not in answer and DB_URL not in answer
+    [(kind, swap_id, notice)] = engine.emitted
+    assert (kind, swap_id, notice["step"], notice["actor"]) == ("notice", SWAP, "pause", OPERATOR)
+    assert notice["message"].startswith(f"/hcswap pause by {OPERATOR}: failed: OperationalError")
+    assert "hunter2-pw" not in notice["message"]
+
+    # a read that fails is answered too, without troubling the thread
+    monkeypatch.setattr(work, "status_snapshot", lambda *_a: (_ for _ in ()).throw(KeyError("k")))
+    assert work.run_command("status", OPERATOR, CHANNEL, None)["status"] == "failed"
+    assert "/hcswap status failed" in private(slack, OPERATOR)[-1]
+    assert len(engine.emitted) == 1
