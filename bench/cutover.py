@@ -63,9 +63,9 @@ def main() -> int:
             outage_start = time.monotonic()
             for step in runbook.CUTOVER:
                 app = plan.app if step.name == runbook.OUTAGE_START else None
-                out = engine.run_step(step.name, OPERATOR, app=app)
                 if step.name == runbook.OUTAGE_START:
-                    load.stop()
+                    load.stop()  # its dynos go down; stop-writes then waits out the quiet interval
+                out = engine.run_step(step.name, OPERATOR, app=app)
                 assert out.ok, (step.name, out.message)
                 if step.name == "restore":
                     outage = time.monotonic() - outage_start

@@ -76,6 +76,26 @@ def demo_plan(db_name: str, **changes) -> Plan:
     return Plan(**{**fields, **changes})
 
 
+FIELDS = {  # WriteLoad's and the sandbox apps' (table, column) -> the Salesforce object and field
+    ("account", "billingcity"): ("Account", "BillingCity"),
+    ("contact", "lastname"): ("Contact", "LastName"),
+    ("case", "subject"): ("Case", "Subject"),
+}
+
+
+def run_prep(engine: Engine, sandbox) -> None:
+    """Every prep step, one `next` at a time, with a person doing what the bot asks."""
+    from swapbot.swap import steps
+
+    person = Person(engine, sandbox)
+    try:
+        for _ in steps.PREP:
+            out = engine.next(OPERATOR)
+            assert out.ok, (out.step, out.message)
+    finally:
+        person.stop()
+
+
 class Person:
     """Does what the bot asks a person to do, as soon as it is asked (in a thread)."""
 

@@ -371,3 +371,40 @@ def test_a_withdrawn_approval_shows_the_request_pending_again(redis_prefix):
         assert msg.text.startswith("Approval needed: pause") and len(msg.edits) == 2
         assert "React with :white_check_mark: to approve" in said(msg)
         assert not slack.violations
+
+
+def test_a_swap_replaced_while_slack_was_down_still_gets_its_milestones_first(redis_prefix):
+    """Rolled back and replaced by another plan while Slack was down: the first swap's
+    milestones are posted (in its own thread) before the new swap's, none dropped."""
+    with SlackStandIn() as slack:
+        store, notifier = setup(redis_prefix, slack, time.time, sdk_retries=False, max_backoff=0.2)
+        publish(store, "step.started", step="stop-writes", message="first swap")
+        notifier.pump()  # the channel follows the first swap
+        slack.outage(60, methods=["chat.postMessage"])
+        publish(store, "rollback.done", message="first swap rolled back")
+        other = {"swap_id": "notify-2", "app": "acme-prod", "mappings": {"Contact": []}}
+        lease = store.acquire("notify-2", "test", 10_000)
+        store.set_plan(lease, other, current=True)
+        store.release(lease)
+        store.publish(
+            "notify-2",
+            Event(kind="outage.started", swap_id="notify-2", message="second").model_dump(
+                mode="json"
+            ),
+        )
+        loop = threading.Thread(target=notifier.run, kwargs={"block_ms": 100}, daemon=True)
+        loop.start()
+        try:
+            time.sleep(0.5)
+            slack.outage(0)
+            slack.wait_for(
+                lambda: [m for m in slack.messages("C0SWAP") if "second" in (m.text or "")],
+                timeout=20,
+            )
+        finally:
+            notifier.stop()
+            loop.join(timeout=10)
+        texts = [m.text or "" for m in slack.messages("C0SWAP")]
+        first = next(i for i, t in enumerate(texts) if "rolled back" in t)
+        second = next(i for i, t in enumerate(texts) if "second" in t)
+        assert first < second, texts

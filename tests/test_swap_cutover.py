@@ -55,9 +55,9 @@ def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_na
     approve_ahead(engine, "pause")
     approve_ahead(engine, "delete-old")
     assert engine.run_step("stop-writes", OPERATOR).status == "refused"  # must name the app
+    load.stop()  # the app's dynos go down: its writes stop (stop-writes waits for that)
     out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     assert out.status == "done", out.message
-    load.stop()  # the app's dynos are down: its writes stop
     for name in CUTOVER[1:]:
         out = engine.run_step(name, OPERATOR)
         assert out.ok, (name, out.status, out.message)
@@ -107,8 +107,8 @@ def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_na
 
 def test_pause_needs_a_second_person(prepped):
     _, engine, load = prepped
-    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     load.stop()
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     assert engine.run_step("drain", OPERATOR).ok
     out = engine.run_step("pause", OPERATOR)
     assert out.status == "refused" and "approv" in out.message
@@ -128,8 +128,8 @@ def test_pause_needs_a_second_person(prepped):
 
 def test_break_glass_runs_without_a_second_person_and_is_audited(prepped):
     _, engine, load = prepped
-    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     load.stop()
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     engine.run_step("drain", OPERATOR)
     out = engine.run_step("pause", OPERATOR, break_glass="approver unreachable, incident INC-42")
     assert out.ok, out.message
@@ -146,8 +146,8 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
             "ORDER BY 1, 2"
         ).fetchall()
     approve_ahead(engine, "pause")
-    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     load.stop()
+    engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     for name in ("drain", "pause", "cutover-objects", "switch"):
         out = engine.run_step(name, OPERATOR)
         assert out.ok, (name, out.message)

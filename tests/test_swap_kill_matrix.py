@@ -32,7 +32,7 @@ from swapbot.swap import steps as runbook
 from swapbot.swap.engine import KILL_AT_ENV
 from swapbot.swap.store import Store
 from tests.conftest import REDIS_TEST_URL, TOKEN
-from tests.swap_support import OPERATOR, demo_plan, make_engine
+from tests.swap_support import FIELDS, OPERATOR, demo_plan, make_engine
 
 # Calls that must take effect at most once per resource. A 404 answer to a repeated DELETE is
 # the documented safe retry (assumption delete-mapping-repeat), so only 2xx answers count. Not
@@ -48,11 +48,6 @@ ONCE = {
     "edit a mapping": ("PUT", re.compile(r"/mappings/[^/]+$")),
     "reload a mapping": ("POST", re.compile(r"/mappings/[^/]+/actions/reload$")),
     "delete a mapping": ("DELETE", re.compile(r"/mappings/[^/]+$")),
-}
-FIELDS = {  # WriteLoad's (table, column) -> the Salesforce object and field it maps
-    ("account", "billingcity"): ("Account", "BillingCity"),
-    ("contact", "lastname"): ("Contact", "LastName"),
-    ("case", "subject"): ("Case", "Subject"),
 }
 
 

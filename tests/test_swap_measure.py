@@ -10,17 +10,11 @@ import requests
 from swapbot.heroku import ConnectClient
 from swapbot.swap import steps
 from tests.conftest import TOKEN
-from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
+from tests.swap_support import OPERATOR, demo_plan, make_engine, run_prep
 
 
 def prep(sandbox, engine) -> None:
-    person = Person(engine, sandbox)
-    try:
-        for _ in steps.PREP:
-            out = engine.next(OPERATOR)
-            assert out.ok, (out.step, out.message)
-    finally:
-        person.stop()
+    run_prep(engine, sandbox)
 
 
 def parts(engine) -> dict:

@@ -19,26 +19,9 @@ from swapbot.sandbox import scenarios
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.swap import steps
 from tests.conftest import TOKEN, wait_until
-from tests.swap_support import (
-    APPROVER,
-    OPERATOR,
-    Person,
-    demo_plan,
-    make_engine,
-    swap_state,
-)
+from tests.swap_support import APPROVER, OPERATOR, demo_plan, make_engine, run_prep, swap_state
 
 GLASS = "safety test"
-
-
-def prep(engine, sandbox) -> None:
-    person = Person(engine, sandbox)
-    try:
-        for _ in steps.PREP:
-            out = engine.next(OPERATOR)
-            assert out.ok, (out.step, out.message)
-    finally:
-        person.stop()
 
 
 def statuses(engine) -> dict[str, str]:
@@ -72,7 +55,7 @@ def prepped(sandbox_factory, db_url, db_name, redis_prefix):
     sandbox = sandbox_factory("small", org_changes_per_second=0.0)
     engine = make_engine(sandbox, db_url, redis_prefix)
     engine.save_plan(demo_plan(db_name), OPERATOR)
-    prep(engine, sandbox)
+    run_prep(engine, sandbox)
     return sandbox, engine
 
 
@@ -123,7 +106,7 @@ def test_after_a_partial_delete_old_rollback_is_refused_and_the_swap_goes_forwar
     )
     engine = make_engine(sandbox, db_url, redis_prefix)
     engine.save_plan(demo_plan(db_name), OPERATOR)
-    prep(engine, sandbox)
+    run_prep(engine, sandbox)
     for step in steps.CUTOVER[: steps.CUTOVER.index(steps.get("delete-old"))]:
         assert engine.run_step(step.name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
     contact = hc(sandbox, "hc1").mapping("Contact")
@@ -184,15 +167,20 @@ def test_after_a_partial_delete_old_rollback_is_refused_and_the_swap_goes_forwar
 
 
 # -- 3. failures that went unanswered ---------------------------------------------------------
-def test_a_lock_held_on_a_new_table_fails_the_step_with_who_holds_it(
-    sandbox_factory, db_url, db_name, redis_prefix, db
-):
+@pytest.fixture
+def paused(sandbox_factory, db_url, db_name, redis_prefix):
+    """The demo's objects (cutover-objects has DDL to run), the outage up to pause."""
     sandbox = sandbox_factory(objects_world(), org_changes_per_second=0.0)
     engine = make_engine(sandbox, db_url, redis_prefix)
     engine.save_plan(demo_plan(db_name), OPERATOR)
-    prep(engine, sandbox)
+    run_prep(engine, sandbox)
     for name in ("stop-writes", "drain", "pause"):
         assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
+    return engine
+
+
+def test_a_lock_held_on_a_new_table_fails_the_step_with_who_holds_it(paused, db_url):
+    engine = paused
     holder = psycopg.connect(db_url, application_name="late-report")
     holder.execute(
         "UPDATE salesforce2.account SET name = name WHERE false"
@@ -210,15 +198,8 @@ def test_a_lock_held_on_a_new_table_fails_the_step_with_who_holds_it(
     assert engine.run_step("cutover-objects", OPERATOR).ok
 
 
-def test_a_killed_database_session_fails_the_step_with_an_answer(
-    sandbox_factory, db_url, db_name, redis_prefix, db
-):
-    sandbox = sandbox_factory(objects_world(), org_changes_per_second=0.0)
-    engine = make_engine(sandbox, db_url, redis_prefix)
-    engine.save_plan(demo_plan(db_name), OPERATOR)
-    prep(engine, sandbox)
-    for name in ("stop-writes", "drain", "pause"):
-        assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
+def test_a_killed_database_session_fails_the_step_with_an_answer(paused, db_url, db):
+    engine = paused
     holder = psycopg.connect(db_url)
     holder.execute("UPDATE salesforce2.account SET name = name WHERE false")
 
@@ -305,7 +286,7 @@ def test_redis_lost_after_the_switch_rollback_still_puts_everything_back(
     engine = make_engine(sandbox, db_url, redis_prefix)
     engine.save_plan(demo_plan(db_name), OPERATOR)
     before = swap_state(db_url, db_name, sandbox)
-    prep(engine, sandbox)
+    run_prep(engine, sandbox)
     for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch"):
         assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
     engine.store.forget("acme-test")  # Redis lost the swap in the outage
@@ -323,7 +304,7 @@ def test_without_the_journal_a_rollback_refuses_what_it_cannot_prove(
     sandbox = sandbox_factory("small", org_changes_per_second=0.0)
     engine = make_engine(sandbox, db_url, redis_prefix, journal=None)
     engine.save_plan(demo_plan(db_name), OPERATOR)
-    prep(engine, sandbox)
+    run_prep(engine, sandbox)
     for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch"):
         assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
     switched = role_settings(db)
@@ -337,3 +318,50 @@ def test_without_the_journal_a_rollback_refuses_what_it_cannot_prove(
     assert "hc1 is paused" in out.message
     assert role_settings(db) == switched  # nothing changed
     assert hc(sandbox, "hc1").state == "PAUSED"
+
+
+# -- the journal and Redis agree after a loss --------------------------------------------------
+def test_after_redis_loss_the_journal_takes_new_writes_and_never_undoes_progress(
+    sandbox_factory, db_url, db_name, redis_prefix
+):
+    """Redis's fence counter goes with the swap; the journal's fences must not turn its later
+    writes away, nor copy an older state back over newer progress."""
+    sandbox = sandbox_factory("small", org_changes_per_second=0.0)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    run_prep(engine, sandbox)
+    for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch"):
+        assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok
+    engine.store.forget("acme-test")
+    assert engine.rollback(OPERATOR).status == "done"
+    undone = statuses(engine)
+    assert undone["switch"] == undone["stop-writes"] == "undone"
+    journal = engine.journal.load("acme-test")
+    assert {journal.steps[n]["status"] for n in ("stop-writes", "pause", "switch")} == {"undone"}
+    assert engine.run_step("prepare-objects", OPERATOR).ok  # its copies went with the rollback
+    out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    assert out.status == "done", out.message  # run again, not "already done"
+    assert statuses(engine)["switch"] == "undone"
+
+
+def test_a_command_that_fails_before_its_step_starts_records_nothing(prepped):
+    sandbox, engine = prepped
+    before = statuses(engine)
+    faults = f"{sandbox.base_url}/_sandbox/faults"
+    requests.post(faults, json={"rate": 1.0, "only": "GET /", "kinds": ["503"]}, timeout=5)
+    try:
+        out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
+    finally:
+        requests.post(faults, json={"rate": 0.0}, timeout=5)
+    assert out.status == "failed", out.message
+    assert statuses(engine) == before  # no stop-writes checkpoint: nothing of it happened
+    assert not engine.standing("acme-test").point_of_no_return
+    assert engine.rollback(OPERATOR).status == "done"
+
+
+def test_a_confirmation_is_the_same_in_redis_and_the_journal(prepped):
+    _, engine = prepped
+    engine.confirm("external-objects", "U0PERSON")
+    with engine.emitter.capture() as events:
+        engine.run_step("preflight", OPERATOR)
+    assert not [e for e in events if "behind the journal" in e.message]

@@ -30,7 +30,7 @@ class LockWaited(UserError):
 # DDL statement waiting. Read after the DDL gave up, so its own locks are gone.
 _Q_LOCK_HOLDERS = """
 SELECT a.pid, a.usename, coalesce(nullif(a.application_name, ''), '-') AS app, a.state,
-       left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 160) AS query,
+       upper(substring(ltrim(coalesce(a.query, '')) FROM '^[A-Za-z]+')) AS command,
        string_agg(DISTINCT n.nspname || '.' || c.relname, ', ') AS relations
   FROM pg_catalog.pg_locks l
   JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
@@ -44,14 +44,17 @@ SELECT a.pid, a.usename, coalesce(nullif(a.application_name, ''), '-') AS app, a
 
 
 def lock_holders(conn: psycopg.Connection, schemas: list[str]) -> list[str]:
-    """Who holds locks in `schemas`: "role app (pid N, state) on s.t: query", for a person."""
+    """Who holds locks in `schemas`: "role app (pid N, state) on s.t, last statement UPDATE",
+    for a person. The statement's text is left out: it may carry data or a secret, and the
+    message goes to the channel."""
     try:
         rows = conn.execute(_Q_LOCK_HOLDERS, (schemas,)).fetchall()
     except psycopg.Error:
         return []
     return [
-        f"role {role} {app} (pid {pid}, {state or 'unknown state'}) on {relations}: {query or '-'}"
-        for pid, role, app, state, query, relations in rows
+        f"role {role} {app} (pid {pid}, {state or 'unknown state'}) on {relations}, "
+        f"last statement {command or '?'}"
+        for pid, role, app, state, command, relations in rows
     ]
 
 

@@ -615,7 +615,8 @@ def sessions_before(
     conn: psycopg.Connection, moment: datetime, roles: list[str] | None
 ) -> list[Session]:
     """Sessions (of `roles`, or of every role) that logged in before `moment`: they keep the
-    path they got at login, and pooled ones will keep it until they reconnect."""
+    path they got at login, and pooled ones will keep it until they reconnect. Sessions named
+    as this one is (the bot's own, when it names its sessions) are left out."""
     rows = conn.execute(
         """
         SELECT pid, usename, application_name, client_addr::text, backend_start, state
@@ -623,10 +624,18 @@ def sessions_before(
         WHERE datname = current_database() AND backend_type = 'client backend'
           AND pid <> pg_catalog.pg_backend_pid() AND backend_start < %s
           AND (%s::text[] IS NULL OR usename = ANY(%s::text[]))
+          AND (pg_catalog.current_setting('application_name') = ''
+               OR coalesce(application_name, '') <> pg_catalog.current_setting('application_name'))
         ORDER BY backend_start
         """,
         (moment, roles, roles),
     ).fetchall()
+    return sessions_of(rows)
+
+
+def sessions_of(rows: list[tuple]) -> list[Session]:
+    """pg_stat_activity rows (pid, usename, application_name, client_addr, backend_start,
+    state) as Sessions."""
     return [
         Session(
             pid=r[0],

@@ -404,6 +404,49 @@ EXTRA: tuple[Assumption, ...] = (
             "few seconds (GET /connections/{id}?deep=true)."
         ),
     ),
+    Assumption(
+        key="pooler-attachment",
+        section="§8.4",
+        assumes=(
+            "Heroku Postgres's server-side pool shows as an add-on attachment of the database "
+            "(GET /addons/{id}/addon-attachments) with namespace `connection-pooling:…`, named "
+            "DATABASE_CONNECTION_POOL by `heroku pg:connection-pooling:attach`, and its URL is "
+            "the app's config var `<NAME>_URL`. The sandbox plays it so."
+        ),
+        if_wrong=(
+            "swapbot does not rely on spotting the pooler to keep sessions out: the rule that no "
+            "session of the app's roles may predate the search_path change when the app comes "
+            "back holds for every session, pooled or not. Only the extra proof of the switch "
+            "through a fresh pooled session would be missed, and plan show would not say "
+            "'through the pooler'."
+        ),
+        how_to_check=(
+            "On a Standard database, `heroku pg:connection-pooling:attach DATABASE_URL --as "
+            "DATABASE_CONNECTION_POOL`, then GET /apps/{app}/addon-attachments and read the "
+            "new attachment's namespace."
+        ),
+    ),
+    Assumption(
+        key="hc-session-credentials",
+        section="§5, §8.4",
+        assumes=(
+            "Heroku Connect's own database sessions are not sessions of the plan's roles, or "
+            "reconnect on their own when ended. On Heroku the app, Heroku Connect and swapbot "
+            "often share the default credential: swapbot then cannot tell Heroku Connect's "
+            "sessions from the app's, and ends those that predate the search_path change too "
+            "(it never ends its own, named `swapbot`)."
+        ),
+        if_wrong=(
+            "A Heroku Connect session ended by restore would fail its current sync; Heroku "
+            "Connect would retry. Where that is not acceptable, use a separate credential for "
+            "the app's roles (the plan's `roles`), or `stale_sessions=refuse` and end the app's "
+            "sessions by hand."
+        ),
+        how_to_check=(
+            "With Heroku Connect running, list pg_stat_activity (usename, application_name, "
+            "client_addr) and note which sessions are Heroku Connect's."
+        ),
+    ),
 )
 
 ASSUMPTIONS = ASSUMPTIONS + EXTRA

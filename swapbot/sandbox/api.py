@@ -946,6 +946,12 @@ def platform_addon_create(sb: Sandbox, req: Request, conn, app: str):
         "VALUES (%s, %s, %s, %s, 'provisioning', now() + make_interval(secs => %s)) RETURNING *",
         (name, a["name"], service, plan, sb.options.real(sb.options.provision_seconds)),
     )
+    attachment = (body.get("attachment") or {}).get("name") if isinstance(body, dict) else None
+    conn.execute(
+        "INSERT INTO _hcsandbox.attachment (addon, app, name) VALUES (%s, %s, %s) "
+        "ON CONFLICT (app, name) DO NOTHING",
+        (ad["id"], a["name"], attachment or name.upper().replace("-", "_")),
+    )
     if service == "herokuconnect":
         conn.execute(
             "INSERT INTO _hcsandbox.connection (addon_id, app, state, features) VALUES (%s, %s, 'NEW', %s)",
@@ -980,6 +986,46 @@ def platform_addon_delete(sb: Sandbox, req: Request, conn, app: str, addon: str)
     body = render_addon(conn, ad)
     conn.execute("DELETE FROM _hcsandbox.addon WHERE id = %s", (ad["id"],))
     return {**body, "state": "deprovisioned"}
+
+
+def render_attachment(conn, att: dict[str, Any]) -> dict[str, Any]:
+    ad = state.row(conn, "SELECT * FROM _hcsandbox.addon WHERE id = %s", (att["addon"],))
+    owner = _app(conn, ad["app"])
+    app = _app(conn, att["app"])
+    return {
+        "id": str(att["id"]),
+        "name": att["name"],
+        "namespace": att["namespace"],
+        "addon": {
+            "id": str(ad["id"]),
+            "name": ad["name"],
+            "app": {"id": str(owner["id"]), "name": owner["name"]},
+        },
+        "app": {"id": str(app["id"]), "name": app["name"]},
+        "created_at": att["created_at"].isoformat(),
+        "updated_at": att["created_at"].isoformat(),
+        "web_url": None,
+    }
+
+
+@route("platform", "GET", "/apps/{app}/addon-attachments")
+def platform_app_attachments(sb: Sandbox, req: Request, conn, app: str):
+    a = _app(conn, app)
+    found = state.rows(
+        conn, "SELECT * FROM _hcsandbox.attachment WHERE app = %s ORDER BY name", (a["name"],)
+    )
+    return paged(req, [render_attachment(conn, att) for att in found])
+
+
+@route("platform", "GET", "/addons/{addon}/addon-attachments")
+def platform_addon_attachments(sb: Sandbox, req: Request, conn, addon: str):
+    ad = _addon(conn, addon)
+    found = state.rows(
+        conn,
+        "SELECT * FROM _hcsandbox.attachment WHERE addon = %s ORDER BY app, name",
+        (ad["id"],),
+    )
+    return paged(req, [render_attachment(conn, att) for att in found])
 
 
 def default_features() -> dict[str, bool]:

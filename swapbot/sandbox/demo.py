@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import psycopg
@@ -24,7 +25,6 @@ from psycopg import sql
 from swapbot.config import Settings, load_settings, redis_client
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.server import Sandbox
-from swapbot.sandbox.writeload import WriteLoad
 from swapbot.slack.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget, said
 from swapbot.slack.standin import Message, SlackStandIn, render_blocks
 from swapbot.swap import steps as runbook
@@ -101,6 +101,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from swapbot.sandbox.cli import _options
 
     scenario = scenarios.get("demo")
+    if args.write_load > 0:  # the app writes through its web and worker dynos, while they run
+        writer = scenarios.WriterSpec(
+            app=scenario.app, process_types=["web", "worker"], per_second=args.write_load
+        )
+        scenario = scenario.model_copy(update={"writers": [writer]})
     say(f"== preparing database {args.database} with scenario '{scenario.name}'")
     url = recreate_database(args.admin_url, args.database)
     started = time.monotonic()
@@ -113,9 +118,6 @@ def run_demo(args: argparse.Namespace) -> int:
         say("   assuming: " + ", ".join(f"{k}={v}" for k, v in args.assume))
     prefix = f"swapbot-demo:{uuid.uuid4().hex[:8]}:"
     with Sandbox(url, _options(args)) as sandbox, SlackStandIn(users=USERS) as slack:
-        load = (
-            WriteLoad(url, args.write_load, seed=args.seed).start() if args.write_load > 0 else None
-        )
         env = environment(
             database_url=url,
             redis_url=os.environ.get("SWAPBOT_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -135,12 +137,16 @@ def run_demo(args: argparse.Namespace) -> int:
             say(f"== Slack stand-in at {slack.url}; swapbot serve and swapbot worker starting")
             local.start_serve()
             local.start_worker()
-            return _rehearse(local, sandbox, url, scenario, args, load)
+            return _rehearse(local, sandbox, url, scenario, args)
         finally:
             local.stop()
-            if load:
-                load.stop()
-                say(f"\n   the app made {load.writes} writes ({load.errors} failed)")
+            if sandbox.traffic is not None:
+                by = Counter(w.schema for w in sandbox.traffic.writes())
+                where = ", ".join(f"{n} into {schema}" for schema, n in sorted(by.items()))
+                say(
+                    f"\n   the app made {sum(by.values())} writes through its dynos ({where}; "
+                    f"{sandbox.traffic.errors} failed)"
+                )
             say(f"   (logs of serve and worker: {local.logs})")
             _forget(env, prefix)
 
@@ -156,7 +162,6 @@ def _rehearse(
     url: str,
     scenario: scenarios.Scenario,
     args: argparse.Namespace,
-    load: WriteLoad | None,
 ) -> int:
     printer = ChannelPrinter(local.slack)
     local.slack.on_change(printer)
@@ -214,8 +219,6 @@ def _rehearse(
             return 0 if " done" in answer else _stopped("rollback", answer)
         app = f" {scenario.app}" if step.name == runbook.OUTAGE_START else ""
         answer = ask(OPERATOR, f"{step.name}{app}")
-        if step.name == runbook.OUTAGE_START and load is not None:
-            load.stop()  # the app's dynos are down: its writes stop
         if not any(word in answer for word in (" done", " skipped")):
             return _stopped(f"cutover stopped at {step.name}", answer)
     _settle(local)

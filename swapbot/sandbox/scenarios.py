@@ -63,6 +63,25 @@ class ProcessSpec(BaseModel):
     command: str = ""
 
 
+class AttachedAppSpec(BaseModel):
+    """Another app the database is attached to (a worker app, an admin app), with the same
+    credentials: its own formation and dynos, its own maintenance mode."""
+
+    name: str
+    formation: list[ProcessSpec]
+
+
+class WriterSpec(BaseModel):
+    """An app that writes through its dynos (sandbox/traffic.py): through which process types,
+    how fast, and whether through the database's server-side pool or a session per dyno."""
+
+    app: str
+    process_types: list[str] = Field(default_factory=lambda: ["worker"])
+    per_second: float = Field(default=5.0, gt=0)
+    pooled: bool = False
+    pool_size: int = Field(default=3, ge=1)
+
+
 class Scenario(BaseModel):
     name: str
     app: str = "acme-prod"
@@ -73,6 +92,11 @@ class Scenario(BaseModel):
     unmanaged_objects: bool = False
     trigger_log_rows: int = 0
     trigger_log_archive_rows: int = 0
+    # Other apps on the same database, server-side pooling (a DATABASE_CONNECTION_POOL
+    # attachment on `app`), and the apps the sandbox makes write through their dynos.
+    attached_apps: list[AttachedAppSpec] = Field(default_factory=list)
+    connection_pooling: bool = False
+    writers: list[WriterSpec] = Field(default_factory=list)
 
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {}
@@ -282,6 +306,35 @@ def big_trigger_log(live: int = 100_000, archive: int = 1_000_000) -> Scenario:
 
 register("big-trigger-log")(big_trigger_log)
 
+POOLER_ATTACHMENT = "DATABASE_CONNECTION_POOL"
+POOLER_NAMESPACE = "connection-pooling:default"
+
+
+@register("shared-db")
+def shared_db() -> Scenario:
+    """The small demo on a database two apps write to: acme-admin (a web and a worker dyno,
+    its worker writing) is attached to it too, and acme-prod's dynos write through Heroku
+    Postgres's server-side pool, whose sessions outlive their restarts."""
+    return small().model_copy(
+        update={
+            "name": "shared-db",
+            "attached_apps": [
+                AttachedAppSpec(
+                    name="acme-admin",
+                    formation=[
+                        ProcessSpec(type="web", quantity=1, command="gunicorn admin:app"),
+                        ProcessSpec(type="worker", quantity=1, command="rq worker"),
+                    ],
+                )
+            ],
+            "connection_pooling": True,
+            "writers": [
+                WriterSpec(app="acme-prod", process_types=["web", "worker"], pooled=True),
+                WriterSpec(app="acme-admin", process_types=["worker"]),
+            ],
+        }
+    )
+
 
 # -- loading ------------------------------------------------------------------------------
 def role_names(dbname: str) -> tuple[str, str]:
@@ -312,6 +365,8 @@ def reset(conn, scenario: Scenario) -> None:
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(r["schema_name"]))
         )
     conn.execute("DROP TABLE IF EXISTS public.app_order CASCADE")
+    # A new world: swapbot's journal of swaps on the old one goes with it.
+    conn.execute("DROP SCHEMA IF EXISTS swapbot CASCADE")
     state.drop(conn)
 
 
@@ -333,21 +388,39 @@ def load(database_url: str, scenario: Scenario) -> None:
             "INSERT INTO _hcsandbox.config_var VALUES (%s, 'DATABASE_URL', %s)",
             (scenario.app, _public_url(database_url)),
         )
-        conn.execute(
+        database = state.row(
+            conn,
             "INSERT INTO _hcsandbox.addon (name, app, service, plan, state) "
-            "VALUES (%s, %s, 'heroku-postgresql', 'heroku-postgresql:standard-0', 'provisioned')",
+            "VALUES (%s, %s, 'heroku-postgresql', 'heroku-postgresql:standard-0', 'provisioned') "
+            "RETURNING id",
             (f"postgresql-{scenario.app}-12345", scenario.app),
         )
-        for p in scenario.formation:
+        _attach(conn, database["id"], scenario.app, "DATABASE")
+        _formation(conn, scenario.app, scenario.formation)
+        for other in scenario.attached_apps:
             conn.execute(
-                "INSERT INTO _hcsandbox.formation (app, type, quantity, size, command) VALUES (%s, %s, %s, %s, %s)",
-                (scenario.app, p.type, p.quantity, p.size, p.command),
+                "INSERT INTO _hcsandbox.app (name, region) VALUES (%s, %s)",
+                (other.name, scenario.region),
             )
-            for num in range(1, p.quantity + 1):
-                conn.execute(
-                    "INSERT INTO _hcsandbox.dyno (app, type, num, state, size) VALUES (%s, %s, %s, 'up', %s)",
-                    (scenario.app, p.type, num, p.size),
-                )
+            conn.execute(
+                "INSERT INTO _hcsandbox.config_var VALUES (%s, 'DATABASE_URL', %s)",
+                (other.name, _public_url(database_url)),
+            )
+            _attach(conn, database["id"], other.name, "DATABASE")
+            _formation(conn, other.name, other.formation)
+        if scenario.connection_pooling:
+            _attach(conn, database["id"], scenario.app, POOLER_ATTACHMENT, POOLER_NAMESPACE)
+            # The sandbox has no PgBouncer: the pool's URL logs in as the app's role straight
+            # to the database, as a pooler's fresh server session would.
+            conn.execute(
+                "INSERT INTO _hcsandbox.config_var VALUES (%s, %s, %s)",
+                (
+                    scenario.app,
+                    f"{POOLER_ATTACHMENT}_URL",
+                    app_database_url(_public_url(database_url), app_role),
+                ),
+            )
+        state.put_setting(conn, "writers", [w.model_dump() for w in scenario.writers])
         for obj in scenario.objects:
             conn.execute(
                 "INSERT INTO _hcsandbox.sf_object VALUES (%s, %s)",
@@ -381,6 +454,28 @@ def _public_url(database_url: str) -> str:
     return database_url
 
 
+def _attach(conn, addon, app: str, name: str, namespace: str | None = None) -> None:
+    conn.execute(
+        "INSERT INTO _hcsandbox.attachment (addon, app, name, namespace) VALUES (%s, %s, %s, %s)",
+        (addon, app, name, namespace),
+    )
+
+
+def _formation(conn, app: str, formation: list[ProcessSpec]) -> None:
+    for p in formation:
+        conn.execute(
+            "INSERT INTO _hcsandbox.formation (app, type, quantity, size, command) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (app, p.type, p.quantity, p.size, p.command),
+        )
+        for num in range(1, p.quantity + 1):
+            conn.execute(
+                "INSERT INTO _hcsandbox.dyno (app, type, num, state, size) "
+                "VALUES (%s, %s, %s, 'up', %s)",
+                (app, p.type, num, p.size),
+            )
+
+
 def _load_connection(conn, scenario: Scenario, spec: ConnectionSpec) -> None:
     addon = state.row(
         conn,
@@ -388,6 +483,7 @@ def _load_connection(conn, scenario: Scenario, spec: ConnectionSpec) -> None:
         "'provisioned') RETURNING id",
         (spec.addon_name, scenario.app, spec.plan),
     )
+    _attach(conn, addon["id"], scenario.app, spec.addon_name.upper().replace("-", "_"))
     sf_info = {
         "username": spec.sf_username,
         "organization_id": "00D5j000000AcmeAAA",

@@ -19,7 +19,9 @@ from swapbot._http import QuietServer
 from swapbot.sandbox import api, state
 from swapbot.sandbox.api import ApiError, Request, Response
 from swapbot.sandbox.options import Assumptions, SandboxOptions
+from swapbot.sandbox.scenarios import WriterSpec
 from swapbot.sandbox.sim import Simulator
+from swapbot.sandbox.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class Sandbox:
             else:
                 state.put_setting(conn, "assumptions", self.options.assumptions.model_dump())
         self.sim = Simulator(self.pool, self.options)
+        self.database_url = database_url
+        self.traffic: Traffic | None = None  # the apps writing through their dynos, if any
         self._buckets: dict[str, tuple[float, float]] = {}
         self._bucket_lock = threading.Lock()
         self._stop = threading.Event()
@@ -73,6 +77,13 @@ class Sandbox:
         self._spawn(self.httpd.serve_forever, "sandbox-http")
         if clock:
             self._spawn(self._run_clock, "sandbox-clock")
+            with self.pool.connection() as conn:
+                specs = [
+                    WriterSpec.model_validate(w) for w in state.get_setting(conn, "writers", [])
+                ]
+            if specs:
+                self.traffic = Traffic(self.database_url, self.pool, specs, self.options.seed)
+                self.traffic.start()
         return self
 
     def _spawn(self, target, name: str) -> None:
@@ -91,6 +102,8 @@ class Sandbox:
             last = now
 
     def stop(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
         self._stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()

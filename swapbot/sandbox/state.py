@@ -45,6 +45,17 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.addon (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- Which apps an add-on is attached to, under which config var prefix (DATABASE, ...); a
+-- pooler attachment has namespace connection-pooling:default.
+CREATE TABLE IF NOT EXISTS _hcsandbox.attachment (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    addon uuid NOT NULL REFERENCES _hcsandbox.addon(id) ON DELETE CASCADE,
+    app text NOT NULL REFERENCES _hcsandbox.app(name),
+    name text NOT NULL,
+    namespace text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (app, name)
+);
 CREATE TABLE IF NOT EXISTS _hcsandbox.formation (
     app text NOT NULL REFERENCES _hcsandbox.app(name),
     type text NOT NULL,

@@ -68,14 +68,23 @@ class WriteLoad:
             conn.close()
 
     def _write(self, conn: psycopg.Connection) -> tuple[str, str, str, str] | None:
-        table, column = self.rng.choice(list(TARGETS.items()))
-        # Unqualified on purpose: the role's search_path decides which schema this reaches.
-        row = conn.execute(
-            sql.SQL(
-                "UPDATE {t} SET {c} = left({c}, 20) || ' #' || %s WHERE id = (SELECT id FROM {t} "
-                "WHERE sfid IS NOT NULL ORDER BY id OFFSET floor(random() * 50) LIMIT 1) "
-                "RETURNING sfid, {c}"
-            ).format(t=sql.Identifier(table), c=sql.Identifier(column)),
-            (self.rng.randint(1, 10**6),),
-        ).fetchone()
-        return (table, column, row[0], row[1]) if row else None
+        row = write_one(conn, self.rng)
+        return row[:4] if row else None
+
+
+def write_one(
+    conn: psycopg.Connection, rng: random.Random
+) -> tuple[str, str, str, str, str] | None:
+    """One app write: (table, column, sfid, value it set, schema it landed in), or None."""
+    table, column = rng.choice(list(TARGETS.items()))
+    # Unqualified on purpose: the role's search_path decides which schema this reaches.
+    row = conn.execute(
+        sql.SQL(
+            "UPDATE {t} SET {c} = left({c}, 20) || ' #' || %s WHERE id = (SELECT id FROM {t} "
+            "WHERE sfid IS NOT NULL ORDER BY id OFFSET floor(random() * 50) LIMIT 1) "
+            "RETURNING sfid, {c}, (SELECT relnamespace::regnamespace::text FROM pg_class "
+            "WHERE oid = {t}.tableoid)"
+        ).format(t=sql.Identifier(table), c=sql.Identifier(column)),
+        (rng.randint(1, 10**6),),
+    ).fetchone()
+    return (table, column, row[0], row[1], row[2]) if row else None

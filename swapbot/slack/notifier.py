@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -251,26 +252,61 @@ class ChannelNotifier:
 
     def pump(self, *, block_ms: int | None = None) -> int:
         """Deliver what the current swap's stream holds past our cursor; returns how many
-        events Slack has taken the messages of (all read, unless the round ended early)."""
+        events Slack has taken the messages of (all read, unless the round ended early).
+
+        When another swap became current (a rollback, then a new plan), the one the channel
+        was following is finished first: its milestones still waiting are posted, not dropped.
+        """
         swap_id = self.store.current_swap()
+        following_key = self.store.key("slack", "following")
+        following = as_text(self.store.redis.get(following_key))
+        said = 0
+        if following and following != swap_id:
+            taken, drained = self._pump_swap(following, block_ms=None)
+            said += taken
+            if not drained:
+                return said
         if swap_id is None:
             # Nothing to read from, so wait as the read would have: without it, `run` between
             # swaps renewed its lease and asked for the swap thousands of times a second.
             if block_ms:
                 self._stop.wait(block_ms / 1000)
-            return 0
+            return said
+        if following != swap_id:
+            self.store.redis.set(following_key, swap_id)
+        return said + self._pump_swap(swap_id, block_ms=block_ms)[0]
+
+    def _pump_swap(self, swap_id: str, *, block_ms: int | None) -> tuple[int, bool]:
+        """One round on one swap's stream: (events whose messages Slack took, whether the
+        stream is now said to its end)."""
         batch = _Batch(self.store.swap_key(swap_id, "slack", "cursor"))
         cursor = as_text(self.store.redis.get(batch.cursor_key)) or "0-0"
+        read = 0
         try:
             for published in self.store.read_events(swap_id, cursor, block_ms=block_ms, count=200):
-                self._handle(swap_id, published.event, batch)
+                read += 1
+                self._handle_one(swap_id, published, batch)
                 batch.handled, batch.seen = published.id, batch.seen + 1
                 self._commit(batch)
             self._say(swap_id, batch)
             self._flush_progress(swap_id)
         except _Interrupted as why:
             log.info("notifier round ended early: %s", why)
-        return batch.said
+            return batch.said, False
+        return batch.said, read < 200
+
+    def _handle_one(self, swap_id: str, published: Any, batch: _Batch) -> None:
+        """Handle one event; one that cannot be rendered (a bug, a record gone) is logged and
+        passed over rather than holding up every milestone after it. Redis trouble is not: the
+        round ends and the event is taken again."""
+        try:
+            self._handle(swap_id, published.event, batch)
+        except (_Interrupted, redis.RedisError):
+            raise
+        except Exception:
+            log.exception(
+                "passing over event %s of swap %s: it cannot be told", published.id, swap_id
+            )
 
     def _commit(self, batch: _Batch) -> None:
         """Move the cursor past the events handled, once Slack took all they said."""

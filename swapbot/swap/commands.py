@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import psycopg
 from pydantic import ValidationError
 
+from swapbot.heroku import HerokuError
 from swapbot.swap import steps as runbook
-from swapbot.swap.plan import Plan, format_mappings, parse_mappings
+from swapbot.swap.plan import Plan, format_mappings, parse_apps, parse_mappings
 from swapbot.swap.store import iso
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ USAGE: dict[str, str] = {
     "plan": (
         "plan new --swap-id ID --new-schema S --mappings 'Account:Rating;Contact:Phone' "
         "[--roles r1,r2] [--process-types web,worker] [--bot-process-types ...] "
+        "[--also-stop 'acme-admin:web,worker'] [--readers acme-bi] "
+        "[--stale-sessions terminate|refuse] [--quiet-seconds 10] "
         "[--old-addon hc1] [--new-addon hc2] [--old-schema salesforce] [--authorizer USER]"
         " | plan set KEY=VALUE ... | plan show"
     ),
@@ -52,6 +55,8 @@ HELP = """subcommands:
   plan new --swap-id ID --new-schema S --mappings 'Account:Rating;Contact:Phone' [--roles r1,r2]
            [--process-types web,worker] [--bot-process-types ...] [--old-addon hc1] [--new-addon hc2]
            [--old-schema salesforce] [--authorizer U123]
+           [--also-stop 'acme-admin:web,worker'] [--readers acme-bi]   every other app on the database
+           [--stale-sessions terminate|refuse] [--quiet-seconds 10]
   plan set KEY=VALUE ...          change mappings, new_schema, roles, process_types, ... before any step ran
   plan show                       the plan, its objects, risks, the predicted outage and every step
   <step> [APP]                    run one step (stop-writes needs the app's name)
@@ -75,7 +80,13 @@ SETTABLE = {
     "process_types": lambda v: [p for p in v.split(",") if p],
     "bot_process_types": lambda v: [p for p in v.split(",") if p],
     "authorizer": str,
+    "other_writers": parse_apps,
+    "readers": lambda v: [a for a in v.split(",") if a],
+    "stale_sessions": str,
+    "quiet_seconds": float,
 }
+# `plan set also-stop=...` names the field by its flag.
+ALIASES = {"also_stop": "other_writers"}
 
 FLAGS = {
     "--dry-run": "dry_run",
@@ -194,6 +205,10 @@ def _plan_new_parser() -> _Parser:
     p.add_argument("--process-types")
     p.add_argument("--bot-process-types")
     p.add_argument("--authorizer")
+    p.add_argument("--also-stop", default="")
+    p.add_argument("--readers", default="")
+    p.add_argument("--stale-sessions", choices=("terminate", "refuse"), default="terminate")
+    p.add_argument("--quiet-seconds", type=float, default=10.0)
     return p
 
 
@@ -290,6 +305,10 @@ def _parse_plan(args: tuple[str, ...], opts: dict[str, Any]) -> Command:
             "process_types": _words(ns.process_types),
             "bot_process_types": _words(ns.bot_process_types),
             "authorizer": ns.authorizer,
+            "other_writers": _checked(parse_apps, ns.also_stop, "also-stop"),
+            "readers": _words(ns.readers),
+            "stale_sessions": ns.stale_sessions,
+            "quiet_seconds": ns.quiet_seconds,
         }
         return Command("plan", ("new",), plan_fields=fields, **opts)
     if action == "set":
@@ -297,6 +316,7 @@ def _parse_plan(args: tuple[str, ...], opts: dict[str, Any]) -> Command:
         for pair in args[1:]:
             key, sep, value = pair.partition("=")
             key = key.replace("-", "_")
+            key = ALIASES.get(key, key)
             if not sep or key not in SETTABLE:
                 raise UsageError(
                     f"plan set: expected KEY=VALUE with KEY one of {', '.join(SETTABLE)}"
@@ -580,6 +600,7 @@ def render_plan(engine: Engine, doc: dict[str, Any]) -> str:
         return doc["message"]
     lines = [render_status(status(engine)), f"  fingerprint {doc['fingerprint']}"]
     lines += [f"  object  {o['phase']:8} {o['kind']:18} {o['identity']}" for o in doc["objects"]]
+    lines += _writer_lines(doc.get("writers"), doc["plan"])
     lines += [f"  risk    {risk}" for risk in doc["risks"]]
     lines += [
         f"  outage  {p['step']:12} {p['seconds']:8.1f}s  {p['source']}: {p['basis']}"
@@ -589,6 +610,39 @@ def render_plan(engine: Engine, doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _writer_lines(found: dict[str, Any] | None, plan: dict[str, Any]) -> list[str]:
+    """Who writes to the database and what stop-writes does about each, and the session policy."""
+    if not found:
+        return []
+    what = {
+        "swapped": "stop-writes stops {types}",
+        "writer": "stop-writes stops {types} too",
+        "reader": "left running (a reader)",
+        "unnamed": "NOT NAMED: a writer to stop, or a reader?",
+    }
+    lines = []
+    for a in found["apps"]:
+        types = (
+            plan["process_types"] if a["role"] == "swapped" else plan["other_writers"].get(a["app"])
+        )
+        pooled = ", through the pooler" if a["through_pooler"] else ""
+        one_off = f"; one-off dynos up: {', '.join(a['one_off'])}" if a["one_off"] else ""
+        lines.append(
+            f"  writer  {a['app']}: {what[a['role']].format(types=', '.join(types or []))}"
+            f"{pooled}{one_off}"
+        )
+    for s in found["sessions"]:
+        lines.append(
+            f"  session {s['role']} {s['application_name'] or '-'} from "
+            f"{s['client_addr'] or 'local'} since {s['backend_start']}"
+        )
+    lines.append(
+        f"  policy  sessions from before the switch: {plan['stale_sessions']} "
+        f"(before the app comes back); quiet before drain: {plan['quiet_seconds']:g}s"
+    )
+    return lines
+
+
 def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
     """What `plan show` adds: the objects to carry with their phase, preflight's risks, the outage."""
     from swapbot.database import inventory
@@ -596,6 +650,13 @@ def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
 
     facts: dict[str, Any] = {"objects": [], "risks": [], "outage": {"parts": [], "seconds": 0.0}}
     live = engine.live_factory(plan, engine.emitter, True)
+    try:
+        from swapbot.swap import writers
+
+        with live.db(autocommit=True) as conn:
+            facts["writers"] = writers.discover(live.platform, plan, conn).model_dump(mode="json")
+    except (HerokuError, psycopg.Error) as exc:
+        facts["risks"].append(f"writers: {exc}")
     try:
         with live.db(autocommit=True) as conn:
             inv = inventory.inventory(conn, plan.old_schema, plan.tables, plan.new_schema)

@@ -30,7 +30,7 @@ from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.events import Emitter, Event
-from swapbot.swap.journal import Journal, JournalError
+from swapbot.swap.journal import Journal, JournalError, JournalRefused
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
 from swapbot.swap.store import Heartbeat, Lease, LeaseLost, Store, StoreError, iso
@@ -140,6 +140,10 @@ def _failure(exc: Exception, step: str) -> dict[str, Any]:
         return {"message": f"{text}; {again} once that is fixed"}
     log.exception("unexpected error in %s", step)
     return {"message": f"unexpected error: {text}; the step stopped there; {again}"}
+
+
+def _missing_records(run: Run, step: runbook.Step) -> list[str]:
+    return [name for name in step.undo_needs if run.recall(name) is None]
 
 
 def _unrecorded_changes(run: Run) -> list[str]:
@@ -354,7 +358,7 @@ class Engine:
             return None
         if found is None:
             return None
-        lease = self.store.acquire(found.swap_id, self.runner, int(self.lease_ttl * 1000))
+        lease = self._acquire(found.swap_id)
         if lease is None:  # another runner holds it: it is restoring, or acting on what is left
             return found.plan
         try:
@@ -405,6 +409,7 @@ class Engine:
             if plan.new_addon in {a.name for a in live.platform.list_addons(plan.app)}
             else None
         )
+        problems += self._writer_problems(live, plan)
         with live.db(autocommit=True) as conn:
             taken = conn.execute(
                 "SELECT 1 FROM pg_namespace WHERE nspname = %s", (plan.new_schema,)
@@ -418,11 +423,51 @@ class Engine:
                     problems.append(f"role {role} does not exist in the database")
         return problems
 
+    @staticmethod
+    def _writer_problems(live: Live, plan: Plan) -> list[str]:
+        """Every other app on the database must be named, as a writer to stop (with process
+        types it has) or a reader left running: a person confirms the list with the plan."""
+        from swapbot.swap import writers
+
+        try:
+            found = writers.discover(live.platform, plan)
+        except HerokuError as exc:
+            return [f"cannot list the apps attached to the database: {exc}"]
+        if found.database is None:
+            return [
+                f"{plan.app} has no DATABASE attachment: cannot tell which other apps write to "
+                "its database"
+            ]
+        problems = [p for p in [writers.unnamed_problem(found)] if p]
+        attached = {a.app: a for a in found.apps}
+        for app in [*plan.other_writers, *plan.readers]:
+            if app not in attached:
+                problems.append(f"{app} is not attached to {found.database}")
+        for app, types in plan.other_writers.items():
+            unknown = [t for t in types if app in attached and t not in attached[app].formation]
+            if unknown:
+                problems.append(f"{app} has no process type {', '.join(unknown)}")
+        return problems
+
     def save_plan(self, plan: Plan, actor: str, *, check: bool = True) -> Plan:
-        self._one_swap_at_a_time(plan)
+        current = self._one_swap_at_a_time(plan)
         problems = self.check_plan(plan) if check else []
         if problems:
             raise StepStopped("the plan does not match the live system: " + "; ".join(problems))
+        # The swap it replaces is held too, so that none of its steps starts meanwhile.
+        held = self._lease(current) if current and current != plan.swap_id else None
+        try:
+            return self._save_plan(plan, actor)
+        except JournalRefused as exc:
+            raise StepStopped(
+                f"{exc}; one swap per app at a time: finish it or roll it back (`rollback`), "
+                f"then plan {plan.swap_id}"
+            ) from None
+        finally:
+            if held is not None:
+                self._release(held)
+
+    def _save_plan(self, plan: Plan, actor: str) -> Plan:
         lease = self._lease(plan.swap_id)
         try:
             self._reconcile(lease)
@@ -448,16 +493,17 @@ class Engine:
             self.store.release(lease)
         return plan
 
-    def _one_swap_at_a_time(self, plan: Plan) -> None:
+    def _one_swap_at_a_time(self, plan: Plan) -> str | None:
         """One swap per app: another may not be planned while one is in progress (from its first
-        acting step until it is finished or rolled back). The journal decides when Redis has
-        lost the current swap, so a re-saved plan cannot hide the one in flight."""
+        acting step until it is finished or rolled back). Returns the current swap's id. This is
+        the answer from Redis; the journal judges again when the plan is saved, from its own
+        entries, so a Redis that lost or forgot the swap in flight cannot let it be replaced."""
         current = self.current_plan()
         if current is None or current.swap_id == plan.swap_id:
-            return
+            return current.swap_id if current else None
         at = self.standing(current.swap_id)
         if not at.in_progress:
-            return
+            return current.swap_id
         last = at.acted[-1]
         way_out = (
             "finish it: it is past the point of no return, so the remaining steps must run"
@@ -486,8 +532,17 @@ class Engine:
             )
 
     # -- running steps --------------------------------------------------------------------
+    def _acquire(self, swap_id: str) -> Lease | None:
+        """The swap's lease, its fence above every fence the journal has seen (Redis may have
+        lost its counter with the swap), or None when another runner holds it."""
+        floor = self.record.floor(swap_id)
+        return self.store.acquire(swap_id, self.runner, int(self.lease_ttl * 1000), floor=floor)
+
     def _lease(self, swap_id: str) -> Lease:
-        lease = self.store.acquire(swap_id, self.runner, int(self.lease_ttl * 1000))
+        try:
+            lease = self._acquire(swap_id)
+        except JournalError as exc:
+            raise StepStopped(f"{exc}; nothing was done: try again once Postgres answers") from None
         if lease is None:
             holder = self.store.holder(swap_id)
             who = f"{holder.runner} since {holder.since}" if holder else "another runner"
@@ -529,6 +584,7 @@ class Engine:
         try:
             with self._heartbeat(lease) as heartbeat:
                 run.heartbeat = heartbeat
+                live.guard = lambda: self._still_held(run)
                 if lease is not None:
                     self._reconcile(lease)
                 refused = self._refusal(run, step)
@@ -550,6 +606,12 @@ class Engine:
         finally:
             if lease is not None:
                 self._release(lease)
+
+    def _still_held(self, run: Run) -> None:
+        """Before each change: a runner whose lease is gone (or may be: Redis unreachable for a
+        whole TTL) makes none, whatever it was in the middle of."""
+        if run.heartbeat is not None and run.heartbeat.lost and run.lease is not None:
+            raise LeaseLost(run.lease, self.store.holder(run.plan.swap_id))
 
     def _release(self, lease: Lease) -> None:
         try:
@@ -785,14 +847,16 @@ class Engine:
         retryable: bool = False,
         resumable: bool = False,
     ) -> Outcome:
-        """Every failure answers: the checkpoint says `failed` with the reason (never left
-        `running`), the audit trail and the thread hear of it, and the outcome tells the person
-        what to do next. A failure before this attempt acted leaves a done step done."""
+        """Every failure answers: the thread and the person who asked hear of it, with what to do
+        next, and the checkpoint of an attempt that started says `failed` with the reason (never
+        left `running`). A command that failed before its attempt started (a refused order, a
+        live check Heroku did not answer) writes no checkpoint: nothing of the step happened."""
         swap_id = run.plan.swap_id
-        cp = self.store.checkpoints(swap_id).get(step.name) if run.lease else None
+        cp = self._checkpoint_or_none(run, step)
         # A killed attempt's doubt outlives a failure of the attempt that came to look at it.
         resumable = resumable or (not run.attempted and _interrupted(cp))
-        if run.lease is not None and (run.attempted or not _is_done(cp)):
+        left_running = cp is not None and cp.status == "running"
+        if run.lease is not None and (run.attempted or left_running):
             detail = {"retryable": retryable or resumable, "resumable": resumable}
             try:
                 self._write_failure(run.lease, step.name, message, detail)
@@ -814,6 +878,14 @@ class Engine:
         return Outcome(
             step.name, "failed", message, data={"retryable": retryable or resumable, "state": state}
         )
+
+    def _checkpoint_or_none(self, run: Run, step: runbook.Step) -> Any:
+        if run.lease is None:
+            return None
+        try:
+            return self.store.checkpoints(run.plan.swap_id).get(step.name)
+        except redis.RedisError:
+            return None
 
     def _write_failure(self, lease: Lease, step: str, message: str, detail: dict[str, Any]) -> None:
         try:
@@ -904,14 +976,13 @@ class Engine:
                 + ". The manual way back: "
                 + manual_way_back(plan)
             )
+        # Only a done step must have its records: they are written (journal first) before the
+        # step changes anything, so an unfinished step without them changed nothing.
         missing = [
             f"{step.name} needs the record `{name}`"
             for step in runbook.STEPS
-            if step.undo is not None
-            and (cp := checkpoints.get(step.name)) is not None
-            and cp.status not in ("pending", "undone")
-            for name in step.undo_needs
-            if run.recall(name) is None
+            if step.undo is not None and _is_done(checkpoints.get(step.name))
+            for name in _missing_records(run, step)
         ]
         missing += _unrecorded_changes(run)
         if missing:
@@ -954,6 +1025,8 @@ class Engine:
                 if cp.status == "undone" and not step.undo_removes_hc2:
                     continue
                 run = Run(self, plan, live, lease, actor, step.name)
+                if not _is_done(cp) and _missing_records(run, step):
+                    continue  # it stopped before it recorded, so before it changed anything
                 step.undo(run)
                 if lease is not None:
                     self.record.checkpoint(lease, step.name, status="undone")
@@ -1111,11 +1184,7 @@ class Engine:
         # stop in the middle) after it was used.
         spent = previous is not None and (
             previous.status == "pending"
-            or (
-                not _interrupted(previous)
-                and previous.status != "running"
-                and (previous.finished_epoch or 0) >= last.used_epoch
-            )
+            or (not _interrupted(previous) and (previous.finished_epoch or 0) >= last.used_epoch)
         )
         if spent:
             return False

@@ -1,10 +1,11 @@
 """The swap's durable record, in the app's own Postgres beside the data it protects.
 
 Redis holds the fast state (leases, queues, the event stream, approvals). Everything the way
-back depends on is also written here, and written here first: the plan, every step's
-checkpoint, the records (hc1's export, the role settings before the switch, the formation and
-maintenance flag before stop-writes, the new schema's grants before prep, the point of no
-return) and what people confirmed. If Redis loses the swap (a failover, an eviction, an
+back depends on is also written here: the plan, every step's checkpoint, the records (hc1's
+export, the role settings before the switch, the formation and maintenance flag before
+stop-writes, the new schema's grants before prep, the point of no return) and what people
+confirmed. A record is written here before Redis (it must be durable before the change it
+describes is made); a checkpoint after Redis, which decides under the lease who may write. If Redis loses the swap (a failover, an eviction, an
 operator's FLUSHALL), the engine rebuilds it from here; Heroku Connect never touches the
 `swapbot` schema, and it is backed up with the database.
 
@@ -13,7 +14,9 @@ operator's FLUSHALL), the engine rebuilds it from here; Heroku Connect never tou
 
 Writes carry the fencing token of the lease that made them; an entry is only replaced by a
 write whose token is at least as large, so a runner that lost its lease cannot overwrite what
-the runner after it wrote (confirmations are not lease-guarded and always write).
+the runner after it wrote (confirmations are not lease-guarded and always write). The largest
+token seen here is the floor of the next lease's (`max_fence`): a Redis that lost its counter
+never hands out a token this journal would refuse.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
@@ -72,6 +75,14 @@ ON CONFLICT (swap_id, kind, name) DO UPDATE
 
 class JournalError(Exception):
     """The durable record could not be read or written; the message says where and why."""
+
+
+class JournalRefused(JournalError):
+    """The active swap may not be replaced (it is in progress); the message says why."""
+
+
+class JournalFenced(JournalError):
+    """A write with a smaller fence than the entry's: a newer runner holds the swap."""
 
 
 class JournalSwap(BaseModel):
@@ -134,11 +145,23 @@ class Journal:
             self._conn = None
 
     # -- writes -------------------------------------------------------------------------------
-    def save_swap(self, plan: dict[str, Any]) -> None:
-        """Make `plan`'s swap the database's active one (replacing whichever was); its entries
-        stay. The caller has checked that replacing is allowed."""
+    def save_swap(
+        self,
+        plan: dict[str, Any],
+        refuse: Callable[[JournalSwap], str | None] = lambda _: None,
+    ) -> None:
+        """Make `plan`'s swap the database's active one, replacing whichever was (its entries
+        stay), unless `refuse` says why the active one may not be replaced: it is judged here,
+        with the active row locked, so two savers cannot both pass."""
         swap_id = plan["swap_id"]
         with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT swap_id FROM swapbot.swap WHERE state = 'active' FOR UPDATE"
+            ).fetchone()
+            if row and row[0] != swap_id:
+                why = refuse(self._load(conn, row[0]))  # type: ignore[arg-type]
+                if why:
+                    raise JournalRefused(why)
             conn.execute(
                 "UPDATE swapbot.swap SET state = 'replaced' WHERE state = 'active' AND swap_id <> %s",
                 (swap_id,),
@@ -152,8 +175,8 @@ class Journal:
 
     def put(
         self, swap_id: str, kind: EntryKind, name: str, value: Any, *, fence: int | None
-    ) -> bool:
-        """Write one entry; False when a write with a larger fence got there first."""
+    ) -> None:
+        """Write one entry; JournalFenced when a write with a larger fence got there first."""
         params = {
             "swap_id": swap_id,
             "kind": kind,
@@ -162,7 +185,12 @@ class Journal:
             "fence": fence,
         }
         with self._session() as conn:
-            return conn.execute(_PUT, params).rowcount == 1
+            written = conn.execute(_PUT, params).rowcount == 1
+        if not written:
+            raise JournalFenced(
+                f"the journal holds a newer {kind} `{name}` of swap {swap_id} than this runner's "
+                f"(fence {fence}): another runner holds the swap"
+            )
 
     def clear(self, swap_id: str, kind: EntryKind) -> None:
         with self._session() as conn:
@@ -177,17 +205,28 @@ class Journal:
             row = conn.execute("SELECT swap_id FROM swapbot.swap WHERE state = 'active'").fetchone()
         return self.load(row[0]) if row else None
 
+    def max_fence(self, swap_id: str) -> int:
+        """The largest fence any write of the swap carried (0 for none)."""
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT coalesce(max(fence), 0) FROM swapbot.entry WHERE swap_id = %s", (swap_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
     def load(self, swap_id: str) -> JournalSwap | None:
         with self._session() as conn:
-            head = conn.execute(
-                "SELECT app, plan, state FROM swapbot.swap WHERE swap_id = %s", (swap_id,)
-            ).fetchone()
-            if head is None:
-                return None
-            rows = conn.execute(
-                "SELECT kind, name, value, fence FROM swapbot.entry WHERE swap_id = %s",
-                (swap_id,),
-            ).fetchall()
+            return self._load(conn, swap_id)
+
+    @staticmethod
+    def _load(conn: psycopg.Connection, swap_id: str) -> JournalSwap | None:
+        head = conn.execute(
+            "SELECT app, plan, state FROM swapbot.swap WHERE swap_id = %s", (swap_id,)
+        ).fetchone()
+        if head is None:
+            return None
+        rows = conn.execute(
+            "SELECT kind, name, value, fence FROM swapbot.entry WHERE swap_id = %s", (swap_id,)
+        ).fetchall()
         found = JournalSwap(swap_id=swap_id, app=head[0], plan=head[1], state=head[2])
         kinds = {"step": found.steps, "record": found.records, "confirmation": found.confirmations}
         for kind, name, value, fence in rows:

@@ -82,6 +82,17 @@ def items(engine: Engine, plan: Plan, live: Live) -> list[Item]:
                 owner=plan.authorizer or owner,
             )
         )
+    for s in engine.store.get_record(plan.swap_id, "reader_sessions") or []:
+        found.append(
+            Item(
+                key=f"reader:{s['pid']}",
+                what=f"a session of {s['role']} ({s.get('application_name') or '-'} from "
+                f"{s.get('client_addr') or 'local'}, since {s['backend_start']}) logged in before "
+                f"the switch: it reads {plan.old_schema}'s copies until it reconnects (the bot "
+                "does not end readers' sessions)",
+                owner=owner,
+            )
+        )
     for item in found:
         confirmed = engine.store.confirmation(plan.swap_id, f"ledger:{item.key}")
         item.done_by = confirmed["by"] if confirmed else None

@@ -50,13 +50,17 @@ class Live:
         self.emitter = emitter
         self.dry_run = dry_run
         self._refs: dict[str, ConnectionRef] = {}
+        self.guard: Callable[[], None] | None = None
         # One check reads the same connection several times within milliseconds; keep a read
         # for a moment. Any change clears it, so nothing stale is read after the bot acts.
         self._reads: dict[str, tuple[float, Connection]] = {}
 
     # -- changes ------------------------------------------------------------------------
     def change(self, description: str, action: Callable[[], T], **data: Any) -> T | None:
-        """Make one change to the live system, announced first; in a dry run, only announced."""
+        """Make one change to the live system, announced first; in a dry run, only announced.
+        `guard` (the engine's lease check) runs first and raises to stop the change."""
+        if self.guard is not None and not self.dry_run:
+            self.guard()
         self._reads.clear()
         self.emitter.emit(
             Event(

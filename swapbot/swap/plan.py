@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,6 +46,16 @@ class Plan(BaseModel):
     set_database_search_path: bool = False
     process_types: list[str] = Field(default_factory=list)
     bot_process_types: list[str] = Field(default_factory=list)
+    # Every other app attached to the database, as a person named it when saving the plan:
+    # writers that stop-writes stops too (app -> process types), readers left running.
+    other_writers: dict[str, list[str]] = Field(default_factory=dict)
+    readers: list[str] = Field(default_factory=list)
+    # Sessions of the plan's roles that logged in before the search_path changed keep the old
+    # path (a pooler's server sessions outlive dyno restarts): end them before the app comes
+    # back ("terminate"), or refuse to turn maintenance off until a person has ("refuse").
+    stale_sessions: Literal["terminate", "refuse"] = "terminate"
+    # No write from any app role for this long (real seconds) before drain starts.
+    quiet_seconds: float = Field(default=10.0, ge=0, le=600)
     outage_start: datetime | None = None
     outage_end: datetime | None = None
     sf_environment: str = "production"
@@ -86,6 +96,22 @@ class Plan(BaseModel):
     def _processes(cls, v: list[str]) -> list[str]:
         return [_check(PROCESS, p, "process type", "web") for p in v]
 
+    @field_validator("other_writers")
+    @classmethod
+    def _other_writers(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for app, types in v.items():
+            _check(APP, app, "app", "acme-admin")
+            if not types:
+                raise ValueError(f"name the process types of {app} to stop, e.g. {app}:web,worker")
+            for t in types:
+                _check(PROCESS, t, "process type", "worker")
+        return v
+
+    @field_validator("readers")
+    @classmethod
+    def _readers(cls, v: list[str]) -> list[str]:
+        return [_check(APP, app, "app", "acme-reports") for app in v]
+
     @field_validator("mappings")
     @classmethod
     def _mappings(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -112,6 +138,11 @@ class Plan(BaseModel):
             raise ValueError("new_schema must differ from old_schema")
         if self.new_addon == self.old_addon:
             raise ValueError("new_addon must differ from old_addon")
+        both = set(self.other_writers) & set(self.readers)
+        if both:
+            raise ValueError(f"an app is a writer or a reader, not both: {', '.join(sorted(both))}")
+        if self.app in self.other_writers or self.app in self.readers:
+            raise ValueError(f"{self.app} is the swapped app: its writers are process_types")
         mine = set(self.process_types) & set(self.bot_process_types)
         if mine:
             raise ValueError(f"never scale the bot's own process types: {', '.join(sorted(mine))}")
@@ -148,6 +179,17 @@ def parse_mappings(text: str) -> dict[str, list[str]]:
             continue
         obj, _, fields = part.partition(":")
         out[obj.strip()] = [f.strip() for f in fields.split(",") if f.strip()]
+    return out
+
+
+def parse_apps(text: str) -> dict[str, list[str]]:
+    """`acme-admin:web,worker;acme-jobs:worker` into {app: [process types]}."""
+    out: dict[str, list[str]] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        app, _, types = part.partition(":")
+        out[app.strip()] = [t.strip() for t in types.split(",") if t.strip()]
     return out
 
 

@@ -2,11 +2,11 @@
 journal in the app's Postgres (durable, what the way back depends on).
 
 Every write goes through here. A record (hc1's export, the role settings, the formation, the
-point of no return) is written to the journal first, so that nothing a rollback or a person
-needs exists only in Redis, even for a moment; a checkpoint is written to Redis first (under
-the lease's fence, which decides who may write at all) and then to the journal. When Redis
-has lost the swap, or a failover left it behind, `restore` and `reconcile` copy back what the
-journal holds.
+point of no return) is written to the journal first, once the lease is seen to hold, so that
+nothing a rollback or a person needs exists only in Redis, even for a moment; a checkpoint is
+written to Redis first (under the lease's fence, which decides who may write at all) and then
+to the journal. When Redis has lost the swap, or a failover left it behind, `reconcile` copies
+back what the journal holds.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from swapbot.swap import steps as runbook
 from swapbot.swap.journal import Journal, JournalSwap, dumps
-from swapbot.swap.store import Checkpoint, Lease, Store
+from swapbot.swap.store import Checkpoint, Lease, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ class SwapRecord:
 
     # -- writes -------------------------------------------------------------------------------
     def save_plan(self, lease: Lease, plan: dict[str, Any]) -> None:
+        """Make the plan's swap the current one; the journal refuses to replace a swap that is
+        in progress (it judges from its own entries, whatever Redis holds)."""
         if self.journal is not None:
-            self.journal.save_swap(plan)
+            self.journal.save_swap(plan, refuse=_in_progress)
         self.store.set_plan(lease, plan, current=True)
 
     def checkpoint(self, lease: Lease, step: str, **fields: Any) -> Checkpoint:
@@ -88,14 +90,16 @@ class SwapRecord:
 
     def put(self, lease: Lease, name: str, value: Any) -> None:
         if self.journal is not None:
+            if not self.store.holds(lease):  # a runner that lost the swap writes nothing
+                raise LeaseLost(lease, self.store.holder(_swap(lease)))
             self.journal.put(_swap(lease), "record", name, value, fence=lease.fence)
         self.store.put_record(lease, name, value)
 
     def confirm(self, swap_id: str, what: str, actor: str) -> None:
+        at = self.store.clock()
         if self.journal is not None:
-            value = {"by": actor, "at": self.store.clock()}
-            self.journal.put(swap_id, "confirmation", what, value, fence=None)
-        self.store.confirm(swap_id, what, actor)
+            self.journal.put(swap_id, "confirmation", what, {"by": actor, "at": at}, fence=None)
+        self.store.confirm(swap_id, what, actor, at=at)
 
     def forget_prep(self, lease: Lease) -> None:
         """Clear the records and confirmations (hc2 is gone: prep starts again)."""
@@ -107,15 +111,16 @@ class SwapRecord:
             tx.clear_confirmations()
 
     # -- reads ----------------------------------------------------------------------------------
-    def recall(self, swap_id: str, name: str) -> Any:
-        return self.store.get_record(swap_id, name)
-
     def standing(self, swap_id: str) -> Standing:
         return standing(swap_id, self.store.checkpoints(swap_id), self.store.records(swap_id))
 
     # -- repair ---------------------------------------------------------------------------------
     def active_in_journal(self) -> JournalSwap | None:
         return self.journal.active() if self.journal is not None else None
+
+    def floor(self, swap_id: str) -> int:
+        """The fence a new lease must exceed: the largest the journal has seen."""
+        return self.journal.max_fence(swap_id) if self.journal is not None else 0
 
     def reconcile(self, lease: Lease, found: JournalSwap | None = None) -> list[str]:
         """Copy into Redis what the journal holds for the lease's swap and Redis lacks (or holds
@@ -153,6 +158,13 @@ class SwapRecord:
             if copied:
                 tx.audit("swapbot", "swap.restored", detail={"copied": copied})
         return copied
+
+
+def _in_progress(found: JournalSwap) -> str | None:
+    at = standing(found.swap_id, found.steps, found.records)
+    if not at.in_progress:
+        return None
+    return f"swap {found.swap_id} is in progress (last acting step: {at.acted[-1]})"
 
 
 def _swap(lease: Lease) -> str:

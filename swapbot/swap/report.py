@@ -49,6 +49,23 @@ def report(store: Store, swap_id: str) -> dict[str, Any]:
         "steps": rows,
         "objects": _objects(records),
         "parity": _parity(records.get("parity")),
+        "stopped": _stopped(records),
+        "sessions_ended": [
+            {k: s.get(k) for k in ("pid", "role", "application_name", "backend_start", "when")}
+            for s in records.get("sessions_ended") or []
+        ],
+        "reader_sessions": len(records.get("reader_sessions") or []),
+    }
+
+
+def _stopped(records: dict[str, Any]) -> dict[str, list[str]]:
+    """What stop-writes stopped: each app's writing process types and their quantities."""
+    apps = {"(the swapped app)": {"formation": records.get("formation") or []}}
+    apps |= records.get("writers_before") or {}
+    return {
+        app: [f"{f['type']}={f['quantity']}" for f in rec.get("formation") or []]
+        for app, rec in apps.items()
+        if rec.get("formation")
     }
 
 
@@ -119,6 +136,20 @@ def render(doc: dict[str, Any]) -> str:
         lines += [f"  {item}" for item in items[:50]]
         if len(items) > 50:
             lines.append(f"  … {len(items) - 50} more")
+    if doc.get("stopped"):
+        lines.append("stopped at stop-writes, restored at restore:")
+        lines += [f"  {app}: {', '.join(types)}" for app, types in doc["stopped"].items()]
+    ended = doc.get("sessions_ended") or []
+    lines.append(f"sessions ended (logged in before the search_path changed): {len(ended)}")
+    lines += [
+        f"  pid {s['pid']} {s['role']} {s['application_name'] or '-'} at {s['when']}"
+        for s in ended[:20]
+    ]
+    if doc.get("reader_sessions"):
+        lines.append(
+            f"read-only sessions from before the switch (left running, see the ledger): "
+            f"{doc['reader_sessions']}"
+        )
     p = doc["parity"]
     if p is None:
         lines.append("parity: not compared")

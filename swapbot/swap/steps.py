@@ -110,6 +110,7 @@ def preflight_check(run: Run) -> Check:
 
 def preflight_act(run: Run) -> None:
     from swapbot.database import preflight
+    from swapbot.swap import writers
 
     with run.live.db(autocommit=True) as conn:
         report = preflight.preflight(
@@ -119,7 +120,10 @@ def preflight_act(run: Run) -> None:
             run.plan.tables,
             roles=run.plan.roles or None,
         )
+        # Every writer: the apps on the database, its pooler, the sessions of the app's roles.
+        found = writers.discover(run.live.platform, run.plan, conn)
     run.remember("preflight", report.model_dump(mode="json"))
+    run.remember("writers", found.model_dump(mode="json"))
 
 
 def create_addon_check(run: Run) -> Check:
@@ -524,20 +528,37 @@ def _formation(run: Run) -> dict[str, Any]:
     return {f.type: f for f in run.live.platform.formation(run.plan.app)}
 
 
+def _stopped_apps(run: Run) -> dict[str, list[str]]:
+    """Every app stop-writes stops, with its writing process types: the swapped app's and every
+    other writer the plan names (the database is attached to them too)."""
+    return {run.plan.app: run.plan.process_types, **run.plan.other_writers}
+
+
+def _app_stopped(run: Run, app: str, types: list[str]) -> tuple[bool, str]:
+    maintenance = bool(run.live.platform.app(app).maintenance)
+    formation = {f.type: f for f in run.live.platform.formation(app)}
+    up = [d.name for d in run.live.platform.dynos(app) if d.type in types]
+    scaled = all((formation[t].quantity or 0) == 0 for t in types if t in formation)
+    seen = f"{app}: maintenance {'on' if maintenance else 'off'}; " + (
+        "no dynos of " + ", ".join(types) if not up else "still running: " + ", ".join(up)
+    )
+    return maintenance and scaled and not up, seen
+
+
 def stop_writes_check(run: Run) -> Check:
-    app = run.live.platform.app(run.plan.app)
-    formation = _formation(run)
-    up = [d.name for d in run.live.platform.dynos(run.plan.app) if d.type in run.plan.process_types]
-    scaled = all(
-        (formation[t].quantity or 0) == 0 for t in run.plan.process_types if t in formation
-    )
-    done = bool(app.maintenance) and scaled and not up
-    seen = f"maintenance {'on' if app.maintenance else 'off'}; " + (
-        "no app dynos of " + ", ".join(run.plan.process_types)
-        if not up
-        else "still running: " + ", ".join(up)
-    )
-    return Check(done, seen)
+    """Every writing app is in maintenance with its writers at 0 and none up, and then the
+    database shows no app write for the plan's quiet interval: a writer nobody named (a
+    one-off dyno, a console, another app) keeps the step waiting, named."""
+    from swapbot.swap import writers
+
+    found = [_app_stopped(run, app, types) for app, types in _stopped_apps(run).items()]
+    seen = "; ".join(text for _, text in found)
+    if not all(ok for ok, _ in found):
+        return Check(False, seen)
+    seconds = run.plan.quiet_seconds * run.engine.timeout_scale
+    with run.live.db(autocommit=True) as conn:
+        ok, text = writers.quiet(conn, run.plan.old_schema, run.plan.roles, seconds)
+    return Check(ok, f"{seen}; {text}")
 
 
 def stop_writes_act(run: Run) -> None:
@@ -548,67 +569,154 @@ def stop_writes_act(run: Run) -> None:
             for f in _formation(run).values()
             if f.type in run.plan.process_types
         ]
+        others = {
+            other: {
+                "formation": [
+                    {"type": f.type, "quantity": f.quantity, "size": f.size}
+                    for f in run.live.platform.formation(other)
+                    if f.type in types
+                ],
+                "maintenance": bool(run.live.platform.app(other).maintenance),
+            }
+            for other, types in run.plan.other_writers.items()
+        }
+        # Written before anything is stopped (journal first): the way back needs all of it.
+        run.remember("writers_before", others)
         run.remember("formation", before)
         run.remember("maintenance_before", bool(app.maintenance))
     run.mark_outage_start()
-    run.live.change(
-        f"PATCH /apps/{run.plan.app} maintenance=true",
-        lambda: run.live.platform.set_maintenance(run.plan.app, True),
-    )
-    updates = [{"type": t, "quantity": 0} for t in run.plan.process_types]
-    if updates:
+    for app, types in _stopped_apps(run).items():
         run.live.change(
-            f"PATCH /apps/{run.plan.app}/formation " + ", ".join(f"{u['type']}=0" for u in updates),
-            lambda: run.live.platform.update_formation(run.plan.app, updates),
+            f"PATCH /apps/{app} maintenance=true",
+            lambda app=app: run.live.platform.set_maintenance(app, True),
         )
+        updates = [{"type": t, "quantity": 0} for t in types]
+        if updates:
+            run.live.change(
+                f"PATCH /apps/{app}/formation " + ", ".join(f"{u['type']}=0" for u in updates),
+                lambda app=app, updates=updates: run.live.platform.update_formation(app, updates),
+            )
+
+
+def _recorded_apps(run: Run) -> dict[str, dict[str, Any]] | None:
+    """What stop-writes recorded of each app: formation and maintenance before it; None when
+    the record of the swapped app is gone."""
+    before = run.recall("formation")
+    if before is None:
+        return None
+    apps = {run.plan.app: {"formation": before, "maintenance": run.recall("maintenance_before")}}
+    return apps | (run.recall("writers_before") or {})
+
+
+def _stale(run: Run, conn: Any) -> list[Any]:
+    """Sessions of the app's roles that logged in before the search_path last changed (the
+    switch, or a rollback's restore): they keep the path they got at login."""
+    from swapbot.swap import writers
+
+    changed = _path_changed_at(run)
+    if changed is None:
+        return []
+    return writers.role_sessions(conn, run.plan.roles, before=changed)
+
+
+def _path_changed_at(run: Run) -> Any:
+    import datetime as dt
+
+    moments = []
+    record = run.recall("search_path")
+    if record and record.get("switched_at"):
+        moments.append(dt.datetime.fromisoformat(record["switched_at"]))
+    if run.recall("path_restored_at"):
+        moments.append(dt.datetime.fromisoformat(run.recall("path_restored_at")))
+    return max(moments) if moments else None
+
+
+def end_stale_sessions(run: Run, conn: Any, *, when: str) -> None:
+    """No session of an app role that predates the last search_path change may serve the app
+    when it comes back: end them (the plan's default: a pooler opens fresh server sessions,
+    which get the new path), or stop and say which remain and how to end them."""
+    from swapbot.swap import writers
+
+    stale = _stale(run, conn)
+    if not stale:
+        return
+    if run.plan.stale_sessions == "refuse":
+        ends = "; ".join(f"SELECT pg_terminate_backend({s.pid})" for s in stale[:8])
+        raise run.stop(
+            f"{when} stopped before any dyno came back: {len(stale)} session(s) of the app's "
+            f"roles logged in before the search_path changed and keep the old one: "
+            f"{writers.describe(stale)}. The plan says not to end them (stale_sessions=refuse): "
+            f"end them yourself ({ends}), then run `{run.step}` again"
+        )
+
+    def terminate() -> None:
+        ended = writers.end(conn, stale)
+        kept = run.recall("sessions_ended") or []
+        gone = [s.model_dump(mode="json") | {"when": when} for s in stale if s.pid in set(ended)]
+        run.remember("sessions_ended", kept + gone)
+
+    run.live.change(
+        f"end {len(stale)} session(s) of {', '.join(run.plan.roles)} that logged in before the "
+        f"search_path changed: {writers.describe(stale)}",
+        terminate,
+        sql=[f"SELECT pg_terminate_backend({s.pid})" for s in stale],
+    )
 
 
 def restore_check(run: Run) -> Check:
-    before = run.recall("formation")
-    if before is None:
+    apps = _recorded_apps(run)
+    if apps is None:
         return Check(False, "no formation was recorded at stop-writes")
-    formation = _formation(run)
-    wrong = [
-        b["type"]
-        for b in before
-        if (formation.get(b["type"]) and formation[b["type"]].quantity) != b["quantity"]
-    ]
-    app = run.live.platform.app(run.plan.app)
-    maintenance_ok = bool(app.maintenance) == bool(run.recall("maintenance_before"))
-    up = {d.type for d in run.live.platform.dynos(run.plan.app) if d.state == "up"}
-    starting = [b["type"] for b in before if b["quantity"] and b["type"] not in up]
-    done = not wrong and maintenance_ok and not starting
-    return Check(
-        done,
-        "formation and maintenance restored"
-        if done
-        else f"restoring: {', '.join(wrong + starting) or 'maintenance'}",
-    )
+    waiting: list[str] = []
+    for app, rec in apps.items():
+        formation = {f.type: f for f in run.live.platform.formation(app)}
+        wrong = [
+            b["type"]
+            for b in rec["formation"]
+            if (formation.get(b["type"]) and formation[b["type"]].quantity) != b["quantity"]
+        ]
+        maintenance_ok = bool(run.live.platform.app(app).maintenance) == bool(rec["maintenance"])
+        up = {d.type for d in run.live.platform.dynos(app) if d.state == "up"}
+        starting = [b["type"] for b in rec["formation"] if b["quantity"] and b["type"] not in up]
+        if wrong or starting or not maintenance_ok:
+            waiting.append(f"{app}: {', '.join(wrong + starting) or 'maintenance'}")
+    with run.live.db(autocommit=True) as conn:
+        stale = _stale(run, conn)
+    if stale:
+        waiting.append(f"{len(stale)} session(s) from before the search_path changed")
+    if waiting:
+        return Check(False, "restoring: " + "; ".join(waiting))
+    return Check(True, "formation and maintenance restored; no session predates the switch")
 
 
 def restore_act(run: Run) -> None:
-    before = run.recall("formation")
-    if before is None:
+    apps = _recorded_apps(run)
+    if apps is None:
         # Redis lost the record: guessing quantities could start the wrong dynos. Say so.
         raise run.stop(
             "the formation recorded at stop-writes is gone (Redis lost the swap's state); scale "
             f"{', '.join(run.plan.process_types)} of {run.plan.app} back by hand "
             "(heroku ps:scale TYPE=N) and turn maintenance off (heroku maintenance:off)"
         )
-    updates = [
-        {"type": b["type"], "quantity": b["quantity"], "dyno_size": b["size"]} for b in before
-    ]
-    if updates:
-        run.live.change(
-            f"PATCH /apps/{run.plan.app}/formation "
-            + ", ".join(f"{u['type']}={u['quantity']}" for u in updates),
-            lambda: run.live.platform.update_formation(run.plan.app, updates),
-        )
-    if not run.recall("maintenance_before"):
-        run.live.change(
-            f"PATCH /apps/{run.plan.app} maintenance=false",
-            lambda: run.live.platform.set_maintenance(run.plan.app, False),
-        )
+    with run.live.db(autocommit=True) as conn:
+        # Before any dyno comes back: a stale session would take its writes to the old path.
+        end_stale_sessions(run, conn, when="restore")
+    for app, rec in apps.items():
+        updates = [
+            {"type": b["type"], "quantity": b["quantity"], "dyno_size": b["size"]}
+            for b in rec["formation"]
+        ]
+        if updates:
+            run.live.change(
+                f"PATCH /apps/{app}/formation "
+                + ", ".join(f"{u['type']}={u['quantity']}" for u in updates),
+                lambda app=app, updates=updates: run.live.platform.update_formation(app, updates),
+            )
+        if not rec["maintenance"]:
+            run.live.change(
+                f"PATCH /apps/{app} maintenance=false",
+                lambda app=app: run.live.platform.set_maintenance(app, False),
+            )
 
 
 def drain_check(run: Run) -> Check:
@@ -729,10 +837,13 @@ def switch_check(run: Run) -> Check:
     if not record:
         return Check(False, "search_path not switched yet")
     rec = searchpath.SwitchRecord.model_validate(record)
-    return Check(
-        rec.proven,
-        "switched and proven from a fresh session" if rec.proven else "switched, not proven",
-    )
+    if not rec.proven:
+        return Check(False, "switched, not proven")
+    pooler = run.recall("pooler_proof") or {}
+    if pooler and not pooler.get("ok"):
+        return Check(False, f"switched; through the pooler {pooler.get('seen')}")
+    via = " and through the pooler" if pooler else ""
+    return Check(True, f"switched and proven from a fresh session{via}")
 
 
 def switch_act(run: Run) -> None:
@@ -756,6 +867,50 @@ def switch_act(run: Run) -> None:
         run.remember("search_path", record.model_dump(mode="json"))  # with its proofs
 
     run.live.change(description, apply)
+    if run.live.dry_run:
+        return
+    with run.live.db(autocommit=True) as conn:
+        if run.plan.stale_sessions == "terminate":
+            end_stale_sessions(run, conn, when="switch")
+        _record_readers(run, conn)
+    _prove_through_pooler(run)
+
+
+def _record_readers(run: Run, conn: Any) -> None:
+    """Read-only sessions that logged in before the switch read the old copy until they
+    reconnect: listed for people (the ledger), never ended by the bot."""
+    from swapbot.swap import writers
+
+    before = _path_changed_at(run)
+    if before is None:
+        return
+    found = writers.reader_sessions(
+        conn, run.plan.old_schema, run.plan.tables, run.plan.roles, before
+    )
+    run.remember("reader_sessions", [s.model_dump(mode="json") for s in found])
+
+
+def _prove_through_pooler(run: Run) -> None:
+    """A fresh session through the app's server-side pooler, when it has one, reaches NEW too:
+    the pooler hands out server sessions, and one from before the switch would not."""
+    from swapbot.swap import writers
+
+    poolers = [a for a in run.live.platform.app_attachments(run.plan.app) if a.pooler]
+    if not poolers:
+        return
+    name = poolers[0].name
+    url = run.live.platform.config_vars(run.plan.app).get(f"{name}_URL")
+    if url is None:
+        run.remember("pooler_proof", {"ok": False, "seen": f"{name}_URL is not set"})
+        return
+    reached = writers.resolves_through(url.get_secret_value(), run.plan.tables)
+    wrong = {t: s for t, s in reached.items() if s != run.plan.new_schema}
+    seen = (
+        f"{name}: every moved table reaches {run.plan.new_schema}"
+        if not wrong
+        else f"{name}: " + ", ".join(f"{t} reaches {s}" for t, s in wrong.items())
+    )
+    run.remember("pooler_proof", {"ok": not wrong, "seen": seen, "attachment": name})
 
 
 def switch_undo(run: Run) -> None:
@@ -770,6 +925,11 @@ def switch_undo(run: Run) -> None:
             searchpath.restore(conn, searchpath.SwitchRecord.model_validate(record))
 
     run.live.change("restore the recorded search_path settings", apply)
+    if not run.live.dry_run:
+        # Sessions that logged in while switched have the new path: stale from now on.
+        with run.live.db(autocommit=True) as conn:
+            now = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+        run.remember("path_restored_at", now.isoformat())
     run.remember("search_path", None)
 
 

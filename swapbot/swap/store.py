@@ -234,7 +234,8 @@ class Heartbeat:
 
     def __init__(self, store: Store, lease: Lease, every: float):
         self.store, self.lease, self.every = store, lease, every
-        self.lost = False
+        self._lost = False
+        self._renewed = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
 
@@ -246,13 +247,20 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    @property
+    def lost(self) -> bool:
+        """The lease is gone, or may be: no renewal got through for a whole TTL (Redis away),
+        so another runner may hold the swap by now."""
+        return self._lost or time.monotonic() - self._renewed > self.lease.ttl_ms / 1000
+
     def _beat(self) -> None:
         while not self._stop.wait(self.every):
             try:
                 if not self.store.renew(self.lease):
-                    self.lost = True
+                    self._lost = True
                     log.warning("heartbeat: %s", LeaseLost(self.lease, None))
                     return
+                self._renewed = time.monotonic()
             except redis.RedisError as exc:  # Redis away for a moment: the next beat tries again
                 log.warning("heartbeat could not renew the lease: %s", exc)
 
@@ -268,10 +276,17 @@ def _lock_info(token: str | None, pttl: int) -> LockInfo | None:
 
 
 # -- lock scripts --------------------------------------------------------------------------
-# KEYS[1] lock, KEYS[2] fence counter; ARGV runner, ttl_ms, since_ms. Returns the token or nil.
+# KEYS[1] lock, KEYS[2] fence counter; ARGV runner, ttl_ms, since_ms, floor. Returns the token
+# or nil. The fence is above `floor`: fences recorded elsewhere (the journal) survive a Redis
+# that lost its counter, so a new lease never carries a smaller fence than one already used.
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local fence = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[4])
+if fence <= floor then
+  fence = floor + 1
+  redis.call('SET', KEYS[2], fence)
+end
 local token = fence .. ':' .. ARGV[3] .. ':' .. ARGV[1]
 redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 return token
@@ -433,8 +448,9 @@ class Store:
         return self.key("swap", swap_id, *parts)
 
     # -- leases -----------------------------------------------------------------------------
-    def acquire(self, swap_id: str, runner: str, ttl_ms: int) -> Lease | None:
-        """Take the swap's lock for `ttl_ms`, or None when another lease holds it."""
+    def acquire(self, swap_id: str, runner: str, ttl_ms: int, *, floor: int = 0) -> Lease | None:
+        """Take the swap's lock for `ttl_ms`, or None when another lease holds it. Its fence is
+        larger than `floor` (the largest fence the journal has seen)."""
         return self._take(
             f"swap:{swap_id}",
             swap_id,
@@ -442,6 +458,7 @@ class Store:
             self.swap_key(swap_id, "fence"),
             runner,
             ttl_ms,
+            floor,
         )
 
     def acquire_leader(self, runner: str, ttl_ms: int, role: str = "watcher") -> Lease | None:
@@ -461,6 +478,10 @@ class Store:
         ttl = ttl_ms if ttl_ms is not None else lease.ttl_ms
         return bool(self._renew(keys=[lease.lock_key], args=[lease.token, ttl]))
 
+    def holds(self, lease: Lease) -> bool:
+        """Whether `lease` still holds its lock (a write elsewhere is about to rely on it)."""
+        return as_text(self.redis.get(lease.lock_key)) == lease.token
+
     def release(self, lease: Lease) -> bool:
         """Give the lock back; a lease that was lost releases nothing. True if it was held."""
         return bool(self._release(keys=[lease.lock_key], args=[lease.token]))
@@ -472,12 +493,20 @@ class Store:
         return self._holder(self.key(role, "leader"))
 
     def _take(
-        self, resource: str, swap_id: str | None, lock: str, fence: str, runner: str, ttl_ms: int
+        self,
+        resource: str,
+        swap_id: str | None,
+        lock: str,
+        fence: str,
+        runner: str,
+        ttl_ms: int,
+        floor: int = 0,
     ) -> Lease | None:
         if ttl_ms <= 0:
             raise StoreError("a lease needs a positive TTL")
         now = self.clock()
-        token = as_text(self._acquire(keys=[lock, fence], args=[runner, ttl_ms, int(now * 1000)]))
+        args = [runner, ttl_ms, int(now * 1000), int(floor)]
+        token = as_text(self._acquire(keys=[lock, fence], args=args))
         if token is None:
             return None
         return Lease(
@@ -521,15 +550,14 @@ class Store:
             if current:
                 tx.set_current()
 
-    def confirm(self, swap_id: str, what: str, actor: str) -> None:
+    def confirm(self, swap_id: str, what: str, actor: str, at: float | None = None) -> None:
         """Record that a person confirmed something only a person can see (notification settings,
         External Objects). Not lease-guarded: a person confirms while a step waits for it."""
-        fields = audit_fields(self.clock(), actor, "confirmed", what, None)
+        at = self.clock() if at is None else at
+        fields = audit_fields(at, actor, "confirmed", what, None)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(
-                self.swap_key(swap_id, "confirmations"),
-                what,
-                _dumps({"by": actor, "at": self.clock()}),
+                self.swap_key(swap_id, "confirmations"), what, _dumps({"by": actor, "at": at})
             )
             self._add_audit(pipe, swap_id, fields)
             pipe.execute()
