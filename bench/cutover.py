@@ -49,7 +49,7 @@ def main() -> int:
             engine = make_engine(
                 sandbox, url, prefix, poll_interval=0.1, timeout_scale=1.0, in_flight_grace=1.0
             )
-            plan = demo_plan(name)
+            plan = demo_plan(name, quiet_seconds=10.0)  # the production default
             engine.save_plan(plan, OPERATOR)
             person = Person(engine, sandbox)
             load = WriteLoad(url, per_second=10, seed=2).start()

@@ -932,7 +932,7 @@ def run_swap(local: LocalSlack, say: Callable[[str], None]) -> None:
     ask(
         "plan new --swap-id bench-swap --new-schema salesforce2"
         " --mappings 'Account:Rating;Contact:Phone' --process-types web,worker,clock"
-        f" --roles {role} --authorizer <@{SECOND_APPROVER}|bea>",
+        f" --roles {role} --authorizer <@{SECOND_APPROVER}|bea> --quiet-seconds 1",
         "plan bench-swap saved",
     )
     Colleague(local, driver, SECOND_APPROVER)

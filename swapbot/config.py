@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
     swapbot_channel: str | None = None
+    # swapbot's own Heroku app, when the target app's database is attached to it too: it is
+    # shown in the plan as swapbot itself and never stopped.
+    swapbot_own_app: str | None = None
     swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_redis_prefix: str = "swapbot:"
@@ -149,7 +152,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return v
 
-    @field_validator("heroku_app_name")
+    @field_validator("heroku_app_name", "swapbot_own_app")
     @classmethod
     def _app_name(cls, v: str | None) -> str | None:
         if v is not None and not HEROKU_APP_NAME.match(v):

@@ -72,6 +72,7 @@ def demo_plan(db_name: str, **changes) -> Plan:
         "process_types": ["web", "worker", "clock"],
         "authorizer": PERSON,
         "created_by": OPERATOR,
+        "quiet_seconds": 0.5,  # the app's writers here write several times a second
     }
     return Plan(**{**fields, **changes})
 
@@ -81,6 +82,21 @@ FIELDS = {  # WriteLoad's and the sandbox apps' (table, column) -> the Salesforc
     ("contact", "lastname"): ("Contact", "LastName"),
     ("case", "subject"): ("Case", "Subject"),
 }
+
+
+def org_misses(db, last: dict[tuple[str, str, str], str]) -> list[tuple]:
+    """Of the app's last writes ((table, column, sfid) -> value), those the simulated Salesforce
+    org does not hold: each as (object, sfid, field, value written, value in the org)."""
+    missing = []
+    for (table, column, sfid), value in last.items():
+        obj, field = FIELDS[(table, column)]
+        row = db.execute(
+            "SELECT data ->> %s FROM _hcsandbox.sf_record WHERE object_name = %s AND sfid = %s",
+            (field, obj, sfid),
+        ).fetchone()
+        if row is None or row[0] != value:
+            missing.append((obj, sfid, field, value, row[0] if row else None))
+    return missing
 
 
 def run_prep(engine: Engine, sandbox) -> None:

@@ -26,7 +26,7 @@ def outage(tmp_path_factory) -> Iterator[LocalSlack]:
             OPERATOR,
             f"plan new --swap-id {SWAP} --new-schema salesforce2 --mappings "
             f"'Account:Rating;Contact:Phone' --roles {role} --process-types web,worker,clock "
-            f"--authorizer {SECOND_APPROVER}",
+            f"--authorizer {SECOND_APPROVER} --quiet-seconds 1",
         )
         assert "saved" in said(reply), said(reply)
         Colleague(local, driver, SECOND_APPROVER)  # answers what the bot asks a person

@@ -133,7 +133,8 @@ def test_a_whole_swap_run_from_slack(stack, driver):
     _, reply = stack.ask(
         driver, OPERATOR,
         "plan new --swap-id slack-swap --new-schema salesforce2 --mappings 'Account:Rating;Contact:Phone'"
-        f" --roles {role} --process-types web,worker,clock --authorizer <@{SECOND_APPROVER}|bea>",
+        f" --roles {role} --process-types web,worker,clock --authorizer <@{SECOND_APPROVER}|bea>"
+        " --quiet-seconds 1",
     )  # fmt: skip
     assert "plan slack-swap saved" in said(reply), said(reply)
     Colleague(stack, driver, SECOND_APPROVER)

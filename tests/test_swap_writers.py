@@ -14,7 +14,7 @@ from swapbot.heroku import PlatformClient
 from swapbot.swap import steps
 from swapbot.swap.engine import StepStopped
 from tests.conftest import TOKEN, wait_until
-from tests.swap_support import FIELDS, OPERATOR, demo_plan, make_engine, run_prep
+from tests.swap_support import OPERATOR, demo_plan, make_engine, org_misses, run_prep
 
 GLASS = "writers test"
 
@@ -94,18 +94,7 @@ def test_every_writer_is_stopped_and_restored_and_every_write_reaches_salesforce
     sandbox.traffic.stop()
     last = {(w.table, w.column, w.sfid): w.value for w in sandbox.traffic.writes()}
 
-    def synced():
-        for (table, column, sfid), value in last.items():
-            obj, field = FIELDS[(table, column)]
-            row = db.execute(
-                "SELECT data ->> %s FROM _hcsandbox.sf_record WHERE object_name = %s AND sfid = %s",
-                (field, obj, sfid),
-            ).fetchone()
-            if row is None or row[0] != value:
-                return None
-        return True
-
-    wait_until(synced, timeout=60, what="every app write in Salesforce")
+    wait_until(lambda: not org_misses(db, last), timeout=60, what="every app write in Salesforce")
     from swapbot.swap import report
 
     text = report.render(report.report(engine.store, "acme-test"))
@@ -141,8 +130,114 @@ def test_a_writer_wrongly_named_a_reader_keeps_stop_writes_waiting(shared, db_na
     run_prep(engine, sandbox)
     out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     assert out.status == "waiting", out.message
-    assert "waiting for" in out.message and "without one" in out.message, out.message
+    assert "without one" in out.message or "still writing" in out.message, out.message
     assert platform.app("acme-admin").maintenance is False  # a reader is left running
     platform.update_formation("acme-admin", [{"type": "worker", "quantity": 0}])
     out = engine.run_step("stop-writes", OPERATOR, app="acme-prod")
     assert out.status == "done", out.message
+
+
+def test_a_plan_stored_before_the_writer_fields_keeps_its_fingerprint():
+    """Approvals are bound to the plan's fingerprint: an upgrade mid-swap must not void them."""
+    from swapbot.swap.plan import Plan
+
+    plan = Plan(
+        swap_id="abc-1",
+        app="acme-prod",
+        new_schema="s2",
+        mappings={"Account": ["Rating"]},
+        roles=["r"],
+    )
+    assert plan.fingerprint({"x": 1}) == "a015d1c6dc56"  # as the plan before them printed it
+    assert plan.model_copy(update={"quiet_seconds": 5.0}).fingerprint({"x": 1}) != "a015d1c6dc56"
+
+
+def test_the_bots_own_app_is_never_a_writer_and_other_credentials_must_be_switched_too(
+    sandbox_factory, db, db_url, db_name, redis_prefix
+):
+    sandbox = sandbox_factory("shared-db", org_changes_per_second=0.0)
+    mine = make_engine(sandbox, db_url, redis_prefix, own_app="acme-admin")
+    with pytest.raises(StepStopped) as refused:
+        mine.save_plan(shared_plan(db_name), OPERATOR)
+    assert "acme-admin is swapbot's own app: it is never stopped" in str(refused.value)
+    mine.save_plan(demo_plan(db_name), OPERATOR)  # not asked about: it is swapbot itself
+    from swapbot.swap.commands import plan_show, render_plan
+
+    assert "acme-admin: swapbot itself, never stopped" in render_plan(mine, plan_show(mine))
+    # a writer attached with a credential of its own keeps its path unless its role switches
+    db.execute(
+        "UPDATE _hcsandbox.attachment SET namespace = 'credential:reporting' "
+        "WHERE app = 'acme-admin'"
+    )
+    other = make_engine(sandbox, db_url, redis_prefix + "other:")
+    with pytest.raises(StepStopped) as refused:
+        other.save_plan(shared_plan(db_name, swap_id="acme-other"), OPERATOR)
+    assert "acme-admin reaches the database as credential reporting" in str(refused.value)
+
+
+def test_a_write_that_reached_an_old_table_after_the_drain_stops_delete_old(shared, db, db_url):
+    sandbox, engine, platform = shared
+    engine.save_plan(shared_plan(db_url.rsplit("/", 1)[1]), OPERATOR)
+    run_prep(engine, sandbox)
+    for name in ("stop-writes", "drain", "pause", "cutover-objects", "switch", "resume-new"):
+        assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok, name
+    # a writer nobody named, whose write the quiet interval missed, into the old table
+    db.execute("UPDATE salesforce.account SET billingcity = 'late' WHERE id = 1")
+    out = engine.run_step("delete-old", OPERATOR, break_glass=GLASS)
+    assert out.status == "failed", out.message
+    assert "1 app write(s) reached salesforce's moved tables after the drain" in out.message
+    assert not engine.standing("acme-test").point_of_no_return  # nothing deleted
+    assert engine.rollback(OPERATOR).status == "done"  # hc1 resumes and sends it
+    wait_until(
+        lambda: (
+            db.execute(
+                "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW', 'PENDING')"
+            ).fetchone()[0]
+            == 0
+        ),
+        timeout=30,
+        what="hc1 to send the late write",
+    )
+
+
+def test_a_switch_not_proven_through_the_pooler_is_not_done(shared, db_name):
+    sandbox, engine, platform = shared
+    engine.save_plan(shared_plan(db_name), OPERATOR)
+    run_prep(engine, sandbox)
+    for name in ("stop-writes", "drain", "pause", "cutover-objects"):
+        assert engine.run_step(name, OPERATOR, app="acme-prod", break_glass=GLASS).ok, name
+    pool = platform.config_vars("acme-prod")["DATABASE_CONNECTION_POOL_URL"].get_secret_value()
+    broken = "postgresql://app:S3CRETpw@127.0.0.1:1/nowhere"
+    platform._transport.request(  # the config var as an operator might mistype it
+        "PATCH",
+        f"{sandbox.platform_url}/apps/acme-prod/config-vars",
+        json={"DATABASE_CONNECTION_POOL_URL": broken},
+    )
+    out = engine.run_step("switch", OPERATOR, wait=False)
+    assert out.status == "waiting" and "no session through it" in out.message, out.message
+    assert "S3CRET" not in out.message
+    assert not engine.run_step("resume-new", OPERATOR).ok  # switch is not done
+    platform._transport.request(
+        "PATCH",
+        f"{sandbox.platform_url}/apps/acme-prod/config-vars",
+        json={"DATABASE_CONNECTION_POOL_URL": pool},
+    )
+    out = engine.run_step("switch", OPERATOR)
+    assert out.ok and "through the pooler" in out.message, out.message
+
+
+def test_a_database_wide_switch_counts_every_role_s_sessions(db, db_url, db_name):
+    """With no roles named (the database's own setting switched), every role's sessions count."""
+    import psycopg
+
+    from swapbot.sandbox import scenarios
+    from swapbot.sandbox.scenarios import app_database_url, role_names
+    from swapbot.swap import writers
+
+    scenarios.load(db_url, scenarios.get("small"))
+    plan = demo_plan(db_name, roles=[], set_database_search_path=True)
+    assert writers.app_roles(plan) is None
+    with psycopg.connect(app_database_url(db_url, role_names(db_name)[0])) as app:
+        app.execute("SELECT 1")
+        found = writers.role_sessions(db, writers.app_roles(plan))
+        assert app.info.backend_pid in {s.pid for s in found}

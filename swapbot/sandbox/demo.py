@@ -180,7 +180,8 @@ def _rehearse(
     answer = ask(
         OPERATOR,
         f"plan new --swap-id acme-demo --new-schema salesforce2 --mappings '{format_mappings(NEW_FIELDS)}'"
-        f" --roles {role} --process-types web,worker,clock --authorizer <@{AUTHORIZER}|bea>",
+        f" --roles {role} --process-types web,worker,clock --authorizer <@{AUTHORIZER}|bea>"
+        " --quiet-seconds 1",  # the sandbox's app writes several times a second
     )
     if "saved" not in answer:
         return _stopped("the plan was not saved", answer)

@@ -619,6 +619,7 @@ def _writer_lines(found: dict[str, Any] | None, plan: dict[str, Any]) -> list[st
         "writer": "stop-writes stops {types} too",
         "reader": "left running (a reader)",
         "unnamed": "NOT NAMED: a writer to stop, or a reader?",
+        "bot": "swapbot itself, never stopped",
     }
     lines = []
     for a in found["apps"]:
@@ -654,7 +655,8 @@ def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
         from swapbot.swap import writers
 
         with live.db(autocommit=True) as conn:
-            facts["writers"] = writers.discover(live.platform, plan, conn).model_dump(mode="json")
+            found = writers.discover(live.platform, plan, conn, own_app=engine.own_app)
+            facts["writers"] = found.model_dump(mode="json")
     except (HerokuError, psycopg.Error) as exc:
         facts["risks"].append(f"writers: {exc}")
     try:

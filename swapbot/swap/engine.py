@@ -300,8 +300,10 @@ class Engine:
         approval_ttl: float = 900.0,
         timeout_scale: float = 1.0,
         clients: tuple[Any, Any] | None = None,
+        own_app: str | None = None,
     ):
         self.store = store
+        self.own_app = own_app  # swapbot's own Heroku app: attached to the database, never stopped
         self.journal = journal
         self.record = swaprecord.SwapRecord(store, journal)
         self.approvers = set(approvers or ())
@@ -423,14 +425,13 @@ class Engine:
                     problems.append(f"role {role} does not exist in the database")
         return problems
 
-    @staticmethod
-    def _writer_problems(live: Live, plan: Plan) -> list[str]:
+    def _writer_problems(self, live: Live, plan: Plan) -> list[str]:
         """Every other app on the database must be named, as a writer to stop (with process
         types it has) or a reader left running: a person confirms the list with the plan."""
         from swapbot.swap import writers
 
         try:
-            found = writers.discover(live.platform, plan)
+            found = writers.discover(live.platform, plan, own_app=self.own_app)
         except HerokuError as exc:
             return [f"cannot list the apps attached to the database: {exc}"]
         if found.database is None:
@@ -438,16 +439,7 @@ class Engine:
                 f"{plan.app} has no DATABASE attachment: cannot tell which other apps write to "
                 "its database"
             ]
-        problems = [p for p in [writers.unnamed_problem(found)] if p]
-        attached = {a.app: a for a in found.apps}
-        for app in [*plan.other_writers, *plan.readers]:
-            if app not in attached:
-                problems.append(f"{app} is not attached to {found.database}")
-        for app, types in plan.other_writers.items():
-            unknown = [t for t in types if app in attached and t not in attached[app].formation]
-            if unknown:
-                problems.append(f"{app} has no process type {', '.join(unknown)}")
-        return problems
+        return writers.problems(found, plan)
 
     def save_plan(self, plan: Plan, actor: str, *, check: bool = True) -> Plan:
         current = self._one_swap_at_a_time(plan)
@@ -893,7 +885,7 @@ class Engine:
         except LeaseLost:
             # The lease lapsed (this runner was stalled). If nobody took the swap over, say what
             # happened under a fresh lease; if someone did, the state is theirs to write.
-            fresh = self.store.acquire(lease.swap_id or "", self.runner, lease.ttl_ms)
+            fresh = self._acquire(lease.swap_id or "")
             if fresh is None:
                 raise
             try:

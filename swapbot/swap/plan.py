@@ -23,6 +23,10 @@ SWAP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 ENVIRONMENTS = ("production", "sandbox", "custom")
 
 
+# Added to the plan after swaps were already stored (see `Plan.fingerprint`).
+LATER_FIELDS = ("other_writers", "readers", "stale_sessions", "quiet_seconds")
+
+
 def _check(pattern: re.Pattern[str], value: str, what: str, example: str) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise ValueError(f"{what} {value!r} is not valid; expected something like {example}")
@@ -163,8 +167,15 @@ class Plan(BaseModel):
 
     def fingerprint(self, live_facts: dict[str, Any] | None = None) -> str:
         """A short digest of the plan and the live facts it rests on."""
+        # Fields added after plans were first stored count only once set: a plan saved before
+        # them (and the approvals bound to it) keeps its fingerprint across an upgrade.
+        later = {
+            k
+            for k in LATER_FIELDS
+            if getattr(self, k) == type(self).model_fields[k].get_default(call_default_factory=True)
+        }
         body = {
-            "plan": self.model_dump(mode="json", exclude={"created_by"}),
+            "plan": self.model_dump(mode="json", exclude={"created_by", *later}),
             "live": live_facts or {},
         }
         digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()

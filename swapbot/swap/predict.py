@@ -44,7 +44,9 @@ def predict(engine: Engine, plan: Plan, live: Live) -> Prediction:
 
     parts: list[Part] = []
     records = engine.store.checkpoints(plan.swap_id)
-    parts.append(_dynos("stop-writes", records.get("stop-writes"), DYNO_STOP_SECONDS, "stop"))
+    # Then no app write for the plan's quiet interval before the drain starts.
+    stop = DYNO_STOP_SECONDS + plan.quiet_seconds * engine.timeout_scale
+    parts.append(_dynos("stop-writes", records.get("stop-writes"), stop, "stop"))
     with live.db(autocommit=True) as conn:
         b = backlog.backlog(conn, plan.old_schema)
     rate = b.peak_per_minute or b.throughput_per_minute
@@ -85,7 +87,11 @@ def _dynos(step: str, cp: Any, default: float, what: str) -> Part:
     waited = (cp.detail or {}).get("waited") if cp else None
     if waited is not None:
         return Part(step=step, seconds=float(waited), source="measured", basis="this swap's run")
-    basis = "SIGTERM to SIGKILL window" if what == "stop" else "a typical web dyno boot"
+    basis = (
+        "SIGTERM to SIGKILL window, then the plan's quiet interval"
+        if what == "stop"
+        else "a typical web dyno boot"
+    )
     return Part(step=step, seconds=default, source="assumed", basis=basis)
 
 

@@ -49,7 +49,7 @@ def report(store: Store, swap_id: str) -> dict[str, Any]:
         "steps": rows,
         "objects": _objects(records),
         "parity": _parity(records.get("parity")),
-        "stopped": _stopped(records),
+        "stopped": _stopped(records, (store.get_plan(swap_id) or {}).get("app") or "the app"),
         "sessions_ended": [
             {k: s.get(k) for k in ("pid", "role", "application_name", "backend_start", "when")}
             for s in records.get("sessions_ended") or []
@@ -58,9 +58,9 @@ def report(store: Store, swap_id: str) -> dict[str, Any]:
     }
 
 
-def _stopped(records: dict[str, Any]) -> dict[str, list[str]]:
+def _stopped(records: dict[str, Any], app: str) -> dict[str, list[str]]:
     """What stop-writes stopped: each app's writing process types and their quantities."""
-    apps = {"(the swapped app)": {"formation": records.get("formation") or []}}
+    apps = {app: {"formation": records.get("formation") or []}}
     apps |= records.get("writers_before") or {}
     return {
         app: [f"{f['type']}={f['quantity']}" for f in rec.get("formation") or []]

@@ -40,6 +40,7 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
     engine_options.setdefault("approval_ttl", settings.swapbot_approval_minutes * 60)
     engine_options.setdefault("poll_interval", settings.swapbot_poll_seconds)
     engine_options.setdefault("timeout_scale", settings.swapbot_timeout_scale)
+    engine_options.setdefault("own_app", settings.swapbot_own_app)
     return Engine(
         store,
         live_factory,

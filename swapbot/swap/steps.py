@@ -121,7 +121,7 @@ def preflight_act(run: Run) -> None:
             roles=run.plan.roles or None,
         )
         # Every writer: the apps on the database, its pooler, the sessions of the app's roles.
-        found = writers.discover(run.live.platform, run.plan, conn)
+        found = writers.discover(run.live.platform, run.plan, conn, own_app=run.engine.own_app)
     run.remember("preflight", report.model_dump(mode="json"))
     run.remember("writers", found.model_dump(mode="json"))
 
@@ -555,9 +555,10 @@ def stop_writes_check(run: Run) -> Check:
     seen = "; ".join(text for _, text in found)
     if not all(ok for ok, _ in found):
         return Check(False, seen)
-    seconds = run.plan.quiet_seconds * run.engine.timeout_scale
     with run.live.db(autocommit=True) as conn:
-        ok, text = writers.quiet(conn, run.plan.old_schema, run.plan.roles, seconds)
+        ok, text = writers.quiet(
+            conn, run.plan.old_schema, writers.app_roles(run.plan), run.plan.quiet_seconds
+        )
     return Check(ok, f"{seen}; {text}")
 
 
@@ -616,7 +617,7 @@ def _stale(run: Run, conn: Any) -> list[Any]:
     changed = _path_changed_at(run)
     if changed is None:
         return []
-    return writers.role_sessions(conn, run.plan.roles, before=changed)
+    return writers.role_sessions(conn, writers.app_roles(run.plan), before=changed)
 
 
 def _path_changed_at(run: Run) -> Any:
@@ -840,7 +841,7 @@ def switch_check(run: Run) -> Check:
     if not rec.proven:
         return Check(False, "switched, not proven")
     pooler = run.recall("pooler_proof") or {}
-    if pooler and not pooler.get("ok"):
+    if pooler and not pooler.get("ok"):  # recorded as expected before the switch, or failed
         return Check(False, f"switched; through the pooler {pooler.get('seen')}")
     via = " and through the pooler" if pooler else ""
     return Check(True, f"switched and proven from a fresh session{via}")
@@ -849,6 +850,13 @@ def switch_check(run: Run) -> Check:
 def switch_act(run: Run) -> None:
     from swapbot.database import searchpath
 
+    poolers = [a.name for a in run.live.platform.app_attachments(run.plan.app) if a.pooler]
+    if poolers and not (run.recall("pooler_proof") or {}).get("ok"):
+        # Expected before anything changes: a switch whose proof through the pooler never ran
+        # (a crash, an error) is not done, and its next attempt finishes what followed it.
+        run.remember(
+            "pooler_proof", {"ok": False, "seen": "not proven yet", "attachment": poolers[0]}
+        )
     previous = run.recall("search_path")
     description = f"ALTER ROLE {', '.join(run.plan.roles)} IN DATABASE SET search_path = {run.plan.new_schema}, {run.plan.old_schema}, public"
 
@@ -873,7 +881,8 @@ def switch_act(run: Run) -> None:
         if run.plan.stale_sessions == "terminate":
             end_stale_sessions(run, conn, when="switch")
         _record_readers(run, conn)
-    _prove_through_pooler(run)
+    if poolers:
+        _prove_through_pooler(run, poolers[0])
 
 
 def _record_readers(run: Run, conn: Any) -> None:
@@ -890,20 +899,22 @@ def _record_readers(run: Run, conn: Any) -> None:
     run.remember("reader_sessions", [s.model_dump(mode="json") for s in found])
 
 
-def _prove_through_pooler(run: Run) -> None:
-    """A fresh session through the app's server-side pooler, when it has one, reaches NEW too:
-    the pooler hands out server sessions, and one from before the switch would not."""
+def _prove_through_pooler(run: Run, name: str) -> None:
+    """A fresh session through the app's server-side pooler reaches NEW too: the pooler hands
+    out server sessions, and one from before the switch would not. (With stale_sessions=refuse
+    such a session may still be there: the proof then fails until a person ends it.)"""
     from swapbot.swap import writers
 
-    poolers = [a for a in run.live.platform.app_attachments(run.plan.app) if a.pooler]
-    if not poolers:
-        return
-    name = poolers[0].name
     url = run.live.platform.config_vars(run.plan.app).get(f"{name}_URL")
     if url is None:
         run.remember("pooler_proof", {"ok": False, "seen": f"{name}_URL is not set"})
         return
-    reached = writers.resolves_through(url.get_secret_value(), run.plan.tables)
+    try:
+        reached = writers.resolves_through(url.get_secret_value(), run.plan.tables)
+    except writers.PoolerUnreachable as exc:
+        seen = f"{name}: no session through it ({exc}); run `switch` again"
+        run.remember("pooler_proof", {"ok": False, "seen": seen, "attachment": name})
+        return
     wrong = {t: s for t, s in reached.items() if s != run.plan.new_schema}
     seen = (
         f"{name}: every moved table reaches {run.plan.new_schema}"
@@ -1010,6 +1021,35 @@ def delete_old_undo(run: Run) -> None:
     run.remember("retired", None)
 
 
+def _no_late_writes(run: Run) -> None:
+    """The drain emptied hc1's trigger log; a write to a moved table since (a writer nobody
+    named, one the quiet interval missed) waits there for hc1, and would never reach
+    Salesforce once its mapping is gone. Stop before the point of no return and say so."""
+    from swapbot.database import backlog
+
+    with run.live.db(autocommit=True) as conn:
+        b = backlog.backlog(conn, run.plan.old_schema, run.plan.tables)
+        busy = [s for s in _app_sessions(run, conn) if s.state != "idle"]
+    late = b.pending  # NEW and PENDING rows of the moved tables
+    if not late:
+        return
+    from swapbot.swap import writers
+
+    who = f" Sessions of the app's roles busy now: {writers.describe(busy)}." if busy else ""
+    raise run.stop(
+        f"delete-old deleted nothing: {late} app write(s) reached {run.plan.old_schema}'s moved "
+        "tables after the drain; they would never reach Salesforce once hc1's mappings are "
+        f"gone.{who} Stop whatever still writes, then `rollback` (hc1 sends them when it "
+        "resumes) and run the cutover again"
+    )
+
+
+def _app_sessions(run: Run, conn: Any) -> list[Any]:
+    from swapbot.swap import writers
+
+    return writers.role_sessions(conn, writers.app_roles(run.plan))
+
+
 def delete_old_act(run: Run) -> None:
     if not run.recall("export") and not run.live.dry_run:
         # The manual way back re-imports hc1's stored export: without it there is none.
@@ -1018,6 +1058,8 @@ def delete_old_act(run: Run) -> None:
             "record the manual way back needs (Redis and the journal both lack it). Run `export` "
             f"({run.plan.old_addon} still has every mapping; it only reads), then delete-old again"
         )
+    if not run.live.dry_run and not run.recall("point_of_no_return"):
+        _no_late_writes(run)  # (a resumed attempt is past the point: only forward is left)
     old = run.live.old()  # one read for both: each costs the outage an HC round trip
     retire_old_copies(run, old)
     ref = run.live.ref(run.plan.old_addon)

@@ -34,9 +34,11 @@ class AttachedApp(BaseModel):
     app: str
     attachments: list[str]  # config var prefixes: DATABASE, DATABASE_CONNECTION_POOL, ...
     through_pooler: bool
+    credentials: list[str] = Field(default_factory=list)  # non-default credentials it uses
     formation: dict[str, int] = Field(default_factory=dict)  # process type -> quantity
     one_off: list[str] = Field(default_factory=list)  # run.N, scheduler.N dynos up now
-    role: str = "unnamed"  # swapped | writer | reader | unnamed (the plan does not say)
+    unreadable: str | None = None  # why its formation could not be read (a 403)
+    role: str = "unnamed"  # swapped | writer | reader | bot | unnamed (the plan does not say)
 
 
 class Writers(BaseModel):
@@ -52,9 +54,14 @@ class Writers(BaseModel):
         return [a for a in self.apps if a.role == "unnamed"]
 
 
-def discover(platform: Any, plan: Any, conn: psycopg.Connection | None = None) -> Writers:
-    """Every app attached to the swapped app's database, with its formation, one-off dynos and
-    pooler attachments, and (with `conn`) the sessions of the plan's roles."""
+def discover(
+    platform: Any, plan: Any, conn: psycopg.Connection | None = None, *, own_app: str | None = None
+) -> Writers:
+    """Every app attached to the swapped app's database, with its formation, one-off dynos,
+    pooler attachments and credentials, and (with `conn`) the sessions of the app's roles.
+    `own_app` is swapbot's own Heroku app: attached too, never stopped."""
+    from swapbot.heroku import HerokuError
+
     mine = platform.app_attachments(plan.app)
     database = next((a for a in mine if a.name == DATABASE_ATTACHMENT), None)
     attachments = platform.addon_attachments(database.addon_id or "") if database else []
@@ -64,30 +71,43 @@ def discover(platform: Any, plan: Any, conn: psycopg.Connection | None = None) -
     by_app.setdefault(plan.app, [])
     apps = []
     for name, found in sorted(by_app.items(), key=lambda kv: (kv[0] != plan.app, kv[0])):
-        formation = {f.type: f.quantity or 0 for f in platform.formation(name)}
-        one_off = [
-            d.name
-            for d in platform.dynos(name)
-            if d.type not in formation and d.state in ("up", "starting")
-        ]
-        apps.append(
-            AttachedApp(
-                app=name,
-                attachments=sorted(a.name for a in found),
-                through_pooler=any(a.pooler for a in found),
-                formation=formation,
-                one_off=one_off,
-                role=_role(plan, name),
-            )
+        app = AttachedApp(
+            app=name,
+            attachments=sorted(a.name for a in found),
+            through_pooler=any(a.pooler for a in found),
+            credentials=sorted({c for a in found if (c := _credential(a.namespace))}),
+            role="bot" if name == own_app else _role(plan, name),
         )
+        try:  # a reader's formation may be out of the token's reach: that is no reason to stop
+            app.formation = {f.type: f.quantity or 0 for f in platform.formation(name)}
+            app.one_off = [
+                d.name
+                for d in platform.dynos(name)
+                if d.type not in app.formation and d.state in ("up", "starting")
+            ]
+        except HerokuError as exc:
+            app.unreadable = f"{type(exc).__name__}: {exc}"
+        apps.append(app)
     poolers = [f"{a.app_name}: {a.name}" for a in attachments if a.pooler]
-    sessions = role_sessions(conn, plan.roles) if conn is not None else []
+    sessions = role_sessions(conn, app_roles(plan)) if conn is not None else []
     return Writers(
         database=database.addon_name if database else None,
         apps=apps,
         poolers=poolers,
         sessions=sessions,
     )
+
+
+def _credential(namespace: str | None) -> str | None:
+    """The credential an attachment connects as (`credential:NAME`), None for the default."""
+    kind, _, name = (namespace or "").partition(":")
+    return name if kind == "credential" and name else None
+
+
+def app_roles(plan: Any) -> list[str] | None:
+    """The roles whose sessions the switch moves: the plan's, or every role (None) when it
+    switches the database's own setting (or names no role)."""
+    return None if plan.set_database_search_path or not plan.roles else list(plan.roles)
 
 
 def _role(plan: Any, app: str) -> str:
@@ -100,9 +120,38 @@ def _role(plan: Any, app: str) -> str:
     return "unnamed"
 
 
+def problems(found: Writers, plan: Any) -> list[str]:
+    """What a person must settle before the plan can be saved: each other attached app named
+    a writer to stop or a reader left running on purpose; every writer readable, reaching the
+    database as one of the plan's roles; swapbot's own app never stopped."""
+    out = [p for p in [unnamed_problem(found)] if p]
+    attached = {a.app: a for a in found.apps}
+    for app in [*plan.other_writers, *plan.readers]:
+        if app not in attached:
+            out.append(f"{app} is not attached to {found.database}")
+    roles = set(app_roles(plan) or [])
+    for a in found.apps:
+        if a.role == "bot" and a.app in plan.other_writers:
+            out.append(f"{a.app} is swapbot's own app: it is never stopped (name it a reader)")
+        if a.role not in ("swapped", "writer"):
+            continue
+        if a.unreadable:
+            out.append(f"cannot read {a.app}'s formation ({a.unreadable}): it writes")
+        unknown = [t for t in plan.other_writers.get(a.app, []) if t not in a.formation]
+        if unknown and not a.unreadable:
+            out.append(f"{a.app} has no process type {', '.join(unknown)}")
+        foreign = [c for c in a.credentials if roles and c not in roles]
+        if foreign:
+            out.append(
+                f"{a.app} reaches the database as credential {', '.join(foreign)}, which the "
+                f"plan's roles do not include: its sessions would keep the old search_path "
+                f"(add it to --roles)"
+            )
+    return out
+
+
 def unnamed_problem(found: Writers) -> str | None:
-    """What a person must say before the plan can be saved: each other attached app is either
-    a writer to stop or a reader left running on purpose."""
+    """Each other attached app must be named: a writer to stop or a reader left running."""
     if not found.unnamed:
         return None
     listed = "; ".join(
@@ -121,7 +170,8 @@ _SESSIONS = """
 SELECT pid, usename, application_name, client_addr::text, backend_start, state
   FROM pg_catalog.pg_stat_activity
  WHERE datname = current_database() AND backend_type = 'client backend'
-   AND pid <> pg_catalog.pg_backend_pid() AND usename = ANY(%(roles)s)
+   AND pid <> pg_catalog.pg_backend_pid()
+   AND (%(roles)s::text[] IS NULL OR usename = ANY(%(roles)s::text[]))
    AND coalesce(application_name, '') <> %(bot)s
    AND (%(before)s::timestamptz IS NULL OR backend_start < %(before)s)
  ORDER BY backend_start
@@ -129,15 +179,12 @@ SELECT pid, usename, application_name, client_addr::text, backend_start, state
 
 
 def role_sessions(
-    conn: psycopg.Connection, roles: list[str], *, before: datetime | None = None
+    conn: psycopg.Connection, roles: list[str] | None, *, before: datetime | None = None
 ) -> list[Session]:
-    """Sessions of `roles` (with `before`: only those that logged in before it), the bot's own
-    left out."""
-    if not roles:
-        return []
-    rows = conn.execute(
-        _SESSIONS, {"roles": list(roles), "bot": APPLICATION_NAME, "before": before}
-    ).fetchall()
+    """Sessions of `roles` (None: of every role), with `before` only those that logged in
+    before it, the bot's own left out."""
+    params = {"roles": None if roles is None else list(roles), "bot": APPLICATION_NAME}
+    rows = conn.execute(_SESSIONS, params | {"before": before}).fetchall()
     return sessions_of(rows)
 
 
@@ -146,7 +193,9 @@ def end(conn: psycopg.Connection, sessions: list[Session]) -> list[int]:
     pids that were ended (a session gone meanwhile is not)."""
     ended = []
     for s in sessions:
-        row = conn.execute("SELECT pg_catalog.pg_terminate_backend(%s)", (s.pid,)).fetchone()
+        # With a timeout it returns once the session is gone, so that a fresh session made
+        # right after (the proof through the pooler) cannot land on it.
+        row = conn.execute("SELECT pg_catalog.pg_terminate_backend(%s, 5000)", (s.pid,)).fetchone()
         if row and row[0]:
             ended.append(s.pid)
     return ended
@@ -172,7 +221,8 @@ SELECT DISTINCT a.pid, a.usename, a.application_name, a.client_addr::text, a.bac
   JOIN pg_catalog.pg_class c ON c.oid = l.relation
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
  WHERE l.granted AND l.mode = 'RowExclusiveLock' AND n.nspname = %(schema)s
-   AND a.usename = ANY(%(roles)s) AND a.pid <> pg_catalog.pg_backend_pid()
+   AND (%(roles)s::text[] IS NULL OR a.usename = ANY(%(roles)s::text[]))
+   AND a.pid <> pg_catalog.pg_backend_pid()
    AND coalesce(a.application_name, '') <> %(bot)s
 """
 _LAST_WRITE = """
@@ -183,20 +233,25 @@ SELECT extract(epoch FROM now() - greatest(
 
 
 def quiet(
-    conn: psycopg.Connection, schema: str, roles: list[str], seconds: float
+    conn: psycopg.Connection, schema: str, roles: list[str] | None, seconds: float
 ) -> tuple[bool, str]:
     """No app write for `seconds`: Heroku Connect's trigger log has no row that new, and no
     session of an app role holds a write lock on a table of `schema` (an open transaction's
     writes reach the trigger log only when it commits). Otherwise, who is still writing."""
     open_writes = sessions_of(
         conn.execute(
-            _OPEN_WRITES, {"schema": schema, "roles": list(roles), "bot": APPLICATION_NAME}
+            _OPEN_WRITES,
+            {
+                "schema": schema,
+                "roles": None if roles is None else list(roles),
+                "bot": APPLICATION_NAME,
+            },
         ).fetchall()
     )
     row = conn.execute(sql.SQL(_LAST_WRITE).format(schema=sql.Identifier(schema))).fetchone()
     age = float(row[0]) if row and row[0] is not None else None
     if open_writes:
-        return False, f"still writing, in open transactions: {describe(open_writes)}"
+        return False, f"still writing (a write running or not committed): {describe(open_writes)}"
     if age is not None and age < seconds:
         writing = [s for s in role_sessions(conn, roles) if s.state == "active"]
         who = f"; sessions of the app's roles busy now: {describe(writing)}" if writing else ""
@@ -243,12 +298,21 @@ def reader_sessions(
 
 
 def resolves_through(url: str, tables: list[str]) -> dict[str, str | None]:
-    """From a fresh session on `url` (the pooler's): which schema each bare table name reaches."""
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as session:
-        rows = session.execute(
-            "SELECT t, (SELECT relnamespace::regnamespace::text FROM pg_catalog.pg_class "
-            "WHERE oid = pg_catalog.to_regclass(pg_catalog.quote_ident(t))) "
-            "FROM unnest(%s::text[]) AS t",
-            (list(tables),),
-        ).fetchall()
+    """From a fresh session on `url` (the pooler's): which schema each bare table name reaches.
+    Raises PoolerUnreachable, whose message never carries the URL or the driver's text (a
+    malformed URL's error quotes its password)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as session:
+            rows = session.execute(
+                "SELECT t, (SELECT relnamespace::regnamespace::text FROM pg_catalog.pg_class "
+                "WHERE oid = pg_catalog.to_regclass(pg_catalog.quote_ident(t))) "
+                "FROM unnest(%s::text[]) AS t",
+                (list(tables),),
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise PoolerUnreachable(type(exc).__name__) from None
     return {t: schema for t, schema in rows}
+
+
+class PoolerUnreachable(Exception):
+    """No session could be opened or used through the pooler (the error's kind only)."""
