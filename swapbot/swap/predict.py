@@ -45,7 +45,7 @@ def predict(engine: Engine, plan: Plan, live: Live) -> Prediction:
     parts: list[Part] = []
     records = engine.store.checkpoints(plan.swap_id)
     # Then no app write for the plan's quiet interval before the drain starts.
-    stop = DYNO_STOP_SECONDS + plan.quiet_seconds * engine.timeout_scale
+    stop = DYNO_STOP_SECONDS + plan.quiet_seconds
     parts.append(_dynos("stop-writes", records.get("stop-writes"), stop, "stop"))
     with live.db(autocommit=True) as conn:
         b = backlog.backlog(conn, plan.old_schema)
