@@ -365,3 +365,25 @@ def test_a_confirmation_is_the_same_in_redis_and_the_journal(prepped):
     with engine.emitter.capture() as events:
         engine.run_step("preflight", OPERATOR)
     assert not [e for e in events if "behind the journal" in e.message]
+
+
+def test_without_postgres_for_the_journal_commands_answer_and_change_nothing(
+    sandbox_factory, db_url, db_name, redis_prefix
+):
+    from swapbot.swap.engine import StepStopped
+    from swapbot.swap.journal import Journal
+
+    sandbox = sandbox_factory("small", org_changes_per_second=0.0)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    away = Journal("postgresql://nobody@127.0.0.1:1/nowhere", connect_timeout=2)
+    cut_off = make_engine(sandbox, db_url, redis_prefix, journal=away)
+    out = cut_off.confirm("settings", "U0PERSON")
+    assert out.status == "failed" and "durable record" in out.message
+    assert engine.store.confirmation("acme-test", "settings") is None
+    out = cut_off.run_step("preflight", OPERATOR)
+    assert out.status == "refused" and "nothing was done" in out.message, out.message
+    with pytest.raises(StepStopped) as refused:
+        cut_off.save_plan(demo_plan(db_name, swap_id="acme-other"), OPERATOR, check=False)
+    assert "durable record" in str(refused.value)
+    assert engine.current_plan().swap_id == "acme-test"

@@ -455,6 +455,8 @@ class Engine:
                 f"{exc}; one swap per app at a time: finish it or roll it back (`rollback`), "
                 f"then plan {plan.swap_id}"
             ) from None
+        except JournalError as exc:
+            raise StepStopped(f"{exc}; the plan was not saved: try again") from None
         finally:
             if held is not None:
                 self._release(held)
@@ -1248,7 +1250,10 @@ class Engine:
             return Outcome(
                 "confirm", "refused", f"what can be confirmed: {', '.join(self.CONFIRMABLE)}"
             )
-        self.record.confirm(plan.swap_id, what, actor)
+        try:
+            self.record.confirm(plan.swap_id, what, actor)
+        except JournalError as exc:
+            return Outcome("confirm", "failed", f"{exc}; not confirmed: try again")
         self.emit(
             "notice", plan.swap_id, step=what, actor=actor, message=f"{actor} confirmed {what}"
         )
@@ -1306,7 +1311,10 @@ class Engine:
         if key not in keys:
             listed = ", ".join(keys) or "nothing"
             return Outcome("ledger", "refused", f"no ledger item {key!r}; open items: {listed}")
-        self.record.confirm(plan.swap_id, f"ledger:{key}", actor)
+        try:
+            self.record.confirm(plan.swap_id, f"ledger:{key}", actor)
+        except JournalError as exc:
+            return Outcome("ledger", "failed", f"{exc}; not marked done: try again")
         self.emit("notice", plan.swap_id, actor=actor, message=f"{actor} marked {key} done")
         return Outcome("ledger", "done", f"{key} marked done by {actor}")
 

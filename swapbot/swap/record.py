@@ -112,7 +112,9 @@ class SwapRecord:
 
     # -- reads ----------------------------------------------------------------------------------
     def standing(self, swap_id: str) -> Standing:
-        return standing(swap_id, self.store.checkpoints(swap_id), self.store.records(swap_id))
+        # Three small records, not all of them: status asks this, and hc1's export is large.
+        marks = self.store.some_records(swap_id, [FINISHED, ROLLED_BACK, POINT_OF_NO_RETURN])
+        return standing(swap_id, self.store.checkpoints(swap_id), marks)
 
     # -- repair ---------------------------------------------------------------------------------
     def active_in_journal(self) -> JournalSwap | None:

@@ -590,6 +590,11 @@ class Store:
         raw = self.redis.hget(self.swap_key(swap_id, "records"), name)
         return json.loads(raw) if raw else None
 
+    def some_records(self, swap_id: str, names: list[str]) -> dict[str, Any]:
+        """The named records only (the export alone can be large): name -> value or None."""
+        raw = self.redis.hmget(self.swap_key(swap_id, "records"), names)
+        return {name: json.loads(v) if v else None for name, v in zip(names, raw, strict=True)}
+
     def records(self, swap_id: str) -> dict[str, Any]:
         raw = self.redis.hgetall(self.swap_key(swap_id, "records"))
         return {as_text(k): json.loads(v) for k, v in raw.items()}
