@@ -26,22 +26,17 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+import redis
 
-import redis  # noqa: E402
-
-from swapbot import config  # noqa: E402
-from swapbot.slack import app as slack_app  # noqa: E402
-from swapbot.slack.driver import SlackDriver  # noqa: E402
-from swapbot.slack.rehearsal import CHANNEL, SIGNING_SECRET, forget  # noqa: E402
-from swapbot.swap import jobs  # noqa: E402
-from tests.conftest import REDIS_TEST_URL  # noqa: E402
-from tests.slack_support import READER, stack_environment, standin  # noqa: E402
+from swapbot import config, jobs
+from swapbot.slack import app as slack_app
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.rehearsal import CHANNEL, SIGNING_SECRET, forget
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import READER, stack_environment, standin
 
 NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
 

@@ -7,7 +7,7 @@ bare-push's in its own list (nobody takes them; the prefix is removed at the end
 see what a change to the ack path costs, away from the worker's noise. About 2.5 minutes at
 `--waves 200` for two apps, a minute more for each app added. Rerun with
 
-    .venv/bin/python bench/acks_only.py [--waves 40] [--senders 20] [--gap 0.3]
+    .venv/bin/python -m bench.acks_only [--waves 40] [--senders 20] [--gap 0.3]
                                         [--workers 2] [--threads 8] [--placement dynos|shared]
                                         [--first-in-line realtime|nice]
                                         [--against {swapbot,bare-push,bare} ...]
@@ -33,15 +33,12 @@ import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import redis
 
-import redis  # noqa: E402
-import slack as bench  # noqa: E402  (bench/slack.py: targets, senders, pinning)
-
-from swapbot.slack.rehearsal import LocalSlack, environment, forget  # noqa: E402
-from tests.conftest import REDIS_TEST_URL  # noqa: E402
-from tests.slack_support import standin  # noqa: E402
+from bench import slack as bench  # bench/slack.py: targets, senders, pinning
+from swapbot.testing.rehearsal import LocalSlack, environment, forget
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import standin
 
 NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
 

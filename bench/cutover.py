@@ -20,19 +20,16 @@ import argparse
 import sys
 import time
 import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import redis
 
-import redis  # noqa: E402
-
-from swapbot.sandbox import scenarios  # noqa: E402
-from swapbot.sandbox.options import SandboxOptions  # noqa: E402
-from swapbot.sandbox.server import Sandbox  # noqa: E402
-from swapbot.sandbox.writeload import WriteLoad  # noqa: E402
-from swapbot.swap import steps as runbook  # noqa: E402
-from tests.conftest import create_database, drop_database  # noqa: E402
-from tests.swap_support import APPROVER, OPERATOR, Person, demo_plan, make_engine  # noqa: E402
+from swapbot.sandbox import scenarios
+from swapbot.sandbox.options import SandboxOptions
+from swapbot.sandbox.server import Sandbox
+from swapbot.sandbox.writeload import WriteLoad
+from swapbot.swap import steps as runbook
+from swapbot.testing.services import create_database, drop_database
+from swapbot.testing.swaps import APPROVER, OPERATOR, Person, demo_plan, make_engine
 
 
 def main() -> int:
@@ -56,7 +53,7 @@ def main() -> int:
             for _ in runbook.PREP:
                 out = engine.next(OPERATOR)
                 assert out.ok, (out.step, out.message)
-            for step in ("pause", "delete-old"):
+            for step in runbook.APPROVED:
                 request = engine.request_approval(step, OPERATOR)
                 engine.approve(request.data["request_id"], APPROVER)
             prediction = engine.predict()  # after prep's `measure` timed hc2

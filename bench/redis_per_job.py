@@ -10,7 +10,7 @@ sandbox, the Slack stand-in), answers one status to warm it, then reads Redis's 
 It prints the commands per job by name and Redis's CPU per job. The counters are the whole
 server's: run it on a Redis nothing else uses. About 20 seconds. Rerun with
 
-    .venv/bin/python bench/redis_per_job.py [--jobs 20]
+    .venv/bin/python -m bench.redis_per_job [--jobs 20]
 """
 
 from __future__ import annotations
@@ -21,15 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+import redis
 
-import redis  # noqa: E402
-import slack as bench  # noqa: E402  (bench/slack.py: the stack, the reply counter)
-
-from swapbot.slack.driver import SlackDriver  # noqa: E402
-from tests.conftest import REDIS_TEST_URL  # noqa: E402
-from tests.slack_support import READER  # noqa: E402
+from bench import slack as bench  # bench/slack.py: the stack, the reply counter
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import READER
 
 
 def counters(server: redis.Redis) -> tuple[dict[str, int], float]:

@@ -17,15 +17,11 @@ import argparse
 import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT)]
+import hiredis
+import redis
 
-import hiredis  # noqa: E402
-import redis  # noqa: E402
-
-from tests.conftest import REDIS_TEST_URL  # noqa: E402
+from swapbot.testing.services import REDIS_TEST_URL
 
 
 def busy(microseconds: float) -> None:

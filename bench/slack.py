@@ -1,7 +1,7 @@
 """The Slack front end under load: acks, the status message, and the web process's memory.
 
 In one run, against real processes (`swapbot serve` and `swapbot worker` started by
-`swapbot.slack.rehearsal.LocalSlack`, `swapbot sandbox`, PostgreSQL, Redis) and the Slack
+`swapbot.testing.rehearsal.LocalSlack`, `swapbot sandbox`, PostgreSQL, Redis) and the Slack
 stand-in (in this process, as in the tests):
 
 1. Ack latency of `/hcswap status` at 20 concurrent signed requests, swapbot against a bare
@@ -92,17 +92,14 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import redis
+import requests
 
-import redis  # noqa: E402
-import requests  # noqa: E402
-
-from swapbot.sandbox import scenarios  # noqa: E402
-from swapbot.slack import work  # noqa: E402
-from swapbot.slack.driver import SlackDriver  # noqa: E402
-from swapbot.slack.rehearsal import (  # noqa: E402
-    CHANNEL,
+from swapbot.sandbox import scenarios
+from swapbot.slack import work
+from swapbot.swap.store import Store
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.rehearsal import (
     SIGNING_SECRET,
     Colleague,
     LocalSlack,
@@ -110,10 +107,9 @@ from swapbot.slack.rehearsal import (  # noqa: E402
     free_port,
     said,
 )
-from swapbot.slack.standin import Message, SlackStandIn  # noqa: E402
-from swapbot.swap.store import Store  # noqa: E402
-from tests.conftest import REDIS_TEST_URL, create_database, drop_database  # noqa: E402
-from tests.slack_support import (  # noqa: E402
+from swapbot.testing.script import Team, WholeSwap
+from swapbot.testing.services import REDIS_TEST_URL, create_database, drop_database
+from swapbot.testing.slack_stack import (
     APPROVER,
     OPERATOR,
     READER,
@@ -121,6 +117,9 @@ from tests.slack_support import (  # noqa: E402
     stack_environment,
     standin,
 )
+from swapbot.testing.standin import Message, SlackStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ACK_RATIO_TARGET = 1.2  # swapbot's p99 over the bare app's
 ACK_P99_TARGET = 0.100  # seconds
@@ -128,8 +127,6 @@ POSTED_TARGET = 1.5  # seconds from the command to the posted status
 MAX_BLOCKS = 50
 RSS_TARGET_MB = 150.0
 NOT_SHOWN = re.compile(r"… and [\d,]+ more")  # how the status card says mappings are left out
-CUTOVER = ("stop-writes", "drain", "pause", "cutover-objects", "switch", "resume-new")
-AFTER_DELETE_APPROVAL = ("delete-old", "resume-old", "verify", "restore", "external-objects")
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -919,45 +916,23 @@ class RssSampler:
 
 
 def run_swap(local: LocalSlack, say: Callable[[str], None]) -> None:
-    """A whole swap from Slack, as tests/test_slack_serve.py runs it (without the restart)."""
-    driver = local.driver()
+    """A whole swap from Slack: the script `make demo` and tests/test_slack_serve.py run."""
+
+    class Timed(WholeSwap):
+        def stage(self, title: str) -> None:
+            say(title)
+
     role = scenarios.role_names(local.db_name)[0]  # type: ignore[attr-defined]
-
-    def ask(text: str, *expected: str) -> str:
-        reply = said(local.ask(driver, OPERATOR, text, timeout=120)[1])
-        if expected and not any(e in reply for e in expected):
-            raise RuntimeError(f"/hcswap {text}: unexpected reply:\n{reply[:2000]}")
-        return reply
-
-    ask(
-        "plan new --swap-id bench-swap --new-schema salesforce2"
-        " --mappings 'Account:Rating;Contact:Phone' --process-types web,worker,clock"
-        f" --roles {role} --authorizer <@{SECOND_APPROVER}|bea> --quiet-seconds 1",
-        "plan bench-swap saved",
-    )
-    Colleague(local, driver, SECOND_APPROVER)
-    for _ in range(20):
-        if "prep is done" in ask("next", "done", "skipped"):
-            break
-    else:
-        raise RuntimeError("prep did not finish")
-    say("prep done")
-    approve(local, driver, "pause")
-    for step in CUTOVER:
-        ask(f"{step} acme-prod" if step == "stop-writes" else step, "done", "skipped")
-    approve(local, driver, "delete-old")
-    for step in AFTER_DELETE_APPROVAL:
-        ask(step, "done", "skipped")
+    Colleague(local, driver := local.driver(), SECOND_APPROVER)
+    Timed(
+        local,
+        driver,
+        Team(OPERATOR, APPROVER, SECOND_APPROVER),
+        swap_id="bench-swap",
+        mappings="Account:Rating;Contact:Phone",
+        role=role,
+    ).run()
     say("swap done")
-
-
-def approve(local: LocalSlack, driver: SlackDriver, step: str) -> None:
-    local.ask(driver, OPERATOR, f"request-approval {step}")
-    msg = local.approval_message(step)
-    driver.react(APPROVER, CHANNEL, msg.ts)
-    local.slack.wait_for(
-        lambda: "approved by" in (local.slack.message(CHANNEL, msg.ts).text or ""), 30
-    )
 
 
 def measure_memory(local: LocalSlack, say: Callable[[str], None]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from http.server import ThreadingHTTPServer
 
@@ -12,6 +13,8 @@ class QuietServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)

@@ -32,11 +32,15 @@ def run_json(*args: str) -> tuple[int, Any]:
 
 
 def role_settings(conn: psycopg.Connection) -> list[tuple]:
-    """This database's rows of pg_db_role_setting (and every role-wide row), exactly as stored."""
+    """This database's rows of pg_db_role_setting, and the role-wide rows of its own roles
+    (named after it), exactly as stored. Other tests' roles, running side by side, are theirs."""
     return conn.execute(
-        """
+        r"""
         SELECT setdatabase, setrole, setconfig FROM pg_db_role_setting
-        WHERE setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+        WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
+           OR (setdatabase = 0 AND setrole IN (
+                SELECT oid FROM pg_roles
+                WHERE rolname LIKE replace(current_database(), '_', '\_') || '\_%'))
         ORDER BY setdatabase, setrole
         """
     ).fetchall()

@@ -5,44 +5,24 @@ PostgreSQL and Redis are the real local servers (see .ci/run). Nothing here mock
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 import redis
-from psycopg import sql
+from psycopg import sql  # noqa: F401
 
-ADMIN_URL = os.environ.get(
-    "SWAPBOT_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from swapbot.testing.services import (  # noqa: F401  (fixtures below and tests use them)
+    ADMIN_URL,
+    REDIS_TEST_URL,
+    TOKEN,
+    create_database,
+    database_url,
+    drop_database,
+    private_redis,
+    wait_until,
 )
-REDIS_TEST_URL = os.environ.get("SWAPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def database_url(name: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
-    return f"{base}/{name}"
-
-
-def create_database(name: str) -> str:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return database_url(name)
-
-
-def drop_database(name: str) -> None:
-    """Drop the database and every role named after it (roles are cluster-wide)."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        roles = conn.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
-            (name.replace("_", r"\_") + r"\_%",),
-        ).fetchall()
-        for (role,) in roles:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @pytest.fixture
@@ -71,27 +51,16 @@ def redis_prefix() -> Iterator[str]:
     """A key prefix of the test's own; every key under it is deleted afterwards."""
     prefix = f"swapbot-test:{uuid.uuid4().hex[:10]}:"
     yield prefix
-    from swapbot.slack.rehearsal import forget
+    from swapbot.testing.rehearsal import forget
 
     forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)  # rq's keys for its queues too
 
 
-# -- the sandbox, over real HTTP -------------------------------------------------------------
-TOKEN = "test-token-5f0c2b"  # the sandbox accepts any non-empty bearer token
-
-
-def wait_until(check, timeout: float = 15.0, every: float = 0.05, what: str = "condition"):
-    """Poll `check` until it returns something truthy; fail the test after `timeout` seconds."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+@pytest.fixture
+def private_redis_url(tmp_path) -> Iterator[str]:
+    """A redis-server of the test's own: for tests that count the server's commands."""
+    with private_redis(str(tmp_path)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -136,3 +105,8 @@ def clients(sandbox):
         ConnectClient(TOKEN, sandbox.central_url, retry=retry, timeout=(2, 5)),
         PlatformClient(TOKEN, sandbox.platform_url, retry=retry, timeout=(2, 5)),
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: side by side (pytest-xdist), the longest should not start last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -14,7 +14,7 @@ import time
 from types import SimpleNamespace
 
 from swapbot.swap import steps as runbook
-from tests.swap_support import APPROVER, OPERATOR, Person, make_engine
+from swapbot.testing.swaps import APPROVER, OPERATOR, Person, make_engine
 
 
 def drive(engine, until: str | None = None) -> int:

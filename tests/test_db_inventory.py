@@ -14,8 +14,8 @@ import pytest
 from swapbot.database import retarget
 from swapbot.database.inventory import inventory
 from swapbot.database.retarget import Renames
+from swapbot.testing.services import create_database, drop_database
 from tests import db_fixture
-from tests.conftest import create_database, drop_database
 from tests.db_fixture import CHANGED, NEW, OLD
 
 # What the fixture holds, and what the swap does with each: identity -> (phase, action).

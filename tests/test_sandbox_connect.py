@@ -15,7 +15,7 @@ from swapbot.heroku import (
     Forbidden,
     NotFound,
 )
-from tests.conftest import TOKEN, wait_until
+from swapbot.testing.services import TOKEN, wait_until
 
 APP = "acme-prod"
 

@@ -10,7 +10,7 @@ import requests
 from pydantic import SecretStr
 
 from swapbot.heroku import NotFound, UnprocessableEntity
-from tests.conftest import TOKEN, wait_until
+from swapbot.testing.services import TOKEN, wait_until
 
 APP = "acme-prod"
 PLATFORM_ACCEPT = "application/vnd.heroku+json; version=3"

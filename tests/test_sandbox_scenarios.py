@@ -6,7 +6,7 @@ import pytest
 
 from swapbot.heroku import ConnectClient
 from swapbot.sandbox import scenarios
-from tests.conftest import TOKEN
+from swapbot.testing.services import TOKEN
 
 
 def test_unknown_scenario_names_the_known_ones():

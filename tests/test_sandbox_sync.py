@@ -8,7 +8,7 @@ import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
-from tests.conftest import TOKEN, wait_until
+from swapbot.testing.services import TOKEN, wait_until
 
 APP = "acme-prod"
 

@@ -12,7 +12,7 @@ from psycopg import sql
 
 from swapbot.heroku import PlatformClient
 from swapbot.sandbox.scenarios import role_names
-from tests.conftest import TOKEN, wait_until
+from swapbot.testing.services import TOKEN, wait_until
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import requests
 
 from swapbot.heroku import BadRequest, ConnectClient, PlatformClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
-from tests.conftest import TOKEN
+from swapbot.testing.services import TOKEN
 
 APP = "acme-prod"
 

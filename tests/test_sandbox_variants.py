@@ -1,4 +1,4 @@
-"""Each unconfirmed Heroku Connect behaviour (reference §10) in both of its variants.
+"""Each unconfirmed Heroku Connect behaviour (swapbot/heroku/assumptions.py) in both of its variants.
 
 The bot must work whichever variant the real service turns out to have, so the clients are run
 against the sandbox under each. Flags can be chosen at start (`--assume`) or changed live.
@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from swapbot.heroku import ConnectClient, PlatformClient
-from tests.conftest import TOKEN, wait_until
+from swapbot.testing.services import TOKEN, wait_until
 from tests.test_sandbox_connect import APP, mapping, mapping_state, new_connection
 
 

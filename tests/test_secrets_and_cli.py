@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from swapbot.heroku import ConnectClient, HerokuError, PlatformClient, RetryPolicy
-from tests.conftest import wait_until
+from swapbot.testing.services import wait_until
 
 TOKEN = "tok-d0-not-print-3e9a1"
 DB_PASSWORD = "pw-never-shown-77c1"  # trust auth on 127.0.0.1 accepts any password

@@ -16,12 +16,12 @@ import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import role_names
-from swapbot.slack.driver import DriverResponse, SlackDriver
 from swapbot.slack.notifier import ApprovalMessages
-from swapbot.slack.rehearsal import LocalSlack
 from swapbot.swap.approvals import Approvals, ApprovalStatus
-from tests.conftest import TOKEN
-from tests.slack_support import (
+from swapbot.testing.driver import DriverResponse, SlackDriver
+from swapbot.testing.rehearsal import LocalSlack
+from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.slack_stack import (
     APPROVER,
     CHANNEL,
     OPERATOR,
@@ -31,6 +31,9 @@ from tests.slack_support import (
     store,
     told,
 )
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 SWAP = "slack-approvals"
 
@@ -89,10 +92,11 @@ def test_other_emoji_are_not_approvals_and_other_messages_are_not_requests(stack
 
 def test_an_expired_request_is_refused(stack, driver):
     msg = request(stack, driver, "delete-old")
-    req_id = store(stack).redis.hget(
-        store(stack).swap_key(SWAP, "slack", "approvals"), "delete-old-2"
+    approvals = store(stack).swap_key(SWAP, "slack", "approvals")
+    # the notifier remembers which message asks for which request (just after posting it)
+    wait_until(
+        lambda: store(stack).redis.hget(approvals, "delete-old-2"), what="the request's message"
     )
-    assert req_id is not None  # the notifier remembers which message asks for which request
     key = store(stack).swap_key(SWAP, "approval", "delete-old-2")
     store(stack).redis.hset(key, "expires_epoch", "1000.0")  # its time ran out long ago
     n, before = len(stack.replies(APPROVER)), granted(stack)

@@ -12,12 +12,11 @@ import redis
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from swapbot import config
+from swapbot import config, jobs
 from swapbot.slack import work
 from swapbot.slack.app import EVENT_SEEN_TTL, build_app
-from swapbot.slack.standin import SlackStandIn
-from swapbot.swap import jobs
-from tests.conftest import REDIS_TEST_URL
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.standin import SlackStandIn
 
 SECRET = "handoff-signing-secret-7a6b"
 

@@ -17,12 +17,12 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from swapbot.slack import blocks
 from swapbot.slack.notifier import ApprovalMessages, ChannelNotifier
-from swapbot.slack.rehearsal import said
-from swapbot.slack.standin import Limit, Message, SlackStandIn
 from swapbot.swap.approvals import ApprovalRequest, Approvals
 from swapbot.swap.events import Event
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL
+from swapbot.testing.rehearsal import said
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.standin import Limit, Message, SlackStandIn
 
 SWAP = "notify-1"
 OPERATOR, APPROVER = "U0OPERATOR", "U0APPROVER"
@@ -212,6 +212,7 @@ def reply_saying(slack: SlackStandIn, what: str) -> Message:
     return found
 
 
+@pytest.mark.slow
 def test_a_minute_of_slack_outage_loses_no_milestone(redis_prefix):
     """The issue's test: Slack answers 503 for 60 s while the swap goes on. Afterwards every
     milestone is in the thread in the order published, none twice, and the approval request

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from slack_bolt.request import BoltRequest
 
@@ -16,9 +17,12 @@ from swapbot import config
 from swapbot.logs import SecretFilter
 from swapbot.slack import socket_mode
 from swapbot.slack.app import build_app
-from swapbot.slack.standin import SlackStandIn
-from tests.conftest import REDIS_TEST_URL, wait_until
-from tests.slack_support import OPERATOR, running_stack, said, store
+from swapbot.testing.services import wait_until
+from swapbot.testing.slack_stack import OPERATOR, running_stack, said, store
+from swapbot.testing.standin import SlackStandIn
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
 def test_without_redis_healthz_is_503_and_commands_are_refused_without_changes(tmp_path):
@@ -129,16 +133,16 @@ def test_secrets_are_masked_in_log_lines(caplog):
     assert "postgres://u:***@db" in line or "postgres://***@db" in line
 
 
-def test_an_idle_worker_sends_redis_a_few_commands_a_second(tmp_path):
+def test_an_idle_worker_sends_redis_a_few_commands_a_second(tmp_path, private_redis_url):
     """Between swaps, `swapbot worker` (rq's two workers, the intake, the watcher and the
     notifier) only waits. Its notifier once spun there: thousands of commands a second."""
     import redis
 
-    with running_stack(tmp_path, start=False) as local:
+    with running_stack(tmp_path, start=False, redis_url=private_redis_url) as local:
         local.start_worker(watch_interval=30.0)  # the production interval
         wait_until(lambda: store(local).leader("notifier"), what="the notifier leads")
         time.sleep(1.0)  # startup (registries, recovery) is over
-        server = redis.Redis.from_url(REDIS_TEST_URL)
+        server = redis.Redis.from_url(private_redis_url)
         before = server.info("stats")["total_commands_processed"]
         time.sleep(3.0)
         sent = server.info("stats")["total_commands_processed"] - before - 1  # our INFO
@@ -146,21 +150,23 @@ def test_an_idle_worker_sends_redis_a_few_commands_a_second(tmp_path):
     assert sent < 60, f"{sent} Redis commands in 3 s from an idle worker"
 
 
-def test_a_busy_worker_sends_redis_a_bounded_number_of_commands_per_status(tmp_path):
+def test_a_busy_worker_sends_redis_a_bounded_number_of_commands_per_status(
+    tmp_path, private_redis_url
+):
     """Each `/hcswap status` costs Redis the handoff, the intake, rq's bookkeeping and the
     status's own reads: about 70 commands (bench/redis_per_job.py). A job that opened its own
     connection, or a loop that spun while jobs ran, would show here as hundreds."""
     import redis
 
     jobs_ = 8
-    with running_stack(tmp_path, start=False) as local:
+    with running_stack(tmp_path, start=False, redis_url=private_redis_url) as local:
         local.start_serve()
         local.start_worker(watch_interval=30.0)
         wait_until(lambda: store(local).leader("notifier"), what="the notifier leads")
         driver = local.driver()
         local.ask(driver, OPERATOR, "status")  # the first builds the engine and its caches
         time.sleep(1.0)
-        server = redis.Redis.from_url(REDIS_TEST_URL)
+        server = redis.Redis.from_url(private_redis_url)
         before = server.info("stats")
         started = time.monotonic()
         for _ in range(jobs_):

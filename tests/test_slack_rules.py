@@ -8,10 +8,10 @@ import shlex
 
 import pytest
 
-from swapbot import config
+from swapbot import commands, config
+from swapbot.commands import grammar
 from swapbot.slack import access
 from swapbot.slack.app import unescape
-from swapbot.swap import commands
 
 SETTINGS = config.load_settings(
     {
@@ -76,7 +76,7 @@ def test_plain_commands_split_without_shlex_into_the_words_shlex_would_find(monk
     def no_shlex(text: str) -> list[str]:
         raise AssertionError(f"shlex read {text!r}")
 
-    monkeypatch.setattr(commands.shlex, "split", no_shlex)
+    monkeypatch.setattr(grammar.shlex, "split", no_shlex)
     assert commands.parse("status").name == "status"
     for quoting in ("pause --break-glass 'x'", 'a"b', "a\\b", "pause --break-glass \u201cx\u201d"):
         with pytest.raises(AssertionError, match="shlex read"):

@@ -9,8 +9,11 @@ from collections.abc import Iterator
 import pytest
 
 from swapbot.sandbox.scenarios import role_names
-from swapbot.slack.rehearsal import Colleague, LocalSlack
-from tests.slack_support import OPERATOR, SECOND_APPROVER, running_stack, said, store
+from swapbot.testing.rehearsal import Colleague, LocalSlack
+from swapbot.testing.slack_stack import OPERATOR, SECOND_APPROVER, running_stack, said, store
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 SWAP = "slack-safety"
 

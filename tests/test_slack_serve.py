@@ -17,9 +17,10 @@ import redis
 import requests
 
 from swapbot.sandbox.scenarios import role_names
-from swapbot.slack.rehearsal import Colleague, LocalSlack
-from tests.conftest import REDIS_TEST_URL
-from tests.slack_support import (
+from swapbot.testing.rehearsal import Colleague, LocalSlack
+from swapbot.testing.script import Team, WholeSwap
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import (
     APPROVER,
     CHANNEL,
     OPERATOR,
@@ -127,82 +128,68 @@ def test_a_retried_command_runs_once(stack, driver):
 
 
 # -- the swap, from Slack alone ----------------------------------------------------------------
+class SwapWithTrouble(WholeSwap):
+    """The whole swap as `make demo` runs it, with trouble at the approvals: people who may
+    not approve, Slack's retries, and serve restarting as a reaction arrives."""
+
+    def when_to_ask(self, step):
+        return "ahead" if step.name == "pause" else "just-before"
+
+    def reacted(self, step, msg):
+        stack, driver, slack = self.local, self.driver, self.local.slack
+        if step == "pause":
+            assert msg.broadcast and "plan " in msg.text and f"<@{OPERATOR}>" in msg.text
+            for who, why in [(OPERATOR, "cannot approve it"), (READER, "not one of the approvers")]:
+                n = len(stack.replies(who))
+                driver.react(who, CHANNEL, msg.ts)
+                assert why in told(stack, who, n)
+            n = len(stack.replies(APPROVER))
+            granted = driver.react(APPROVER, CHANNEL, msg.ts)
+            slack.wait_for(lambda: "approved by" in (slack.message(CHANNEL, msg.ts).text or ""), 20)
+            driver.redeliver(granted.event_id, retry_num=1)  # Slack's retry of the same event
+            time.sleep(1.0)
+            assert len(stack.replies(APPROVER)) == n  # one reaction, one approval, no complaint
+            audit = [e.action for e in store(stack).history("slack-swap", count=1000)]
+            assert audit.count("approval.granted") == 1
+            self.pause_request = msg
+            return
+        # pause's approval, used since, cannot be given again
+        n = len(stack.replies(SECOND_APPROVER))
+        driver.react(SECOND_APPROVER, CHANNEL, self.pause_request.ts)
+        assert "already approved and used" in told(stack, SECOND_APPROVER, n)
+        # delete-old's: the first reaction arrives while serve restarts, a second approver
+        # reacts at the same moment as Slack's retry
+        stack.kill("serve")
+        with contextlib.suppress(requests.ConnectionError):  # Slack cannot deliver it; it retries
+            driver.react(APPROVER, CHANNEL, msg.ts)
+        event_id = list(driver.deliveries)[-1]
+        stack.start_serve()
+        both = [
+            threading.Thread(target=driver.redeliver, args=(event_id,), kwargs={"retry_num": 1}),
+            threading.Thread(target=driver.react, args=(SECOND_APPROVER, CHANNEL, msg.ts)),
+        ]
+        for t in both:
+            t.start()
+        for t in both:
+            t.join()
+        slack.wait_for(lambda: "approved by" in (slack.message(CHANNEL, msg.ts).text or ""), 20)
+        time.sleep(1.0)
+        audit = [e.action for e in store(stack).history("slack-swap", count=1000)]
+        assert audit.count("approval.granted") == 2  # pause's and delete-old's, once each
+
+
+@pytest.mark.slow
 def test_a_whole_swap_run_from_slack(stack, driver):
     slack = stack.slack
-    role = role_names(stack.db_name)[0]
-    _, reply = stack.ask(
-        driver, OPERATOR,
-        "plan new --swap-id slack-swap --new-schema salesforce2 --mappings 'Account:Rating;Contact:Phone'"
-        f" --roles {role} --process-types web,worker,clock --authorizer <@{SECOND_APPROVER}|bea>"
-        " --quiet-seconds 1",
-    )  # fmt: skip
-    assert "plan slack-swap saved" in said(reply), said(reply)
     Colleague(stack, driver, SECOND_APPROVER)
-
-    # prep, one `next` at a time; the colleague answers what the bot asks in the thread
-    for _ in range(20):
-        _, reply = stack.ask(driver, OPERATOR, "next", timeout=120)
-        if "prep is done" in said(reply):
-            break
-        assert any(s in said(reply) for s in (": done", ": skipped", "done", "skipped")), said(
-            reply
-        )
-    else:
-        raise AssertionError("prep did not finish")
-
-    # the pause approval, asked ahead of the outage; refused for the wrong people
-    stack.ask(driver, OPERATOR, "request-approval pause")
-    msg = stack.approval_message("pause")
-    assert msg.broadcast and "plan " in msg.text and f"<@{OPERATOR}>" in msg.text
-    for who, why in [(OPERATOR, "cannot approve it"), (READER, "not one of the approvers")]:
-        n = len(stack.replies(who))
-        driver.react(who, CHANNEL, msg.ts)
-        assert why in told(stack, who, n)
-    n = len(stack.replies(APPROVER))
-    granted = driver.react(APPROVER, CHANNEL, msg.ts)
-    slack.wait_for(lambda: "approved by" in (slack.message(CHANNEL, msg.ts).text or ""), 20)
-    driver.redeliver(granted.event_id, retry_num=1)  # Slack's retry of the same event
-    time.sleep(1.0)
-    assert len(stack.replies(APPROVER)) == n  # one reaction, one approval, no complaint
-    audit = [e.action for e in store(stack).history("slack-swap", count=1000)]
-    assert audit.count("approval.granted") == 1
-
-    # the cutover: each step named, stop-writes naming the app
-    def run(step: str, app: str = "") -> str:
-        _, reply = stack.ask(driver, OPERATOR, f"{step} {app}".strip(), timeout=120)
-        assert "done" in said(reply) or "skipped" in said(reply), said(reply)
-        return said(reply)
-
-    for step in ("stop-writes", "drain", "pause", "cutover-objects", "switch", "resume-new"):
-        run(step, "acme-prod" if step == "stop-writes" else "")
-    n = len(stack.replies(SECOND_APPROVER))
-    driver.react(SECOND_APPROVER, CHANNEL, msg.ts)  # the pause approval, used since
-    assert "already approved and used" in told(stack, SECOND_APPROVER, n)
-
-    # delete-old's approval: the first reaction arrives while serve restarts, a second
-    # approver reacts at the same moment as Slack's retry
-    stack.ask(driver, OPERATOR, "request-approval delete-old")
-    msg = stack.approval_message("delete-old")
-    stack.kill("serve")
-    with contextlib.suppress(requests.ConnectionError):  # Slack cannot deliver it; it retries
-        driver.react(APPROVER, CHANNEL, msg.ts)
-    event_id = list(driver.deliveries)[-1]
-    stack.start_serve()
-    both = [
-        threading.Thread(target=driver.redeliver, args=(event_id,), kwargs={"retry_num": 1}),
-        threading.Thread(target=driver.react, args=(SECOND_APPROVER, CHANNEL, msg.ts)),
-    ]
-    for t in both:
-        t.start()
-    for t in both:
-        t.join()
-    slack.wait_for(lambda: "approved by" in (slack.message(CHANNEL, msg.ts).text or ""), 20)
-    time.sleep(1.0)
-    audit = [e.action for e in store(stack).history("slack-swap", count=1000)]
-    assert audit.count("approval.granted") == 2  # pause's and delete-old's, once each
-
-    for step in ("delete-old", "resume-old", "verify", "restore", "external-objects"):
-        run(step)
+    SwapWithTrouble(
+        stack,
+        driver,
+        Team(OPERATOR, APPROVER, SECOND_APPROVER),
+        swap_id="slack-swap",
+        mappings="Account:Rating;Contact:Phone",
+        role=role_names(stack.db_name)[0],
+    ).run()
     checkpoints = store(stack).checkpoints("slack-swap")
     assert all(checkpoints[s].status in ("done", "skipped") for s in checkpoints), checkpoints
 

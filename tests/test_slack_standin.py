@@ -22,8 +22,8 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from swapbot.slack.driver import SlackDriver
-from swapbot.slack.standin import Limit, SlackStandIn, validate_blocks
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.standin import Limit, SlackStandIn, validate_blocks
 
 SECRET = "test-signing-secret"
 OPERATOR, APPROVER, READER = "U0OPERATOR", "U0APPROVER", "U0READER"

@@ -15,12 +15,12 @@ from swapbot import config
 from swapbot.heroku import ServerError
 from swapbot.slack import work
 from swapbot.slack.notifier import ApprovalMessages
-from swapbot.slack.rehearsal import said
-from swapbot.slack.standin import SlackStandIn
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL
-from tests.slack_support import APPROVER, CHANNEL, OPERATOR, standin
+from swapbot.testing.rehearsal import said
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import APPROVER, CHANNEL, OPERATOR, standin
+from swapbot.testing.standin import SlackStandIn
 
 DB_URL = "postgresql://swapbot:hunter2-pw@db.internal:5432/prod"
 SWAP = "work-failures"

@@ -10,7 +10,10 @@ import sys
 import pytest
 
 from swapbot.sandbox.scenarios import role_names
-from tests.conftest import REDIS_TEST_URL, TOKEN
+from swapbot.testing.services import REDIS_TEST_URL, TOKEN
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -44,6 +47,7 @@ def hcswap(sandbox, db_url, db_name, redis_prefix):
     return run
 
 
+@pytest.mark.slow
 def test_plan_status_and_a_dry_run(hcswap):
     out = hcswap("status")
     assert out.returncode == 0 and "no plan yet" in out.stdout

@@ -10,8 +10,11 @@ from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap import steps
-from tests.conftest import TOKEN
-from tests.swap_support import APPROVER, OPERATOR, Person, demo_plan, make_engine, swap_state
+from swapbot.testing.services import TOKEN
+from swapbot.testing.swaps import APPROVER, OPERATOR, Person, demo_plan, make_engine, swap_state
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 CUTOVER = [s.name for s in steps.CUTOVER]
 
@@ -170,7 +173,7 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
 
     connect = ConnectClient(TOKEN, sandbox.central_url)
     platform = PlatformClient(TOKEN, sandbox.platform_url)
-    from tests.conftest import wait_until
+    from swapbot.testing.services import wait_until
 
     wait_until(
         lambda: (
@@ -216,6 +219,7 @@ def test_ledger_after_the_point_of_no_return(sandbox_factory, db_url, db_name, r
     assert done["leftover:account"] == "U0DBA" and done["leftover:contact"] is None
 
 
+@pytest.mark.slow
 def test_rollback_from_every_step_before_the_point_of_no_return(
     sandbox_factory, db_url, db_name, redis_prefix
 ):

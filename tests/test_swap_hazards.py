@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import requests
 
+from swapbot.testing.swaps import OPERATOR, Person, demo_plan, make_engine
 from tests.swap_driver import drive
-from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
 def unsafe_sent(sandbox) -> dict[str, int]:
@@ -19,6 +23,7 @@ def unsafe_sent(sandbox) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 def test_the_swap_completes_with_a_third_of_api_calls_failing(
     sandbox_factory, db_url, db_name, redis_prefix
 ):

@@ -25,6 +25,7 @@ import subprocess
 import sys
 from collections import Counter
 
+import pytest
 import redis
 import requests
 
@@ -32,10 +33,13 @@ from swapbot.heroku import ConnectClient
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap import steps as runbook
-from swapbot.swap.engine import KILL_AT_ENV
+from swapbot.swap.run import KILL_AT_ENV
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL, TOKEN
-from tests.swap_support import OPERATOR, demo_plan, make_engine, org_misses
+from swapbot.testing.services import REDIS_TEST_URL, TOKEN
+from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, org_misses
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 # Calls that must take effect at most once per resource. A 404 answer to a repeated DELETE is
 # the documented safe retry (assumption delete-mapping-repeat), so only 2xx answers count. Not
@@ -83,6 +87,7 @@ def run_runner(sandbox, db_url, db_name, redis_prefix, until=None, kill_at=None)
     return proc.returncode, output
 
 
+@pytest.mark.slow
 def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
     sandbox_factory, db_url, db_name, redis_prefix, db
 ):

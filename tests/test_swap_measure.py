@@ -9,8 +9,11 @@ import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.swap import steps
-from tests.conftest import TOKEN
-from tests.swap_support import OPERATOR, demo_plan, make_engine, run_prep
+from swapbot.testing.services import TOKEN
+from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, run_prep
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
 def prep(sandbox, engine) -> None:

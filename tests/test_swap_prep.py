@@ -7,8 +7,11 @@ import requests
 
 from swapbot.heroku import ConnectClient
 from swapbot.swap import steps
-from tests.conftest import TOKEN
-from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
+from swapbot.testing.services import TOKEN
+from swapbot.testing.swaps import OPERATOR, Person, demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 PREP = [s.name for s in steps.PREP]
 
@@ -185,7 +188,7 @@ def test_a_second_runner_is_refused_while_one_holds_the_swap(world, db_url, redi
 def test_a_plan_is_checked_against_the_live_system_when_saved(
     sandbox_factory, db_url, db_name, redis_prefix, db, changes, message
 ):
-    from swapbot.swap.engine import StepStopped
+    from swapbot.swap.run import StepStopped
 
     sandbox = sandbox_factory("small", clock=False)
     db.execute("CREATE SCHEMA reporting")

@@ -11,15 +11,20 @@ import subprocess
 import sys
 import time
 
+import pytest
 import redis
 import requests
 
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL
-from tests.swap_support import OPERATOR, demo_plan, make_engine
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
+@pytest.mark.slow
 def test_killed_runners_are_resumed_until_the_swap_completes(
     sandbox_factory, db_url, db_name, redis_prefix, db
 ):
@@ -35,17 +40,17 @@ def test_killed_runners_are_resumed_until_the_swap_completes(
     rng = random.Random(11)
     kills, finished, deadline = 0, None, time.monotonic() + 240
     while finished is None and time.monotonic() < deadline:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
-        )
         alive_for = rng.uniform(0.3, 2.5) if kills < 25 else 120  # then let one runner finish
-        try:
-            finished = proc.wait(timeout=alive_for)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
-        proc.stdout.read()
+        with subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
+        ) as proc:  # closes its pipe when done with it
+            try:
+                finished = proc.wait(timeout=alive_for)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+            proc.stdout.read()
         cp = store.checkpoints("acme-test").get("stop-writes")
         if cp is not None and cp.status in ("running", "done") and load.is_running():
             load.stop()  # the app's dynos are going down: its writes stop

@@ -13,8 +13,11 @@ from swapbot.sandbox import scenarios
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.swap import steps
 from swapbot.swap.journal import JournalError
-from tests.conftest import TOKEN
-from tests.swap_support import OPERATOR, Person, demo_plan, make_engine
+from swapbot.testing.services import TOKEN
+from swapbot.testing.swaps import OPERATOR, Person, demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 OLD_VIEW = "salesforce.account_contacts"
 GLASS = "retire test"

@@ -10,10 +10,13 @@ import psycopg
 import pytest
 import requests
 
+from swapbot.commands import UsageError, parse
 from swapbot.swap import steps
-from swapbot.swap.commands import UsageError, parse
-from tests.swap_support import OPERATOR, Person, demo_plan, make_engine, swap_state
+from swapbot.testing.swaps import OPERATOR, Person, demo_plan, make_engine, swap_state
 from tests.test_swap_cutover import approve_ahead
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 PREP = [s.name for s in steps.PREP]
 
@@ -52,6 +55,7 @@ def swap(sandbox_factory, db_url, db_name, redis_prefix):
         person.stop()
 
 
+@pytest.mark.slow
 def test_rollback_remove_addon_from_every_prep_step(swap):
     """One swap: prep up to each step in turn, then `rollback --remove-addon`, each time finding
     the whole database and sandbox as before the swap; then prep again from the start."""

@@ -18,8 +18,11 @@ from swapbot.heroku import ConnectClient
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.swap import steps
-from tests.conftest import TOKEN, wait_until
-from tests.swap_support import APPROVER, OPERATOR, demo_plan, make_engine, run_prep, swap_state
+from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.swaps import APPROVER, OPERATOR, demo_plan, make_engine, run_prep, swap_state
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 GLASS = "safety test"
 
@@ -129,7 +132,7 @@ def test_after_a_partial_delete_old_rollback_is_refused_and_the_swap_goes_forwar
     assert role_settings(db) == switched  # nothing undone
     assert statuses(engine)["delete-old"] == "failed"
     assert engine.run_step("pause", OPERATOR).status == "refused"
-    from swapbot.swap.commands import render_status, status
+    from swapbot.commands import render_status, status
 
     doc = status(engine, "acme-prod")
     assert doc["point_of_no_return"]["step"] == "delete-old"
@@ -370,8 +373,8 @@ def test_a_confirmation_is_the_same_in_redis_and_the_journal(prepped):
 def test_without_postgres_for_the_journal_commands_answer_and_change_nothing(
     sandbox_factory, db_url, db_name, redis_prefix
 ):
-    from swapbot.swap.engine import StepStopped
     from swapbot.swap.journal import Journal
+    from swapbot.swap.run import StepStopped
 
     sandbox = sandbox_factory("small", org_changes_per_second=0.0)
     engine = make_engine(sandbox, db_url, redis_prefix)

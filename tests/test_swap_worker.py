@@ -8,17 +8,21 @@ import pytest
 import redis
 from rq import SimpleWorker
 
-from swapbot import config
-from swapbot.swap import jobs
+from swapbot import config, jobs
 from swapbot.swap.watcher import Watcher
-from tests.conftest import REDIS_TEST_URL, TOKEN, wait_until
-from tests.swap_support import OPERATOR, RUN_STEP, demo_plan, make_engine
+from swapbot.testing.services import REDIS_TEST_URL, TOKEN, wait_until
+from swapbot.testing.swaps import OPERATOR, RUN_STEP, demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 
-def settings_env(monkeypatch, sandbox, db_url, redis_prefix) -> config.Settings:
+def settings_env(
+    monkeypatch, sandbox, db_url, redis_prefix, redis_url: str = REDIS_TEST_URL
+) -> config.Settings:
     env = {
         "DATABASE_URL": db_url,
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_url,
         "SWAPBOT_REDIS_PREFIX": redis_prefix,
         "HEROKU_API_TOKEN": TOKEN,
         "HEROKU_APP_NAME": "acme-prod",
@@ -196,14 +200,14 @@ def test_the_web_processs_handoff_pushes_on_its_threads_connection_and_reconnect
 
 
 def test_jobs_in_one_worker_process_share_an_engine_and_its_redis_connection(
-    monkeypatch, sandbox, db_url, redis_prefix
+    monkeypatch, sandbox, db_url, redis_prefix, private_redis_url
 ):
     """Each job used to build its own engine: one new Redis connection per status (over TLS to
     Heroku Redis, a handshake each time). A forked process or new settings get their own."""
     from swapbot.slack import work
-    from tests.slack_support import CHANNEL, READER, standin
+    from swapbot.testing.slack_stack import CHANNEL, READER, standin
 
-    settings_env(monkeypatch, sandbox, db_url, redis_prefix)
+    settings_env(monkeypatch, sandbox, db_url, redis_prefix, private_redis_url)
     slack = standin()
     try:
         for key, value in {
@@ -213,7 +217,7 @@ def test_jobs_in_one_worker_process_share_an_engine_and_its_redis_connection(
         }.items():
             monkeypatch.setenv(key, value)
         monkeypatch.setattr(work, "_built", {})
-        server = redis.Redis.from_url(REDIS_TEST_URL)
+        server = redis.Redis.from_url(private_redis_url)
         work.run_command("status", READER, CHANNEL, None)
         opened = server.info("stats")["total_connections_received"]
         for _ in range(5):

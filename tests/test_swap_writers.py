@@ -12,9 +12,12 @@ import pytest
 
 from swapbot.heroku import PlatformClient
 from swapbot.swap import steps
-from swapbot.swap.engine import StepStopped
-from tests.conftest import TOKEN, wait_until
-from tests.swap_support import OPERATOR, demo_plan, make_engine, org_misses, run_prep
+from swapbot.swap.run import StepStopped
+from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, org_misses, run_prep
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 GLASS = "writers test"
 
@@ -45,7 +48,7 @@ def test_the_plan_must_name_every_other_app_on_the_database(shared, db_name):
     assert engine.current_plan() is None  # nothing was saved
     engine.save_plan(demo_plan(db_name, readers=["acme-admin"]), OPERATOR)  # on purpose
     engine.save_plan(shared_plan(db_name), OPERATOR)
-    from swapbot.swap.commands import plan_show, render_plan
+    from swapbot.commands import plan_show, render_plan
 
     text = render_plan(engine, plan_show(engine))
     assert "acme-admin: stop-writes stops worker too" in text
@@ -60,6 +63,10 @@ def test_every_writer_is_stopped_and_restored_and_every_write_reaches_salesforce
     engine.save_plan(shared_plan(db_name), OPERATOR)
     run_prep(engine, sandbox)
     role = engine.current_plan().roles[0]
+    # The pool opens its sessions with the app's first writes: on a busy machine, wait for
+    # them, or there would be no session from before the switch to end.
+    pooled = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbouncer'"
+    wait_until(lambda: db.execute(pooled).fetchone()[0] > 0, what="the pool's sessions")
     for step in steps.CUTOVER:
         app = "acme-prod" if step.name == "stop-writes" else None
         out = engine.run_step(step.name, OPERATOR, app=app, break_glass=GLASS)
@@ -161,7 +168,7 @@ def test_the_bots_own_app_is_never_a_writer_and_other_credentials_must_be_switch
         mine.save_plan(shared_plan(db_name), OPERATOR)
     assert "acme-admin is swapbot's own app: it is never stopped" in str(refused.value)
     mine.save_plan(demo_plan(db_name), OPERATOR)  # not asked about: it is swapbot itself
-    from swapbot.swap.commands import plan_show, render_plan
+    from swapbot.commands import plan_show, render_plan
 
     assert "acme-admin: swapbot itself, never stopped" in render_plan(mine, plan_show(mine))
     # a writer attached with a credential of its own keeps its path unless its role switches

@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 from rq.job import Job
 
-from swapbot import config
-from swapbot.slack.rehearsal import LocalSlack
-from swapbot.swap import jobs
+from swapbot import config, jobs
 from swapbot.swap.store import LockInfo, Store
-from tests.conftest import wait_until
-from tests.slack_support import CHANNEL, OPERATOR, stack_environment, standin
-from tests.swap_support import demo_plan, make_engine
+from swapbot.testing.rehearsal import LocalSlack
+from swapbot.testing.services import wait_until
+from swapbot.testing.slack_stack import CHANNEL, OPERATOR, stack_environment, standin
+from swapbot.testing.swaps import demo_plan, make_engine
+
+# Each test runs the engine, or the bot's processes, through steps on a sandbox.
+pytestmark = pytest.mark.slow
 
 SWAP = "acme-test"  # demo_plan's swap
 TAKE_OVER = 15.0  # seconds: after a kill -9, another worker runs the swap's steps within this

@@ -1,9 +1,8 @@
 """Sessions for the reading commands: a connection that cannot write, one consistent snapshot
-with settings that keep a query cheap and short, and the arguments every command takes."""
+with settings that keep a query cheap and short."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,18 +14,6 @@ from swapbot.database._common import connect
 # Small catalog and index lookups gain nothing from JIT compilation or parallel workers, and
 # each costs milliseconds to start; a reader must never queue behind HC's DDL for long.
 CHEAP = {"jit": "off", "max_parallel_workers_per_gather": "0", "lock_timeout": "5s"}
-
-
-def add_connection_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--database-url", required=True, help="postgres://... of the app's database")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-
-
-def add_swap_arguments(p: argparse.ArgumentParser) -> None:
-    """--schema OLD --new-schema NEW --tables a,b: what every swap-wide command takes."""
-    p.add_argument("--schema", required=True, help="OLD: the schema hc1 serves")
-    p.add_argument("--new-schema", required=True, help="NEW: the schema hc2 loads")
-    p.add_argument("--tables", required=True, help="the moved mappings' tables: a,b")
 
 
 def connect_read_only(url: str) -> psycopg.Connection:

@@ -7,7 +7,6 @@ through `_trigger_log_archive_idx_created_at` and the FAILED partial index.
 
 from __future__ import annotations
 
-import argparse
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -18,13 +17,12 @@ from pydantic import BaseModel
 from swapbot.database._common import (
     UserError,
     check_identifier,
-    emit,
     parse_tables,
     qualified,
     require_mapped_tables,
     require_schema,
 )
-from swapbot.database._session import CHEAP, add_connection_arguments, connect_read_only, snapshot
+from swapbot.database._session import CHEAP, snapshot
 
 # HC's "work to do" states: exactly the ones its partial index `_trigger_log_idx_state_table_name`
 # covers. READONLY and IGNORE rows are captured but never sent.
@@ -319,41 +317,3 @@ def render(b: Backlog) -> str:
     ]
     lines += [f"  note: {n}" for n in b.notes]
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    schema = check_identifier(args.schema, "schema")
-    tables = parse_tables(args.tables) if args.tables else None
-    with connect_read_only(args.database_url) as conn:
-        result = backlog(
-            conn,
-            schema,
-            tables,
-            window_minutes=args.minutes,
-            throughput_sample=args.sample,
-        )
-    emit(result.model_dump(mode="json"), render(result), args.json)
-    return 0
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser(
-        "backlog", help="HC's pending writes, failures, write rate and a drain estimate (reads)"
-    )
-    add_connection_arguments(p)
-    p.add_argument("--schema", required=True, help="the HC schema whose trigger log to read")
-    p.add_argument("--tables", help="restrict counts to these mapped tables: a,b")
-    p.add_argument(
-        "--minutes",
-        type=int,
-        default=DEFAULT_WINDOW_MINUTES,
-        help=f"window for the write rate (default {DEFAULT_WINDOW_MINUTES})",
-    )
-    p.add_argument(
-        "--sample",
-        type=int,
-        default=DEFAULT_THROUGHPUT_SAMPLE,
-        help="archived rows to measure throughput on (default %(default)s)",
-    )
-    p.set_defaults(func=_command)
-    return p

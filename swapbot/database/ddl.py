@@ -18,7 +18,6 @@ every statement is checked to be DDL before it runs.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -33,14 +32,10 @@ from swapbot.database._common import (
     LockWaited,
     UserError,
     check_identifier,
-    connect,
-    emit,
     lock_holders,
     parse_tables,
     require_mapped_tables,
-    require_schema,
 )
-from swapbot.database._session import add_connection_arguments, add_swap_arguments
 from swapbot.database.inventory import DbObject, catalog_snapshot, fetch, scan
 from swapbot.database.retarget import literal, qname, quote, role
 
@@ -129,177 +124,277 @@ def _relation_of(tree) -> str:
 
 def forward_sql(obj: DbObject, away: str) -> list[str]:
     """The statements that carry `obj` (classified by a scan towards `away`)."""
-    kind, action, tree = obj.kind, obj.action, obj._tree
-    if action == "refresh":
+    if obj.action == "refresh":
         return [obj.definition]
-    if kind in ("view", "materialized_view"):
-        target = qname(away, obj.name) if action == "copy" else qname(obj.schema_, obj.name)
-        opts = obj._detail["reloptions"]
-        with_ = f" WITH ({', '.join(opts)})" if opts else ""
-        query = retarget.deparse(tree)
-        word = "VIEW" if kind == "view" else "MATERIALIZED VIEW"
-        if kind == "view":
-            out = [f"CREATE OR REPLACE VIEW {target}{with_} AS {query}"]
-            if action != "copy":
-                return out
-        elif action == "copy":
-            out = [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {target}{with_} AS {query} WITH DATA"]
-        else:
-            out = [
-                f"DROP MATERIALIZED VIEW IF EXISTS {target}",
-                f"CREATE MATERIALIZED VIEW {target}{with_} AS {query} WITH DATA",
-            ]
-        return (
-            out
-            + [f"ALTER {word} {target} OWNER TO {quote(obj._detail['owner'])}"]
-            + _acl(obj, f"TABLE {target}")
-            + _comment(obj, f"{word} {target}")
-        )
-    if kind == "function":
-        out = [retarget.deparse(tree)]
-        if action != "copy":
+    build = _FORWARD.get(obj.kind)
+    if build is None:
+        raise ValueError(f"no DDL for {obj.kind}/{obj.action}")
+    return build(obj, away)
+
+
+def _relation_sql(obj: DbObject, away: str) -> list[str]:
+    """A view or materialized view: copied into NEW, replaced or recreated in place."""
+    view, copy = obj.kind == "view", obj.action == "copy"
+    target = qname(away, obj.name) if copy else qname(obj.schema_, obj.name)
+    opts = obj._detail["reloptions"]
+    with_ = f" WITH ({', '.join(opts)})" if opts else ""
+    query = retarget.deparse(obj._tree)
+    word = "VIEW" if view else "MATERIALIZED VIEW"
+    if view:
+        out = [f"CREATE OR REPLACE VIEW {target}{with_} AS {query}"]
+        if not copy:
             return out
-        signature = _signature(tree)
-        word = "PROCEDURE" if obj._detail.get("prokind") == "p" else "FUNCTION"
-        return (
-            out
-            + [f"ALTER {word} {signature} OWNER TO {quote(obj._detail['owner'])}"]
-            + _acl(obj, f"{word} {signature}")
-            + _comment(obj, f"{word} {signature}")
-        )
-    if kind == "index":
-        name = qname(tree.relation.schemaname, tree.idxname)
-        return [retarget.deparse(tree)] + _comment(obj, f"INDEX {name}")
-    if kind in ("constraint", "foreign_key"):
-        table = _relation_of(tree)
-        return [
-            f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(obj.name)}",
-            retarget.deparse(tree),
-        ] + _comment(obj, f"CONSTRAINT {quote(obj.name)} ON {table}")
-    if kind == "default":
-        return [retarget.deparse(tree)]
-    if kind == "trigger":
-        table = _relation_of(tree)
-        return (
-            [f"DROP TRIGGER IF EXISTS {quote(obj.name)} ON {table}", retarget.deparse(tree)]
-            + _enable("TRIGGER", obj.name, table, obj._detail.get("enabled"))
-            + _comment(obj, f"TRIGGER {quote(obj.name)} ON {table}")
-        )
-    if kind == "rule":
-        tree.replace = True
-        table = _relation_of(tree)
-        return (
-            [retarget.deparse(tree)]
-            + _enable("RULE", obj.name, table, obj._detail.get("enabled"))
-            + _comment(obj, f"RULE {quote(obj.name)} ON {table}")
-        )
-    if kind == "policy":
-        table = _relation_of(tree)
-        return [
-            f"DROP POLICY IF EXISTS {quote(obj.name)} ON {table}",
-            retarget.deparse(tree),
-        ] + _comment(obj, f"POLICY {quote(obj.name)} ON {table}")
-    if kind == "statistics":
-        name = qname(*[n.sval for n in tree.defnames])
-        out = [retarget.deparse(tree)]
-        if obj._detail.get("stattarget", -1) >= 0:
-            out.append(f"ALTER STATISTICS {name} SET STATISTICS {obj._detail['stattarget']}")
-        return (
-            out
-            + [f"ALTER STATISTICS {name} OWNER TO {quote(obj._detail['owner'])}"]
-            + _comment(obj, f"STATISTICS {name}")
-        )
-    if kind == "publication":
-        return [retarget.deparse(tree)]
+    elif copy:
+        out = [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {target}{with_} AS {query} WITH DATA"]
+    else:
+        out = [
+            f"DROP MATERIALIZED VIEW IF EXISTS {target}",
+            f"CREATE MATERIALIZED VIEW {target}{with_} AS {query} WITH DATA",
+        ]
+    return (
+        out
+        + [f"ALTER {word} {target} OWNER TO {quote(obj._detail['owner'])}"]
+        + _acl(obj, f"TABLE {target}")
+        + _comment(obj, f"{word} {target}")
+    )
+
+
+def _function_sql(obj: DbObject, away: str) -> list[str]:
+    out = [retarget.deparse(obj._tree)]
+    if obj.action != "copy":
+        return out
+    signature = _signature(obj._tree)
+    word = "PROCEDURE" if obj._detail.get("prokind") == "p" else "FUNCTION"
+    return (
+        out
+        + [f"ALTER {word} {signature} OWNER TO {quote(obj._detail['owner'])}"]
+        + _acl(obj, f"{word} {signature}")
+        + _comment(obj, f"{word} {signature}")
+    )
+
+
+def _index_sql(obj: DbObject, away: str) -> list[str]:
+    tree = obj._tree
+    name = qname(tree.relation.schemaname, tree.idxname)
+    return [retarget.deparse(tree)] + _comment(obj, f"INDEX {name}")
+
+
+def _constraint_sql(obj: DbObject, away: str) -> list[str]:
+    table = _relation_of(obj._tree)
+    return [
+        f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(obj.name)}",
+        retarget.deparse(obj._tree),
+    ] + _comment(obj, f"CONSTRAINT {quote(obj.name)} ON {table}")
+
+
+def _deparsed_sql(obj: DbObject, away: str) -> list[str]:
+    return [retarget.deparse(obj._tree)]
+
+
+def _trigger_sql(obj: DbObject, away: str) -> list[str]:
+    table = _relation_of(obj._tree)
+    return (
+        [f"DROP TRIGGER IF EXISTS {quote(obj.name)} ON {table}", retarget.deparse(obj._tree)]
+        + _enable("TRIGGER", obj.name, table, obj._detail.get("enabled"))
+        + _comment(obj, f"TRIGGER {quote(obj.name)} ON {table}")
+    )
+
+
+def _rule_sql(obj: DbObject, away: str) -> list[str]:
+    tree = obj._tree
+    tree.replace = True
+    table = _relation_of(tree)
+    return (
+        [retarget.deparse(tree)]
+        + _enable("RULE", obj.name, table, obj._detail.get("enabled"))
+        + _comment(obj, f"RULE {quote(obj.name)} ON {table}")
+    )
+
+
+def _policy_sql(obj: DbObject, away: str) -> list[str]:
+    table = _relation_of(obj._tree)
+    return [
+        f"DROP POLICY IF EXISTS {quote(obj.name)} ON {table}",
+        retarget.deparse(obj._tree),
+    ] + _comment(obj, f"POLICY {quote(obj.name)} ON {table}")
+
+
+def _statistics_sql(obj: DbObject, away: str) -> list[str]:
+    tree, d = obj._tree, obj._detail
+    name = qname(*[n.sval for n in tree.defnames])
+    out = [retarget.deparse(tree)]
+    if d.get("stattarget", -1) >= 0:
+        out.append(f"ALTER STATISTICS {name} SET STATISTICS {d['stattarget']}")
+    return (
+        out
+        + [f"ALTER STATISTICS {name} OWNER TO {quote(d['owner'])}"]
+        + _comment(obj, f"STATISTICS {name}")
+    )
+
+
+def _grant_sql(obj: DbObject, away: str) -> list[str]:
     d = obj._detail
-    if kind == "grant":
-        cols = f" ({quote(d['column'])})" if d["column"] else ""
-        option = " WITH GRANT OPTION" if d["grantable"] else ""
+    cols = f" ({quote(d['column'])})" if d["column"] else ""
+    option = " WITH GRANT OPTION" if d["grantable"] else ""
+    return [
+        f"GRANT {', '.join(d['privileges'])}{cols} ON TABLE {_table(obj, away)}"
+        f" TO {role(d['role'])}{option}"
+    ]
+
+
+def _comment_sql(obj: DbObject, away: str) -> list[str]:
+    d = obj._detail
+    if d.get("column"):
         return [
-            f"GRANT {', '.join(d['privileges'])}{cols} ON TABLE {_table(obj, away)}"
-            f" TO {role(d['role'])}{option}"
+            f"COMMENT ON COLUMN {_table(obj, away)}.{quote(d['column'])} IS {literal(d['comment'])}"
         ]
-    if kind == "comment":
-        if d.get("column"):
-            return [
-                f"COMMENT ON COLUMN {_table(obj, away)}.{quote(d['column'])} IS {literal(d['comment'])}"
-            ]
-        return [f"COMMENT ON TABLE {_table(obj, away)} IS {literal(d['comment'])}"]
-    if kind == "not_null":
-        return [f"ALTER TABLE {_table(obj, away)} ALTER COLUMN {quote(d['column'])} SET NOT NULL"]
-    if kind == "table_option":
-        return [f"ALTER TABLE {_table(obj, away)} {d['clause']}"]
-    if kind == "schema_grant":
-        option = " WITH GRANT OPTION" if d["grantable"] else ""
-        return [
-            f"GRANT {', '.join(d['privileges'])} ON SCHEMA {quote(away)} TO {role(d['role'])}{option}"
-        ]
-    if kind == "default_privileges":
-        return [
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(away)}"
-            f" GRANT {', '.join(d['privileges'])} ON {d['objects']} TO {role(d['role'])}"
-        ]
-    raise ValueError(f"no DDL for {kind}/{action}")
+    return [f"COMMENT ON TABLE {_table(obj, away)} IS {literal(d['comment'])}"]
+
+
+def _not_null_sql(obj: DbObject, away: str) -> list[str]:
+    column = quote(obj._detail["column"])
+    return [f"ALTER TABLE {_table(obj, away)} ALTER COLUMN {column} SET NOT NULL"]
+
+
+def _table_option_sql(obj: DbObject, away: str) -> list[str]:
+    return [f"ALTER TABLE {_table(obj, away)} {obj._detail['clause']}"]
+
+
+def _schema_grant_sql(obj: DbObject, away: str) -> list[str]:
+    d = obj._detail
+    option = " WITH GRANT OPTION" if d["grantable"] else ""
+    return [
+        f"GRANT {', '.join(d['privileges'])} ON SCHEMA {quote(away)} TO {role(d['role'])}{option}"
+    ]
+
+
+def _default_privileges_sql(obj: DbObject, away: str) -> list[str]:
+    d = obj._detail
+    return [
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(away)}"
+        f" GRANT {', '.join(d['privileges'])} ON {d['objects']} TO {role(d['role'])}"
+    ]
+
+
+_FORWARD: dict[str, Callable[[DbObject, str], list[str]]] = {
+    "view": _relation_sql,
+    "materialized_view": _relation_sql,
+    "function": _function_sql,
+    "index": _index_sql,
+    "constraint": _constraint_sql,
+    "foreign_key": _constraint_sql,
+    "default": _deparsed_sql,
+    "trigger": _trigger_sql,
+    "rule": _rule_sql,
+    "policy": _policy_sql,
+    "statistics": _statistics_sql,
+    "publication": _deparsed_sql,
+    "grant": _grant_sql,
+    "comment": _comment_sql,
+    "not_null": _not_null_sql,
+    "table_option": _table_option_sql,
+    "schema_grant": _schema_grant_sql,
+    "default_privileges": _default_privileges_sql,
+}
+
+# How the rollback removes what is named by kind alone: {home} is NEW's name of it, {own} its
+# name in its own schema, {table} the relation it is on, {name} its bare name.
+_DROP_TEMPLATES = {
+    "view": "DROP VIEW IF EXISTS {home}",
+    "materialized_view": "DROP MATERIALIZED VIEW IF EXISTS {home}",
+    "index": "DROP INDEX IF EXISTS {own}",
+    "statistics": "DROP STATISTICS IF EXISTS {own}",
+    "constraint": "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
+    "foreign_key": "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {name}",
+    "trigger": "DROP TRIGGER IF EXISTS {name} ON {table}",
+    "rule": "DROP RULE IF EXISTS {name} ON {table}",
+    "policy": "DROP POLICY IF EXISTS {name} ON {table}",
+    "default": "ALTER TABLE {table} ALTER COLUMN {name} DROP DEFAULT",
+    "publication": "ALTER PUBLICATION {name} DROP TABLE {table}",
+}
+
+# What undoes each table option prep set.
+_UNDO_OPTION = {
+    "row_security": "DISABLE ROW LEVEL SECURITY",
+    "force_row_security": "NO FORCE ROW LEVEL SECURITY",
+    "replica_identity": "REPLICA IDENTITY DEFAULT",
+}
 
 
 def drop_sql(obj: DbObject, home: str) -> list[str]:
     """The statements that remove `obj`, found in NEW (`home`) by the rollback scan."""
-    kind, d = obj.kind, obj._detail
-    if kind == "view":
-        return [f"DROP VIEW IF EXISTS {qname(home, obj.name)}"]
-    if kind == "materialized_view":
-        return [f"DROP MATERIALIZED VIEW IF EXISTS {qname(home, obj.name)}"]
-    if kind == "function":
-        word = "PROCEDURE" if d.get("prokind") == "p" else "FUNCTION"
-        return [f"DROP {word} IF EXISTS {qname(home, obj.name)}({d['args']})"]
-    if kind == "index":
-        return [f"DROP INDEX IF EXISTS {qname(obj.schema_, obj.name)}"]
-    if kind == "statistics":
-        return [f"DROP STATISTICS IF EXISTS {qname(obj.schema_, obj.name)}"]
-    table = obj.table
-    if kind in ("constraint", "foreign_key"):
-        return [f"ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {quote(obj.name)}"]
-    if kind == "trigger":
-        return [f"DROP TRIGGER IF EXISTS {quote(obj.name)} ON {table}"]
-    if kind == "rule":
-        return [f"DROP RULE IF EXISTS {quote(obj.name)} ON {table}"]
-    if kind == "policy":
-        return [f"DROP POLICY IF EXISTS {quote(obj.name)} ON {table}"]
-    if kind == "default":
-        return [f"ALTER TABLE {table} ALTER COLUMN {quote(obj.name)} DROP DEFAULT"]
-    if kind == "publication":
-        return [f"ALTER PUBLICATION {quote(obj.name)} DROP TABLE {table}"]
-    if kind == "grant":
-        cols = f" ({quote(d['column'])})" if d["column"] else ""
+    template = _DROP_TEMPLATES.get(obj.kind)
+    if template is not None:
         return [
-            f"REVOKE {', '.join(d['privileges'])}{cols} ON TABLE {table} FROM {role(d['role'])}"
+            template.format(
+                home=qname(home, obj.name),
+                own=qname(obj.schema_, obj.name),
+                table=obj.table,
+                name=quote(obj.name),
+            )
         ]
-    if kind == "comment":
-        if d.get("column"):
-            return [f"COMMENT ON COLUMN {table}.{quote(d['column'])} IS NULL"]
-        return [f"COMMENT ON TABLE {table} IS NULL"]
-    if kind == "not_null":
-        return [f"ALTER TABLE {table} ALTER COLUMN {quote(d['column'])} DROP NOT NULL"]
-    if kind == "table_option":
-        undo = {
-            "row_security": "DISABLE ROW LEVEL SECURITY",
-            "force_row_security": "NO FORCE ROW LEVEL SECURITY",
-            "replica_identity": "REPLICA IDENTITY DEFAULT",
-        }.get(d["option"])
-        if d["option"] == "storage":
-            keys = [o.split("=", 1)[0] for o in d["reloptions"] or ()]
-            undo = f"RESET ({', '.join(keys)})"
-        return [f"ALTER TABLE {table} {undo}"]
-    if kind == "schema_grant":
-        return [
-            f"REVOKE {', '.join(d['privileges'])} ON SCHEMA {quote(home)} FROM {role(d['role'])}"
-        ]
-    if kind == "default_privileges":
-        return [
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(home)}"
-            f" REVOKE {', '.join(d['privileges'])} ON {d['objects']} FROM {role(d['role'])}"
-        ]
-    raise ValueError(f"no rollback for {kind}")
+    drop = _DROP.get(obj.kind)
+    if drop is None:
+        raise ValueError(f"no rollback for {obj.kind}")
+    return drop(obj, home)
+
+
+def _drop_function(obj: DbObject, home: str) -> list[str]:
+    d = obj._detail
+    word = "PROCEDURE" if d.get("prokind") == "p" else "FUNCTION"
+    return [f"DROP {word} IF EXISTS {qname(home, obj.name)}({d['args']})"]
+
+
+def _revoke_grant(obj: DbObject, home: str) -> list[str]:
+    d = obj._detail
+    cols = f" ({quote(d['column'])})" if d["column"] else ""
+    return [
+        f"REVOKE {', '.join(d['privileges'])}{cols} ON TABLE {obj.table} FROM {role(d['role'])}"
+    ]
+
+
+def _drop_comment(obj: DbObject, home: str) -> list[str]:
+    if obj._detail.get("column"):
+        return [f"COMMENT ON COLUMN {obj.table}.{quote(obj._detail['column'])} IS NULL"]
+    return [f"COMMENT ON TABLE {obj.table} IS NULL"]
+
+
+def _drop_not_null(obj: DbObject, home: str) -> list[str]:
+    column = quote(obj._detail["column"])
+    return [f"ALTER TABLE {obj.table} ALTER COLUMN {column} DROP NOT NULL"]
+
+
+def _reset_option(obj: DbObject, home: str) -> list[str]:
+    d = obj._detail
+    undo = _UNDO_OPTION.get(d["option"])
+    if d["option"] == "storage":
+        keys = [o.split("=", 1)[0] for o in d["reloptions"] or ()]
+        undo = f"RESET ({', '.join(keys)})"
+    return [f"ALTER TABLE {obj.table} {undo}"]
+
+
+def _revoke_schema_grant(obj: DbObject, home: str) -> list[str]:
+    d = obj._detail
+    return [f"REVOKE {', '.join(d['privileges'])} ON SCHEMA {quote(home)} FROM {role(d['role'])}"]
+
+
+def _revoke_default_privileges(obj: DbObject, home: str) -> list[str]:
+    d = obj._detail
+    return [
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(home)}"
+        f" REVOKE {', '.join(d['privileges'])} ON {d['objects']} FROM {role(d['role'])}"
+    ]
+
+
+_DROP: dict[str, Callable[[DbObject, str], list[str]]] = {
+    "function": _drop_function,
+    "grant": _revoke_grant,
+    "comment": _drop_comment,
+    "not_null": _drop_not_null,
+    "table_option": _reset_option,
+    "schema_grant": _revoke_schema_grant,
+    "default_privileges": _revoke_default_privileges,
+}
 
 
 def _step(obj: DbObject, phase: str, action: str, sql: list[str]) -> Step:
@@ -468,54 +563,84 @@ def _problems(
     conn: psycopg.Connection, out: Plan, forward: list[DbObject], state: dict, renames
 ) -> list[str]:
     """Why this phase cannot be applied yet (empty when it can)."""
-    new = out.new_schema
     if not state["exists"]:
-        return [f"schema {new} does not exist yet: hc2's initial load has not created it"]
+        return [
+            f"schema {out.new_schema} does not exist yet: hc2's initial load has not created it"
+        ]
+    in_phase = [o for o in forward if o.phase == out.phase]
+    problems = _table_problems(out, state) + _column_problems(out.new_schema, in_phase, state)
+    problems += _occupied(out.new_schema, in_phase, state["relations"])
+    if out.phase == "cutover":
+        problems += _prep_missing(out, state, renames)
+    return problems
+
+
+def _table_problems(out: Plan, state: dict) -> list[str]:
+    """NEW's tables must exist and be Heroku Connect mappings."""
     problems = []
     for t in out.tables:
         row = state["tables"].get(t)
         if row is None:
-            problems.append(f"{qname(new, t)} does not exist yet: hc2's load has not created it")
+            problems.append(
+                f"{qname(out.new_schema, t)} does not exist yet: hc2's load has not created it"
+            )
         elif not row["mapped"]:
             problems.append(
-                f"{qname(new, t)} exists but is not a Heroku Connect mapping (no HC trigger)"
+                f"{qname(out.new_schema, t)} exists but is not a Heroku Connect mapping"
+                " (no HC trigger)"
             )
-    for step_obj in (o for o in forward if o.phase == out.phase):
-        for col in step_obj.columns:
+    return problems
+
+
+def _column_problems(new: str, in_phase: list[DbObject], state: dict) -> list[str]:
+    """Columns the phase's objects need that NEW's tables lack."""
+    problems = []
+    for obj in in_phase:
+        for col in obj.columns:
             table, column = col.split(".", 1)
             row = state["tables"].get(table)
             if row is not None and column not in row["columns"]:
                 problems.append(
-                    f"{qname(new, table)} lacks column {quote(column)}, needed by {step_obj.identity}"
+                    f"{qname(new, table)} lacks column {quote(column)}, needed by {obj.identity}"
                 )
-    relations = state["relations"]
-    for obj in forward:
-        if obj.phase != out.phase or obj.action not in ("copy", "attach"):
-            continue
-        if obj.kind in ("view", "materialized_view") and obj.action == "copy":
-            have = relations.get(obj.name)
-            if have and have["relkind"] != {"view": "v", "materialized_view": "m"}[obj.kind]:
-                problems.append(f"{qname(new, obj.name)} already exists and is not a {obj.kind}")
-        if obj.kind == "index":
-            have = relations.get(obj.name)
-            wanted = obj._detail.get("target_rel")
-            if have is not None and (have["relkind"] not in ("i", "I") or have["on"] != wanted):
-                problems.append(
-                    f"{qname(new, obj.name)} already exists and is not an index on {qname(new, wanted)}"
-                )
-    if out.phase == "cutover":
-        missing = [
-            qname(*target)
-            for source, target in renames.relations.items()
-            if source[1] not in out.tables and target[1] not in relations
-        ] + [
-            qname(*target)
-            for target in renames.functions.values()
-            if target[1] not in state["functions"]
-        ]
-        if missing:
-            problems.append(f"run prep first: {', '.join(sorted(missing))} missing in {new}")
     return problems
+
+
+def _occupied(new: str, in_phase: list[DbObject], relations: dict) -> list[str]:
+    """Names in NEW that a copy or index needs, taken by something else."""
+    problems = []
+    for obj in in_phase:
+        have = relations.get(obj.name) if obj.action in ("copy", "attach") else None
+        if have is None:
+            continue
+        copy = obj.kind in _RELKINDS and obj.action == "copy"
+        if copy and have["relkind"] != _RELKINDS[obj.kind]:
+            problems.append(f"{qname(new, obj.name)} already exists and is not a {obj.kind}")
+        wanted = obj._detail.get("target_rel")
+        if obj.kind == "index" and (have["relkind"] not in ("i", "I") or have["on"] != wanted):
+            problems.append(
+                f"{qname(new, obj.name)} already exists and is not an index on {qname(new, wanted)}"
+            )
+    return problems
+
+
+_RELKINDS = {"view": "v", "materialized_view": "m"}
+
+
+def _prep_missing(out: Plan, state: dict, renames) -> list[str]:
+    """The cutover re-targets to NEW's copies: prep must have made them."""
+    missing = [
+        qname(*target)
+        for source, target in renames.relations.items()
+        if source[1] not in out.tables and target[1] not in state["relations"]
+    ] + [
+        qname(*target)
+        for target in renames.functions.values()
+        if target[1] not in state["functions"]
+    ]
+    if not missing:
+        return []
+    return [f"run prep first: {', '.join(sorted(missing))} missing in {out.new_schema}"]
 
 
 # --- applying -----------------------------------------------------------------------------------
@@ -846,43 +971,3 @@ def render(p: Plan) -> str:
             for flag in step.flags:
                 lines.append(f"--   {flag}")
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    tables = parse_tables(args.tables)
-    check_identifier(args.schema, "schema")
-    check_identifier(args.new_schema, "new schema")
-    with connect(args.database_url, autocommit=True) as conn:
-        require_schema(conn, args.schema)
-        if args.apply:
-            result = apply(
-                conn, args.schema, args.new_schema, tables, args.phase,
-                lock_timeout_ms=args.lock_timeout, attempts=args.attempts,
-            )  # fmt: skip
-        else:
-            result = plan(conn, args.schema, args.new_schema, tables, args.phase)
-    emit(result.model_dump(mode="json"), render(result), args.json)
-    return 0
-
-
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser(
-        "ddl",
-        help="SQL for prep, cutover or rollback, re-targeted from OLD to NEW (--apply runs it)",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_connection_arguments(p)
-    add_swap_arguments(p)
-    p.add_argument("--phase", required=True, choices=["prep", "cutover", "rollback"])
-    p.add_argument("--apply", action="store_true", help="run the phase in one transaction")
-    p.add_argument("--lock-timeout", type=_at_least_one, default=2000, help="ms per lock (2000)")
-    p.add_argument("--attempts", type=_at_least_one, default=5, help="tries when a lock times out")
-    p.set_defaults(func=_command)
-    return p

@@ -1,4 +1,4 @@
-"""What Heroku Connect names in its schema (reference §5.2), for the code that reads it.
+"""What Heroku Connect names in its schema (https://devcenter.heroku.com/articles/managing-heroku-connect-mappings), for the code that reads it.
 
 The sandbox builds that layout from these names; the database toolkit and the engine recognise
 HC's own objects by them. Production code depends on this module, never on the sandbox.

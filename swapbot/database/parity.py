@@ -9,7 +9,6 @@ lock beyond the ACCESS SHARE every reader takes.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from typing import Literal
@@ -21,15 +20,11 @@ from pydantic import BaseModel, computed_field
 from swapbot.database._common import (
     UserError,
     check_identifier,
-    emit,
     parse_tables,
     qualified,
     require_mapped_tables,
 )
 from swapbot.database._session import (
-    add_connection_arguments,
-    add_swap_arguments,
-    connect_read_only,
     snapshot,
 )
 
@@ -279,32 +274,3 @@ def render(p: Parity) -> str:
             for d in t.sample
         ]
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    old = check_identifier(args.schema, "schema")
-    new = check_identifier(args.new_schema, "new schema")
-    tables = parse_tables(args.tables)
-    with connect_read_only(args.database_url) as conn:
-        result = parity(conn, old, new, tables, chunk=args.chunk, sample=args.sample)
-    emit(result.model_dump(mode="json"), render(result), args.json)
-    return 0 if result.equal else 1
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser(
-        "parity", help="compare the changed tables' rows in the old and new schema (reads)"
-    )
-    add_connection_arguments(p)
-    add_swap_arguments(p)
-    p.add_argument(
-        "--chunk", type=int, default=DEFAULT_CHUNK, help="rows per chunk (default %(default)s)"
-    )
-    p.add_argument(
-        "--sample",
-        type=int,
-        default=DEFAULT_SAMPLE,
-        help="differing sfids to list per table (default %(default)s)",
-    )
-    p.set_defaults(func=_command)
-    return p

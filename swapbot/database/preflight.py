@@ -3,7 +3,6 @@ with the number behind it. Reads only; run it days before the outage and again o
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -18,15 +17,9 @@ from swapbot.database import searchpath
 from swapbot.database._common import (
     UserError,
     check_identifier,
-    emit,
     parse_tables,
     require_mapped_tables,
     schema_exists,
-)
-from swapbot.database._session import (
-    add_connection_arguments,
-    add_swap_arguments,
-    connect_read_only,
 )
 
 Status = Literal["pass", "warn", "fail"]
@@ -512,26 +505,3 @@ def render(p: Preflight) -> str:
         lines.append(f"  [{c.status.upper():4}] {c.name}: {c.summary}")
         lines += [f"         {d}" for d in c.details]
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    old = check_identifier(args.schema, "schema")
-    new = check_identifier(args.new_schema, "new schema")
-    tables = parse_tables(args.tables)
-    roles = searchpath.parse_roles(args.roles) if args.roles else None
-    with connect_read_only(args.database_url) as conn:
-        result = preflight(conn, old, new, tables, roles=roles, disk_limit_gb=args.disk_limit_gb)
-    emit(result.model_dump(mode="json"), render(result), args.json)
-    return 1 if result.status == "fail" else 0
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser("preflight", help="check every database requirement of the swap (reads)")
-    add_connection_arguments(p)
-    add_swap_arguments(p)
-    p.add_argument("--disk-limit-gb", type=float, help="the database plan's disk limit, in GB")
-    p.add_argument(
-        "--roles", help="the app's roles (default: login roles that set their own search_path)"
-    )
-    p.set_defaults(func=_command)
-    return p

@@ -16,15 +16,19 @@ that could build SQL from strings (`EXECUTE`) is reported instead of rewritten.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError, scan
 from pglast.stream import RawStream, maybe_double_quote_name
+from pglast.visitors import Ancestor
 
 Name = tuple[str, str]  # (schema, name), unquoted
 
 
+@lru_cache(maxsize=16384)
 def quote(name: str) -> str:
     """An identifier as PostgreSQL needs it written (quoted only when it must be)."""
     return maybe_double_quote_name(name)
@@ -53,15 +57,33 @@ class Renames:
 
     relations: dict[Name, Name] = field(default_factory=dict)
     functions: dict[Name, Name] = field(default_factory=dict)
+    # names() and schemas(), kept while no source is added: sources are only ever added
+    # (a scan asks for them once per function body, with thousands of tables moving).
+    _sources: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def inverse(self) -> Renames:
         return Renames(
             {v: k for k, v in self.relations.items()}, {v: k for k, v in self.functions.items()}
         )
 
-    def names(self) -> set[str]:
+    def _derived(self) -> tuple:
+        size = (len(self.relations), len(self.functions))
+        if not self._sources or self._sources[0] != size:
+            sources = (*self.relations, *self.functions)
+            self._sources = (
+                size,
+                frozenset(n for _, n in sources),
+                frozenset(s for s, _ in sources),
+            )
+        return self._sources
+
+    def names(self) -> frozenset[str]:
         """Every unqualified name that could start a moved reference (for cheap pre-filters)."""
-        return {n for _, n in self.relations} | {n for _, n in self.functions}
+        return self._derived()[1]
+
+    def schemas(self) -> frozenset[str]:
+        """Every schema a moved reference starts from."""
+        return self._derived()[2]
 
 
 def _names(nodes) -> tuple[str, ...] | None:
@@ -145,13 +167,29 @@ class _Rewriter:
 
 
 _SLOTS: dict[type, tuple[str, ...]] = {}
+_CONTAINERS = (tuple, list)
 
 
 def _slots(cls: type) -> tuple[str, ...]:
+    """The attributes of a node class that can hold nodes, in declaration order.
+
+    A slot whose declared types are all scalars (flags, locations, names, enums) never holds
+    a node: walking a tree skips it.
+    """
     slots = _SLOTS.get(cls)
     if slots is None:
-        slots = _SLOTS[cls] = tuple(cls.__slots__)
+        declared = cls.__slots__
+        if isinstance(declared, dict):
+            slots = tuple(name for name, info in declared.items() if _may_hold_nodes(info))
+        else:
+            slots = tuple(declared)
+        _SLOTS[cls] = slots
     return slots
+
+
+def _may_hold_nodes(info) -> bool:
+    types = info.py_type if isinstance(info.py_type, tuple) else (info.py_type,)
+    return any(t in _CONTAINERS or issubclass(t, ast.Node) for t in types)
 
 
 def parse(text: str) -> list[ast.Node]:
@@ -174,7 +212,44 @@ def rewrite(node: ast.Node, renames: Renames) -> set[Name]:
 
 
 def deparse(node: ast.Node) -> str:
-    return RawStream()(node)
+    """What `RawStream()(node)` prints, with the printers' ancestors set by a plain walk."""
+    _populate_ancestors((node,))
+    stream = RawStream()
+    stream.print_node(node)
+    return stream.getvalue()
+
+
+_set_ancestors = ast.Node.ancestors.__set__
+
+
+def _populate_ancestors(root: tuple) -> None:
+    """Set each node's `ancestors` as `pglast.visitors.populate_ancestors` does.
+
+    Same breadth-first order and the same `Ancestor` chains, without its generic Visitor
+    (a generator step and a method lookup per node), which took half of printing a tree.
+    """
+    todo = deque([(Ancestor(), root)])
+    while todo:
+        ancestors, node = todo.popleft()
+        if isinstance(node, ast.Node):
+            _enter(todo, ancestors, node)
+            continue
+        for index, item in enumerate(node):
+            position = Ancestor(ancestors, node, index)
+            if isinstance(item, ast.Node):
+                _enter(todo, position, item)
+            elif isinstance(item, tuple):
+                for sub_index, value in enumerate(item):
+                    if isinstance(value, (tuple, ast.Node)):
+                        todo.append((Ancestor(position, item, sub_index), value))
+
+
+def _enter(todo: deque, ancestors: Ancestor, node: ast.Node) -> None:
+    _set_ancestors(node, ancestors)
+    for attr in _slots(type(node)):
+        value = getattr(node, attr)
+        if isinstance(value, (tuple, ast.Node)):
+            todo.append((Ancestor(ancestors, node, attr), value))
 
 
 # --- function bodies resolved at run time ------------------------------------------------------
@@ -224,68 +299,88 @@ class BodyScan:
 
 def scan_body(body: str, renames: Renames, *, language: str) -> BodyScan:
     """Find (and move) references in a body PostgreSQL resolves when the function runs."""
-    result = BodyScan()
     try:
         tokens = scan(body)
     except ParseError as exc:
-        result.error = str(exc)
-        return result
-    watched = renames.names()
-    qualified_schemas = {s for s, _ in renames.relations} | {s for s, _ in renames.functions}
-    edits: list[tuple[int, int, str]] = []
-    count = len(tokens)
+        return BodyScan(error=str(exc))
+    scanner = _BodyScanner(body, tokens, renames, language)
     for i, tok in enumerate(tokens):
-        if tok.name == "EXECUTE" and language == "plpgsql":
-            result.dynamic = True
+        scanner.token(i, tok)
+    return scanner.finish()
+
+
+_DOT, _PAREN = "ASCII_46", "ASCII_40"
+
+
+class _BodyScanner:
+    """One pass over a body's tokens, filling a BodyScan."""
+
+    def __init__(self, body: str, tokens: list, renames: Renames, language: str):
+        self.body, self.tokens, self.renames = body, tokens, renames
+        self.plpgsql = language == "plpgsql"
+        self.watched, self.schemas = renames.names(), renames.schemas()
+        self.result = BodyScan()
+        self.edits: list[tuple[int, int, str]] = []
+
+    def _name(self, i: int) -> str | None:
+        return self.tokens[i].name if 0 <= i < len(self.tokens) else None
+
+    def token(self, i: int, tok) -> None:
+        if tok.name == "EXECUTE" and self.plpgsql:
+            self.result.dynamic = True
         if tok.name == "SCONST":
-            value = _string_value(body[tok.start : tok.end + 1])
-            lowered = value.lower()
-            words = set(_WORD.findall(lowered))
-            if words & watched or any(f"{s}." in lowered for s in qualified_schemas):
-                result.strings_loose = True
-            for schema, name in (*renames.relations, *renames.functions):
-                if f"{schema}.{name}" in lowered or f'{schema}."{name}"' in value:
-                    result.strings_qualified.add(qname(schema, name))
-            continue
-        ident = _ident(body, tok)
+            self.string(self.body[tok.start : tok.end + 1])
+            return
+        ident = _ident(self.body, tok)
         if ident is None:
-            continue
-        after = tokens[i + 1].name if i + 1 < count else None
-        before = tokens[i - 1].name if i else None
-        if (
-            ident in qualified_schemas
-            and after == "ASCII_46"
-            and i + 2 < count
-            and before != "ASCII_46"
-        ):
-            name = _ident(body, tokens[i + 2])
-            if name is None:
-                continue
-            call = i + 3 < count and tokens[i + 3].name == "ASCII_40"
-            key = (ident, name)
-            target = renames.functions.get(key) if call else renames.relations.get(key)
-            if target is not None:
-                result.qualified.add(key)
-                # Only the parts that change are rewritten, spelled as they were (quoted or
-                # not), so moving there and back gives the original text.
-                for part, old, new in (
-                    (tok, key[0], target[0]),
-                    (tokens[i + 2], key[1], target[1]),
-                ):
-                    if old != new:
-                        was_quoted = body[part.start] == '"'
-                        edits.append((part.start, part.end + 1, _spell(new, was_quoted)))
-            continue
-        if ident in watched and before != "ASCII_46" and after not in ("ASCII_46", "ASCII_40"):
-            result.unqualified.add(ident)
-    if edits:
-        out, last = [], 0
-        for start, end, text in edits:
-            out += [body[last:start], text]
-            last = end
-        out.append(body[last:])
-        result.rewritten = "".join(out)
-    return result
+            return
+        after, before = self._name(i + 1), self._name(i - 1)
+        if ident in self.schemas and after == _DOT and i + 2 < len(self.tokens) and before != _DOT:
+            self.qualified(i, ident)
+        elif ident in self.watched and before != _DOT and after not in (_DOT, _PAREN):
+            self.result.unqualified.add(ident)
+
+    def string(self, raw: str) -> None:
+        """A string literal: does it mention a moved name (it may be run as SQL)?"""
+        value = _string_value(raw)
+        lowered = value.lower()
+        prefixed = any(f"{s}." in lowered for s in self.schemas)
+        if prefixed or set(_WORD.findall(lowered)) & self.watched:
+            self.result.strings_loose = True
+        if not (prefixed or any(f'{s}."' in value for s in self.schemas)):
+            return  # no `schema.` in it: none of the checks below can match
+        for schema, name in (*self.renames.relations, *self.renames.functions):
+            if f"{schema}.{name}" in lowered or f'{schema}."{name}"' in value:
+                self.result.strings_qualified.add(qname(schema, name))
+
+    def qualified(self, i: int, schema: str) -> None:
+        """`schema . name` at token i: moved if `renames` says so."""
+        tokens = self.tokens
+        name = _ident(self.body, tokens[i + 2])
+        if name is None:
+            return
+        key = (schema, name)
+        call = self._name(i + 3) == _PAREN
+        target = self.renames.functions.get(key) if call else self.renames.relations.get(key)
+        if target is None:
+            return
+        self.result.qualified.add(key)
+        # Only the parts that change are rewritten, spelled as they were (quoted or not), so
+        # moving there and back gives the original text.
+        for part, old, new in ((tokens[i], key[0], target[0]), (tokens[i + 2], key[1], target[1])):
+            if old != new:
+                was_quoted = self.body[part.start] == '"'
+                self.edits.append((part.start, part.end + 1, _spell(new, was_quoted)))
+
+    def finish(self) -> BodyScan:
+        if self.edits:
+            out, last = [], 0
+            for start, end, text in self.edits:
+                out += [self.body[last:start], text]
+                last = end
+            out.append(self.body[last:])
+            self.result.rewritten = "".join(out)
+        return self.result
 
 
 # --- search_path settings ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ byte-for-byte what it was.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -29,12 +28,9 @@ from pydantic import BaseModel, ValidationError
 from swapbot.database._common import (
     UserError,
     check_identifier,
-    connect,
-    emit,
     parse_tables,
     require_mapped_tables,
 )
-from swapbot.database._session import add_connection_arguments, add_swap_arguments
 from swapbot.database.hc_layout import mapped_tables
 
 Level = Literal["role_in_database", "role", "database"]
@@ -775,58 +771,3 @@ def save_record(path: str, record: SwitchRecord) -> None:
     with os.fdopen(fd, "w") as out:
         json.dump(record.model_dump(mode="json"), out, indent=2)
     os.replace(tmp, target)
-
-
-def _command(args: argparse.Namespace) -> int:
-    old = check_identifier(args.schema, "schema")
-    new = check_identifier(args.new_schema, "new schema")
-    tables = parse_tables(args.tables)
-    roles = parse_roles(args.roles)
-    if args.action in ("switch", "restore") and not args.state_file:
-        raise UserError(f"{args.action} needs --state-file to keep the previous settings in")
-    previous = load_record(args.state_file)
-    if args.action == "restore" and previous is None:
-        raise UserError(f"no switch record in {args.state_file}: nothing to restore")
-    if args.action == "restore" and (previous.old_schema, previous.new_schema) != (old, new):
-        raise UserError(
-            f"{args.state_file} records a switch from {previous.old_schema} to "
-            f"{previous.new_schema}, not from {old} to {new}"
-        )
-    with connect(args.database_url, autocommit=True) as conn:
-        if args.action == "show":
-            report = show(conn, roles, old, new, tables)
-            emit(report.model_dump(mode="json"), render_report(report), args.json)
-            return 0
-        if args.action == "restore":
-            result = restore(conn, previous)
-            emit(result.model_dump(mode="json"), render_restore(result), args.json)
-            return 0 if result.identical else 1
-        login_as = conn.info.user
-        record = switch(
-            conn,
-            roles,
-            old,
-            new,
-            tables,
-            database=args.database,
-            previous=previous,
-            save=lambda rec: save_record(args.state_file, rec),
-            logins={login_as: args.database_url},
-        )
-    emit(record.model_dump(mode="json"), render_switch(record), args.json)
-    return 0 if record.proven else 1
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser(
-        "search-path",
-        help="show, switch (writes) or restore (writes) the app's search_path",
-    )
-    p.add_argument("action", choices=["show", "switch", "restore"])
-    add_connection_arguments(p)
-    p.add_argument("--roles", default="", help="the app's roles: r1,r2")
-    p.add_argument("--database", action="store_true", help="also set the database-level default")
-    add_swap_arguments(p)
-    p.add_argument("--state-file", help="JSON file that keeps the switch record (switch, restore)")
-    p.set_defaults(func=_command)
-    return p

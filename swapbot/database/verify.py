@@ -7,7 +7,6 @@ Reads only. Reading a mapped table is safe (only writes are captured by HC's tri
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from typing import Literal
 
@@ -19,13 +18,10 @@ from swapbot.database import retarget
 from swapbot.database._common import (
     UserError,
     check_identifier,
-    connect,
-    emit,
     parse_tables,
     require_mapped_tables,
     require_schema,
 )
-from swapbot.database._session import add_connection_arguments, add_swap_arguments
 from swapbot.database.hc_layout import log_trigger_name, mapped_tables, status_trigger_name
 from swapbot.database.inventory import DbObject, catalog_snapshot, scan
 from swapbot.database.retarget import qname, quote
@@ -496,34 +492,3 @@ def render(v: Verification) -> str:
         lines.append(f"  [{c.status.upper():4}] {c.name}: {c.detail}")
         lines += [f"         - {item}" for item in c.items]
     return "\n".join(lines)
-
-
-def _command(args: argparse.Namespace) -> int:
-    tables = parse_tables(args.tables)
-    check_identifier(args.schema, "schema")
-    check_identifier(args.new_schema, "new schema")
-    roles = [check_identifier(r.strip(), "role") for r in (args.role or "").split(",") if r.strip()]
-    since = parse_since(args.since)
-    columns = parse_columns(args.columns)
-    with connect(args.database_url, autocommit=True) as conn:
-        result = verify(
-            conn, args.schema, args.new_schema, tables, since, roles=roles, columns=columns
-        )
-    document = result.model_dump(mode="json") | {"ok": result.ok}
-    emit(document, render(result), args.json)
-    return 0 if result.ok else 1
-
-
-def add_command(db_sub) -> argparse.ArgumentParser:
-    p = db_sub.add_parser(
-        "verify",
-        help="after the cutover: names resolve to NEW, data arrives, nothing bound to OLD",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_connection_arguments(p)
-    add_swap_arguments(p)
-    p.add_argument("--since", required=True, help="ISO time of the cutover: rows must be newer")
-    p.add_argument("--role", help="the app's role(s), comma-separated: resolve names as them")
-    p.add_argument("--columns", help="table.column,... the new fields that must exist in NEW")
-    p.set_defaults(func=_command)
-    return p

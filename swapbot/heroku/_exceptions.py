@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
 
 import requests
+
+from ._models import JsonValue
 
 __all__ = [
     "BadRequest",
@@ -222,11 +223,12 @@ def _message(response: requests.Response) -> tuple[str | None, str]:
     """(error id, message): `message`, then `error`, then the raw body text, truncated."""
     text = response.text or ""
     try:
-        data: Any = json.loads(text) if text.strip() else None
+        data: JsonValue = json.loads(text) if text.strip() else None
     except ValueError:
         data = None
     if isinstance(data, dict):
-        error_id = data.get("id") if isinstance(data.get("id"), str) else None
+        raw_id = data.get("id")
+        error_id = raw_id if isinstance(raw_id, str) else None
         for key in ("message", "error"):
             value = data.get(key)
             if isinstance(value, str) and value:

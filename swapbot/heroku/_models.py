@@ -1,4 +1,4 @@
-"""Typed views of what Heroku Connect and the Platform API return (reference §1-§4, §8).
+"""Typed views of what the Heroku Connect API v3 and the Heroku Platform API return.
 
 Every model keeps fields it does not know (`extra="allow"`), so a field Heroku adds survives a
 read-modify-write such as export -> filter -> import. States stay plain strings on the models;
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from collections.abc import Mapping as MappingABC
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
@@ -36,6 +36,7 @@ __all__ = [
     "Formation",
     "FormationUpdate",
     "IndexSpec",
+    "JsonValue",
     "LinkResult",
     "Mapping",
     "MappingConfig",
@@ -46,12 +47,19 @@ __all__ = [
 ]
 
 
+# A decoded JSON document, before it is checked against a model.
+JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+
+
 class _Model(BaseModel):
     # coerce_numbers_to_str: old HC responses used small integers as connection ids.
     model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
 
-# --- states (reference §3) ---------------------------------------------------------------------
+# --- states --------------------------------------------------------------------------------------
+# As listed on https://devcenter.heroku.com/articles/connection-states-reference and
+# https://devcenter.heroku.com/articles/mapping-states-reference, plus some states seen in the
+# wild whose meaning nobody documents (assumption `unlisted-states`).
 
 
 class ConnectionState(StrEnum):
@@ -122,7 +130,7 @@ class MappingState(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
 
 
-# django-heroku-connect's grouping (reference §3.2): ok / temporary problem / error.
+# The grouping django-heroku-connect uses for its health check: ok / temporary problem / error.
 MAPPING_OK_STATES = frozenset(
     {
         MappingState.DATA_SYNCED,
@@ -164,7 +172,8 @@ LOADING_STATES = frozenset(
         MappingState.LOADING_BULK_JOB,
     }
 )
-# The states of the reference's "in sync" test (§3.2); the test also needs time and counts.
+# States of a mapping that has loaded and is keeping up with Salesforce. Being in one is not
+# enough to call a mapping in sync: wait-sync also compares its row counts with Salesforce's.
 SYNCED_STATES = frozenset(
     {
         MappingState.DATA_SYNCED,
@@ -176,7 +185,7 @@ SYNCED_STATES = frozenset(
 
 
 def mapping_state_group(state: str | None) -> str:
-    """One of "ok", "temporary", "error", or "unknown" for a state the reference does not list."""
+    """One of "ok", "temporary", "error", or "unknown" for a state none of the groups lists."""
     if state in MAPPING_OK_STATES:
         return "ok"
     if state in MAPPING_TEMPORARY_STATES:
@@ -186,7 +195,7 @@ def mapping_state_group(state: str | None) -> str:
     return "unknown"
 
 
-# --- discovery (reference §1.2, §1.3) ----------------------------------------------------------
+# --- discovery (hc-central: link the user, list the connections) ------------------------------
 
 
 class ConnectionRef(_Model):
@@ -227,7 +236,7 @@ class LinkResult(_Model):
     cells: dict[str, Any] = Field(default_factory=dict)
 
 
-# --- mappings (reference §2.4, §4) -------------------------------------------------------------
+# --- mappings, and their config as the mapping and the export show it ---------------------------
 
 
 class IndexSpec(_Model):
@@ -253,7 +262,8 @@ class MappingConfig(_Model):
 
 
 class Counts(_Model):
-    # Reference §10 item 6: the fixture says `db`, the terraform provider `count`.
+    # Which name HC sends is unconfirmed (assumption `counts-field-name`): the CLI plugin's test
+    # fixture says `db`, the terraform provider `count`; both are read.
     db: int | None = Field(default=None, validation_alias=AliasChoices("db", "count"))
     sf: int | None = None
     pending: int | None = None
@@ -275,7 +285,7 @@ class Mapping(_Model):
     errors_url: str | None = None
 
 
-# --- connection (reference §2.3) ---------------------------------------------------------------
+# --- connection (GET /connections/{id}?deep=true) -----------------------------------------------
 
 
 class Connection(_Model):
@@ -306,7 +316,7 @@ class Connection(_Model):
         return None
 
 
-# --- export / import (reference §4) ------------------------------------------------------------
+# --- export / import (actions/export, actions/import) -------------------------------------------
 
 
 class ExportMapping(_Model):
@@ -377,7 +387,7 @@ def _lower_index(names: Iterable[str]) -> dict[str, str]:
     return {name.lower(): name for name in names}
 
 
-# --- write errors (reference §2.1) -------------------------------------------------------------
+# --- write errors (GET .../errors: the last 24 hours' failed writes to Salesforce) -------------
 
 
 class WriteError(_Model):
@@ -393,7 +403,7 @@ class ErrorList(_Model):
     results: list[WriteError] = Field(default_factory=list)
 
 
-# --- Platform API (reference §8) ---------------------------------------------------------------
+# --- Platform API (https://devcenter.heroku.com/articles/platform-api-reference) ---------------
 
 
 class App(_Model):
@@ -416,11 +426,11 @@ class Addon(_Model):
 
     @property
     def service_name(self) -> str | None:
-        return (self.addon_service or {}).get("name")
+        return _text(self.addon_service, "name")
 
     @property
     def plan_name(self) -> str | None:
-        return (self.plan or {}).get("name")
+        return _text(self.plan, "name")
 
 
 class AddonAttachment(_Model):
@@ -435,15 +445,15 @@ class AddonAttachment(_Model):
 
     @property
     def app_name(self) -> str | None:
-        return (self.app or {}).get("name")
+        return _text(self.app, "name")
 
     @property
     def addon_name(self) -> str | None:
-        return (self.addon or {}).get("name")
+        return _text(self.addon, "name")
 
     @property
     def addon_id(self) -> str | None:
-        return (self.addon or {}).get("id")
+        return _text(self.addon, "id")
 
     @property
     def pooler(self) -> bool:
@@ -465,7 +475,7 @@ class Formation(_Model):
 
     @property
     def dyno_size_name(self) -> str | None:
-        return (self.dyno_size or {}).get("name") or self.size
+        return _text(self.dyno_size, "name") or self.size
 
 
 class FormationUpdate(_Model):
@@ -490,6 +500,12 @@ class Dyno(_Model):
     state: str | None = None
     size: str | None = None
     release: dict[str, Any] | None = None
+
+
+def _text(data: MappingABC[str, Any] | None, key: str) -> str | None:
+    """`data[key]` when it is a string: a nested object's `name` or `id`, as Heroku sends it."""
+    value = (data or {}).get(key)
+    return value if isinstance(value, str) else None
 
 
 def config_vars_from(data: MappingABC[str, Any]) -> dict[str, SecretStr]:

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -29,6 +29,7 @@ from ._exceptions import (
     error_from_response,
     retry_after_seconds,
 )
+from ._models import JsonValue
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -80,7 +81,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, after failed attempt number `attempt` (1-based)."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return ceiling * self.rand()
 
     def throttle(self, remaining: int) -> float:
@@ -255,7 +256,7 @@ class Transport:
                 )
             return response
 
-    def request_json(self, method: str, url: str, **kwargs: Any) -> Any:
+    def request_json(self, method: str, url: str, **kwargs: Any) -> JsonValue:
         """`request`, then the decoded JSON body; None for an empty body."""
         response = self.request(method, url, **kwargs)
         return json_body(response, method.upper())
@@ -304,17 +305,18 @@ class Transport:
             self.retry.sleep(pause)
 
 
-def json_body(response: requests.Response, method: str) -> Any:
+def json_body(response: requests.Response, method: str) -> JsonValue:
     """The JSON body of a success response; None when it is empty."""
     if not response.content or not response.content.strip():
         return None
     try:
-        return jsonlib.loads(response.content)
+        value: JsonValue = jsonlib.loads(response.content)
     except ValueError:
         raise invalid_response(response, method, "the response body is not JSON") from None
+    return value
 
 
-def parse(model: type[M], data: Any, response: requests.Response, method: str) -> M:
+def parse(model: type[M], data: JsonValue, response: requests.Response, method: str) -> M:
     """`data` as `model`; a body of another shape is a HerokuApiError, without echoing values."""
     try:
         return model.model_validate(data if data is not None else {})
@@ -349,7 +351,7 @@ class BaseClient:
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

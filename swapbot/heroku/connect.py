@@ -1,4 +1,7 @@
-"""Client for the Heroku Connect API v3 (reference §1-§2): discovery, connections, mappings.
+"""Client for the Heroku Connect API v3: discovery, connections, mappings.
+
+The API is described on https://devcenter.heroku.com/articles/heroku-connect-api; what it
+leaves open, and swapbot assumes, is listed in `assumptions.py`.
 
 Connections live on regional hosts: discovery (on hc-central) gives each one a `region_url`, and
 every per-connection call goes to `{region_url}/api/v3`. Methods take the `ConnectionRef` that
@@ -40,7 +43,7 @@ from ._transport import (
 __all__ = ["AUTHORIZE_ENVIRONMENTS", "DEFAULT_CENTRAL_URL", "ConnectClient"]
 
 DEFAULT_CENTRAL_URL = "https://hc-central.heroku.com"
-# HC is not the Platform API: plain JSON, not `application/vnd.heroku+json` (reference §1.1).
+# HC is not the Platform API: it speaks plain JSON, not `application/vnd.heroku+json`.
 HC_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 ADDON_TYPE_SYNC = 1  # Heroku Connect proper; 2 was the removed Connect Events pilot
 AUTHORIZE_ENVIRONMENTS = ("production", "sandbox", "custom")
@@ -74,18 +77,24 @@ class ConnectClient(BaseClient):
     # --- discovery (hc-central) ----------------------------------------------------------------
 
     def link(self, app: str) -> LinkResult:
-        """Put the token's user on the access list of the app's HC add-ons (reference §1.2)."""
+        """Put the token's user on the access list of the app's HC add-ons (`POST /auth/{app}`).
+
+        Safe to repeat; discovery shows an add-on only once this was done for it.
+        """
         url = build_url(self.central_url, "auth/{app}", app=app)
         return self._transport.request_model(
             LinkResult, "POST", url, params={"addon_type": ADDON_TYPE_SYNC}, idempotent=True
         )
 
     def discover(self, app: str, resource_name: str | None = None) -> list[ConnectionRef]:
-        """The app's connections the user can see, optionally only one add-on's (§1.3)."""
-        params: dict[str, Any] | None = {"app": app}
+        """The app's connections the user can see, optionally only one add-on's
+        (`GET /connections?app=...&resource_name=...` on hc-central, every page)."""
+        query: dict[str, str | int] = {"app": app}
         if resource_name:
-            params["resource_name"] = resource_name
-        params["addon_type"] = ADDON_TYPE_SYNC
+            query["resource_name"] = resource_name
+        query["addon_type"] = ADDON_TYPE_SYNC
+        # The query goes with the first page only: each `next` URL carries its own.
+        params: dict[str, str | int] | None = query
         url: str | None = build_url(self.central_url, "connections")
         seen: set[str] = set()
         refs: dict[str, ConnectionRef] = {}
@@ -205,7 +214,8 @@ class ConnectClient(BaseClient):
         keys = data.get("db_keys") if isinstance(data, dict) else None
         if not isinstance(keys, list):
             raise invalid_response(response, "GET", "the response has no db_keys list")
-        return [key["name"] for key in keys if isinstance(key, dict) and key.get("name")]
+        names = [key.get("name") for key in keys if isinstance(key, dict)]
+        return [name for name in names if isinstance(name, str) and name]
 
     # --- mappings ------------------------------------------------------------------------------
 
@@ -256,7 +266,11 @@ class ConnectClient(BaseClient):
     def describe(self, ref: ConnectionRef, object_name: str) -> dict[str, Any]:
         """The Salesforce object's fields as the connection sees them (`GET .../schemas/{Object}`)."""
         url = self._url(ref, "connections/{id}/schemas/{obj}", id=ref.id, obj=object_name)
-        return self._transport.request_json("GET", url)
+        response = self._transport.request("GET", url)
+        data = json_body(response, "GET")
+        if not isinstance(data, dict):
+            raise invalid_response(response, "GET", "the object description is not an object")
+        return data
 
     # --- helpers -------------------------------------------------------------------------------
 

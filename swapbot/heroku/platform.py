@@ -1,4 +1,5 @@
-"""Client for the few Heroku Platform API calls around the cutover (reference §8).
+"""Client for the few Heroku Platform API calls around the cutover
+(https://devcenter.heroku.com/articles/platform-api-reference).
 
 Add-ons (create `hc2`, remove an add-on), maintenance mode, formation (scale to 0 and back),
 dynos (wait for them to stop, restart process types), config vars (read only) and the

@@ -154,7 +154,7 @@ class Sandbox:
                 500, {"id": "internal_server_error", "message": "Internal server error."}
             )
         if req.api == "platform":
-            # GET /account/rate-limits is free (reference §8.1); every other call costs a token.
+            # GET /account/rate-limits is free (https://devcenter.heroku.com/articles/platform-api-reference#rate-limits); every other call costs a token.
             spend = req.path != "/platform/account/rate-limits"
             resp.headers["RateLimit-Remaining"] = str(
                 self.rate_limit_remaining(req.user, spend=spend)

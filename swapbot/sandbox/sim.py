@@ -148,7 +148,7 @@ class Simulator:
     def _guarded(self, conn, c: dict[str, Any], work) -> None:
         """One connection's work in a savepoint: a broken schema stops that connection only.
 
-        HC reports DB_UNAVAILABLE when its system tables are missing (reference §5.1, §3.1).
+        HC reports DB_UNAVAILABLE when its system tables are missing.
         """
         try:
             with conn.transaction():
@@ -194,7 +194,7 @@ class Simulator:
     def _finish_transition(self, conn, c: dict[str, Any]) -> None:
         target = c["next_state"]
         if target == "PAUSED" and self._backlog(conn, c):
-            return  # HC finishes its pending operations before it pauses (reference §3.3)
+            return  # HC finishes its pending operations before it pauses
         if c["pending_import"] is not None:
             self.apply_import(conn, c, c["pending_import"])
         if c["state"] == "RECOVERY" and target == "IDLE":

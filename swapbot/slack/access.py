@@ -6,8 +6,8 @@ approvals only from the swap channel, where the team sees them.
 
 from __future__ import annotations
 
+from swapbot.commands import Command
 from swapbot.config import Settings
-from swapbot.swap.commands import Command
 
 
 def refusal(cmd: Command, user: str, channel: str, settings: Settings) -> str | None:

@@ -21,10 +21,9 @@ from typing import Any
 from redis.exceptions import RedisError
 from slack_bolt import App, BoltResponse
 
-from swapbot import config
+from swapbot import commands, config, jobs
 from swapbot.slack import access, blocks
 from swapbot.slack.client import web_client
-from swapbot.swap import commands, jobs
 from swapbot.swap.store import Store
 
 log = logging.getLogger(__name__)

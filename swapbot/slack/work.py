@@ -1,7 +1,7 @@
 """What `swapbot worker` does for Slack: run a queued `/hcswap` command or approval reaction on
 the engine, and answer the person who asked.
 
-The commands are the terminal's (`swapbot.swap.commands`); this module only renders their
+The commands are the terminal's (`swapbot.commands`); this module only renders their
 replies for Slack and delivers them. What happens to the swap reaches the channel through the
 engine's events and the notifier, whichever process ran the step.
 
@@ -21,12 +21,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from swapbot import config
+from swapbot import commands, config
 from swapbot.logs import SecretFilter, secrets_of
 from swapbot.slack import blocks
 from swapbot.slack.client import membership, web_client, webhook
 from swapbot.slack.notifier import ApprovalMessages
-from swapbot.swap import commands
 from swapbot.swap.approvals import Verdict
 from swapbot.swap.engine import Engine, Interrupted
 from swapbot.swap.store import Store
@@ -45,7 +44,7 @@ def _context() -> tuple[config.Settings, WebClient, Engine]:
     used to open a Redis connection of its own, which over TLS to Heroku Redis is a handshake
     per status. Keyed by the process and the settings: a forked work-horse never shares its
     parent's sockets, and changed settings get a new engine."""
-    from swapbot.swap.runtime import build_engine
+    from swapbot.runtime import build_engine
 
     settings = config.load_settings()
     key = (os.getpid(), config.fingerprint(settings))

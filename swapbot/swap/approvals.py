@@ -26,13 +26,13 @@ sequence), `{p}swap:{id}:approvals:seq` (counter), `{p}swap:{id}:approval:{rid}`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
-from swapbot.swap.store import Store, as_text, audit_fields, iso
+from swapbot.swap.store import Store, as_text, audit_fields, iso, redis_fields
 
 __all__ = [
     "ApprovalRequest",
@@ -166,7 +166,11 @@ class Approvals:
 
     def requests(self, swap_id: str, step: str | None = None) -> list[ApprovalRequest]:
         """Every request of the swap (or of one step), oldest first."""
-        ids = self.store.redis.zrange(self.store.swap_key(swap_id, "approvals"), 0, -1)
+        # Without scores ZRANGE answers the members alone (redis-py types every form at once).
+        ids = cast(
+            list[bytes | str],
+            self.store.redis.zrange(self.store.swap_key(swap_id, "approvals"), 0, -1),
+        )
         with self.store.redis.pipeline(transaction=False) as pipe:
             for rid in ids:
                 pipe.hgetall(self._key(swap_id, as_text(rid)))
@@ -218,11 +222,11 @@ class Approvals:
             "note": note,
         }
         with r.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key(swap_id, req.id), mapping=_fields(req))
+            pipe.hset(self._key(swap_id, req.id), mapping=redis_fields(_fields(req)))
             pipe.zadd(self.store.swap_key(swap_id, "approvals"), {req.id: seq})
             pipe.xadd(
                 self._audit_key(swap_id),
-                audit_fields(now, requester, "approval.requested", step, detail),
+                redis_fields(audit_fields(now, requester, "approval.requested", step, detail)),
             )
             pipe.execute()
         # Created first, superseding after: of two requests made at once, the later one stands.
@@ -260,43 +264,23 @@ class Approvals:
         req = self.get(swap_id, request_id)
         refusal = self._refusal(req, request_id, approver, set(approvers), seen)
         if refusal is None:
+            assert req is not None  # _refusal refuses a missing request
             refusal = _changed(req, fingerprint, live_digest)
-        if refusal is None:
-            answer = self._transition(
-                req,
-                allowed=("pending",),
-                expiry="live",
-                changes={
-                    "status": "granted",
-                    "approver": approver,
-                    "granted_at": iso(now),
-                    "expires_at": iso(now + self.ttl_s),
-                    "expires_epoch": repr(now + self.ttl_s),
-                },
-                actor=approver,
-                action="approval.granted",
-                detail={
-                    "request": req.id,
-                    "requester": req.requester,
-                    "expires_at": iso(now + self.ttl_s),
-                },
-                now=now,
-                seen=seen,
-            )
-            if answer == "ok":
-                granted = self.get(swap_id, request_id)
-                return Decision(
-                    granted=True,
-                    verdict=Verdict.GRANTED,
-                    reason=f"{approver} approved {req.step} ({req.id}) for {req.requester}",
-                    request=granted,
-                )
-            # Someone else moved it first: explain from what it is now.
-            req = self.get(swap_id, request_id)
-            refusal = self._refusal(req, request_id, approver, set(approvers), seen)
-            refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
+            if refusal is None:
+                if self._grant(req, approver, now=now, seen=seen):
+                    granted = self.get(swap_id, request_id)
+                    return Decision(
+                        granted=True,
+                        verdict=Verdict.GRANTED,
+                        reason=f"{approver} approved {req.step} ({req.id}) for {req.requester}",
+                        request=granted,
+                    )
+                # Someone else moved it first: explain from what it is now.
+                req = self.get(swap_id, request_id)
+                refusal = self._refusal(req, request_id, approver, set(approvers), seen)
+                refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
         verdict, reason = refusal
-        if verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
+        if req is not None and verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
             # Found past its time: record the expiry (once) before the refusal.
             self._expire(req, now)
         self.store.audit(
@@ -308,6 +292,31 @@ class Approvals:
             at=now,
         )
         return Decision(granted=False, verdict=verdict, reason=reason, request=req)
+
+    def _grant(self, req: ApprovalRequest, approver: str, *, now: float, seen: float) -> bool:
+        """Move `req` from pending to granted, unless someone else moved it first."""
+        answer = self._transition(
+            req,
+            allowed=("pending",),
+            expiry="live",
+            changes={
+                "status": "granted",
+                "approver": approver,
+                "granted_at": iso(now),
+                "expires_at": iso(now + self.ttl_s),
+                "expires_epoch": repr(now + self.ttl_s),
+            },
+            actor=approver,
+            action="approval.granted",
+            detail={
+                "request": req.id,
+                "requester": req.requester,
+                "expires_at": iso(now + self.ttl_s),
+            },
+            now=now,
+            seen=seen,
+        )
+        return answer == "ok"
 
     def consume(
         self,
@@ -355,6 +364,7 @@ class Approvals:
         req = self.get(swap_id, request_id)
         refusal = _not_withdrawable(req, request_id, actor, now)
         if refusal is None:
+            assert req is not None  # _not_withdrawable refuses a missing request
             answer = self._transition(
                 req,
                 allowed=("granted",),
@@ -432,7 +442,9 @@ class Approvals:
         for req in self.requests(swap_id):
             live = req.status in (ApprovalStatus.PENDING, ApprovalStatus.GRANTED)
             if live and req.expires_epoch <= now and self._expire(req, now):
-                done.append(self.get(swap_id, req.id))
+                expired = self.get(swap_id, req.id)
+                if expired is not None:  # (just written: a request is never deleted)
+                    done.append(expired)
         return done
 
     # -- internals --------------------------------------------------------------------------
@@ -499,13 +511,14 @@ class Approvals:
     ) -> str:
         entry = audit_fields(now, actor, action, req.step, detail)
         # expiry is judged at `seen` (when the person acted), the audit entry is dated now
-        args: list[Any] = [" ".join(allowed), expiry, repr(now if seen is None else seen)]
+        args: list[str | int] = [" ".join(allowed), expiry, repr(now if seen is None else seen)]
         args += [len(changes), *(str(x) for kv in changes.items() for x in kv)]
         args += [len(unset), *unset]
         args += [len(holding or {}), *(str(x) for kv in (holding or {}).items() for x in kv)]
         args += [x for kv in entry.items() for x in kv]
         keys = [self._key(req.swap_id, req.id), self._audit_key(req.swap_id)]
-        return as_text(self._move(keys=keys, args=args))
+        # The script answers a word ('ok', or why not); redis-py leaves its reply untyped.
+        return as_text(cast(bytes | str, self._move(keys=keys, args=args)))
 
     def _key(self, swap_id: str, request_id: str) -> str:
         return self.store.swap_key(swap_id, "approval", request_id)
@@ -562,5 +575,5 @@ def _fields(req: ApprovalRequest) -> dict[str, str]:
     return {k: repr(v) if isinstance(v, float) else str(v) for k, v in data.items()}
 
 
-def _request(raw: dict[Any, Any]) -> ApprovalRequest:
+def _request(raw: Mapping[bytes | str, bytes | str]) -> ApprovalRequest:
     return ApprovalRequest.model_validate({as_text(k): as_text(v) for k, v in raw.items()})

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import socket
 import time
 import uuid
@@ -25,15 +23,25 @@ import psycopg
 import redis
 
 from swapbot.database._common import LockWaited, UserError, redact
-from swapbot.heroku import HerokuError, RateLimited, ServerError, TransportError
+from swapbot.heroku import (
+    ConnectClient,
+    HerokuError,
+    PlatformClient,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
 from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
-from swapbot.swap.events import Emitter, Event
+from swapbot.swap.events import Emitter, Event, Kind
 from swapbot.swap.journal import Journal, JournalError, JournalRefused
+from swapbot.swap.ledger import Item
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
-from swapbot.swap.store import Heartbeat, Lease, LeaseLost, Store, StoreError, iso
+from swapbot.swap.predict import Prediction
+from swapbot.swap.run import Run, StepStopped, kill_point
+from swapbot.swap.store import Checkpoint, Heartbeat, Lease, LeaseLost, Store, StoreError, iso
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +53,9 @@ IN_FLIGHT_GRACE = 35.0
 LEASE_TTL = 12.0
 SYSTEM_ACTOR = "swapbot"
 
-# Test seam, never set in production: SWAPBOT_KILL_AT="<step>:<point>" makes this process SIGKILL
-# itself at that point of that step, so a test can stop a runner at an exact moment and resume it
-# with a fresh process (tests/test_swap_kill_matrix.py). The points:
-#   before     the checkpoint says running; nothing of this attempt is done yet
-#   after-act  the step's calls and SQL are made; nothing checked or checkpointed since
-#   waiting    acted, and the live system did not show the step done on the first look
-#   after      checkpointed done; audit entry and event not yet written
-#   between-deletes  delete-old has sent its first mapping DELETE, not the next one
-KILL_AT_ENV = "SWAPBOT_KILL_AT"
-KILL_POINTS = ("before", "after-act", "waiting", "after", "between-deletes")
-
 # Whether a change landed is unknown after these: the step is in doubt, and its next attempt
 # looks at the live system before acting again.
 IN_DOUBT = (ServerError, RateLimited, TransportError, psycopg.OperationalError)
-
-
-def _kill_point(step: str, point: str) -> None:
-    if os.environ.get(KILL_AT_ENV) == f"{step}:{point}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _calls(events: list[Event]) -> list[str]:
@@ -76,11 +68,11 @@ def _calls(events: list[Event]) -> list[str]:
     return out
 
 
-def _is_done(cp: Any) -> bool:
+def _is_done(cp: Checkpoint | None) -> bool:
     return cp is not None and cp.status in ("done", "skipped")
 
 
-def _interrupted(cp: Any) -> bool:
+def _interrupted(cp: Checkpoint | None) -> bool:
     """An attempt that stopped mid-act: killed (`running`), or failed in doubt."""
     if cp is None:
         return False
@@ -91,15 +83,17 @@ def _when(mark: dict[str, Any]) -> str:
     return iso(float(mark.get("at") or 0))
 
 
-def forward_path(checkpoints: dict[str, Any]) -> str:
+def forward_path(checkpoints: dict[str, Checkpoint]) -> str:
     """The steps left from the point of no return on, in order, as a person would type them."""
     ponr = next(i for i, s in enumerate(runbook.STEPS) if s.point_of_no_return)
     left = [s.name for s in runbook.STEPS[ponr:] if not _is_done(checkpoints.get(s.name))]
     if not left:
         return "every step is done"
-    first = left[0]
+    first = runbook.get(left[0])
     note = (
-        " (it goes on under the approval its first attempt used)" if first == "delete-old" else ""
+        " (it goes on under the approval its first attempt used)"
+        if first.point_of_no_return
+        else ""
     )
     return "run " + ", then ".join(f"`{name}`" for name in left) + note
 
@@ -142,11 +136,18 @@ def _failure(exc: Exception, step: str) -> dict[str, Any]:
     return {"message": f"unexpected error: {text}; the step stopped there; {again}"}
 
 
+def _held(run: Run) -> Lease:
+    """The lease of a run that acts: only a dry run (which writes nothing) runs without one."""
+    if run.lease is None:
+        raise StoreError(f"{run.step}: a run that writes needs the swap's lease")
+    return run.lease
+
+
 def _missing_records(run: Run, step: runbook.Step) -> list[str]:
     return [name for name in step.undo_needs if run.recall(name) is None]
 
 
-def _unrecorded_changes(run: Run) -> list[str]:
+def _unrecorded_changes(run: Run, checkpoints: dict[str, Checkpoint]) -> list[str]:
     """Cutover changes the live system shows and the swap's record does not (Redis and the
     journal both lost them): a rollback that ignored them would say "done" and leave them."""
     plan, found = run.plan, []
@@ -165,14 +166,26 @@ def _unrecorded_changes(run: Run) -> list[str]:
     if run.recall("formation") is None and run.live.platform.app(plan.app).maintenance:
         found.append(f"{plan.app} is in maintenance mode")
     old = run.live.connection(plan.old_addon)
-    checkpoints = run.engine.store.checkpoints(plan.swap_id)
     if old is not None and old.state == "PAUSED" and not checkpoints.get("pause"):
         found.append(f"{plan.old_addon} is paused")
     return found
 
 
-class StepStopped(Exception):
-    """The step cannot go on; the message says why and what a person should do."""
+@dataclass(frozen=True)
+class _Records:
+    """A step's records: written journal first under the lease, read from Redis."""
+
+    record: swaprecord.SwapRecord
+    store: Store
+
+    def put(self, lease: Lease, key: str, value: Any) -> None:
+        self.record.put(lease, key, value)
+
+    def get(self, swap_id: str, key: str) -> Any:
+        return self.store.get_record(swap_id, key)
+
+    def confirmation(self, swap_id: str, what: str) -> dict[str, Any] | None:
+        return self.store.confirmation(swap_id, what)
 
 
 class Interrupted(BaseException):
@@ -195,93 +208,6 @@ class Outcome:
         return self.status in ("done", "skipped", "dry-run")
 
 
-class Run:
-    """What a step sees while it runs: the plan, the live system, the swap's records, people."""
-
-    def __init__(
-        self, engine: Engine, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str
-    ):
-        self.engine, self.plan, self.live, self.lease = engine, plan, live, lease
-        self.actor, self.step = actor, step
-        self.break_glass: str | None = None
-        self.approval: str | None = None  # the approval this attempt acts under (its id)
-        self.attempted = False  # this attempt wrote `running`: its failure is the step's
-        self.heartbeat: Heartbeat | None = None
-
-    def for_step(self, step: str) -> Run:
-        """The same run, as another step sees it (to look at an earlier step's proof)."""
-        other = Run(self.engine, self.plan, self.live, self.lease, self.actor, step)
-        other.heartbeat = self.heartbeat
-        return other
-
-    def remember(self, key: str, value: Any) -> None:
-        if self.live.dry_run or self.lease is None:
-            return
-        self.engine.record.put(self.lease, key, value)
-
-    def recall(self, key: str) -> Any:
-        return self.engine.store.get_record(self.plan.swap_id, key)
-
-    def confirmed(self, what: str) -> bool:
-        return self.engine.store.confirmation(self.plan.swap_id, what) is not None
-
-    def ask(self, message: str, *, link: str | None = None, person: str | None = None) -> None:
-        """Ask a person to do something only a person can; the engine then waits for the result."""
-        data = {"person": person}
-        if link:
-            data["link"] = link
-        self.engine.emit(
-            "step.waiting",
-            self.plan.swap_id,
-            step=self.step,
-            actor=self.actor,
-            message=message,
-            **data,
-        )
-
-    def stop(self, message: str) -> StepStopped:
-        return StepStopped(message)
-
-    def kill_point(self, point: str) -> None:
-        _kill_point(self.step, point)
-
-    def mark_outage_start(self) -> None:
-        """The outage clock starts at stop-writes (kept across restarts: the first mark wins)."""
-        if self.recall("outage_started_at") is None and not self.live.dry_run:
-            self.remember("outage_started_at", time.time())
-            self.engine.emit(
-                "outage.started",
-                self.plan.swap_id,
-                step=self.step,
-                actor=self.actor,
-                message="outage started",
-            )
-
-    def pass_point_of_no_return(self, what: str) -> None:
-        """Record, before the first irreversible call leaves, that the swap is past the point
-        of no return (journal first): from here rollback is refused, whatever the call's
-        answer. The first mark wins; a resumed attempt finds it and goes on under it."""
-        if self.live.dry_run or self.recall(swaprecord.POINT_OF_NO_RETURN):
-            return
-        mark = {
-            "at": time.time(),
-            "step": self.step,
-            "actor": self.actor,
-            "approval": self.approval,
-            "what": what,
-        }
-        self.remember(swaprecord.POINT_OF_NO_RETURN, mark)
-        self.engine.emit(
-            "point_of_no_return",
-            self.plan.swap_id,
-            step=self.step,
-            actor=self.actor,
-            message=f"past the point of no return: {self.step} deletes {what} from "
-            f"{self.plan.old_addon}; rollback is no longer possible, the swap goes forward",
-            approval=self.approval,
-        )
-
-
 class Engine:
     def __init__(
         self,
@@ -299,7 +225,7 @@ class Engine:
         approvers: set[str] | None = None,
         approval_ttl: float = 900.0,
         timeout_scale: float = 1.0,
-        clients: tuple[Any, Any] | None = None,
+        clients: tuple[ConnectClient, PlatformClient] | None = None,
         own_app: str | None = None,
     ):
         self.store = store
@@ -323,7 +249,7 @@ class Engine:
     # -- events and audit -----------------------------------------------------------------
     def emit(
         self,
-        kind: str,
+        kind: Kind,
         swap_id: str,
         *,
         step: str | None = None,
@@ -543,6 +469,12 @@ class Engine:
             raise StepStopped(f"swap {swap_id} is being run by {who}; try again when it is done")
         return lease
 
+    def _new_run(self, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str) -> Run:
+        records = _Records(self.record, self.store)
+        return Run(
+            plan, live, lease, actor, step, records=records, emit=self.emit, own_app=self.own_app
+        )
+
     def _heartbeat(self, lease: Lease | None) -> Heartbeat | contextlib.nullcontext[None]:
         if lease is None:
             return contextlib.nullcontext()
@@ -573,7 +505,7 @@ class Engine:
             lease = None if dry_run else self._lease(plan.swap_id)
         except StepStopped as exc:
             return Outcome(name, "refused", str(exc))
-        run = Run(self, plan, live, lease, actor, name)
+        run = self._new_run(plan, live, lease, actor, name)
         run.break_glass = break_glass
         try:
             with self._heartbeat(lease) as heartbeat:
@@ -627,7 +559,7 @@ class Engine:
         return None
 
     @staticmethod
-    def _settled(step: runbook.Step, checkpoints: dict[str, Any]) -> str | None:
+    def _settled(step: runbook.Step, checkpoints: dict[str, Checkpoint]) -> str | None:
         """A done step that a later step has gone past is not looked at again.
 
         Its live check no longer holds once the swap moves on (drain wants hc1 IDLE, pause wants
@@ -685,7 +617,10 @@ class Engine:
         if seen:
             if not dry_run:
                 self.record.checkpoint(
-                    run.lease, step.name, status="done", detail={"seen": seen.seen, "already": True}
+                    _held(run),
+                    step.name,
+                    status="done",
+                    detail={"seen": seen.seen, "already": True},
                 )
                 self.store.audit(
                     swap_id, run.actor, "step.skipped", step=step.name, detail={"seen": seen.seen}
@@ -706,7 +641,7 @@ class Engine:
             refused = self._take_approval(run, step)
             if refused:
                 return Outcome(step.name, "refused", refused)
-        if step.unsafe and _interrupted(previous):
+        if step.unsafe and previous is not None and _interrupted(previous):
             # An earlier attempt stopped mid-act: its call may have reached Heroku.
             self._wait_in_flight(run, previous)
             seen = step.check(run)
@@ -717,7 +652,7 @@ class Engine:
         started = self.clock()
         attempt = (previous.attempt if previous else 0) + 1
         self.record.checkpoint(
-            run.lease, step.name, status="running", attempt=attempt, runner=self.runner, detail={}
+            _held(run), step.name, status="running", attempt=attempt, runner=self.runner, detail={}
         )
         run.attempted = True
         if not step.reads_only and run.recall(swaprecord.ROLLED_BACK):
@@ -726,31 +661,17 @@ class Engine:
             swap_id, run.actor, "step.started", step=step.name, detail={"attempt": attempt}
         )
         self.emit("step.started", swap_id, step=step.name, actor=run.actor, message=step.summary)
-        _kill_point(step.name, "before")
+        kill_point(step.name, "before")
         if step.act is not None:
             step.act(run)
-        _kill_point(step.name, "after-act")
+        kill_point(step.name, "after-act")
         return self._wait_and_finish(run, step, started=started, acted=True, wait=wait)
 
     def _in_progress(self, run: Run, step: runbook.Step) -> bool:
         """An unsafe step whose change has landed but whose result is still coming (e.g. a load)."""
-        return (
-            step.name in ("create-addon", "import")
-            and not step.check(run)
-            and self._landed(run, step)
-        )
+        return step.landed is not None and not step.check(run) and step.landed(run)
 
-    def _landed(self, run: Run, step: runbook.Step) -> bool:
-        if step.name == "create-addon":
-            return any(
-                a.name == run.plan.new_addon for a in run.live.platform.list_addons(run.plan.app)
-            )
-        if step.name == "import":
-            c = run.live.new()
-            return bool(c and (c.state == "IMPORT_CONFIGURATION" or c.mappings))
-        return False
-
-    def _wait_in_flight(self, run: Run, previous: Any) -> None:
+    def _wait_in_flight(self, run: Run, previous: Checkpoint) -> None:
         # From the later of its start and its failure: a call that timed out on our side may
         # still be on its way at Heroku.
         age = time.time() - max(previous.started_epoch or 0, previous.finished_epoch or 0)
@@ -760,7 +681,7 @@ class Engine:
     def _wait_and_finish(
         self, run: Run, step: runbook.Step, *, started: float, acted: bool, wait: bool
     ) -> Outcome:
-        swap_id = run.plan.swap_id
+        swap_id, lease = run.plan.swap_id, _held(run)
         deadline = started + step.timeout * self.timeout_scale
         acted_at = self.clock()  # from here on the step waits on Heroku, dynos or people
         seen = step.check(run)
@@ -769,16 +690,16 @@ class Engine:
             looped = True
             if not wait or self.clock() >= deadline:
                 self.record.checkpoint(
-                    run.lease, step.name, status="waiting", detail={"seen": seen.seen}
+                    lease, step.name, status="waiting", detail={"seen": seen.seen}
                 )
                 self.emit(
                     "step.waiting", swap_id, step=step.name, message=seen.seen, **(seen.data or {})
                 )
                 return Outcome(step.name, "waiting", seen.seen, data=seen.data or {})
-            _kill_point(step.name, "waiting")
+            kill_point(step.name, "waiting")
             self.sleep(self.poll_interval)
             if run.heartbeat is not None and run.heartbeat.lost:
-                raise LeaseLost(run.lease, self.store.holder(swap_id))
+                raise LeaseLost(lease, self.store.holder(swap_id))
             if step.repeat_act and step.act is not None:
                 step.act(run)
             seen = step.check(run)
@@ -795,8 +716,8 @@ class Engine:
             "waits_on": step.waits_on,
             "started_epoch": time.time() - elapsed,
         }
-        self.record.checkpoint(run.lease, step.name, status="done", detail=detail)
-        _kill_point(step.name, "after")
+        self.record.checkpoint(lease, step.name, status="done", detail=detail)
+        kill_point(step.name, "after")
         self.store.audit(swap_id, run.actor, "step.done", step=step.name, detail=detail)
         self.emit(
             "step.done",
@@ -873,7 +794,7 @@ class Engine:
             step.name, "failed", message, data={"retryable": retryable or resumable, "state": state}
         )
 
-    def _checkpoint_or_none(self, run: Run, step: runbook.Step) -> Any:
+    def _checkpoint_or_none(self, run: Run, step: runbook.Step) -> Checkpoint | None:
         if run.lease is None:
             return None
         try:
@@ -913,7 +834,9 @@ class Engine:
             with self._heartbeat(lease):
                 if lease is not None:
                     self._reconcile(lease)
-                refused = self._rollback_refusal(Run(self, plan, live, lease, actor, "rollback"))
+                refused = self._rollback_refusal(
+                    self._new_run(plan, live, lease, actor, "rollback")
+                )
                 if refused:
                     return Outcome("rollback", "refused", refused)
                 calls = self._roll_back(plan, live, lease, actor, dry_run, remove_addon)
@@ -978,7 +901,7 @@ class Engine:
             if step.undo is not None and _is_done(checkpoints.get(step.name))
             for name in _missing_records(run, step)
         ]
-        missing += _unrecorded_changes(run)
+        missing += _unrecorded_changes(run, self.store.checkpoints(plan.swap_id))
         if missing:
             return (
                 "rollback changed nothing: it cannot prove what to put back ("
@@ -1018,7 +941,7 @@ class Engine:
                 # half-way, and it checks the live system before each change.
                 if cp.status == "undone" and not step.undo_removes_hc2:
                     continue
-                run = Run(self, plan, live, lease, actor, step.name)
+                run = self._new_run(plan, live, lease, actor, step.name)
                 if not _is_done(cp) and _missing_records(run, step):
                     continue  # it stopped before it recorded, so before it changed anything
                 step.undo(run)
@@ -1100,7 +1023,7 @@ class Engine:
             return Outcome(step_name, "refused", "there is no plan yet")
         step = runbook.BY_NAME.get(step_name)
         if step is None or not step.approval:
-            needing = ", ".join(s.name for s in runbook.STEPS if s.approval)
+            needing = ", ".join(runbook.APPROVED)
             return Outcome(step_name, "refused", f"only these steps need an approval: {needing}")
         try:
             fingerprint, digest = self._conditions(plan)
@@ -1140,7 +1063,7 @@ class Engine:
             at=at,
         )
         step = decision.request.step if decision.request else None
-        kind = "approval.granted" if decision.granted else "approval.refused"
+        kind: Kind = "approval.granted" if decision.granted else "approval.refused"
         self.emit(
             kind,
             plan.swap_id,
@@ -1156,7 +1079,7 @@ class Engine:
             data={"verdict": decision.verdict.value, "request_id": request_id, "step": step},
         )
 
-    def _resumes_approved(self, run: Run, step: runbook.Step, previous: Any) -> bool:
+    def _resumes_approved(self, run: Run, step: runbook.Step, previous: Checkpoint | None) -> bool:
         """An approval used by an attempt that never finished (its runner died, or it failed in
         doubt) covers the resumed attempt: it is the same single use, so nobody is asked twice
         for one pause. Past the point of no return, delete-old goes on under the approval
@@ -1167,18 +1090,18 @@ class Engine:
             self._say_resumed(run, step, mark.get("approval") or "its first attempt's", mark)
             return True
         used = [
-            r
+            (r, r.used_epoch)
             for r in self.approvals.requests(run.plan.swap_id, step.name)
             if r.status == "used" and r.used_epoch is not None
         ]
         if not used:
             return False
-        last = used[-1]
+        last, used_epoch = used[-1]
         # Spent if an attempt finished (done, undone, or failed for a reason that was not a
         # stop in the middle) after it was used.
         spent = previous is not None and (
             previous.status == "pending"
-            or (not _interrupted(previous) and (previous.finished_epoch or 0) >= last.used_epoch)
+            or (not _interrupted(previous) and (previous.finished_epoch or 0) >= used_epoch)
         )
         if spent:
             return False
@@ -1240,7 +1163,7 @@ class Engine:
         return None
 
     # -- things only a person can confirm ---------------------------------------------------
-    CONFIRMABLE = ("settings", "objects", "external-objects")
+    CONFIRMABLE = runbook.CONFIRMABLE
 
     def confirm(self, what: str, actor: str) -> Outcome:
         plan = self.current_plan()
@@ -1260,7 +1183,7 @@ class Engine:
         return Outcome("confirm", "done", f"{what} confirmed by {actor}")
 
     # -- the outage, predicted ---------------------------------------------------------------
-    def predict(self) -> Any:
+    def predict(self) -> Prediction | None:
         from swapbot.swap import predict
 
         plan = self.current_plan()
@@ -1270,7 +1193,7 @@ class Engine:
         return prediction
 
     # -- after the point of no return ------------------------------------------------------------
-    def ledger(self) -> list[Any]:
+    def ledger(self) -> list[Item]:
         """What remains for people once delete-old is done (empty before)."""
         from swapbot.swap import ledger
 
@@ -1282,10 +1205,8 @@ class Engine:
         found = ledger.items(self, plan, self.live_factory(plan, self.emitter, True))
         return found + self._retired_items(plan)
 
-    def _retired_items(self, plan: Plan) -> list[Any]:
+    def _retired_items(self, plan: Plan) -> list[Item]:
         """What delete-old retired from the old schema, each with the SQL that recreates it."""
-        from swapbot.swap.ledger import Item
-
         owner = plan.created_by or plan.authorizer or "the operator"
         out = []
         for r in self.store.get_record(plan.swap_id, "retired") or []:

@@ -108,6 +108,13 @@ class Journal:
         self._lock = threading.Lock()
         self._ready = False
 
+    def __del__(self) -> None:
+        # The connection lives as long as the journal: one dropped (a test's engine, settings
+        # that changed) takes its session with it instead of leaving it to the collector.
+        conn = getattr(self, "_conn", None)
+        if conn is not None and not conn.closed:
+            conn.close()
+
     # -- the connection -----------------------------------------------------------------------
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection]:
@@ -159,7 +166,8 @@ class Journal:
                 "SELECT swap_id FROM swapbot.swap WHERE state = 'active' FOR UPDATE"
             ).fetchone()
             if row and row[0] != swap_id:
-                why = refuse(self._load(conn, row[0]))  # type: ignore[arg-type]
+                active = self._load(conn, row[0])  # (found: its row is locked above)
+                why = refuse(active) if active is not None else None
                 if why:
                     raise JournalRefused(why)
             conn.execute(

@@ -56,7 +56,9 @@ def items(engine: Engine, plan: Plan, live: Live) -> list[Item]:
                     owner=owner,
                 )
             )
-        owner_role = conn.execute("SELECT current_user").fetchone()[0]
+        row = conn.execute("SELECT current_user").fetchone()
+        assert row is not None  # a SELECT without FROM returns one row
+        owner_role = row[0]
         skip = [owner_role, "PUBLIC", *plan.roles]
         params: dict[str, Any] = {
             "old": plan.old_schema,

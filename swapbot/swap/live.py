@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg.abc import Params, QueryNoTemplate
 
 from swapbot.heroku import (
     ConnectClient,
@@ -117,6 +118,6 @@ class Live:
         kwargs.setdefault("application_name", APPLICATION_NAME)
         return psycopg.connect(self.database_url, connect_timeout=10, **kwargs)
 
-    def query(self, sql: Any, params: Any = None) -> list[tuple]:
+    def query(self, sql: QueryNoTemplate, params: Params | None = None) -> list[tuple[Any, ...]]:
         with self.db(autocommit=True) as conn:
             return conn.execute(sql, params).fetchall()

@@ -12,6 +12,7 @@ back what the journal holds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,11 @@ class Standing:
         return bool(self.acted) and not self.finished and not self.rolled_back
 
 
-def standing(swap_id: str, checkpoints: dict[str, Any], records: dict[str, Any]) -> Standing:
+def standing(
+    swap_id: str,
+    checkpoints: Mapping[str, Checkpoint | dict[str, Any]],  # from Redis, or the journal's JSON
+    records: Mapping[str, Any],
+) -> Standing:
     acted = tuple(
         s.name
         for s in runbook.STEPS
@@ -61,7 +66,7 @@ def standing(swap_id: str, checkpoints: dict[str, Any], records: dict[str, Any])
     )
 
 
-def _status(cp: Any) -> str:
+def _status(cp: Checkpoint | dict[str, Any]) -> str:
     return str(cp.status if isinstance(cp, Checkpoint) else cp.get("status"))
 
 

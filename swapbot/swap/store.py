@@ -37,16 +37,15 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast, overload
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field
-
-from swapbot.config import Settings, redis_client
+from redis.typing import EncodableT, FieldT
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ __all__ = [
     "as_text",
     "audit_fields",
     "iso",
+    "redis_fields",
 ]
 
 EVENTS_MAXLEN = 10_000
@@ -102,9 +102,18 @@ def iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
+@overload
+def as_text(value: bytes | str) -> str: ...
+@overload
+def as_text(value: bytes | str | None) -> str | None: ...
 def as_text(value: bytes | str | None) -> str | None:
     """A Redis reply as text, whether or not the client decodes responses."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def redis_fields(fields: Mapping[str, str]) -> dict[FieldT, EncodableT]:
+    """Field/value pairs as redis-py's hset and xadd take them (a dict of its own types)."""
+    return {k: v for k, v in fields.items()}
 
 
 def _dumps(value: Any) -> str:
@@ -203,7 +212,13 @@ def audit_fields(
     }
 
 
-def _audit_entry(entry_id: Any, fields: dict[Any, Any]) -> AuditEntry:
+def _audit_entry(
+    entry_id: bytes | str | None, fields: Mapping[bytes | str, bytes | str] | None
+) -> AuditEntry:
+    # redis-py types a stream entry as it may come from XAUTOCLAIM (a deleted entry: no id or
+    # fields); XRANGE never returns one.
+    if entry_id is None or fields is None:
+        raise StoreError("an audit entry without an id or fields")
     f = {as_text(k): as_text(v) for k, v in fields.items()}
     return AuditEntry(
         id=as_text(entry_id),
@@ -216,7 +231,8 @@ def _audit_entry(entry_id: Any, fields: dict[Any, Any]) -> AuditEntry:
 
 
 def _stream_rows(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """The entries of a one-stream XREAD reply, whether RESP2 or RESP3, bytes or str."""
+    """The entries of a one-stream XREAD reply, whether RESP2 or RESP3, bytes or str (its shape
+    depends on the protocol, so it is taken apart by looking)."""
     if not reply:
         return []
     if isinstance(reply, dict):  # RESP3: {key: [[entries]]}
@@ -314,7 +330,7 @@ class Transition:
         self.store = store
         self.lease = lease
         self.swap_id = lease.swap_id
-        self.writes: list[Callable[[Any], Any]] = []
+        self.writes: list[Callable[[redis.client.Pipeline], object]] = []
         self.step_updates: dict[str, dict[str, Any]] = {}
         self.checkpoints: dict[str, Checkpoint] = {}  # filled when applied
 
@@ -380,7 +396,12 @@ class Transition:
         self.writes.append(lambda pipe: pipe.delete(key))
 
     def audit(
-        self, actor: str, action: str, *, step: str | None = None, detail: dict | None = None
+        self,
+        actor: str,
+        action: str,
+        *,
+        step: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         fields = audit_fields(self.store.clock(), actor, action, step, detail)
         self.writes.append(lambda pipe: self.store._add_audit(pipe, self.swap_id, fields))
@@ -394,7 +415,7 @@ class Transition:
         with store.redis.pipeline(transaction=True) as pipe:
             for attempt in range(WATCH_RETRIES):
                 try:
-                    pipe.watch(lease.lock_key, steps_key)
+                    pipe.watch(lease.lock_key, steps_key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
                     if as_text(pipe.get(lease.lock_key)) != lease.token:
                         raise LeaseLost(lease, store._holder(lease.lock_key))
                     merged = self._merged_checkpoints(pipe, steps_key)
@@ -413,7 +434,9 @@ class Transition:
                     continue
         raise LeaseLost(lease, store._holder(lease.lock_key))
 
-    def _merged_checkpoints(self, pipe: Any, steps_key: str) -> dict[str, Checkpoint]:
+    def _merged_checkpoints(
+        self, pipe: redis.client.Pipeline, steps_key: str
+    ) -> dict[str, Checkpoint]:
         merged = {}
         for step, update in self.step_updates.items():
             raw = as_text(pipe.hget(steps_key, step))
@@ -433,10 +456,6 @@ class Store:
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Store:
-        return cls(redis_client(settings), settings.swapbot_redis_prefix)
 
     # -- keys -----------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -505,8 +524,9 @@ class Store:
         if ttl_ms <= 0:
             raise StoreError("a lease needs a positive TTL")
         now = self.clock()
-        args = [runner, ttl_ms, int(now * 1000), int(floor)]
-        token = as_text(self._acquire(keys=[lock, fence], args=args))
+        args: list[str | int] = [runner, ttl_ms, int(now * 1000), int(floor)]
+        # The script's reply is untyped in redis-py: the token, or nil when the lock is held.
+        token = as_text(cast(bytes | str | None, self._acquire(keys=[lock, fence], args=args)))
         if token is None:
             return None
         return Lease(
@@ -522,7 +542,9 @@ class Store:
 
     def _holder(self, lock: str) -> LockInfo | None:
         with self.redis.pipeline(transaction=True) as pipe:
-            token, pttl = pipe.get(lock).pttl(lock).execute()
+            pipe.get(lock)
+            pipe.pttl(lock)
+            token, pttl = pipe.execute()
         return _lock_info(as_text(token), pttl)
 
     # -- guarded state writes -----------------------------------------------------------------
@@ -620,11 +642,13 @@ class Store:
         """Audit entries oldest first, starting after entry id `after` (exclusive)."""
         start = f"({after}" if after else "-"
         rows = self.redis.xrange(self.swap_key(swap_id, "audit"), start, "+", count=count)
+        rows = rows or []  # typed optional by redis-py; XRANGE answers a list
         return [_audit_entry(entry_id, fields) for entry_id, fields in rows]
 
     def tail(self, swap_id: str, count: int = 20) -> list[AuditEntry]:
         """The last `count` audit entries, oldest first."""
         rows = self.redis.xrevrange(self.swap_key(swap_id, "audit"), "+", "-", count=count)
+        rows = rows or []  # typed optional by redis-py; XREVRANGE answers a list
         return [_audit_entry(entry_id, fields) for entry_id, fields in reversed(rows)]
 
     # -- events (capped, for front ends to follow) --------------------------------------------
@@ -641,13 +665,15 @@ class Store:
         rows = _stream_rows(self.redis.xread({key: after_id}, count=count, block=block_ms))
         return [PublishedEvent(id=entry_id, event=json.loads(f["event"])) for entry_id, f in rows]
 
-    # Each takes the client or a pipeline, so a transition can include them.
-    def _add_audit(self, r: Any, swap_id: str, fields: dict[str, str]) -> Any:
-        return r.xadd(self.swap_key(swap_id, "audit"), fields)
+    # Each takes the client or a pipeline, so a transition can include them. The entry id they
+    # return is the client's answer; a pipeline answers with `execute()`.
+    def _add_audit(self, r: redis.Redis, swap_id: str, fields: dict[str, str]) -> bytes | str:
+        return r.xadd(self.swap_key(swap_id, "audit"), redis_fields(fields))
 
-    def _add_event(self, r: Any, swap_id: str, event: dict[str, Any]) -> Any:
+    def _add_event(self, r: redis.Redis, swap_id: str, event: dict[str, Any]) -> bytes | str:
         key = self.swap_key(swap_id, "events")
-        return r.xadd(key, {"event": _dumps(event)}, maxlen=EVENTS_MAXLEN, approximate=True)
+        fields = redis_fields({"event": _dumps(event)})
+        return r.xadd(key, fields, maxlen=EVENTS_MAXLEN, approximate=True)
 
     # -- de-duplication -----------------------------------------------------------------------
     def first_time(self, key: str, ttl_s: int) -> bool:
@@ -661,7 +687,7 @@ class Store:
         keys = list(self.redis.scan_iter(match=pattern, count=1000))
         current = self.key("swap", "current")
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.watch(current)
+            pipe.watch(current)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
             if as_text(pipe.get(current)) == swap_id:
                 keys.append(current)
             pipe.multi()

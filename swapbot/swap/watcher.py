@@ -13,10 +13,26 @@ import threading
 import time
 from typing import Any
 
+import psycopg
+
+from swapbot.database import backlog
+from swapbot.database._common import UserError
 from swapbot.swap import overview
 from swapbot.swap.engine import Engine
+from swapbot.swap.events import Kind
+from swapbot.swap.plan import Plan
 
 log = logging.getLogger(__name__)
+
+
+def write_backlog(engine: Engine, plan: Plan) -> dict[str, Any] | None:
+    """hc1's writes not yet sent to Salesforce (its trigger log), or None when unreadable."""
+    try:
+        with engine.live_factory(plan, engine.emitter, True).db(autocommit=True) as conn:
+            b = backlog.backlog(conn, plan.old_schema)
+    except (UserError, psycopg.Error) as exc:
+        return {"rows": None, "error": str(exc)}
+    return {"rows": b.pending_all_tables, "oldest_seconds": b.oldest_pending_age_seconds}
 
 
 class Watcher:
@@ -117,7 +133,7 @@ class Watcher:
         changes += self._interrupted(plan)
         return changes
 
-    def _interrupted(self, plan: Any) -> list[dict[str, Any]]:
+    def _interrupted(self, plan: Plan) -> list[dict[str, Any]]:
         """A step left `running` with nobody holding the swap: its runner died (a restart, a
         deploy). Say so once, and how to resume it; the watcher never acts on its own."""
         store = self.engine.store
@@ -140,10 +156,8 @@ class Watcher:
             )
         return found
 
-    def _backlog(self, plan: Any) -> list[dict[str, Any]]:
+    def _backlog(self, plan: Plan) -> list[dict[str, Any]]:
         """hc1's unsent writes, reported when the figure moves (the drain is watched by it)."""
-        from swapbot.swap.commands import write_backlog
-
         now = write_backlog(self.engine, plan)
         if now is None or now.get("rows") is None or now["rows"] == self._last_backlog:
             return []
@@ -159,6 +173,6 @@ class Watcher:
             )
         ]
 
-    def _emit(self, kind: str, swap_id: str, message: str, **data: Any) -> dict[str, Any]:
+    def _emit(self, kind: Kind, swap_id: str, message: str, **data: Any) -> dict[str, Any]:
         self.engine.emit(kind, swap_id, message=message, **data)
         return {"kind": kind, "message": message, **data}

@@ -15,7 +15,7 @@ app role may predate the switch when the app comes back.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -23,6 +23,10 @@ from pydantic import BaseModel, Field
 
 from swapbot.database.searchpath import Session, sessions_of
 from swapbot.swap.journal import APPLICATION_NAME
+
+if TYPE_CHECKING:
+    from swapbot.heroku import AddonAttachment, PlatformClient
+    from swapbot.swap.plan import Plan
 
 # The attachment that is DATABASE_URL, on the swapped app.
 DATABASE_ATTACHMENT = "DATABASE"
@@ -55,7 +59,11 @@ class Writers(BaseModel):
 
 
 def discover(
-    platform: Any, plan: Any, conn: psycopg.Connection | None = None, *, own_app: str | None = None
+    platform: PlatformClient,
+    plan: Plan,
+    conn: psycopg.Connection | None = None,
+    *,
+    own_app: str | None = None,
 ) -> Writers:
     """Every app attached to the swapped app's database, with its formation, one-off dynos,
     pooler attachments and credentials, and (with `conn`) the sessions of the app's roles.
@@ -65,7 +73,7 @@ def discover(
     mine = platform.app_attachments(plan.app)
     database = next((a for a in mine if a.name == DATABASE_ATTACHMENT), None)
     attachments = platform.addon_attachments(database.addon_id or "") if database else []
-    by_app: dict[str, list[Any]] = {}
+    by_app: dict[str, list[AddonAttachment]] = {}
     for a in attachments:
         by_app.setdefault(a.app_name or "?", []).append(a)
     by_app.setdefault(plan.app, [])
@@ -104,13 +112,13 @@ def _credential(namespace: str | None) -> str | None:
     return name if kind == "credential" and name else None
 
 
-def app_roles(plan: Any) -> list[str] | None:
+def app_roles(plan: Plan) -> list[str] | None:
     """The roles whose sessions the switch moves: the plan's, or every role (None) when it
     switches the database's own setting (or names no role)."""
     return None if plan.set_database_search_path or not plan.roles else list(plan.roles)
 
 
-def _role(plan: Any, app: str) -> str:
+def _role(plan: Plan, app: str) -> str:
     if app == plan.app:
         return "swapped"
     if app in plan.other_writers:
@@ -120,7 +128,7 @@ def _role(plan: Any, app: str) -> str:
     return "unnamed"
 
 
-def problems(found: Writers, plan: Any) -> list[str]:
+def problems(found: Writers, plan: Plan) -> list[str]:
     """What a person must settle before the plan can be saved: each other attached app named
     a writer to stop or a reader left running on purpose; every writer readable, reaching the
     database as one of the plan's roles; swapbot's own app never stopped."""

@@ -1,9 +1,8 @@
-"""The `swapbot` command: one entry point for every way of running the bot and its tools."""
+"""`swapbot config check`: the settings as the bot reads them, secrets masked, and what is missing."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from swapbot import config
@@ -39,11 +38,7 @@ def _config_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swapbot", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub: argparse._SubParsersAction) -> None:
     cfg = sub.add_parser("config", help="inspect settings")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
     check = cfg_sub.add_parser("check", help="print settings (secrets masked) and what is missing")
@@ -53,27 +48,3 @@ def build_parser() -> argparse.ArgumentParser:
         help="the way the bot will run; default: serve and worker (the web and worker dynos)",
     )
     check.set_defaults(func=_config_check)
-
-    from swapbot.database import cli as database_cli
-    from swapbot.sandbox import cli as sandbox_cli
-    from swapbot.slack import cli as slack_cli
-    from swapbot.swap import cli as swap_cli
-
-    sandbox_cli.add_commands(sub)
-    database_cli.add_commands(sub)
-    swap_cli.add_commands(sub)
-    slack_cli.add_commands(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The whole Slack front end as separate processes (`swapbot.slack.rehearsal`): `swapbot serve`
+"""The whole Slack front end as separate processes (`swapbot.testing.rehearsal`): `swapbot serve`
 and `swapbot worker` against the sandbox, real Redis and the Slack stand-in, driven by signed
 requests as Slack sends them."""
 
@@ -14,10 +14,10 @@ import redis
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import SandboxOptions
 from swapbot.sandbox.server import Sandbox
-from swapbot.slack.rehearsal import CHANNEL, LocalSlack, environment, forget, said  # noqa: F401
-from swapbot.slack.standin import Message, SlackStandIn
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL, TOKEN, create_database, drop_database
+from swapbot.testing.rehearsal import CHANNEL, LocalSlack, environment, forget, said  # noqa: F401
+from swapbot.testing.services import REDIS_TEST_URL, TOKEN, create_database, drop_database
+from swapbot.testing.standin import Message, SlackStandIn
 
 OPERATOR, APPROVER, SECOND_APPROVER, READER = "U0OPERATOR", "U0APPROVER", "U0APPROVER2", "U0READER"
 USERS = {
@@ -38,10 +38,17 @@ def standin(*, start: bool = True, **options) -> SlackStandIn:
     return slack.start() if start else slack
 
 
-def stack_environment(sandbox, db_url: str, redis_prefix: str, slack: SlackStandIn, **extra):
+def stack_environment(
+    sandbox,
+    db_url: str,
+    redis_prefix: str,
+    slack: SlackStandIn,
+    redis_url: str = REDIS_TEST_URL,
+    **extra,
+):
     return environment(
         database_url=db_url,
-        redis_url=REDIS_TEST_URL,
+        redis_url=redis_url,
         redis_prefix=redis_prefix,
         heroku_token=TOKEN,
         app="acme-prod",
@@ -63,7 +70,13 @@ def told(local: LocalSlack, user: str, after: int, timeout: float = 20.0) -> str
 
 @contextmanager
 def running_stack(
-    logs: Path, scenario: str = "small", *, start: bool = True, env: dict | None = None, **options
+    logs: Path,
+    scenario: str = "small",
+    *,
+    start: bool = True,
+    env: dict | None = None,
+    redis_url: str = REDIS_TEST_URL,
+    **options,
 ) -> Iterator[LocalSlack]:
     """A database, the sandbox, the Slack stand-in and (with `start`) serve and a worker, all
     torn down afterwards. `env` overrides the processes' settings."""
@@ -74,7 +87,8 @@ def running_stack(
     opts = {"speed": 100.0, "seed": 7, "org_changes_per_second": 1.0, **options}
     sandbox = Sandbox(url, SandboxOptions(**opts)).start(clock=True)
     slack = standin()
-    local = LocalSlack(stack_environment(sandbox, url, prefix, slack, **(env or {})), slack, logs)
+    environment = stack_environment(sandbox, url, prefix, slack, redis_url, **(env or {}))
+    local = LocalSlack(environment, slack, logs)
     local.db_name, local.sandbox = name, sandbox  # type: ignore[attr-defined]
     try:
         if start:
@@ -86,8 +100,8 @@ def running_stack(
         slack.stop()
         sandbox.stop()
         drop_database(name)
-        forget(redis.Redis.from_url(REDIS_TEST_URL), prefix)
+        forget(redis.Redis.from_url(redis_url), prefix)
 
 
 def store(local: LocalSlack) -> Store:
-    return Store(redis.Redis.from_url(REDIS_TEST_URL), local.env["SWAPBOT_REDIS_PREFIX"])
+    return Store(redis.Redis.from_url(local.env["REDIS_URL"]), local.env["SWAPBOT_REDIS_PREFIX"])

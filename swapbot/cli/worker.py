@@ -33,8 +33,7 @@ from rq import SimpleWorker
 from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
-from swapbot import config
-from swapbot.swap import jobs
+from swapbot import config, jobs
 from swapbot.swap.engine import Interrupted
 
 log = logging.getLogger(__name__)
@@ -142,12 +141,12 @@ def _die_with_parent(parent: int) -> None:
 
 def _preload() -> None:
     """Import what jobs run before the `steps` child is forked, so that both start warm."""
+    import swapbot.runtime  # noqa: F401
     import swapbot.slack.work  # noqa: F401
-    import swapbot.swap.runtime  # noqa: F401
 
 
 def run(settings: config.Settings, *, burst: bool = False, watch_interval: float = 30.0) -> int:
-    from swapbot.swap.runtime import build_engine
+    from swapbot.runtime import build_engine
     from swapbot.swap.watcher import Watcher
 
     _preload()

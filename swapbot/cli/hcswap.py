@@ -1,6 +1,6 @@
 """`swapbot hcswap <subcommand> [args] --as USER`: the terminal front end over the engine.
 
-The same rules as in Slack (the commands are parsed and run by `swapbot.swap.commands`): steps
+The same rules as in Slack (the commands are parsed and run by `swapbot.commands`): steps
 in order, approvals by a second person, the cutover only when named. Events print as they
 happen; `--json` prints one document at the end instead.
 """
@@ -12,8 +12,7 @@ import json
 import sys
 from dataclasses import replace
 
-from swapbot import config
-from swapbot.swap import commands
+from swapbot import commands, config
 from swapbot.swap.events import Emitter, Event
 
 
@@ -54,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except config.SettingsError as exc:
         print(f"hcswap: {exc}", file=sys.stderr)
         return 2
-    from swapbot.swap.runtime import MissingSettings, build_engine
+    from swapbot.runtime import MissingSettings, build_engine
 
     emitter = Emitter()
     if not cmd.json:
@@ -85,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     """`swapbot worker`: queued work (rq), the watcher and the channel notifier."""
     from swapbot import logs
-    from swapbot.swap import worker
-    from swapbot.swap.runtime import MissingSettings
+    from swapbot.cli import worker
+    from swapbot.runtime import MissingSettings
 
     try:
         settings = config.load_settings()

@@ -12,7 +12,6 @@ import html
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,17 +22,13 @@ from typing import Any
 
 import requests
 
-from swapbot.slack.driver import SlackDriver
-from swapbot.slack.standin import Message, SlackStandIn
+from swapbot.swap import steps as runbook
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.services import free_port  # noqa: F401  (benches import it from here)
+from swapbot.testing.standin import Message, SlackStandIn
 
 SIGNING_SECRET = "rehearsal-signing-secret-0b1c2d3e4f"  # a local secret, never a real one
 CHANNEL = "C0SWAP"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def environment(
@@ -106,14 +101,14 @@ class LocalSlack:
             return False
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the process owns it
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "swapbot.cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: gunicorn's children go with it
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "swapbot.cli", *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: gunicorn's children go with it
+            )
         return self.processes[name]
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -211,11 +206,8 @@ class Colleague:
     """A person in the channel who does what the bot asks of them in the thread: opens the
     Salesforce authorization link, and confirms settings and objects with `/hcswap confirm`."""
 
-    CONFIRM = {
-        "settings": "confirm settings",
-        "prepare-objects": "confirm objects",
-        "external-objects": "confirm external-objects",
-    }
+    # The steps a person confirms, and what they type: from the runbook's table.
+    CONFIRM = {s.name: f"confirm {s.confirms}" for s in runbook.STEPS if s.person and s.confirms}
 
     def __init__(
         self,

@@ -12,13 +12,14 @@ import requests
 
 from swapbot.heroku import ConnectClient, PlatformClient, RetryPolicy
 from swapbot.sandbox.scenarios import role_names
+from swapbot.swap import steps as runbook
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Emitter, Event
 from swapbot.swap.journal import Journal
 from swapbot.swap.live import Live
 from swapbot.swap.plan import Plan
 from swapbot.swap.store import Store
-from tests.conftest import REDIS_TEST_URL, TOKEN
+from swapbot.testing.services import REDIS_TEST_URL, TOKEN
 
 OPERATOR, APPROVER, PERSON = "U0OPERATOR", "U0APPROVER", "U0PERSON"
 
@@ -27,13 +28,13 @@ def run_step_job(step: str, actor: str) -> dict:
     """A job for the worker tests: run one step on an engine built from the settings, as
     `swapbot worker` builds it."""
     from swapbot import config
-    from swapbot.swap.runtime import build_engine
+    from swapbot.runtime import build_engine
 
     outcome = build_engine(config.load_settings()).run_step(step, actor)
     return {"step": outcome.step, "status": outcome.status, "message": outcome.message}
 
 
-RUN_STEP = "tests.swap_support.run_step_job"
+RUN_STEP = "swapbot.testing.swaps.run_step_job"
 
 
 def make_engine(sandbox, db_url: str, redis_prefix: str, **options) -> Engine:
@@ -131,10 +132,8 @@ class Person:
             requests.get(
                 event.data["link"], params={"username": "integration-hc2@acme.example"}, timeout=5
             )
-        elif event.step == "settings":
-            self.engine.confirm("settings", PERSON)
-        elif event.step in ("prepare-objects", "cutover-objects"):
-            self.engine.confirm("objects", PERSON)
+        elif runbook.get(event.step).confirms:
+            self.engine.confirm(runbook.get(event.step).confirms, PERSON)
         elif event.step == "abort":
             for obj in self.engine.current_plan().mappings:
                 requests.post(
@@ -154,7 +153,7 @@ def swap_state(db_url: str, db_name: str, sandbox, *, whole: bool = False) -> di
     lists, the config var names, and every schema with every relation, function and grant in
     it (the sandbox's own schema aside)."""
     from swapbot.heroku import PlatformClient
-    from tests.conftest import wait_until
+    from swapbot.testing.services import wait_until
 
     connect = ConnectClient(TOKEN, sandbox.central_url)
     platform = PlatformClient(TOKEN, sandbox.platform_url)

@@ -124,9 +124,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from swapbot.sandbox.demo import run_demo
+    from swapbot.testing.demo import DemoOptions, run_demo
 
-    return run_demo(args)
+    return run_demo(
+        DemoOptions(
+            sandbox=_options(args),
+            admin_url=args.admin_url,
+            database=args.database,
+            write_load=args.write_load,
+            rollback_at=args.rollback_at,
+            assume=list(args.assume or []),
+        )
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 It serves the Web API methods the bot calls over real HTTP on 127.0.0.1, so the real
 `slack_sdk.WebClient` (and Bolt, which uses it) talks to it unchanged: `base_url=standin.api_url`.
 It keeps the channel's messages as Slack would show them, records every call, and enforces
-Slack's errors and limits (reference §5, §8.1) closely enough to catch real mistakes. Mistakes
+Slack's errors and limits (https://api.slack.com/methods/chat.postMessage, https://api.slack.com/reference/block-kit/blocks) closely enough to catch real mistakes. Mistakes
 Slack lets through but we never want (blocks without fallback text, a `chat.update` that wipes
 the blocks, a secret or an `@channel` in a message, a method the manifest's scopes do not cover)
 are answered `ok` and listed in `violations`, so a test can assert there are none.
@@ -34,7 +34,7 @@ BOT_NAME = "swapbot"
 DEFAULT_SCOPES = ("commands", "chat:write", "reactions:read", "channels:read", "groups:read")
 
 MAX_TEXT = 40_000  # chat.postMessage / postEphemeral `text`
-MAX_UPDATE_TEXT = 4_000  # chat.update `text` (reference §5)
+MAX_UPDATE_TEXT = 4_000  # chat.update `text` (https://api.slack.com/methods/chat.update)
 MAX_BLOCKS_TEXT = 12_000  # [U] combined block text; Slack answers msg_blocks_too_long (§8.1)
 MAX_BLOCKS = 50
 RESPONSE_URL_MAX_USES = 5
@@ -59,7 +59,7 @@ class Limit:
 TIER_3 = Limit(50, 50 / 60)
 TIER_4 = Limit(100, 100 / 60)
 DEFAULT_LIMITS: dict[str, Limit] = {
-    # "About 1 message per second per channel, with short bursts allowed" (reference §5).
+    # "About 1 message per second per channel, with short bursts allowed" (https://api.slack.com/docs/rate-limits).
     "chat.postMessage": Limit(5, 1.0, per_channel=True),
     "chat.update": TIER_3,
     "conversations.info": TIER_3,
@@ -211,7 +211,7 @@ class _Outage:
 Listener = Callable[[str, Message], None]
 
 
-# -- Block Kit validation (reference §8.1) ---------------------------------------------------------
+# -- Block Kit validation (https://api.slack.com/reference/block-kit/blocks) ---------------------------------------------------------
 def validate_blocks(blocks: Any) -> list[str]:
     """Why Slack would answer `invalid_blocks`, in its own message style; empty if it would not."""
     if not isinstance(blocks, list):
@@ -529,7 +529,7 @@ class SlackStandIn:
         return snapshot
 
     def record_ack(self, user: str, channel: str, payload: dict[str, Any]) -> Message | None:
-        """Show a slash command's HTTP answer as Slack does (reference §2.3): to `user` only,
+        """Show a slash command's HTTP answer as Slack does (https://api.slack.com/interactivity/slash-commands): to `user` only,
         or to the channel with `response_type: in_channel`. None for an empty answer."""
         ctx = _Ctx("command ack", payload, channel=channel)
         text, blocks = payload.get("text") or None, payload.get("blocks") or None
@@ -885,7 +885,7 @@ class SlackStandIn:
         if blocks is None and msg.blocks:
             self._violate(ctx, f"text without blocks wipes the blocks of message {msg.ts}")
         msg.edits.append(Version(msg.text, msg.blocks))
-        # Sending text alone removes the blocks (reference §5); blocks alone keep the text [U].
+        # Sending text alone removes the blocks (https://api.slack.com/methods/chat.update); blocks alone keep the text [U].
         msg.text, msg.blocks = text or msg.text, blocks
         self._strict(ctx, text, blocks)
         ctx.changes.append(("update", msg))

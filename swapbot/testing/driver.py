@@ -3,7 +3,7 @@ events (with Slack's retries) and the URL-verification challenge.
 
 It pairs with `SlackStandIn`: commands carry a response URL from the stand-in, and a reaction is
 first put on the stand-in's message, then delivered as an event, only if the bot is in the
-channel (reference §3.2), so a test sees what a person in the workspace would see.
+channel (https://api.slack.com/interactivity/slash-commands), so a test sees what a person in the workspace would see.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from swapbot.slack.standin import DEFAULT_CHANNEL, SlackStandIn
+from swapbot.testing.standin import DEFAULT_CHANNEL, SlackStandIn
 
 VERIFICATION_TOKEN = "legacy-verification-token"  # deprecated by Slack, sent anyway; never checked
 FORM = "application/x-www-form-urlencoded"
@@ -233,7 +233,7 @@ class SlackDriver:
 
     # -- the wire ----------------------------------------------------------------------------------
     def signed_headers(self, body: str, timestamp: str | int | None = None) -> dict[str, str]:
-        """The two headers Slack signs a request with (reference §6.1)."""
+        """The two headers Slack signs a request with (https://api.slack.com/authentication/verifying-requests-from-slack)."""
         stamp = str(int(self.clock()) if timestamp is None else timestamp)
         signature = self.verifier.generate_signature(timestamp=stamp, body=body)
         return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature or ""}

@@ -10,27 +10,30 @@ conversation as it happens, then the final report.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import tempfile
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from swapbot.config import Settings, load_settings, redis_client
+from swapbot.runtime import build_engine
 from swapbot.sandbox import scenarios
+from swapbot.sandbox.options import SandboxOptions
 from swapbot.sandbox.server import Sandbox
-from swapbot.slack.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget, said
-from swapbot.slack.standin import Message, SlackStandIn, render_blocks
 from swapbot.swap import steps as runbook
 from swapbot.swap.engine import Engine
 from swapbot.swap.plan import Plan, format_mappings
-from swapbot.swap.runtime import build_engine
+from swapbot.testing.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget
+from swapbot.testing.script import ScriptStopped, Team, WholeSwap
+from swapbot.testing.standin import Message, SlackStandIn, render_blocks
 
 DEMO_TOKEN = "demo-" + uuid.uuid4().hex  # the sandbox accepts any non-empty bearer token
 OPERATOR, APPROVER, AUTHORIZER = "U0OPERATOR", "U0APPROVER", "U0AUTHORIZER"
@@ -97,9 +100,19 @@ class ChannelPrinter:
             say(f"         {indent}   … {len(lines) - 12} more lines")
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from swapbot.sandbox.cli import _options
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `swapbot demo` takes from its command line."""
 
+    sandbox: SandboxOptions
+    admin_url: str
+    database: str = "swapbot_demo"
+    write_load: float = 5.0  # the app's writes a second, through its dynos
+    rollback_at: str | None = None  # rehearse a rollback just before this cutover step
+    assume: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def run_demo(args: DemoOptions) -> int:
     scenario = scenarios.get("demo")
     if args.write_load > 0:  # the app writes through its web and worker dynos, while they run
         writer = scenarios.WriterSpec(
@@ -117,7 +130,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.assume:
         say("   assuming: " + ", ".join(f"{k}={v}" for k, v in args.assume))
     prefix = f"swapbot-demo:{uuid.uuid4().hex[:8]}:"
-    with Sandbox(url, _options(args)) as sandbox, SlackStandIn(users=USERS) as slack:
+    with Sandbox(url, args.sandbox) as sandbox, SlackStandIn(users=USERS) as slack:
         env = environment(
             database_url=url,
             redis_url=os.environ.get("SWAPBOT_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -156,79 +169,88 @@ def _forget(env: dict[str, str], prefix: str) -> None:
     forget(redis_client(Settings(redis_url=env["REDIS_URL"])), prefix)
 
 
+class _RolledBack(Exception):
+    """The demo rehearsed a rollback instead of the rest of the cutover."""
+
+    def __init__(self, answer: str):
+        self.answer = answer
+
+
+class DemoSwap(WholeSwap):
+    """The whole swap, narrated: what people type and do, as the channel shows it."""
+
+    def __init__(self, local, driver, printer: ChannelPrinter, engine: Engine, **kw):
+        super().__init__(local, driver, Team(OPERATOR, APPROVER, AUTHORIZER), **kw)
+        self.printer, self.engine = printer, engine
+        self.prediction: Any = None
+        self.rollback_at: str | None = None
+
+    def typed(self, user: str, text: str) -> None:
+        self.printer.typed(user, text)
+
+    def stage(self, title: str) -> None:
+        if title.startswith("cutover"):
+            self.prediction = self.engine.predict()
+            say(
+                f"\n== predicted outage {self.prediction.seconds:.0f}s (HC's waits as prep"
+                " measured them at the sandbox's speed; dyno times assumed, at Heroku's nominal"
+                " values; see plan show)"
+            )
+        say(f"\n== {title}")
+
+    def reacted(self, step: str, message: Message) -> None:
+        time.sleep(0.3)
+        self.printer.typed(
+            APPROVER, f"(reacts :white_check_mark: to the approval request for {step})"
+        )
+        super().reacted(step, message)
+
+    def before(self, step: runbook.Step) -> None:
+        if step.name == self.rollback_at:
+            say(f"\n== rehearsing a rollback at {self.rollback_at}")
+            raise _RolledBack(self.ask("rollback"))
+
+
 def _rehearse(
     local: LocalSlack,
     sandbox: Sandbox,
     url: str,
     scenario: scenarios.Scenario,
-    args: argparse.Namespace,
+    args: DemoOptions,
 ) -> int:
     printer = ChannelPrinter(local.slack)
     local.slack.on_change(printer)
     driver = local.driver()
     Colleague(local, driver, AUTHORIZER, narrate=lambda text: say(f"{printer.clock()} {text}"))
     engine = build_engine(load_settings(local.env))
-
-    def ask(user: str, text: str) -> str:
-        printer.typed(user, text)
-        _, reply = local.ask(driver, user, text, timeout=300)
-        return said(reply)
-
-    role = scenarios.role_names(url.rsplit("/", 1)[-1])[0]
+    swap = DemoSwap(
+        local,
+        driver,
+        printer,
+        engine,
+        swap_id="acme-demo",
+        mappings=format_mappings(NEW_FIELDS),
+        role=scenarios.role_names(url.rsplit("/", 1)[-1])[0],
+        app=scenario.app,
+        timeout=300,
+    )
+    swap.rollback_at = args.rollback_at
     say("\n== the channel, as Slack shows it (the app keeps writing)")
-    ask(OPERATOR, "status")
-    answer = ask(
-        OPERATOR,
-        f"plan new --swap-id acme-demo --new-schema salesforce2 --mappings '{format_mappings(NEW_FIELDS)}'"
-        f" --roles {role} --process-types web,worker,clock --authorizer <@{AUTHORIZER}|bea>"
-        " --quiet-seconds 1",  # the sandbox's app writes several times a second
-    )
-    if "saved" not in answer:
-        return _stopped("the plan was not saved", answer)
-
-    say("\n== prep, one `next` at a time")
-    for _ in range(len(runbook.PREP) + 1):
-        answer = ask(OPERATOR, "next")
-        if "prep is done" in answer:
-            break
-        if not any(word in answer for word in (" done", " skipped")):
-            return _stopped("prep stopped", answer)
-
-    say("\n== approvals asked ahead of the outage, so a ready approver adds no time to it")
-    for step in ("pause", "delete-old"):
-        ask(OPERATOR, f"request-approval {step}")
-        message = local.approval_message(step)
-        time.sleep(0.3)
-        printer.typed(APPROVER, f"(reacts :white_check_mark: to the approval request for {step})")
-        driver.react(APPROVER, CHANNEL, message.ts)
-        local.slack.wait_for(
-            lambda ts=message.ts: "approved by" in (local.slack.message(CHANNEL, ts).text or ""),
-            timeout=30,
-        )
-
-    prediction = engine.predict()
-    say(
-        f"\n== predicted outage {prediction.seconds:.0f}s (HC's waits as prep measured them at the"
-        " sandbox's speed; dyno times assumed, at Heroku's nominal values; see plan show)"
-    )
-    say("\n== cutover (the outage)")
-    for step in runbook.CUTOVER:
-        if args.rollback_at and step.name == args.rollback_at:
-            say(f"\n== rehearsing a rollback at {args.rollback_at}")
-            answer = ask(OPERATOR, "rollback")
-            _settle(local)
-            return 0 if " done" in answer else _stopped("rollback", answer)
-        app = f" {scenario.app}" if step.name == runbook.OUTAGE_START else ""
-        answer = ask(OPERATOR, f"{step.name}{app}")
-        if not any(word in answer for word in (" done", " skipped")):
-            return _stopped(f"cutover stopped at {step.name}", answer)
+    swap.ask("status")
+    try:
+        swap.run()
+    except _RolledBack as rolled:
+        _settle(local)
+        return 0 if " done" in rolled.answer else _stopped("rollback", rolled.answer)
+    except ScriptStopped as exc:
+        return _stopped("the swap stopped", str(exc))
     _settle(local)
     plan = engine.current_plan()
     _report(engine, plan)
     from swapbot.swap.predict import beside
 
     say("\n   predicted beside what the sandbox took (at its speed):")
-    for row in beside(prediction, engine.store.checkpoints(plan.swap_id)):
+    for row in beside(swap.prediction, engine.store.checkpoints(plan.swap_id)):
         actual = f"{row['actual']:.1f}s" if row["actual"] is not None else "-"
         say(
             f"   {row['step']:12} predicted {row['predicted']:7.1f}s ({row['source']})  took {actual}"

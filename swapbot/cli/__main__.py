@@ -1,0 +1,5 @@
+import sys
+
+from swapbot.cli import main
+
+sys.exit(main())

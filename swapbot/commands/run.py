@@ -1,0 +1,356 @@
+"""Running a parsed `/hcswap` command on the engine, and the documents reads answer with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from pydantic import ValidationError
+
+from swapbot.commands.grammar import (
+    HELP,
+    Command,
+    UsageError,
+    _validation_message,
+    new_plan,
+    usage,
+)
+from swapbot.heroku import HerokuError
+from swapbot.swap import steps as runbook
+from swapbot.swap.plan import Plan, format_mappings
+from swapbot.swap.store import iso
+
+if TYPE_CHECKING:
+    from swapbot.swap.engine import Engine, Outcome
+
+
+# -- running --------------------------------------------------------------------------------
+@dataclass
+class Reply:
+    """What a command came to: a status for exit codes, a document for --json and Block Kit,
+    and text for a terminal or a code block."""
+
+    command: Command
+    status: str  # done, skipped, dry-run, waiting, refused, failed; "ok" for reads
+    message: str = ""
+    document: Any = None
+    text: str = ""
+    calls: list[str] = field(default_factory=list)
+    swap_id: str | None = None
+
+    EXIT = {"ok": 0, "done": 0, "skipped": 0, "dry-run": 0, "waiting": 3, "refused": 2, "failed": 1}
+
+    @property
+    def exit_code(self) -> int:
+        return self.EXIT.get(self.status, 1)
+
+
+def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None = None) -> Reply:
+    """Run one command on the engine. `actor` may be None only for reads."""
+    from swapbot.swap.run import StepStopped
+
+    if cmd.kind == "help":
+        text = usage(cmd.args[0]) if cmd.args else HELP
+        return Reply(cmd, "ok", text=text, document={"help": text})
+    if cmd.kind != "read" and not actor:
+        return Reply(cmd, "refused", "say who you are (it goes into the audit trail)")
+    plan = engine.current_plan()
+    swap_id = plan.swap_id if plan else None
+    try:
+        if cmd.kind == "read":
+            reply = _read(engine, cmd, app)
+            reply.swap_id = swap_id
+            return reply
+        if cmd.name == "plan":
+            saved = _save_plan(engine, cmd, actor or "", app)
+            return Reply(
+                cmd,
+                "done",
+                f"plan {saved.swap_id} saved (fingerprint {saved.fingerprint()})",
+                document={
+                    "plan": saved.model_dump(mode="json"),
+                    "fingerprint": saved.fingerprint(),
+                },
+                swap_id=saved.swap_id,
+            )
+        outcome = _operate(engine, cmd, actor or "")
+    except (UsageError, StepStopped) as exc:
+        return Reply(cmd, "refused", str(exc), swap_id=swap_id)
+    return Reply(
+        cmd,
+        outcome.status,
+        outcome.message,
+        document={
+            "step": outcome.step,
+            "status": outcome.status,
+            "message": outcome.message,
+            "calls": outcome.calls,
+        },
+        text=f"{outcome.step}: {outcome.status} — {outcome.message}",
+        calls=list(outcome.calls),
+        swap_id=swap_id,
+    )
+
+
+def _operate(engine: Engine, cmd: Command, actor: str) -> Outcome:
+    wait = not cmd.no_wait
+    if cmd.name == "next":
+        return engine.next(actor, dry_run=cmd.dry_run, wait=wait)
+    if cmd.name == "rollback":
+        return engine.rollback(actor, dry_run=cmd.dry_run, remove_addon=cmd.remove_addon)
+    if cmd.name == "request-approval":
+        return engine.request_approval(cmd.args[0], actor, note=" ".join(cmd.args[1:]))
+    if cmd.name == "approve":
+        return engine.approve(cmd.args[0], actor)
+    if cmd.name == "ledger":
+        return engine.ledger_done(cmd.args[1], actor)
+    if cmd.name == "confirm":
+        return engine.confirm(cmd.args[0], actor)
+    return engine.run_step(
+        cmd.name,
+        actor,
+        dry_run=cmd.dry_run,
+        wait=wait,
+        break_glass=cmd.break_glass,
+        app=cmd.args[0] if cmd.args else None,
+    )
+
+
+def _save_plan(engine: Engine, cmd: Command, actor: str, app: str | None) -> Plan:
+    if cmd.action == "new":
+        plan = new_plan(cmd, app=app, actor=actor)
+        return engine.save_plan(plan, actor)
+    current = engine.current_plan()
+    if current is None:
+        raise UsageError("plan set: there is no plan yet: create one with `plan new`")
+    try:
+        updated = Plan.model_validate(current.model_dump() | cmd.plan_fields)
+    except ValidationError as exc:
+        raise UsageError(f"plan set: {_validation_message(exc)}") from None
+    return engine.save_plan(updated, actor)
+
+
+def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
+    if cmd.name == "status":
+        doc = status(engine, app)
+        return Reply(cmd, "ok", document=doc, text=render_status(doc))
+    if cmd.name == "history":
+        plan = engine.current_plan()
+        rows = (
+            [e.model_dump(mode="json") for e in engine.store.history(plan.swap_id, count=500)]
+            if plan
+            else []
+        )
+        text = "\n".join(
+            f"{e['at']}  {e['actor']:12} {e['action']:18} {e.get('step') or ''}" for e in rows
+        )
+        return Reply(cmd, "ok", document=rows, text=text or "no history yet")
+    if cmd.name == "report":
+        from swapbot.swap import report
+
+        plan = engine.current_plan()
+        if plan is None:
+            return Reply(cmd, "ok", document=None, text="no plan yet: nothing to report")
+        doc = report.report(engine.store, plan.swap_id)
+        return Reply(cmd, "ok", document=doc, text=report.render(doc))
+    doc = plan_show(engine)
+    return Reply(cmd, "ok", document=doc, text=render_plan(engine, doc))
+
+
+# -- status and plan show ---------------------------------------------------------------------
+def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
+    """Where things stand: the app's connections, and with a plan its steps, approvals, clock."""
+    from swapbot.swap import overview
+    from swapbot.swap.engine import forward_path, manual_way_back
+
+    plan = engine.current_plan()
+    app = plan.app if plan else app
+    doc: dict[str, Any] = {"app": app}
+    if app and engine.clients is not None:
+        doc["connections"] = overview.connections(*engine.clients, app)
+    if plan is None:
+        return doc | {"plan": None, "message": "no plan yet: create one with `plan new`"}
+    store = engine.store
+    checkpoints = store.checkpoints(plan.swap_id)
+    steps = [
+        {
+            "name": s.name,
+            "phase": s.phase,
+            "status": (checkpoints[s.name].status if s.name in checkpoints else "pending"),
+            "approval": s.approval,
+            "point_of_no_return": s.point_of_no_return,
+        }
+        for s in runbook.STEPS
+    ]
+    current = next((s["name"] for s in steps if s["status"] not in ("done", "skipped")), None)
+    started = store.get_record(plan.swap_id, "outage_started_at")
+    standing = engine.standing(plan.swap_id)
+    ponr = standing.point_of_no_return
+    restore = checkpoints.get("restore")
+    holder = store.holder(plan.swap_id)
+    return doc | {
+        "plan": plan.model_dump(mode="json"),
+        "fingerprint": plan.fingerprint(),
+        "steps": steps,
+        "current_step": current,
+        "approvals": [r.model_dump(mode="json") for r in engine.approvals.pending(plan.swap_id)],
+        "ledger": [i.model_dump() | {"done": i.done} for i in engine.ledger()],
+        "outage": {
+            "started_epoch": started,
+            "ended_epoch": restore.finished_epoch
+            if restore is not None and restore.status in ("done", "skipped")
+            else None,
+        }
+        if started
+        else None,
+        "holder": holder.model_dump(mode="json") if holder else None,
+        "backlog": _write_backlog(engine, plan),
+        "in_progress": standing.in_progress,
+        "point_of_no_return": (
+            ponr | {"forward": forward_path(checkpoints), "way_back": manual_way_back(plan)}
+            if ponr
+            else None
+        ),
+    }
+
+
+def render_status(doc: dict[str, Any]) -> str:
+    from swapbot.swap import overview
+
+    head = overview.render(doc["connections"]) + "\n" if "connections" in doc else ""
+    if doc["plan"] is None:
+        return head + doc["message"]
+    plan = doc["plan"]
+    lines = [
+        f"swap {plan['swap_id']}: {plan['app']} {plan['old_addon']}/{plan['old_schema']} -> "
+        f"{plan['new_addon']}/{plan['new_schema']}  ({format_mappings(plan['mappings'])})"
+    ]
+    for s in doc["steps"]:
+        marks = ("  approval" if s["approval"] else "") + (
+            "  POINT OF NO RETURN" if s["point_of_no_return"] else ""
+        )
+        lines.append(f"  {s['phase']:8} {s['name']:18} {s['status']:8}{marks}")
+    ponr = doc.get("point_of_no_return")
+    if ponr:
+        lines.append(
+            f"  PAST THE POINT OF NO RETURN since {iso(ponr['at'])} ({ponr['step']}: "
+            f"{ponr['what']}): no rollback. Go forward: {ponr['forward']}"
+        )
+    for item in doc.get("ledger", []):
+        mark = f"done by {item['done_by']}" if item["done"] else f"open, owner {item['owner']}"
+        lines.append(f"  ledger {item['key']}: {item['what']} ({mark})")
+    for a in doc["approvals"]:
+        lines.append(f"  approval {a['id']} for {a['step']} by {a['requester']}: {a['status']}")
+    return head + "\n".join(lines)
+
+
+def plan_show(engine: Engine) -> dict[str, Any]:
+    plan = engine.current_plan()
+    if plan is None:
+        return {"plan": None, "message": "no plan yet: create one with `plan new`"}
+    return {
+        "plan": plan.model_dump(mode="json"),
+        "fingerprint": plan.fingerprint(),
+        "steps": [s.name for s in runbook.STEPS],
+    } | _plan_facts(engine, plan)
+
+
+def render_plan(engine: Engine, doc: dict[str, Any]) -> str:
+    if doc["plan"] is None:
+        return doc["message"]
+    lines = [render_status(status(engine)), f"  fingerprint {doc['fingerprint']}"]
+    lines += [f"  object  {o['phase']:8} {o['kind']:18} {o['identity']}" for o in doc["objects"]]
+    lines += _writer_lines(doc.get("writers"), doc["plan"])
+    lines += [f"  risk    {risk}" for risk in doc["risks"]]
+    lines += [
+        f"  outage  {p['step']:12} {p['seconds']:8.1f}s  {p['source']}: {p['basis']}"
+        for p in doc["outage"]["parts"]
+    ]
+    lines.append(f"  outage  predicted {doc['outage']['seconds']:.0f}s in all")
+    return "\n".join(lines)
+
+
+def _writer_lines(found: dict[str, Any] | None, plan: dict[str, Any]) -> list[str]:
+    """Who writes to the database and what stop-writes does about each, and the session policy."""
+    if not found:
+        return []
+    what = {
+        "swapped": "stop-writes stops {types}",
+        "writer": "stop-writes stops {types} too",
+        "reader": "left running (a reader)",
+        "unnamed": "NOT NAMED: a writer to stop, or a reader?",
+        "bot": "swapbot itself, never stopped",
+    }
+    lines = []
+    for a in found["apps"]:
+        types = (
+            plan["process_types"] if a["role"] == "swapped" else plan["other_writers"].get(a["app"])
+        )
+        pooled = ", through the pooler" if a["through_pooler"] else ""
+        one_off = f"; one-off dynos up: {', '.join(a['one_off'])}" if a["one_off"] else ""
+        lines.append(
+            f"  writer  {a['app']}: {what[a['role']].format(types=', '.join(types or []))}"
+            f"{pooled}{one_off}"
+        )
+    for s in found["sessions"]:
+        lines.append(
+            f"  session {s['role']} {s['application_name'] or '-'} from "
+            f"{s['client_addr'] or 'local'} since {s['backend_start']}"
+        )
+    lines.append(
+        f"  policy  sessions from before the switch: {plan['stale_sessions']} "
+        f"(before the app comes back); quiet before drain: {plan['quiet_seconds']:g}s"
+    )
+    return lines
+
+
+def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
+    """What `plan show` adds: the objects to carry with their phase, preflight's risks, the outage."""
+    from swapbot.database import inventory
+    from swapbot.database._common import UserError
+
+    facts: dict[str, Any] = {"objects": [], "risks": [], "outage": {"parts": [], "seconds": 0.0}}
+    live = engine.live_factory(plan, engine.emitter, True)
+    try:
+        from swapbot.swap import writers
+
+        with live.db(autocommit=True) as conn:
+            found = writers.discover(live.platform, plan, conn, own_app=engine.own_app)
+            facts["writers"] = found.model_dump(mode="json")
+    except (HerokuError, psycopg.Error) as exc:
+        facts["risks"].append(f"writers: {exc}")
+    try:
+        with live.db(autocommit=True) as conn:
+            inv = inventory.inventory(conn, plan.old_schema, plan.tables, plan.new_schema)
+        facts["objects"] = [
+            {"phase": o.phase, "kind": o.kind, "identity": o.identity, "reason": o.reason}
+            for o in inv.objects
+        ]
+    except UserError as exc:
+        facts["risks"].append(f"inventory: {exc}")
+    report = engine.store.get_record(plan.swap_id, "preflight")
+    if report:
+        facts["risks"] += [
+            f"{c['name']}: {c['status']}: {c.get('summary', '')}"
+            for c in report["checks"]
+            if c["status"] != "pass"
+        ]
+    else:
+        facts["risks"].append("preflight has not run yet")
+    try:
+        prediction = engine.predict()
+        facts["outage"] = {
+            "parts": [p.model_dump() for p in prediction.parts],
+            "seconds": prediction.seconds,
+        }
+    except Exception as exc:  # a prediction is advice: never let it break `plan show`
+        facts["risks"].append(f"outage prediction unavailable: {exc}")
+    return facts
+
+
+def _write_backlog(engine: Engine, plan: Plan) -> dict[str, Any] | None:
+    # Imported here: the web process parses commands and never needs the database toolkit.
+    from swapbot.swap.watcher import write_backlog
+
+    return write_backlog(engine, plan)

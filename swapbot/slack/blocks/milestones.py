@@ -1,0 +1,197 @@
+"""Milestones: one line per engine event, and which events go to the whole channel."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from swapbot.slack.blocks.kit import Rendered, _finish, _section
+from swapbot.slack.blocks.text import (
+    _NAME,
+    _as_dict,
+    _clean,
+    _cut_mrkdwn,
+    _float,
+    _now,
+    duration,
+    escape,
+    mention,
+)
+from swapbot.swap import steps as runbook
+
+_MILESTONE = 2900  # one milestone line, with room to spare in a section
+
+_BROADCAST = {
+    "point_of_no_return",
+    "outage.started",
+    "outage.ended",
+    "step.failed",
+    "approval.requested",
+    "rollback.started",
+    "rollback.done",
+    "swap.done",
+}
+
+
+def _event(event: object) -> dict[str, Any]:
+    data = _as_dict(event)
+    if not isinstance(data.get("data"), Mapping):
+        data["data"] = {}
+    return data
+
+
+def is_broadcast(event: Mapping[str, Any]) -> bool:
+    """Whether the event goes to the whole channel, not only to the swap's thread."""
+    ev = _event(event)
+    kind = str(ev.get("kind") or "")
+    if kind in _BROADCAST:
+        return True
+    if kind == "step.done":
+        step = runbook.BY_NAME.get(ev.get("step") or "")
+        return bool(ev["data"].get("point_of_no_return")) or bool(step and step.point_of_no_return)
+    return False
+
+
+def milestone(event: Mapping[str, Any]) -> str:
+    """One line of escaped mrkdwn for an engine event (an Event's model_dump), short enough for
+    a section. Put it in a mrkdwn object with `verbatim: True`, as `milestone_message` does."""
+    return _cut_mrkdwn(_milestone_line(_event(event)), _MILESTONE)
+
+
+def milestone_message(event: Mapping[str, Any], *, now: float | None = None) -> Rendered:
+    """A milestone as a message of its own: one verbatim section."""
+    line = milestone(event)
+    return _finish("event", line, [_section(line)], _now(now))
+
+
+# -- lines -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Said:
+    """An event's parts as a milestone line shows them, already escaped."""
+
+    kind: str
+    step: str  # "*name*", or "*swap*" for an event of no step
+    has_step: bool
+    message: str
+    raw_message: str
+    actor: str | None  # a mention
+    data: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, ev: Mapping[str, Any]) -> _Said:
+        raw_message = " ".join(str(ev.get("message") or "").split())
+        return cls(
+            kind=str(ev.get("kind") or ""),
+            step=f"*{_clean(ev.get('step'), _NAME)}*" if ev.get("step") else "*swap*",
+            has_step=bool(ev.get("step")),
+            message=_clean(raw_message),
+            raw_message=raw_message,
+            actor=mention(ev.get("actor")) if ev.get("actor") else None,
+            data=ev["data"],
+        )
+
+    @property
+    def by(self) -> str:
+        return f" by {self.actor}" if self.actor else ""
+
+    def tail(self, said: str = "") -> str:
+        # The engine's message often repeats what the line already says ("outage started").
+        return f" — {self.message}" if self.message and self.raw_message != said else ""
+
+
+_Format = Callable[[_Said], str]
+
+
+def _line(template: str, said: str = "") -> _Format:
+    """A line from a template over {step}, {by} and {tail}; `said` is what the line already
+    says, so a message that only repeats it is left off."""
+
+    def render(e: _Said) -> str:
+        return template.format(step=e.step, by=e.by, tail=e.tail(said))
+
+    return render
+
+
+def _note(template: str, empty: str = "") -> _Format:
+    """A line that is the engine's message ({message}, or `empty` when there is none)."""
+
+    def render(e: _Said) -> str:
+        return template.format(step=e.step, message=e.message or empty)
+
+    return render
+
+
+def _link(url: object, label: object) -> str:
+    """`<url|label>` for https links and the local sandbox; anything else as plain text."""
+    text = str(url or "")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        credentials = parts.username or parts.password
+    except ValueError:
+        return _clean(text)
+    allowed = (parts.scheme == "https" and bool(host)) or (
+        parts.scheme == "http" and host == "127.0.0.1"
+    )
+    if not allowed or credentials or re.search(r"[\s<>|]", text) or len(text) > 2000:
+        return _clean(text)
+    return f"<{escape(text)}|{_clean(label or 'open', 80)}>"
+
+
+def _step_waiting(e: _Said) -> str:
+    link = e.data.get("link")
+    extra = f" {_link(link, e.data.get('link_label') or 'open the link')}" if link else ""
+    person = f" ({mention(e.data['person'])})" if e.data.get("person") else ""
+    return f":hourglass: {e.step} waiting: {e.message or 'waiting'}{person}{extra}"
+
+
+def _approval_refused(e: _Said) -> str:
+    by = f" ({e.actor})" if e.actor else ""
+    # An unknown request id has no step: name the request, not "swap".
+    request = _clean(str(e.data.get("request_id") or ""), _NAME)
+    what = e.step if e.has_step else (f"request {request}" if request else "a request")
+    return f":no_entry: approval of {what} refused{by}{e.tail()}"
+
+
+def _outage_ended(e: _Said) -> str:
+    seconds = _float(e.data.get("seconds"))
+    after = f" after {duration(seconds)}" if seconds is not None else ""
+    return f":tada: outage ended{after}{e.tail('outage ended')}"
+
+
+_LINES: dict[str, _Format] = {
+    "step.started": _line(":arrow_forward: {step} started{tail}"),
+    "step.done": _line(":white_check_mark: {step} done{tail}"),
+    "step.skipped": _line(":fast_forward: {step} already done{tail}"),
+    "step.failed": _line(":x: {step} failed{tail}"),
+    "step.undone": _line(":leftwards_arrow_with_hook: {step} undone{tail}"),
+    "step.waiting": _step_waiting,
+    "approval.requested": _line(":raised_hand: approval requested for {step}{by}{tail}"),
+    "approval.granted": _line(":white_check_mark: {step} approved{by}{tail}"),
+    "approval.refused": _approval_refused,
+    "approval.expired": _line(":hourglass_flowing_sand: approval of {step} expired{tail}"),
+    "approval.withdrawn": _line(
+        ":leftwards_arrow_with_hook: approval of {step} withdrawn{by}{tail}"
+    ),
+    "outage.started": _line(":rotating_light: outage started{tail}", "outage started"),
+    "outage.ended": _outage_ended,
+    "point_of_no_return": _line(":warning: {step} passed the point of no return{tail}"),
+    "rollback.started": _line(":rewind: rollback started{tail}", "rollback started"),
+    "rollback.done": _line(":leftwards_arrow_with_hook: rollback done{tail}", "rollback done"),
+    "swap.done": _line(":tada: swap done{tail}", "swap done"),
+    "load.progress": _note(":arrows_counterclockwise: {step} {message}", "loading"),
+    "backlog": _note(":inbox_tray: write backlog: {message}", "?"),
+    "call": _note(":gear: {message}"),
+    "state.changed": _note(":information_source: {message}", "state changed"),
+}
+
+
+def _milestone_line(ev: Mapping[str, Any]) -> str:
+    said = _Said.of(ev)
+    line = _LINES.get(said.kind)
+    if line is None:
+        return f":speech_balloon: {said.message or _clean(said.kind, 40)}"
+    return line(said)

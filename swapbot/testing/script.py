@@ -1,0 +1,121 @@
+"""A whole swap from Slack, as a team runs it: the plan, prep one `next` at a time, approvals
+by reaction, the cutover step by step, each step taken from the runbook's table.
+
+One script for `make demo` (which narrates it), bench/slack.py (which times it) and the
+end-to-end test (which adds the people who may not, restarts and retries at the approvals):
+each overrides the hooks it needs, and nothing else repeats the procedure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from swapbot.swap import steps as runbook
+from swapbot.testing.driver import SlackDriver
+from swapbot.testing.rehearsal import CHANNEL, LocalSlack, said
+from swapbot.testing.standin import Message
+
+DONE = ("done", "skipped")
+
+
+class ScriptStopped(Exception):
+    """The swap did not go as the script expects; the message is the bot's answer."""
+
+
+@dataclass
+class Team:
+    operator: str  # types the commands
+    approver: str  # reacts to approval requests
+    authorizer: str  # opens the Salesforce link and confirms what only a person can
+
+
+class WholeSwap:
+    def __init__(
+        self,
+        local: LocalSlack,
+        driver: SlackDriver,
+        team: Team,
+        *,
+        swap_id: str,
+        mappings: str,
+        role: str,
+        app: str = "acme-prod",
+        timeout: float = 120.0,
+    ):
+        self.local, self.driver, self.team = local, driver, team
+        self.swap_id, self.mappings, self.role, self.app = swap_id, mappings, role, app
+        self.timeout = timeout
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def typed(self, user: str, text: str) -> None:
+        """Someone types `/hcswap text` (the demo prints it)."""
+
+    def stage(self, title: str) -> None:
+        """A new part of the swap begins (the demo prints a heading)."""
+
+    def reacted(self, step: str, message: Message) -> None:
+        """The approver reacts to the approval request for `step`; the approval is then awaited."""
+        self.driver.react(self.team.approver, CHANNEL, message.ts)
+
+    def when_to_ask(self, step: runbook.Step) -> str:
+        """`ahead` (before the outage, so a ready approver adds no time to it) or `just-before`."""
+        return "ahead"
+
+    # -- the procedure -------------------------------------------------------------------------
+    def ask(self, text: str, *expected: str, user: str | None = None) -> str:
+        user = user or self.team.operator
+        self.typed(user, text)
+        _, reply = self.local.ask(self.driver, user, text, timeout=self.timeout)
+        answer = said(reply)
+        if expected and not any(word in answer for word in expected):
+            raise ScriptStopped(f"/hcswap {text}: {answer[:2000]}")
+        return answer
+
+    def run(self) -> None:
+        self.plan()
+        self.prep()
+        self.cutover()
+
+    def plan(self) -> None:
+        self.stage("the plan")
+        who = self.team.authorizer  # Slack sends a mention in a command as <@id|name>
+        self.ask(
+            f"plan new --swap-id {self.swap_id} --new-schema salesforce2 --mappings '{self.mappings}'"
+            f" --roles {self.role} --process-types web,worker,clock"
+            f" --authorizer <@{who}|{self.local.slack.user_name(who)}>"
+            " --quiet-seconds 1",  # the sandbox's app writes several times a second
+            f"plan {self.swap_id} saved",
+        )
+
+    def prep(self) -> None:
+        self.stage("prep, one `next` at a time")
+        for _ in range(len(runbook.PREP) + 1):
+            if "prep is done" in self.ask("next", *DONE):
+                return
+        raise ScriptStopped("prep did not finish")
+
+    def approve(self, step: runbook.Step) -> None:
+        self.ask(f"request-approval {step.name}")
+        message = self.local.approval_message(step.name)
+        self.reacted(step.name, message)
+        slack = self.local.slack
+        slack.wait_for(
+            lambda: "approved by" in (slack.message(CHANNEL, message.ts).text or ""), timeout=30
+        )
+
+    def cutover(self) -> None:
+        ahead = [s for s in runbook.CUTOVER if s.approval and self.when_to_ask(s) == "ahead"]
+        if ahead:
+            self.stage("approvals asked ahead of the outage, so a ready approver adds no time")
+            for step in ahead:
+                self.approve(step)
+        self.stage("cutover (the outage)")
+        for step in runbook.CUTOVER:
+            if step.approval and step not in ahead:
+                self.approve(step)
+            self.before(step)
+            app = f" {self.app}" if step.name == runbook.OUTAGE_START else ""
+            self.ask(f"{step.name}{app}", *DONE)
+
+    def before(self, step: runbook.Step) -> None:
+        """Just before a cutover step is typed (the demo rehearses a rollback here)."""
