@@ -25,6 +25,12 @@ def run_db(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def swap_args(command: str, db_url: str, old: str, new: str, tables: str, *extra: str) -> list[str]:
+    """`COMMAND --database-url URL --schema OLD --new-schema NEW --tables T EXTRA...`."""
+    return [command, "--database-url", db_url, "--schema", old, "--new-schema", new,
+            "--tables", tables, *extra]  # fmt: skip
+
+
 def run_json(*args: str) -> tuple[int, Any]:
     done = run_db(*args, "--json")
     assert done.stdout, done.stderr

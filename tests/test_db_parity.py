@@ -8,7 +8,7 @@ from psycopg import sql
 from swapbot.database import parity
 from swapbot.sandbox import hcschema
 from swapbot.sandbox.sim import bulk_session
-from tests._db_cli import catalog_state, new_schema, run_db, run_json
+from tests._db_cli import catalog_state, new_schema, run_db, run_json, swap_args
 
 OLD, NEW = "schema1", "schema2"
 COLUMNS = {"name": "varchar(255)", "amount": "double precision", "closedate": "date"}
@@ -123,31 +123,11 @@ def test_reads_without_locks_beyond_access_share(copies):
 
 
 def test_cli(copies, db_url):
-    code, doc = run_json(
-        "parity",
-        "--database-url",
-        db_url,
-        "--schema",
-        OLD,
-        "--new-schema",
-        NEW,
-        "--tables",
-        "account",
-    )
+    code, doc = run_json(*swap_args("parity", db_url, OLD, NEW, "account"))
     assert code == 0 and doc["equal"] and doc["tables"][0]["rows_per_second"] > 0
     with hcschema.hc_session(copies):
         copies.execute(f"DELETE FROM {NEW}.account WHERE sfid = %s", (_sfid(5),))
-    done = run_db(
-        "parity",
-        "--database-url",
-        db_url,
-        "--schema",
-        OLD,
-        "--new-schema",
-        NEW,
-        "--tables",
-        "account",
-    )
+    done = run_db(*swap_args("parity", db_url, OLD, NEW, "account"))
     assert done.returncode == 1
     assert f"{_sfid(5)} missing_in_new" in done.stdout
 

@@ -7,7 +7,7 @@ from psycopg import sql
 
 from swapbot.database import preflight
 from swapbot.sandbox import scenarios
-from tests._db_cli import UNREACHABLE_URL, catalog_state, run_db, run_json
+from tests._db_cli import UNREACHABLE_URL, catalog_state, run_db, run_json, swap_args
 
 OLD, NEW = "salesforce", "schema2"
 
@@ -154,32 +154,12 @@ def test_backlog_with_pending_writes_and_no_history_warns(world, db):
 
 def test_cli_json_and_exit_codes(world, db_url, db):
     code, doc = run_json(
-        "preflight",
-        "--database-url",
-        db_url,
-        "--schema",
-        OLD,
-        "--new-schema",
-        NEW,
-        "--tables",
-        "account,contact",
-        "--disk-limit-gb",
-        "100",
+        *swap_args("preflight", db_url, OLD, NEW, "account,contact", "--disk-limit-gb", "100")
     )
     assert code == 0 and doc["status"] == "warn" and doc["roles"] == [world]
     assert {c["name"]: c["status"] for c in doc["checks"]}["new_schema"] == "pass"
     db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(NEW)))
-    done = run_db(
-        "preflight",
-        "--database-url",
-        db_url,
-        "--schema",
-        OLD,
-        "--new-schema",
-        NEW,
-        "--tables",
-        "account",
-    )
+    done = run_db(*swap_args("preflight", db_url, OLD, NEW, "account"))
     assert done.returncode == 1 and "[FAIL] new_schema" in done.stdout
 
 

@@ -11,7 +11,15 @@ from psycopg import sql
 from swapbot.database import searchpath
 from swapbot.database._common import UserError
 from swapbot.sandbox import scenarios
-from tests._db_cli import ACCOUNT, UNREACHABLE_URL, catalog_state, new_schema, role_settings, run_db
+from tests._db_cli import (
+    ACCOUNT,
+    UNREACHABLE_URL,
+    catalog_state,
+    new_schema,
+    role_settings,
+    run_db,
+    swap_args,
+)
 
 OLD, NEW = "salesforce", "schema2"
 OTHERS = ["case", "contact", "invoice__c", "opportunity"]
@@ -213,19 +221,7 @@ def test_switch_refuses_when_new_lacks_the_table(world, db):
 
 
 def _cli(action: str, db_url: str, *extra: str) -> list[str]:
-    return [
-        "search-path",
-        action,
-        "--database-url",
-        db_url,
-        "--schema",
-        OLD,
-        "--new-schema",
-        NEW,
-        "--tables",
-        "account",
-        *extra,
-    ]
+    return ["search-path", action, *swap_args("", db_url, OLD, NEW, "account", *extra)[1:]]
 
 
 def test_cli_switch_and_restore_with_a_state_file(world, db_url, db, tmp_path):
