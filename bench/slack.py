@@ -104,11 +104,10 @@ from swapbot.testing.rehearsal import (
     Colleague,
     LocalSlack,
     forget,
-    free_port,
     said,
 )
 from swapbot.testing.script import Team, WholeSwap
-from swapbot.testing.services import REDIS_TEST_URL, create_database, drop_database
+from swapbot.testing.services import REDIS_TEST_URL, create_database, drop_database, free_port
 from swapbot.testing.slack_stack import (
     APPROVER,
     OPERATOR,

@@ -11,17 +11,14 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
-from psycopg import sql  # noqa: F401
 
-from swapbot.testing.services import (  # noqa: F401  (fixtures below and tests use them)
-    ADMIN_URL,
+from swapbot.testing.services import (
     REDIS_TEST_URL,
     TOKEN,
     create_database,
     database_url,
     drop_database,
     private_redis,
-    wait_until,
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import requests
 
 from swapbot.heroku import ConnectClient, HerokuError, PlatformClient, RetryPolicy
-from swapbot.testing.services import wait_until
+from swapbot.testing.services import free_port, wait_until
 
 TOKEN = "tok-d0-not-print-3e9a1"
 DB_PASSWORD = "pw-never-shown-77c1"  # trust auth on 127.0.0.1 accepts any password
@@ -56,12 +55,6 @@ def test_no_secret_in_logs_or_errors(db_url, caplog):
     assert TOKEN not in text
     assert DB_PASSWORD not in text
     assert any("404" in e for e in errors)  # the errors were real, and were inspected
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_sandbox_command_serves_and_keeps_secrets(db_url):

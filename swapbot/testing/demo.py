@@ -189,14 +189,15 @@ class DemoSwap(WholeSwap):
         self.printer.typed(user, text)
 
     def stage(self, title: str) -> None:
-        if title.startswith("cutover"):
-            self.prediction = self.engine.predict()
-            say(
-                f"\n== predicted outage {self.prediction.seconds:.0f}s (HC's waits as prep"
-                " measured them at the sandbox's speed; dyno times assumed, at Heroku's nominal"
-                " values; see plan show)"
-            )
         say(f"\n== {title}")
+
+    def outage_next(self) -> None:
+        self.prediction = self.engine.predict()
+        say(
+            f"\n== predicted outage {self.prediction.seconds:.0f}s (HC's waits as prep"
+            " measured them at the sandbox's speed; dyno times assumed, at Heroku's nominal"
+            " values; see plan show)"
+        )
 
     def reacted(self, step: str, message: Message) -> None:
         time.sleep(0.3)

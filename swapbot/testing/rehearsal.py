@@ -24,7 +24,7 @@ import requests
 
 from swapbot.swap import steps as runbook
 from swapbot.testing.driver import SlackDriver
-from swapbot.testing.services import free_port  # noqa: F401  (benches import it from here)
+from swapbot.testing.services import free_port
 from swapbot.testing.standin import Message, SlackStandIn
 
 SIGNING_SECRET = "rehearsal-signing-secret-0b1c2d3e4f"  # a local secret, never a real one

@@ -57,6 +57,9 @@ class WholeSwap:
         """The approver reacts to the approval request for `step`; the approval is then awaited."""
         self.driver.react(self.team.approver, CHANNEL, message.ts)
 
+    def outage_next(self) -> None:
+        """The approvals are in and the outage is next (the demo predicts it here)."""
+
     def when_to_ask(self, step: runbook.Step) -> str:
         """`ahead` (before the outage, so a ready approver adds no time to it) or `just-before`."""
         return "ahead"
@@ -109,6 +112,7 @@ class WholeSwap:
             self.stage("approvals asked ahead of the outage, so a ready approver adds no time")
             for step in ahead:
                 self.approve(step)
+        self.outage_next()
         self.stage("cutover (the outage)")
         for step in runbook.CUTOVER:
             if step.approval and step not in ahead:

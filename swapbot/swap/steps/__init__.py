@@ -13,9 +13,8 @@ engine waits for the live system to show it was done.
 
 from __future__ import annotations
 
-from swapbot.swap.steps.base import Check, Estimate, Phase, Step, _resume
+from swapbot.swap.steps.base import Check, Estimate, Phase, Step, resume
 from swapbot.swap.steps.cutover import (
-    _running,
     delete_old_act,
     delete_old_check,
     delete_old_undo,
@@ -27,6 +26,7 @@ from swapbot.swap.steps.cutover import (
     restore_act,
     restore_check,
     resume_new_act,
+    running,
     stop_writes_act,
     stop_writes_check,
     switch_act,
@@ -35,7 +35,7 @@ from swapbot.swap.steps.cutover import (
     undo_pause,
     verify_check,
 )
-from swapbot.swap.steps.objects import _objects_act, _objects_check, objects_undo
+from swapbot.swap.steps.objects import objects_act, objects_check, objects_undo
 from swapbot.swap.steps.prep import (
     abort_act,
     abort_check,
@@ -204,8 +204,8 @@ PREP: tuple[Step, ...] = (
         "prepare-objects",
         "prep",
         "recreate the indexes, grants, views and functions in the new schema",
-        _objects_check("prep"),
-        _objects_act("prep"),
+        objects_check("prep"),
+        objects_act("prep"),
         undo=objects_undo,
         person="handle objects the bot cannot carry",
         timeout=600,
@@ -258,8 +258,8 @@ CUTOVER: tuple[Step, ...] = (
         "cutover-objects",
         "cutover",
         "create the triggers and foreign keys, re-point dependents outside the old schema",
-        _objects_check("cutover"),
-        _objects_act("cutover"),
+        objects_check("cutover"),
+        objects_act("cutover"),
         undo=objects_undo,
         in_outage=True,
         proof="record",
@@ -281,7 +281,7 @@ CUTOVER: tuple[Step, ...] = (
         "resume-new",
         "cutover",
         "resume hc2",
-        _running(lambda r: r.plan.new_addon),
+        running(lambda r: r.plan.new_addon),
         resume_new_act,
         in_outage=True,
         waits_on="heroku",
@@ -303,8 +303,8 @@ CUTOVER: tuple[Step, ...] = (
         "resume-old",
         "cutover",
         "resume hc1",
-        _running(lambda r: r.plan.old_addon),
-        _resume(lambda r: r.plan.old_addon),
+        running(lambda r: r.plan.old_addon),
+        resume(lambda r: r.plan.old_addon),
         in_outage=True,
         waits_on="heroku",
         estimate=Estimate("heroku", measured="resumed_after"),

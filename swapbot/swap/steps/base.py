@@ -104,7 +104,7 @@ def _missing_fields(run: Run) -> dict[str, list[str]]:
     return missing
 
 
-def _resume(addon_of: Callable[[Run], str]) -> Callable[[Run], None]:
+def resume(addon_of: Callable[[Run], str]) -> Callable[[Run], None]:
     def act(run: Run) -> None:
         addon = addon_of(run)
         c = run.live.connection(addon)

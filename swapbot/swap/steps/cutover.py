@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from swapbot.database.verify import Check as VerifyCheck
 
 
-from swapbot.swap.steps.base import Check, _new, _resume, polled_since, sf_polls
+from swapbot.swap.steps.base import Check, _new, polled_since, resume, sf_polls
 from swapbot.swap.steps.prep import wait_sync_check
 
 
@@ -278,10 +278,10 @@ def resume_new_act(run: Run) -> None:
         # hc2's last polls before it runs again: verify takes a newer poll of every moved mapping
         # as the proof that Salesforce data flows into NEW, instead of waiting for a row to change.
         run.remember("polls_at_resume", sf_polls(run, run.plan.new_addon))
-    _resume(lambda r: r.plan.new_addon)(run)
+    resume(lambda r: r.plan.new_addon)(run)
 
 
-def _running(addon_of: Callable[[Run], str]) -> Callable[[Run], Check]:
+def running(addon_of: Callable[[Run], str]) -> Callable[[Run], Check]:
     def check(run: Run) -> Check:
         addon = addon_of(run)
         c = run.live.connection(addon)
@@ -292,8 +292,8 @@ def _running(addon_of: Callable[[Run], str]) -> Callable[[Run], Check]:
 
 
 def undo_pause(run: Run) -> None:
-    _resume(lambda r: r.plan.old_addon)(run)
-    _resume(lambda r: r.plan.new_addon)(run)
+    resume(lambda r: r.plan.old_addon)(run)
+    resume(lambda r: r.plan.new_addon)(run)
 
 
 def switch_check(run: Run) -> Check:

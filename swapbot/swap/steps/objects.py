@@ -23,7 +23,7 @@ def _ddl_plan(run: Run, phase: PhaseName) -> DdlPlan:
         return ddl.plan(conn, run.plan.old_schema, run.plan.new_schema, run.plan.tables, phase)
 
 
-def _objects_check(phase: PhaseName) -> Callable[[Run], Check]:
+def objects_check(phase: PhaseName) -> Callable[[Run], Check]:
     """Done when this swap applied the phase's DDL (grants re-plan forever: GRANT is idempotent,
     so an empty plan cannot be the proof) and a person handled what the bot could not."""
 
@@ -51,7 +51,7 @@ def _objects_check(phase: PhaseName) -> Callable[[Run], Check]:
     return check
 
 
-def _objects_act(phase: PhaseName) -> Callable[[Run], None]:
+def objects_act(phase: PhaseName) -> Callable[[Run], None]:
     def act(run: Run) -> None:
         from swapbot.database import ddl, system_grants
 

@@ -23,8 +23,8 @@ from swapbot.swap.steps.base import (
     _missing_fields,
     _new,
     _new_mappings,
-    _resume,
     polled_since,
+    resume,
     sf_polls,
 )
 
@@ -432,7 +432,7 @@ def measure_act(run: Run) -> None:
             rec["resumed_after"] = round(now - rec["resume_requested_at"], 3)
             run.remember("measure", rec)
         else:
-            _resume(lambda r: addon)(run)
+            resume(lambda r: addon)(run)
             return
     if "first_poll_after" not in rec:
         polls = sf_polls(run, addon)
@@ -458,7 +458,7 @@ def _pause_one(run: Run, addon: str) -> None:
 
 def measure_undo(run: Run) -> None:
     """A rollback while the measurement had hc2 paused: let it run again."""
-    _resume(lambda r: r.plan.new_addon)(run)
+    resume(lambda r: r.plan.new_addon)(run)
 
 
 # -- parity ------------------------------------------------------------------------------------
