@@ -333,7 +333,7 @@ def _checked(convert: Any, value: str, what: str) -> Any:
         raise UsageError(f"{what}: {exc}") from None
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
     return "; ".join(
         err["msg"].removeprefix("Value error, ") for err in exc.errors(include_input=False)
     )
@@ -346,4 +346,4 @@ def new_plan(cmd: Command, *, app: str | None, actor: str) -> Plan:
     try:
         return Plan(**fields, created_by=actor)
     except ValidationError as exc:
-        raise UsageError(f"plan new: {_validation_message(exc)}") from None
+        raise UsageError(f"plan new: {validation_message(exc)}") from None

@@ -12,9 +12,9 @@ from swapbot.commands.grammar import (
     HELP,
     Command,
     UsageError,
-    _validation_message,
     new_plan,
     usage,
+    validation_message,
 )
 from swapbot.heroku import HerokuError
 from swapbot.swap import steps as runbook
@@ -127,7 +127,7 @@ def _save_plan(engine: Engine, cmd: Command, actor: str, app: str | None) -> Pla
     try:
         updated = Plan.model_validate(current.model_dump() | cmd.plan_fields)
     except ValidationError as exc:
-        raise UsageError(f"plan set: {_validation_message(exc)}") from None
+        raise UsageError(f"plan set: {validation_message(exc)}") from None
     return engine.save_plan(updated, actor)
 
 

@@ -15,8 +15,6 @@ This module is the one route table the server asks; the pieces live beside it:
 
 from __future__ import annotations
 
-import uuid
-
 from swapbot.sandbox import admin_api, connect_api, platform_api
 from swapbot.sandbox.platform_api import default_features
 from swapbot.sandbox.routing import (
@@ -35,7 +33,7 @@ from swapbot.sandbox.routing import (
     user_for_token,
 )
 
-# The names server.py and scenarios.py read from here (server.py takes uuid from this module).
+# The names server.py and scenarios.py read from here.
 __all__ = [
     "PLATFORM_ACCEPT",
     "PREFIXES",
@@ -51,7 +49,6 @@ __all__ = [
     "not_found",
     "resolve",
     "user_for_token",
-    "uuid",
 ]
 
 ROUTES: list[Route] = [

@@ -7,6 +7,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -261,7 +262,7 @@ def _handler_for(sb: Sandbox) -> type[BaseHTTPRequestHandler]:
                 )
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
-                self.send_header("Request-Id", api.uuid.uuid4().hex)
+                self.send_header("Request-Id", uuid.uuid4().hex)
                 for k, v in resp.headers.items():
                     self.send_header(k, v)
                 self.end_headers()
