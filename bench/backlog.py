@@ -11,13 +11,12 @@ import argparse
 import os
 import statistics
 import time
-import uuid
 
 import psycopg
-from psycopg import sql
 
 from swapbot.database import backlog
 from swapbot.sandbox import scenarios
+from swapbot.testing.services import scratch_database
 
 ADMIN_URL = os.environ.get(
     "SWAPBOT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -36,12 +35,7 @@ def main() -> None:
     parser.add_argument("--archive", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    name = f"swapbot_bench_{uuid.uuid4().hex[:8]}"
-    base = ADMIN_URL.rpartition("/")[0]
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        url = f"{base}/{name}"
+    with scratch_database(ADMIN_URL) as url:
         started = time.perf_counter()
         scenarios.load(url, scenarios.big_trigger_log(live=args.live, archive=args.archive))
         print(
@@ -61,15 +55,6 @@ def main() -> None:
             f" p95 {percentile(timings, 95):.1f} ms, p99 {percentile(timings, 99):.1f} ms,"
             f" max {max(timings):.1f} ms, mean {statistics.mean(timings):.1f} ms"
         )
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-            for (role,) in admin.execute(
-                "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (name + r"\_%",)
-            ).fetchall():
-                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 if __name__ == "__main__":

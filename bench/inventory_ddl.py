@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import shutil
@@ -39,6 +40,7 @@ from psycopg import sql
 from swapbot.database import ddl
 from swapbot.database.inventory import Inventory, inventory
 from swapbot.sandbox import hcschema
+from swapbot.testing.services import create_database, database_exists, database_url, drop_database
 
 ADMIN_URL = os.environ.get(
     "SWAPBOT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -226,11 +228,21 @@ class Recording(psycopg.Cursor):
 
 def in_process(url: str, tables: list[str], profile: bool) -> tuple[float, float, int]:
     """inventory + ddl prep in this process (best of two): (seconds, the catalog queries of one
-    run replayed, their number)."""
+    run replayed, their number). As the commands run them: the text report's inventory prints
+    no re-targeted definitions, and the cyclic collector is off (see swapbot/cli/database.py)."""
     with psycopg.connect(url, autocommit=True, cursor_factory=Recording) as conn:
 
         def work() -> tuple[Inventory, ddl.Plan]:
-            return inventory(conn, OLD, tables, NEW), ddl.plan(conn, OLD, NEW, tables, "prep")
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return (
+                    inventory(conn, OLD, tables, NEW, definitions=False),
+                    ddl.plan(conn, OLD, NEW, tables, "prep"),
+                )
+            finally:
+                if collecting:
+                    gc.enable()
 
         inv, prep = work()  # warm-up: this session's catalog caches
         counts = {p: len(inv.phase(p)) for p in ("prep", "cutover", "manual", "none")}
@@ -284,12 +296,10 @@ def main() -> int:
     parser.add_argument("--keep", metavar="NAME", help="build into NAME (or reuse it) and keep it")
     args = parser.parse_args()
     name = args.keep or f"swapbot_bench_{uuid.uuid4().hex[:8]}"
-    base, _, _ = ADMIN_URL.rpartition("/")
-    url = f"{base}/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = database_url(name, ADMIN_URL)
+    exists = database_exists(name, ADMIN_URL)
+    if not exists:
+        create_database(name, ADMIN_URL)
     role = None
     try:
         if not exists:
@@ -310,12 +320,7 @@ def main() -> int:
         return 0 if met else 1
     finally:
         if not args.keep:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-                if role:
-                    admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            drop_database(name, ADMIN_URL, roles=[role] if role else [])
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import uuid
 
 import psycopg
 from psycopg import sql
@@ -18,6 +17,7 @@ from psycopg import sql
 from swapbot.database import parity
 from swapbot.sandbox import hcschema
 from swapbot.sandbox.sim import bulk_session
+from swapbot.testing.services import scratch_database
 
 ADMIN_URL = os.environ.get(
     "SWAPBOT_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -69,45 +69,33 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    name = f"swapbot_bench_{uuid.uuid4().hex[:8]}"
-    base = ADMIN_URL.rpartition("/")[0]
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
-            started = time.perf_counter()
-            hcschema.install_prerequisites(conn)
-            build(conn, OLD, args.rows, {})
-            build(conn, NEW, args.rows, {"rating": "varchar(255)"})
-            with hcschema.hc_session(conn), bulk_session(conn):
-                table = sql.Identifier(NEW, "account")
-                conn.execute(
-                    sql.SQL(
-                        "UPDATE {} SET name = name || ' (changed)' WHERE id IN (17, 4242, 500000)"
-                    ).format(table)
-                )
-                conn.execute(sql.SQL("DELETE FROM {} WHERE id = 999").format(table))
+    with scratch_database(ADMIN_URL) as url, psycopg.connect(url, autocommit=True) as conn:
+        started = time.perf_counter()
+        hcschema.install_prerequisites(conn)
+        build(conn, OLD, args.rows, {})
+        build(conn, NEW, args.rows, {"rating": "varchar(255)"})
+        with hcschema.hc_session(conn), bulk_session(conn):
+            table = sql.Identifier(NEW, "account")
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET name = name || ' (changed)' WHERE id IN (17, 4242, 500000)"
+                ).format(table)
+            )
+            conn.execute(sql.SQL("DELETE FROM {} WHERE id = 999").format(table))
+        print(f"built two copies of {args.rows:,} rows in {time.perf_counter() - started:.1f} s")
+        conn.execute("SET default_transaction_read_only = on")
+        for run in range(1, args.runs + 1):
+            t = time.perf_counter()
+            result = parity.parity(conn, OLD, NEW, ["account"], chunk=args.chunk)
+            seconds = time.perf_counter() - t
+            (table,) = result.tables
             print(
-                f"built two copies of {args.rows:,} rows in {time.perf_counter() - started:.1f} s"
+                f"run {run}: {seconds:.2f} s, {table.rows_old + table.rows_new:,} rows compared,"
+                f" {(table.rows_old + table.rows_new) / seconds:,.0f} rows/s;"
+                f" {table.chunks} chunks, {table.differing_chunks} differ,"
+                f" {table.differing_rows} differing sfids"
             )
-            conn.execute("SET default_transaction_read_only = on")
-            for run in range(1, args.runs + 1):
-                t = time.perf_counter()
-                result = parity.parity(conn, OLD, NEW, ["account"], chunk=args.chunk)
-                seconds = time.perf_counter() - t
-                (table,) = result.tables
-                print(
-                    f"run {run}: {seconds:.2f} s, {table.rows_old + table.rows_new:,} rows compared,"
-                    f" {(table.rows_old + table.rows_new) / seconds:,.0f} rows/s;"
-                    f" {table.chunks} chunks, {table.differing_chunks} differ,"
-                    f" {table.differing_rows} differing sfids"
-                )
-            print(parity.render(result))
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        print(parity.render(result))
 
 
 if __name__ == "__main__":

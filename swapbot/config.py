@@ -11,7 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -83,6 +90,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "demo": (),  # creates its own database on the local PostgreSQL (--admin-url)
 }
 
+# How the secret settings that have a known form start (a regular expression), and the error
+# when one does not.
+SECRET_STARTS: dict[str, tuple[str, str]] = {
+    "database_url": (r"postgres(ql)?://", "must start with postgres:// or postgresql://"),
+    "redis_url": (r"rediss?://", "must start with redis:// or rediss://"),
+    "redis_tls_url": (r"rediss?://", "must start with redis:// or rediss://"),
+    "slack_bot_token": ("xoxb-", "must be a bot token starting with xoxb-"),
+    "slack_app_token": ("xapp-", "must be an app-level token starting with xapp-"),
+}
+
 
 def _split_ids(value: Any) -> Any:
     if isinstance(value, str):
@@ -124,32 +141,12 @@ class Settings(BaseSettings):
     # The worker's CPU priority (nice): where it shares cores with `serve`, acks come first.
     swapbot_worker_nice: int = Field(default=10, ge=0, le=19)
 
-    @field_validator("database_url")
+    @field_validator(*SECRET_STARTS)
     @classmethod
-    def _database_url(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not re.match(r"^postgres(ql)?://", v.get_secret_value()):
-            raise ValueError("must start with postgres:// or postgresql://")
-        return v
-
-    @field_validator("redis_url", "redis_tls_url")
-    @classmethod
-    def _redis_url(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not re.match(r"^rediss?://", v.get_secret_value()):
-            raise ValueError("must start with redis:// or rediss://")
-        return v
-
-    @field_validator("slack_bot_token")
-    @classmethod
-    def _bot_token(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be a bot token starting with xoxb-")
-        return v
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value().startswith("xapp-"):
-            raise ValueError("must be an app-level token starting with xapp-")
+    def _secret_start(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        start, error = SECRET_STARTS[str(info.field_name)]
+        if v is not None and not re.match(start, v.get_secret_value()):
+            raise ValueError(error)
         return v
 
     @field_validator("heroku_app_name", "swapbot_own_app")

@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 
 from swapbot.sandbox import hcschema
+from swapbot.testing.services import create_database, drop_database
+from tests import db_fixture
 
 UNREACHABLE_URL = "postgresql://nobody@127.0.0.1:1/nothing"
 
@@ -29,6 +34,22 @@ def swap_args(command: str, db_url: str, old: str, new: str, tables: str, *extra
     """`COMMAND --database-url URL --schema OLD --new-schema NEW --tables T EXTRA...`."""
     return [command, "--database-url", db_url, "--schema", old, "--new-schema", new,
             "--tables", tables, *extra]  # fmt: skip
+
+
+@contextmanager
+def fixture_database(*extra: str) -> Iterator[tuple[str, str, psycopg.Connection]]:
+    """A database of its own built by tests/db_fixture.py, then each of `extra` run in it:
+    (name, url, connection). Dropped after, with the roles named after it."""
+    name = f"swapbot_t_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            db_fixture.build(conn)
+            for statement in extra:
+                conn.execute(statement)
+            yield name, url, conn
+    finally:
+        drop_database(name)
 
 
 def run_json(*args: str) -> tuple[int, Any]:

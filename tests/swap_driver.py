@@ -5,12 +5,22 @@ operator would, until every step is done. Tests kill it with SIGKILL and start a
 
 With UNTIL (a step name), it stops once that step is done: the kill matrix starts one runner per
 kill point, each going no further than the step it is meant to die in.
+
+The tests start runners with `start_runner`: each is a new process forked from a fork server
+that imported the engine once (multiprocessing's "forkserver"), not from the test's own
+process, so it shares no socket or thread with it. It opens its own connections and is killed
+with a real SIGKILL, as `python -m` would be; only the half second of imports is saved, which
+the kill matrix pays some fifty times.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from swapbot.swap import steps as runbook
@@ -51,6 +61,57 @@ def main(argv: list[str]) -> int:
     engine = make_engine(sandbox, db_url, prefix, lease_ttl=1.5, in_flight_grace=1.0)
     Person(engine, sandbox)
     return drive(engine, rest[0] if rest else None)
+
+
+class Runner:
+    """One runner process (see `start_runner`): wait for it, kill it, read what it printed."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess, log: Path):
+        self.process, self.log = process, log
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code (negative: the signal that ended it), or None if it still runs."""
+        self.process.join(timeout)
+        return self.process.exitcode
+
+    def kill(self) -> int:
+        if self.process.exitcode is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.join()
+        return self.process.exitcode or 0
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+_forkserver: multiprocessing.context.ForkServerContext | None = None
+
+
+def start_runner(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Runner:
+    """`python -m tests.swap_driver ARGV` with `env` added to its environment (an empty value
+    removes the variable), printing into `log`."""
+    global _forkserver
+    if _forkserver is None:
+        _forkserver = multiprocessing.get_context("forkserver")
+        _forkserver.set_forkserver_preload([__name__])
+    process = _forkserver.Process(target=_run, args=(argv, str(log), env or {}), daemon=False)
+    process.start()
+    return Runner(process, log)
+
+
+def _run(argv: list[str], log: str, env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if value:
+            os.environ[key] = value
+        else:
+            os.environ.pop(key, None)
+    with open(log, "a", buffering=1) as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        sys.stdout = sys.stderr = out
+        code = main(argv)
+        out.flush()
+    os._exit(code)  # as `python -m` exits: no atexit handlers from the fork server
 
 
 if __name__ == "__main__":

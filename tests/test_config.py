@@ -58,6 +58,7 @@ def test_repr_and_masked_view_hide_secrets():
     [
         ("DATABASE_URL", "mysql://u:hunter2@h/d", "postgres://"),
         ("REDIS_URL", "http://hunter2@h", "redis://"),
+        ("REDIS_TLS_URL", "redis:/hunter2@h", "rediss://"),
         ("SLACK_BOT_TOKEN", "xoxp-hunter2", "xoxb-"),
         ("SLACK_APP_TOKEN", "xoxb-hunter2", "xapp-"),
         ("SWAPBOT_CHANNEL", "#general", "channel id"),

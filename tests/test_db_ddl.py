@@ -6,8 +6,6 @@ rows through every rewritten view and function; rollback leaves the catalog as i
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,6 +16,7 @@ from swapbot.database import ddl
 from swapbot.database._common import UserError
 from swapbot.sandbox import hcschema
 from tests import db_fixture
+from tests._db_cli import run_db
 from tests.db_fixture import CHANGED, NEW, OLD, TABLES
 
 OLD_ONLY = "001A00000000008AAA"  # an account hc1 still has, which Salesforce deleted
@@ -41,15 +40,6 @@ def resolves_to(conn: psycopg.Connection, name: str) -> str:
         "SELECT n.nspname || '.' || c.relname FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
         (name,),
-    )
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "swapbot.cli", "db", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
 
 
@@ -192,12 +182,12 @@ def test_apply_refuses_until_hc2_has_created_the_tables(db, db_url):
     before = db_fixture.catalog_definitions(db)
     args = ["ddl", "--database-url", db_url, "--schema", OLD, "--new-schema", NEW,
             "--tables", "account,contact,case", "--phase", "prep"]  # fmt: skip
-    shown = run_cli(*args)
+    shown = run_db(*args)
     assert (
         shown.returncode == 0
         and "-- NOT READY: schema salesforce_v2 does not exist yet" in shown.stdout
     )
-    refused = run_cli(*args, "--apply")
+    refused = run_db(*args, "--apply")
     assert refused.returncode == 2
     assert "prep not applied: schema salesforce_v2 does not exist yet" in refused.stderr
     # NEW is there, but its account table lacks a column an index and a view need.
@@ -307,7 +297,7 @@ def test_bad_input_gets_a_clear_message_and_changes_nothing(db, db_url, command,
         args["--since"] = "2024-01-01"
     args.update(change)
     flags = [x for pair in args.items() for x in pair] + (["--apply"] if command == "ddl" else [])
-    proc = run_cli(command, *flags)
+    proc = run_db(command, *flags)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.startswith(f"swapbot db {command}: ") and message in proc.stderr
     assert "secret" not in proc.stderr and "Traceback" not in proc.stderr

@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 
-import psycopg
 import pytest
 
 from swapbot.database import retarget
 from swapbot.database.inventory import inventory
 from swapbot.database.retarget import Renames
-from swapbot.testing.services import create_database, drop_database
 from tests import db_fixture
+from tests._db_cli import fixture_database
 from tests.db_fixture import CHANGED, NEW, OLD
 
 # What the fixture holds, and what the swap does with each: identity -> (phase, action).
@@ -92,16 +90,9 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def fixture_db():
-    name = f"swapbot_t_{uuid.uuid4().hex[:10]}"
-    url = create_database(name)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            db_fixture.build(conn)
-            # A publication of the whole schema: NEW's tables would not be in it.
-            conn.execute('CREATE PUBLICATION "Everything" FOR TABLES IN SCHEMA salesforce')
-            yield name, url, conn
-    finally:
-        drop_database(name)
+    # A publication of the whole schema: NEW's tables would not be in it.
+    with fixture_database('CREATE PUBLICATION "Everything" FOR TABLES IN SCHEMA salesforce') as db:
+        yield db
 
 
 @pytest.fixture(scope="module")

@@ -16,51 +16,15 @@ from swapbot.sandbox.hcschema import (
     install_prerequisites,
 )
 from swapbot.sandbox.unmanaged import demo_objects
+from tests.db_fixture import STAMPS, TABLES
 
 S = "schema1"
-STAMPS = {"isdeleted": "boolean", "systemmodstamp": "timestamp", "createddate": "timestamp"}
-DEMO_TABLES: dict[str, dict[str, str]] = {
-    "account": {
-        "name": "varchar(255)",
-        "industry": "varchar(255)",
-        "annualrevenue": "double precision",
-        "billingcity": "varchar(40)",
-        "external_key__c": "varchar(40)",
-        **STAMPS,
-    },
-    "contact": {
-        "firstname": "varchar(40)",
-        "lastname": "varchar(80)",
-        "email": "varchar(80)",
-        "accountid": "varchar(18)",
-        "external_key__c": "varchar(40)",
-        **STAMPS,
-    },
-    "opportunity": {
-        "name": "varchar(120)",
-        "stagename": "varchar(255)",
-        "amount": "double precision",
-        "closedate": "date",
-        "accountid": "varchar(18)",
-        **STAMPS,
-    },
-    "case": {
-        "subject": "varchar(255)",
-        "status": "varchar(255)",
-        "priority": "varchar(255)",
-        "accountid": "varchar(18)",
-        "contactid": "varchar(18)",
-        **STAMPS,
-    },
-    "invoice__c": {
-        "name": "varchar(80)",
-        "account__c": "varchar(18)",
-        "amount__c": "double precision",
-        "status__c": "varchar(255)",
-        "due_date__c": "date",
-        **STAMPS,
-    },
+# The demo scenario's tables: db_fixture's, and the few more fields the demo maps.
+DEMO_FIELDS = {
+    "opportunity": {"closedate": "date"},
+    "invoice__c": {"status__c": "varchar(255)", "due_date__c": "date"},
 }
+DEMO_TABLES = {table: {**TABLES[table], **DEMO_FIELDS.get(table, {})} for table in TABLES}
 DEMO_INDEXES = {"id": True, "systemmodstamp": False}
 
 

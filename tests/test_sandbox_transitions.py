@@ -46,6 +46,15 @@ def provision_hc2(sb, connect, platform):
     return connect.find_connection(APP, "hc2")
 
 
+def idle_hc2(sb, connect, platform):
+    """hc2 provisioned, configured on salesforce2 and authorized: IDLE, with no mapping yet."""
+    ref = provision_hc2(sb, connect, platform)
+    connect.configure(ref, db_key="DATABASE_URL", schema_name="salesforce2")
+    requests.get(connect.authorize_url(ref), timeout=5)
+    tick(sb)
+    return ref
+
+
 def test_connection_lifecycle_state_by_state(manual):
     sb, connect, platform = manual
     ref = provision_hc2(sb, connect, platform)
@@ -74,10 +83,7 @@ def test_connection_lifecycle_state_by_state(manual):
 
 def test_mapping_lifecycle_initial_reload_synced_then_resync(manual, db):
     sb, connect, platform = manual
-    ref = provision_hc2(sb, connect, platform)
-    connect.configure(ref, db_key="DATABASE_URL", schema_name="salesforce2")
-    requests.get(connect.authorize_url(ref), timeout=5)
-    tick(sb)
+    ref = idle_hc2(sb, connect, platform)
     hc1 = connect.find_connection(APP, "hc1")
     connect.import_config(ref, connect.export_config(hc1).filtered(["Case"]))
     tick(sb)
@@ -147,10 +153,7 @@ def test_pause_waits_for_the_writer_and_blocks_other_transitions(manual, db_name
 
 def test_missing_system_tables_make_that_connection_db_unavailable_only(manual, db):
     sb, connect, platform = manual
-    ref = provision_hc2(sb, connect, platform)
-    connect.configure(ref, db_key="DATABASE_URL", schema_name="salesforce2")
-    requests.get(connect.authorize_url(ref), timeout=5)
-    tick(sb)
+    ref = idle_hc2(sb, connect, platform)
     db.execute("DROP TABLE salesforce._trigger_log_archive")
     tick(sb, 2)
     hc1 = connect.find_connection(APP, "hc1")

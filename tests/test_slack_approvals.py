@@ -7,7 +7,6 @@ a command whose job failed is answered."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
@@ -18,7 +17,6 @@ from swapbot.heroku import ConnectClient
 from swapbot.sandbox.scenarios import role_names
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Approvals, ApprovalStatus
-from swapbot.testing.driver import DriverResponse, SlackDriver
 from swapbot.testing.rehearsal import LocalSlack
 from swapbot.testing.services import TOKEN, wait_until
 from swapbot.testing.slack_stack import (
@@ -26,6 +24,7 @@ from swapbot.testing.slack_stack import (
     CHANNEL,
     OPERATOR,
     SECOND_APPROVER,
+    plan_new,
     running_stack,
     said,
     store,
@@ -41,15 +40,7 @@ SWAP = "slack-approvals"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[LocalSlack]:
     with running_stack(tmp_path_factory.mktemp("logs")) as local:
-        driver = local.driver()
-        role = role_names(local.db_name)[0]
-        _, reply = local.ask(
-            driver,
-            OPERATOR,
-            f"plan new --swap-id {SWAP} --new-schema salesforce2 --mappings Account:Rating "
-            f"--roles {role} --process-types web",
-        )
-        assert "saved" in (reply.text or ""), reply.text
+        plan_new(local, local.driver(), SWAP, "--mappings Account:Rating --process-types web")
         yield local
 
 
@@ -73,6 +64,16 @@ def request(stack: LocalSlack, driver, step: str = "pause"):
         return None
 
     return stack.slack.wait_for(new_request, timeout=20)
+
+
+def refusal(stack: LocalSlack, driver, msg) -> str:
+    """The approver reacts to `msg` with the approval emoji and is refused: what they are told
+    privately. No approval is granted."""
+    n, before = len(stack.replies(APPROVER)), granted(stack)
+    driver.react(APPROVER, CHANNEL, msg.ts)
+    answer = told(stack, APPROVER, n)
+    assert granted(stack) == before
+    return answer
 
 
 def test_other_emoji_are_not_approvals_and_other_messages_are_not_requests(stack, driver):
@@ -99,10 +100,7 @@ def test_an_expired_request_is_refused(stack, driver):
     )
     key = store(stack).swap_key(SWAP, "approval", "delete-old-2")
     store(stack).redis.hset(key, "expires_epoch", "1000.0")  # its time ran out long ago
-    n, before = len(stack.replies(APPROVER)), granted(stack)
-    driver.react(APPROVER, CHANNEL, msg.ts)
-    assert "expired" in told(stack, APPROVER, n)
-    assert granted(stack) == before
+    assert "expired" in refusal(stack, driver, msg)
 
 
 def test_a_request_whose_live_facts_changed_is_refused(stack, driver):
@@ -112,10 +110,7 @@ def test_a_request_whose_live_facts_changed_is_refused(stack, driver):
     account = connect.get_connection(hc1).mapping("Account")
     config = connect.get_mapping(hc1, account.id).config
     connect.update_mapping(hc1, account.id, config)  # someone edits hc1's mapping: a new revision
-    n, before = len(stack.replies(APPROVER)), granted(stack)
-    driver.react(APPROVER, CHANNEL, msg.ts)
-    assert "changed" in told(stack, APPROVER, n)
-    assert granted(stack) == before
+    assert "changed" in refusal(stack, driver, msg)
 
 
 def test_without_the_bot_in_the_channel_reactions_never_arrive_and_status_says_so(stack, driver):
@@ -154,28 +149,6 @@ def test_the_other_subcommands_answer_from_slack(stack, driver):
 
 
 # -- approvals are never lost, and every failure answers -------------------------------------
-def unreact(
-    driver: SlackDriver, user: str, channel: str, ts: str, reaction: str = "white_check_mark"
-) -> DriverResponse:
-    """`user` removes their reaction: the stand-in shows it gone and Slack sends the app a
-    `reaction_removed` event (the driver only sends `reaction_added`)."""
-    message = driver.standin.remove_reaction(channel, ts, user, reaction)
-    now = time.time()
-    event = {
-        "type": "reaction_removed",
-        "user": user,
-        "reaction": reaction,
-        "item": {"type": "message", "channel": channel, "ts": ts},
-        "event_ts": f"{now:.6f}",
-    }
-    if message.source != "response_url":
-        event["item_user"] = message.user
-    envelope = driver._envelope(event, event_id=None, event_time=None, now=now)
-    raw = json.dumps(envelope)
-    driver.deliveries[envelope["event_id"]] = raw
-    return driver._deliver(raw, retry_num=None, retry_reason="http_timeout")
-
-
 def request_id(stack: LocalSlack, msg) -> str:
     found = ApprovalMessages(store(stack)).request_for(CHANNEL, msg.ts)
     assert found is not None and found[0] == SWAP
@@ -230,7 +203,7 @@ def test_a_reaction_whose_job_failed_is_answered_and_can_be_made_again(stack, dr
     assert TOKEN not in answer and stack.env["DATABASE_URL"] not in answer
     assert status_of(stack, rid) is ApprovalStatus.PENDING and granted(stack) == before
 
-    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    assert driver.unreact(APPROVER, CHANNEL, msg.ts).status == 200
     assert driver.react(APPROVER, CHANNEL, msg.ts).status == 200
     stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.GRANTED, timeout=30)
     time.sleep(1.0)
@@ -251,15 +224,15 @@ def test_removing_the_reaction_withdraws_an_approval_not_yet_used(stack, driver)
     driver.react(SECOND_APPROVER, CHANNEL, msg.ts)
     assert "already approved by" in told(stack, SECOND_APPROVER, m)
     m += 1
-    assert unreact(driver, SECOND_APPROVER, CHANNEL, msg.ts).status == 200
+    assert driver.unreact(SECOND_APPROVER, CHANNEL, msg.ts).status == 200
     driver.react(APPROVER, CHANNEL, msg.ts, reaction="tada")
-    assert unreact(driver, APPROVER, CHANNEL, msg.ts, reaction="tada").status == 200
+    assert driver.unreact(APPROVER, CHANNEL, msg.ts, reaction="tada").status == 200
     time.sleep(1.5)
     assert status_of(stack, rid) is ApprovalStatus.GRANTED
     assert len(stack.replies(SECOND_APPROVER)) == m
 
     # the approver takes theirs back: pending again, audited, and the thread learns of it
-    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    assert driver.unreact(APPROVER, CHANNEL, msg.ts).status == 200
     stack.slack.wait_for(lambda: status_of(stack, rid) is ApprovalStatus.PENDING, timeout=20)
     assert Approvals(store(stack)).get(SWAP, rid).approver is None
     audit = [(e.actor, e.action) for e in store(stack).history(SWAP, count=1000)]
@@ -279,7 +252,7 @@ def test_removing_the_reaction_withdraws_an_approval_not_yet_used(stack, driver)
     )
     assert used is not None and used.id == rid
     n = len(stack.replies(APPROVER))
-    assert unreact(driver, APPROVER, CHANNEL, msg.ts).status == 200
+    assert driver.unreact(APPROVER, CHANNEL, msg.ts).status == 200
     assert "cannot be withdrawn" in told(stack, APPROVER, n)
     assert status_of(stack, rid) is ApprovalStatus.USED
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from swapbot.sandbox.scenarios import role_names
-from swapbot.testing.rehearsal import Colleague, LocalSlack
-from swapbot.testing.slack_stack import OPERATOR, SECOND_APPROVER, running_stack, said, store
+from swapbot.testing.rehearsal import Colleague, LocalSlack, said
+from swapbot.testing.slack_stack import OPERATOR, SECOND_APPROVER, plan_new, running_stack, store
 
 # Each test runs the engine, or the bot's processes, through steps on a sandbox.
 pytestmark = pytest.mark.slow
@@ -23,15 +23,13 @@ def outage(tmp_path_factory) -> Iterator[LocalSlack]:
     """A swap in its outage: prep done, then stop-writes and drain, all typed in Slack."""
     with running_stack(tmp_path_factory.mktemp("logs")) as local:
         driver = local.driver()
-        role = role_names(local.db_name)[0]
-        _, reply = local.ask(
+        plan_new(
+            local,
             driver,
-            OPERATOR,
-            f"plan new --swap-id {SWAP} --new-schema salesforce2 --mappings "
-            f"'Account:Rating;Contact:Phone' --roles {role} --process-types web,worker,clock "
+            SWAP,
+            "--mappings 'Account:Rating;Contact:Phone' --process-types web,worker,clock "
             f"--authorizer {SECOND_APPROVER} --quiet-seconds 1",
         )
-        assert "saved" in said(reply), said(reply)
         Colleague(local, driver, SECOND_APPROVER)  # answers what the bot asks a person
         for _ in range(20):
             _, reply = local.ask(driver, OPERATOR, "next", timeout=120)

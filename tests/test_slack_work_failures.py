@@ -17,6 +17,7 @@ from swapbot.slack import work
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.store import Store
+from swapbot.swap.views import Status
 from swapbot.testing.rehearsal import said
 from swapbot.testing.services import REDIS_TEST_URL
 from swapbot.testing.slack_stack import APPROVER, CHANNEL, OPERATOR, standin
@@ -169,3 +170,22 @@ def test_a_command_whose_job_raised_is_answered_and_told_to_the_thread(
     assert work.run_command("status", OPERATOR, CHANNEL, None)["status"] == "failed"
     assert "/hcswap status failed" in private(slack, OPERATOR)[-1]
     assert len(engine.emitted) == 1
+
+
+def test_a_status_snapshot_this_version_cannot_read_is_looked_at_again(monkeypatch, redis_prefix):
+    """`status` keeps its view in Redis for two seconds as JSON; one written by another release
+    (a deploy in between) that no longer validates is not shown: the bot looks again."""
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), prefix=redis_prefix)
+    engine: Any = types.SimpleNamespace(store=store)
+    settings: Any = types.SimpleNamespace(heroku_app_name="acme-prod")
+    looks: list[str | None] = []
+
+    def look(_engine: Any, app: str | None) -> Status:
+        looks.append(app)
+        return Status(app=app, message=f"look {len(looks)}")
+
+    monkeypatch.setattr(work.commands, "status", look)
+    store.redis.set(work.snapshot_key(store), '{"app": 3, "steps": "not a list"}', px=60_000)
+    assert work.status_snapshot(engine, settings).message == "look 1"
+    assert work.status_snapshot(engine, settings).message == "look 1"  # the new snapshot
+    assert looks == ["acme-prod"]

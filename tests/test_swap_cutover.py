@@ -6,12 +6,22 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from swapbot.heroku import ConnectClient
+from swapbot.heroku import ConnectClient, PlatformClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap import steps
-from swapbot.testing.services import TOKEN
-from swapbot.testing.swaps import APPROVER, OPERATOR, Person, demo_plan, make_engine, swap_state
+from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.swaps import (
+    APPROVER,
+    OPERATOR,
+    Person,
+    archived_writes,
+    demo_plan,
+    make_engine,
+    role_settings,
+    swap_state,
+    unsent_writes,
+)
 
 # Each test runs the engine, or the bot's processes, through steps on a sandbox.
 pytestmark = pytest.mark.slow
@@ -53,6 +63,13 @@ def app_session(db_url, db_name):
     return psycopg.connect(app_database_url(db_url, role_names(db_name)[0]), autocommit=True)
 
 
+def assert_app_is_back(platform):
+    """The app's formation and maintenance mode are as before the outage."""
+    formation = {f.type: f.quantity for f in platform.formation("acme-prod")}
+    assert formation == {"web": 2, "worker": 1, "clock": 1}
+    assert platform.app("acme-prod").maintenance is False
+
+
 def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_name):
     sandbox, engine, load = prepped
     approve_ahead(engine, "pause")
@@ -80,26 +97,9 @@ def test_full_cutover_moves_the_app_to_the_new_schema(prepped, db, db_url, db_na
     # the new schema's trigger log took the app's write: hc2 sends it
     assert db.execute("SELECT count(*) FROM salesforce2._trigger_log").fetchone()[0] >= 1
     # every app write made before stop-writes reached the org (hc1 drained before the pause)
-    assert (
-        db.execute(
-            "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW','PENDING')"
-        ).fetchone()[0]
-        == 0
-    )
-    sent = db.execute(
-        "SELECT count(*) FROM salesforce._trigger_log_archive WHERE state = 'SUCCESS'"
-    ).fetchone()[0]
-    assert sent >= load.writes > 0
-    # the formation and maintenance are as before the outage
-    from swapbot.heroku import PlatformClient
-
-    platform = PlatformClient(TOKEN, sandbox.platform_url)
-    assert {f.type: f.quantity for f in platform.formation("acme-prod")} == {
-        "web": 2,
-        "worker": 1,
-        "clock": 1,
-    }
-    assert platform.app("acme-prod").maintenance is False
+    assert unsent_writes(db) == 0
+    assert archived_writes(db, "SUCCESS") >= load.writes > 0
+    assert_app_is_back(PlatformClient(TOKEN, sandbox.platform_url))
     # no table was left behind (this sandbox drops a deleted mapping's table): nothing for people
     assert engine.ledger() == []
     # past the point of no return: no rollback, and earlier steps cannot run again
@@ -143,11 +143,7 @@ def test_break_glass_runs_without_a_second_person_and_is_audited(prepped):
 def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_name):
     sandbox, engine, load = prepped
     with psycopg.connect(db_url) as conn:
-        before = conn.execute(
-            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting "
-            "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "ORDER BY 1, 2"
-        ).fetchall()
+        before = role_settings(conn)
     approve_ahead(engine, "pause")
     load.stop()
     engine.run_step("stop-writes", OPERATOR, app="acme-prod")
@@ -161,31 +157,16 @@ def test_rollback_from_the_switch_restores_everything(prepped, db, db_url, db_na
     out = engine.rollback(OPERATOR)
     assert out.status == "done", out.message
     with psycopg.connect(db_url) as conn:
-        after = conn.execute(
-            "SELECT setrole, setdatabase, setconfig FROM pg_db_role_setting "
-            "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "ORDER BY 1, 2"
-        ).fetchall()
-    assert after == before  # the exact previous search_path settings
+        assert role_settings(conn) == before  # the exact previous search_path settings
     with app_session(db_url, db_name) as app:
         assert schema_of(app, "account") == "salesforce"
-    from swapbot.heroku import PlatformClient
-
     connect = ConnectClient(TOKEN, sandbox.central_url)
-    platform = PlatformClient(TOKEN, sandbox.platform_url)
-    from swapbot.testing.services import wait_until
-
     wait_until(
         lambda: (
             connect.get_connection(connect.find_connection("acme-prod", "hc1")).state != "PAUSED"
         )
     )
-    assert {f.type: f.quantity for f in platform.formation("acme-prod")} == {
-        "web": 2,
-        "worker": 1,
-        "clock": 1,
-    }
-    assert platform.app("acme-prod").maintenance is False
+    assert_app_is_back(PlatformClient(TOKEN, sandbox.platform_url))
     hc1 = connect.get_connection(connect.find_connection("acme-prod", "hc1"))
     assert {m.object_name for m in hc1.mappings} >= {"Account", "Contact"}  # nothing was deleted
 

@@ -18,11 +18,8 @@ tests/test_worker_processes.py.)
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -36,7 +33,8 @@ from swapbot.swap import steps as runbook
 from swapbot.swap.run import KILL_AT_ENV
 from swapbot.swap.store import Store
 from swapbot.testing.services import REDIS_TEST_URL, TOKEN
-from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, org_misses
+from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, org_misses, unsent_writes
+from tests.swap_driver import start_runner
 
 # Each test runs the engine, or the bot's processes, through steps on a sandbox.
 pytestmark = pytest.mark.slow
@@ -65,31 +63,21 @@ def kill_points(step: runbook.Step) -> tuple[str, ...]:
     return ("before", middle)
 
 
-def run_runner(sandbox, db_url, db_name, redis_prefix, until=None, kill_at=None):
-    cmd = [
-        sys.executable, "-m", "tests.swap_driver",
-        db_url, db_name, redis_prefix, sandbox.central_url, sandbox.platform_url,
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != KILL_AT_ENV}
+def run_runner(sandbox, db_url, db_name, redis_prefix, log, until=None, kill_at=None):
+    argv = [db_url, db_name, redis_prefix, sandbox.central_url, sandbox.platform_url]
     if until:
-        cmd.append(until)
-    if kill_at:
-        env[KILL_AT_ENV] = kill_at
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    try:
-        output, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
-        raise AssertionError(f"runner for {kill_at or until} is stuck:\n{output}") from None
-    return proc.returncode, output
+        argv.append(until)
+    runner = start_runner(argv, log, {KILL_AT_ENV: kill_at or ""})
+    code = runner.wait(timeout=120)
+    if code is None:
+        runner.kill()
+        raise AssertionError(f"runner for {kill_at or until} is stuck:\n{runner.output()}")
+    return code, runner.output()
 
 
 @pytest.mark.slow
 def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
-    sandbox_factory, db_url, db_name, redis_prefix, db
+    sandbox_factory, db_url, db_name, redis_prefix, db, tmp_path
 ):
     # A quiet org: verify must not need a change in Salesforce, and the org's values can only
     # come from the app's writes, so they can be compared exactly. The demo's unmanaged objects
@@ -113,7 +101,13 @@ def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
             for point in kill_points(step):
                 target = f"{step.name}:{point}"
                 code, output = run_runner(
-                    sandbox, db_url, db_name, redis_prefix, until=step.name, kill_at=target
+                    sandbox,
+                    db_url,
+                    db_name,
+                    redis_prefix,
+                    tmp_path / f"{target.replace(':', '-')}.log",
+                    until=step.name,
+                    kill_at=target,
                 )
                 if code == -signal.SIGKILL:
                     killed.append(target)
@@ -122,7 +116,7 @@ def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
                     not_reached.append(target)
     finally:
         load.stop()
-    code, output = run_runner(sandbox, db_url, db_name, redis_prefix)
+    code, output = run_runner(sandbox, db_url, db_name, redis_prefix, tmp_path / "last.log")
     assert code == 0, output
     print("killed:", killed, "\nnot reached:", not_reached)  # shown with -s or on failure
 
@@ -176,9 +170,4 @@ def test_a_runner_killed_at_every_point_of_every_step_is_resumed(
     assert load.writes > 0 and len(load.log) == load.writes
     last = {(table, column, sfid): value for table, column, sfid, value in load.log}
     assert org_misses(db, last) == []
-    assert (
-        db.execute(
-            "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW','PENDING')"
-        ).fetchone()[0]
-        == 0
-    )
+    assert unsent_writes(db) == 0

@@ -4,11 +4,7 @@ reached the simulated Salesforce org."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -18,7 +14,14 @@ import requests
 from swapbot.sandbox.writeload import WriteLoad
 from swapbot.swap.store import Store
 from swapbot.testing.services import REDIS_TEST_URL
-from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine
+from swapbot.testing.swaps import (
+    OPERATOR,
+    archived_writes,
+    demo_plan,
+    make_engine,
+    unsent_writes,
+)
+from tests.swap_driver import start_runner
 
 # Each test runs the engine, or the bot's processes, through steps on a sandbox.
 pytestmark = pytest.mark.slow
@@ -26,31 +29,23 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.slow
 def test_killed_runners_are_resumed_until_the_swap_completes(
-    sandbox_factory, db_url, db_name, redis_prefix, db
+    sandbox_factory, db_url, db_name, redis_prefix, db, tmp_path
 ):
     sandbox = sandbox_factory("small", writer_latency_seconds=0.5, org_changes_per_second=1.0)
     engine = make_engine(sandbox, db_url, redis_prefix)
     engine.save_plan(demo_plan(db_name), OPERATOR)
     store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
     load = WriteLoad(db_url, per_second=20, seed=5).start()
-    cmd = [
-        sys.executable, "-m", "tests.swap_driver",
-        db_url, db_name, redis_prefix, sandbox.central_url, sandbox.platform_url,
-    ]  # fmt: skip
+    argv = [db_url, db_name, redis_prefix, sandbox.central_url, sandbox.platform_url]
     rng = random.Random(11)
     kills, finished, deadline = 0, None, time.monotonic() + 240
     while finished is None and time.monotonic() < deadline:
         alive_for = rng.uniform(0.3, 2.5) if kills < 25 else 120  # then let one runner finish
-        with subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy()
-        ) as proc:  # closes its pipe when done with it
-            try:
-                finished = proc.wait(timeout=alive_for)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-            proc.stdout.read()
+        runner = start_runner(argv, tmp_path / f"runner-{kills}.log")
+        finished = runner.wait(timeout=alive_for)
+        if finished is None:
+            runner.kill()
+            kills += 1
         cp = store.checkpoints("acme-test").get("stop-writes")
         if cp is not None and cp.status in ("running", "done") and load.is_running():
             load.stop()  # the app's dynos are going down: its writes stop
@@ -65,14 +60,6 @@ def test_killed_runners_are_resumed_until_the_swap_completes(
         sent = [r for r in processed if r["method"] == method and r["path"].endswith(suffix)]
         assert len(sent) == 1, (method, suffix, len(sent))
     # every app write captured before stop-writes went to Salesforce before hc1 was paused
-    assert (
-        db.execute(
-            "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW','PENDING')"
-        ).fetchone()[0]
-        == 0
-    )
+    assert unsent_writes(db) == 0
     # (an app update that changed nothing is logged IGNORE and never sent, as on Heroku)
-    handled = db.execute(
-        "SELECT count(*) FROM salesforce._trigger_log_archive WHERE state IN ('SUCCESS', 'IGNORE')"
-    ).fetchone()[0]
-    assert handled == load.writes > 0
+    assert archived_writes(db, "SUCCESS", "IGNORE") == load.writes > 0

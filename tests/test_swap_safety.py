@@ -135,7 +135,7 @@ def test_after_a_partial_delete_old_rollback_is_refused_and_the_swap_goes_forwar
     from swapbot.commands import render_status, status
 
     doc = status(engine, "acme-prod")
-    assert doc["point_of_no_return"]["step"] == "delete-old"
+    assert doc.point_of_no_return is not None and doc.point_of_no_return.step == "delete-old"
     assert "PAST THE POINT OF NO RETURN" in render_status(doc)
 
     # forward: delete-old goes on under the approval its first attempt used

@@ -14,7 +14,14 @@ from swapbot.heroku import PlatformClient
 from swapbot.swap import steps
 from swapbot.swap.run import StepStopped
 from swapbot.testing.services import TOKEN, wait_until
-from swapbot.testing.swaps import OPERATOR, demo_plan, make_engine, org_misses, run_prep
+from swapbot.testing.swaps import (
+    OPERATOR,
+    demo_plan,
+    make_engine,
+    org_misses,
+    run_prep,
+    unsent_writes,
+)
 
 # Each test runs the engine, or the bot's processes, through steps on a sandbox.
 pytestmark = pytest.mark.slow
@@ -195,16 +202,7 @@ def test_a_write_that_reached_an_old_table_after_the_drain_stops_delete_old(shar
     assert "1 app write(s) reached salesforce's moved tables after the drain" in out.message
     assert not engine.standing("acme-test").point_of_no_return  # nothing deleted
     assert engine.rollback(OPERATOR).status == "done"  # hc1 resumes and sends it
-    wait_until(
-        lambda: (
-            db.execute(
-                "SELECT count(*) FROM salesforce._trigger_log WHERE state IN ('NEW', 'PENDING')"
-            ).fetchone()[0]
-            == 0
-        ),
-        timeout=30,
-        what="hc1 to send the late write",
-    )
+    wait_until(lambda: unsent_writes(db) == 0, timeout=30, what="hc1 to send the late write")
 
 
 def test_a_switch_not_proven_through_the_pooler_is_not_done(shared, db_name):

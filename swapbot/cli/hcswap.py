@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     reply = commands.execute(engine, cmd, cmd.actor, app=settings.heroku_app_name)
     if cmd.json:
-        json.dump(reply.document, sys.stdout, indent=2, default=str)
+        json.dump(reply.json_document(), sys.stdout, indent=2)
         print()
     elif reply.status == "refused" and reply.document is None:
         print(f"hcswap: {reply.message}", file=sys.stderr)

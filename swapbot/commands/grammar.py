@@ -12,7 +12,7 @@ import argparse
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from pydantic import ValidationError
 
@@ -187,7 +187,7 @@ def split(text: str) -> list[str]:
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing and exiting."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
 from swapbot.commands.grammar import (
     HELP,
@@ -19,10 +20,26 @@ from swapbot.commands.grammar import (
 from swapbot.heroku import HerokuError
 from swapbot.swap import steps as runbook
 from swapbot.swap.plan import Plan, format_mappings
-from swapbot.swap.store import iso
+from swapbot.swap.store import AuditEntry, Checkpoint, iso
+from swapbot.swap.views import (
+    Backlog,
+    CommandOutcome,
+    Document,
+    Help,
+    LedgerRow,
+    Outage,
+    OutagePrediction,
+    PastNoReturn,
+    PlannedObject,
+    PlanShow,
+    SavedPlan,
+    Status,
+    StepRow,
+)
 
 if TYPE_CHECKING:
     from swapbot.swap.engine import Engine, Outcome
+    from swapbot.swap.writers import Writers
 
 
 # -- running --------------------------------------------------------------------------------
@@ -34,7 +51,7 @@ class Reply:
     command: Command
     status: str  # done, skipped, dry-run, waiting, refused, failed; "ok" for reads
     message: str = ""
-    document: Any = None
+    document: Document | list[AuditEntry] | None = None
     text: str = ""
     calls: list[str] = field(default_factory=list)
     swap_id: str | None = None
@@ -45,6 +62,10 @@ class Reply:
     def exit_code(self) -> int:
         return self.EXIT.get(self.status, 1)
 
+    def json_document(self) -> Any:
+        """The document as plain JSON values, for `--json`."""
+        return to_jsonable_python(self.document, by_alias=True)
+
 
 def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None = None) -> Reply:
     """Run one command on the engine. `actor` may be None only for reads."""
@@ -52,7 +73,7 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
 
     if cmd.kind == "help":
         text = usage(cmd.args[0]) if cmd.args else HELP
-        return Reply(cmd, "ok", text=text, document={"help": text})
+        return Reply(cmd, "ok", text=text, document=Help(help=text))
     if cmd.kind != "read" and not actor:
         return Reply(cmd, "refused", "say who you are (it goes into the audit trail)")
     plan = engine.current_plan()
@@ -68,10 +89,7 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
                 cmd,
                 "done",
                 f"plan {saved.swap_id} saved (fingerprint {saved.fingerprint()})",
-                document={
-                    "plan": saved.model_dump(mode="json"),
-                    "fingerprint": saved.fingerprint(),
-                },
+                document=SavedPlan(plan=saved, fingerprint=saved.fingerprint()),
                 swap_id=saved.swap_id,
             )
         outcome = _operate(engine, cmd, actor or "")
@@ -81,12 +99,12 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
         cmd,
         outcome.status,
         outcome.message,
-        document={
-            "step": outcome.step,
-            "status": outcome.status,
-            "message": outcome.message,
-            "calls": outcome.calls,
-        },
+        document=CommandOutcome(
+            step=outcome.step,
+            status=outcome.status,
+            message=outcome.message,
+            calls=list(outcome.calls),
+        ),
         text=f"{outcome.step}: {outcome.status} — {outcome.message}",
         calls=list(outcome.calls),
         swap_id=swap_id,
@@ -133,18 +151,12 @@ def _save_plan(engine: Engine, cmd: Command, actor: str, app: str | None) -> Pla
 
 def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
     if cmd.name == "status":
-        doc = status(engine, app)
-        return Reply(cmd, "ok", document=doc, text=render_status(doc))
+        now = status(engine, app)
+        return Reply(cmd, "ok", document=now, text=render_status(now))
     if cmd.name == "history":
         plan = engine.current_plan()
-        rows = (
-            [e.model_dump(mode="json") for e in engine.store.history(plan.swap_id, count=500)]
-            if plan
-            else []
-        )
-        text = "\n".join(
-            f"{e['at']}  {e['actor']:12} {e['action']:18} {e.get('step') or ''}" for e in rows
-        )
+        rows = engine.store.history(plan.swap_id, count=500) if plan else []
+        text = "\n".join(f"{e.at}  {e.actor:12} {e.action:18} {e.step or ''}" for e in rows)
         return Reply(cmd, "ok", document=rows, text=text or "no history yet")
     if cmd.name == "report":
         from swapbot.swap import report
@@ -152,204 +164,211 @@ def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
         plan = engine.current_plan()
         if plan is None:
             return Reply(cmd, "ok", document=None, text="no plan yet: nothing to report")
-        doc = report.report(engine.store, plan.swap_id)
-        return Reply(cmd, "ok", document=doc, text=report.render(doc))
-    doc = plan_show(engine)
-    return Reply(cmd, "ok", document=doc, text=render_plan(engine, doc))
+        told = report.report(engine.store, plan.swap_id)
+        return Reply(cmd, "ok", document=told, text=report.render(told))
+    shown = plan_show(engine)
+    return Reply(cmd, "ok", document=shown, text=render_plan(engine, shown))
 
 
 # -- status and plan show ---------------------------------------------------------------------
-def status(engine: Engine, app: str | None = None) -> dict[str, Any]:
+NO_PLAN = "no plan yet: create one with `plan new`"
+
+
+def status(engine: Engine, app: str | None = None) -> Status:
     """Where things stand: the app's connections, and with a plan its steps, approvals, clock."""
     from swapbot.swap import overview
-    from swapbot.swap.engine import forward_path, manual_way_back
 
     plan = engine.current_plan()
     app = plan.app if plan else app
-    doc: dict[str, Any] = {"app": app}
+    connections = None
     if app and engine.clients is not None:
-        doc["connections"] = overview.connections(*engine.clients, app)
+        connections = overview.connections(*engine.clients, app)
     if plan is None:
-        return doc | {"plan": None, "message": "no plan yet: create one with `plan new`"}
+        return Status(app=app, connections=connections, message=NO_PLAN)
     store = engine.store
     checkpoints = store.checkpoints(plan.swap_id)
     steps = [
-        {
-            "name": s.name,
-            "phase": s.phase,
-            "status": (checkpoints[s.name].status if s.name in checkpoints else "pending"),
-            "approval": s.approval,
-            "point_of_no_return": s.point_of_no_return,
-        }
+        StepRow(
+            name=s.name,
+            phase=s.phase,
+            status=checkpoints[s.name].status if s.name in checkpoints else "pending",
+            approval=s.approval,
+            point_of_no_return=s.point_of_no_return,
+        )
         for s in runbook.STEPS
     ]
-    current = next((s["name"] for s in steps if s["status"] not in ("done", "skipped")), None)
-    started = store.get_record(plan.swap_id, "outage_started_at")
     standing = engine.standing(plan.swap_id)
-    ponr = standing.point_of_no_return
-    restore = checkpoints.get("restore")
-    holder = store.holder(plan.swap_id)
-    return doc | {
-        "plan": plan.model_dump(mode="json"),
-        "fingerprint": plan.fingerprint(),
-        "steps": steps,
-        "current_step": current,
-        "approvals": [r.model_dump(mode="json") for r in engine.approvals.pending(plan.swap_id)],
-        "ledger": [i.model_dump() | {"done": i.done} for i in engine.ledger()],
-        "outage": {
-            "started_epoch": started,
-            "ended_epoch": restore.finished_epoch
-            if restore is not None and restore.status in ("done", "skipped")
-            else None,
-        }
-        if started
-        else None,
-        "holder": holder.model_dump(mode="json") if holder else None,
-        "backlog": _write_backlog(engine, plan),
-        "in_progress": standing.in_progress,
-        "point_of_no_return": (
-            ponr | {"forward": forward_path(checkpoints), "way_back": manual_way_back(plan)}
-            if ponr
-            else None
-        ),
-    }
+    return Status(
+        app=app,
+        connections=connections,
+        plan=plan,
+        fingerprint=plan.fingerprint(),
+        steps=steps,
+        current_step=next((s.name for s in steps if s.status not in ("done", "skipped")), None),
+        approvals=engine.approvals.pending(plan.swap_id),
+        ledger=[LedgerRow(**i.model_dump(), done=i.done) for i in engine.ledger()],
+        outage=_outage(engine, plan, checkpoints),
+        holder=store.holder(plan.swap_id),
+        backlog=_write_backlog(engine, plan),
+        in_progress=standing.in_progress,
+        point_of_no_return=_past_no_return(standing.point_of_no_return, checkpoints, plan),
+    )
 
 
-def render_status(doc: dict[str, Any]) -> str:
+def _outage(engine: Engine, plan: Plan, checkpoints: dict[str, Checkpoint]) -> Outage | None:
+    started = engine.store.get_record(plan.swap_id, "outage_started_at")
+    if not started:
+        return None
+    restore = checkpoints.get(runbook.OUTAGE_END)
+    ended = restore.finished_epoch if restore and restore.status in ("done", "skipped") else None
+    return Outage(started_epoch=started, ended_epoch=ended)
+
+
+def _past_no_return(
+    mark: dict[str, Any] | None, checkpoints: dict[str, Checkpoint], plan: Plan
+) -> PastNoReturn | None:
+    from swapbot.swap.rollback import forward_path, manual_way_back
+
+    if not mark:
+        return None
+    return PastNoReturn(**mark, forward=forward_path(checkpoints), way_back=manual_way_back(plan))
+
+
+def render_status(doc: Status) -> str:
     from swapbot.swap import overview
 
-    head = overview.render(doc["connections"]) + "\n" if "connections" in doc else ""
-    if doc["plan"] is None:
-        return head + doc["message"]
-    plan = doc["plan"]
+    head = overview.render(doc.connections) + "\n" if doc.connections is not None else ""
+    plan = doc.plan
+    if plan is None:
+        return head + doc.message
     lines = [
-        f"swap {plan['swap_id']}: {plan['app']} {plan['old_addon']}/{plan['old_schema']} -> "
-        f"{plan['new_addon']}/{plan['new_schema']}  ({format_mappings(plan['mappings'])})"
+        f"swap {plan.swap_id}: {plan.app} {plan.old_addon}/{plan.old_schema} -> "
+        f"{plan.new_addon}/{plan.new_schema}  ({format_mappings(plan.mappings)})"
     ]
-    for s in doc["steps"]:
-        marks = ("  approval" if s["approval"] else "") + (
-            "  POINT OF NO RETURN" if s["point_of_no_return"] else ""
+    for s in doc.steps:
+        marks = ("  approval" if s.approval else "") + (
+            "  POINT OF NO RETURN" if s.point_of_no_return else ""
         )
-        lines.append(f"  {s['phase']:8} {s['name']:18} {s['status']:8}{marks}")
-    ponr = doc.get("point_of_no_return")
+        lines.append(f"  {s.phase:8} {s.name:18} {s.status:8}{marks}")
+    ponr = doc.point_of_no_return
     if ponr:
         lines.append(
-            f"  PAST THE POINT OF NO RETURN since {iso(ponr['at'])} ({ponr['step']}: "
-            f"{ponr['what']}): no rollback. Go forward: {ponr['forward']}"
+            f"  PAST THE POINT OF NO RETURN since {iso(ponr.at)} ({ponr.step}: "
+            f"{ponr.what}): no rollback. Go forward: {ponr.forward}"
         )
-    for item in doc.get("ledger", []):
-        mark = f"done by {item['done_by']}" if item["done"] else f"open, owner {item['owner']}"
-        lines.append(f"  ledger {item['key']}: {item['what']} ({mark})")
-    for a in doc["approvals"]:
-        lines.append(f"  approval {a['id']} for {a['step']} by {a['requester']}: {a['status']}")
+    for item in doc.ledger:
+        mark = f"done by {item.done_by}" if item.done else f"open, owner {item.owner}"
+        lines.append(f"  ledger {item.key}: {item.what} ({mark})")
+    for a in doc.approvals:
+        lines.append(f"  approval {a.id} for {a.step} by {a.requester}: {a.status}")
     return head + "\n".join(lines)
 
 
-def plan_show(engine: Engine) -> dict[str, Any]:
+def plan_show(engine: Engine) -> PlanShow:
     plan = engine.current_plan()
     if plan is None:
-        return {"plan": None, "message": "no plan yet: create one with `plan new`"}
-    return {
-        "plan": plan.model_dump(mode="json"),
-        "fingerprint": plan.fingerprint(),
-        "steps": [s.name for s in runbook.STEPS],
-    } | _plan_facts(engine, plan)
+        return PlanShow(message=NO_PLAN)
+    return _plan_facts(engine, plan)
 
 
-def render_plan(engine: Engine, doc: dict[str, Any]) -> str:
-    if doc["plan"] is None:
-        return doc["message"]
-    lines = [render_status(status(engine)), f"  fingerprint {doc['fingerprint']}"]
-    lines += [f"  object  {o['phase']:8} {o['kind']:18} {o['identity']}" for o in doc["objects"]]
-    lines += _writer_lines(doc.get("writers"), doc["plan"])
-    lines += [f"  risk    {risk}" for risk in doc["risks"]]
+def render_plan(engine: Engine, doc: PlanShow) -> str:
+    if doc.plan is None:
+        return doc.message
+    lines = [render_status(status(engine)), f"  fingerprint {doc.fingerprint}"]
+    lines += [f"  object  {o.phase:8} {o.kind:18} {o.identity}" for o in doc.objects]
+    lines += _writer_lines(doc.writers, doc.plan)
+    lines += [f"  risk    {risk}" for risk in doc.risks]
     lines += [
-        f"  outage  {p['step']:12} {p['seconds']:8.1f}s  {p['source']}: {p['basis']}"
-        for p in doc["outage"]["parts"]
+        f"  outage  {p.step:12} {p.seconds:8.1f}s  {p.source}: {p.basis}" for p in doc.outage.parts
     ]
-    lines.append(f"  outage  predicted {doc['outage']['seconds']:.0f}s in all")
+    lines.append(f"  outage  predicted {doc.outage.seconds:.0f}s in all")
     return "\n".join(lines)
 
 
-def _writer_lines(found: dict[str, Any] | None, plan: dict[str, Any]) -> list[str]:
+_ROLES = {
+    "swapped": "stop-writes stops {types}",
+    "writer": "stop-writes stops {types} too",
+    "reader": "left running (a reader)",
+    "unnamed": "NOT NAMED: a writer to stop, or a reader?",
+    "bot": "swapbot itself, never stopped",
+}
+
+
+def _writer_lines(found: Writers | None, plan: Plan) -> list[str]:
     """Who writes to the database and what stop-writes does about each, and the session policy."""
     if not found:
         return []
-    what = {
-        "swapped": "stop-writes stops {types}",
-        "writer": "stop-writes stops {types} too",
-        "reader": "left running (a reader)",
-        "unnamed": "NOT NAMED: a writer to stop, or a reader?",
-        "bot": "swapbot itself, never stopped",
-    }
     lines = []
-    for a in found["apps"]:
-        types = (
-            plan["process_types"] if a["role"] == "swapped" else plan["other_writers"].get(a["app"])
-        )
-        pooled = ", through the pooler" if a["through_pooler"] else ""
-        one_off = f"; one-off dynos up: {', '.join(a['one_off'])}" if a["one_off"] else ""
+    for a in found.apps:
+        types = plan.process_types if a.role == "swapped" else plan.other_writers.get(a.app)
+        pooled = ", through the pooler" if a.through_pooler else ""
+        one_off = f"; one-off dynos up: {', '.join(a.one_off)}" if a.one_off else ""
         lines.append(
-            f"  writer  {a['app']}: {what[a['role']].format(types=', '.join(types or []))}"
+            f"  writer  {a.app}: {_ROLES[a.role].format(types=', '.join(types or []))}"
             f"{pooled}{one_off}"
         )
-    for s in found["sessions"]:
+    for s in found.sessions:
         lines.append(
-            f"  session {s['role']} {s['application_name'] or '-'} from "
-            f"{s['client_addr'] or 'local'} since {s['backend_start']}"
+            f"  session {s.role} {s.application_name or '-'} from "
+            f"{s.client_addr or 'local'} since {s.backend_start.isoformat()}"
         )
     lines.append(
-        f"  policy  sessions from before the switch: {plan['stale_sessions']} "
-        f"(before the app comes back); quiet before drain: {plan['quiet_seconds']:g}s"
+        f"  policy  sessions from before the switch: {plan.stale_sessions} "
+        f"(before the app comes back); quiet before drain: {plan.quiet_seconds:g}s"
     )
     return lines
 
 
-def _plan_facts(engine: Engine, plan: Plan) -> dict[str, Any]:
+def _plan_facts(engine: Engine, plan: Plan) -> PlanShow:
     """What `plan show` adds: the objects to carry with their phase, preflight's risks, the outage."""
     from swapbot.database import inventory
     from swapbot.database._common import UserError
+    from swapbot.swap import writers
 
-    facts: dict[str, Any] = {"objects": [], "risks": [], "outage": {"parts": [], "seconds": 0.0}}
+    found, objects, risks = None, [], []
     live = engine.live_factory(plan, engine.emitter, True)
     try:
-        from swapbot.swap import writers
-
         with live.db(autocommit=True) as conn:
             found = writers.discover(live.platform, plan, conn, own_app=engine.own_app)
-            facts["writers"] = found.model_dump(mode="json")
     except (HerokuError, psycopg.Error) as exc:
-        facts["risks"].append(f"writers: {exc}")
+        risks.append(f"writers: {exc}")
     try:
         with live.db(autocommit=True) as conn:
             inv = inventory.inventory(conn, plan.old_schema, plan.tables, plan.new_schema)
-        facts["objects"] = [
-            {"phase": o.phase, "kind": o.kind, "identity": o.identity, "reason": o.reason}
+        objects = [
+            PlannedObject(phase=o.phase, kind=o.kind, identity=o.identity, reason=o.reason)
             for o in inv.objects
         ]
     except UserError as exc:
-        facts["risks"].append(f"inventory: {exc}")
+        risks.append(f"inventory: {exc}")
     report = engine.store.get_record(plan.swap_id, "preflight")
     if report:
-        facts["risks"] += [
+        risks += [
             f"{c['name']}: {c['status']}: {c.get('summary', '')}"
             for c in report["checks"]
             if c["status"] != "pass"
         ]
     else:
-        facts["risks"].append("preflight has not run yet")
+        risks.append("preflight has not run yet")
+    outage = OutagePrediction()
     try:
         prediction = engine.predict()
-        facts["outage"] = {
-            "parts": [p.model_dump() for p in prediction.parts],
-            "seconds": prediction.seconds,
-        }
+        if prediction is not None:
+            outage = OutagePrediction(parts=prediction.parts, seconds=prediction.seconds)
     except Exception as exc:  # a prediction is advice: never let it break `plan show`
-        facts["risks"].append(f"outage prediction unavailable: {exc}")
-    return facts
+        risks.append(f"outage prediction unavailable: {exc}")
+    return PlanShow(
+        plan=plan,
+        fingerprint=plan.fingerprint(),
+        steps=[s.name for s in runbook.STEPS],
+        objects=objects,
+        writers=found,
+        risks=risks,
+        outage=outage,
+    )
 
 
-def _write_backlog(engine: Engine, plan: Plan) -> dict[str, Any] | None:
+def _write_backlog(engine: Engine, plan: Plan) -> Backlog:
     # Imported here: the web process parses commands and never needs the database toolkit.
     from swapbot.swap.watcher import write_backlog
 

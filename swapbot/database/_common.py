@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -79,6 +79,19 @@ def parse_tables(text: str | Iterable[str]) -> list[str]:
     return out
 
 
+def oid_array(oids: Iterable[int]) -> str:
+    """OIDs as one array literal, for `%s::oid[]`. psycopg dumps a list item by item, in Python:
+    a scan of a thousand tables sends tens of thousands of OIDs and names, and dumping them as
+    lists took a twentieth of its time."""
+    return "{" + ",".join(map(str, oids)) + "}"
+
+
+def name_array(names: Iterable[str]) -> str:
+    """Names as one array literal, for `%s::name[]`, each quoted (see `oid_array`)."""
+    quoted = ('"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
+    return "{" + ",".join(quoted) + "}"
+
+
 def redact(url: str) -> str:
     """A connection string without its password (URL, `?password=` or key=value form)."""
     url = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -119,8 +132,9 @@ def require_mapped_tables(conn: psycopg.Connection, schema: str, tables: list[st
         for r in conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "JOIN pg_trigger t ON t.tgrelid = c.oid "
-            "WHERE n.nspname = %s AND c.relname = ANY(%s) AND t.tgname = 'hc_' || c.relname || '_logtrigger'",
-            (schema, tables),
+            "WHERE n.nspname = %s AND c.relname IN (SELECT unnest(%s::name[]))"
+            " AND t.tgname = 'hc_' || c.relname || '_logtrigger'",
+            (schema, name_array(tables)),
         )
     }
     missing = [t for t in tables if t not in found]
@@ -132,10 +146,18 @@ def qualified(schema: str, name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
-def emit(document: Any, text: str, as_json: bool) -> None:
-    """Print the command's result: one JSON document for machines, or the readable report."""
+def check_lines(
+    status: str, name: str, text: str, items: Iterable[str], bullet: str = ""
+) -> list[str]:
+    """One check of a report (preflight, verify): `[STATUS] name: text`, its items under it."""
+    return [f"  [{status.upper():4}] {name}: {text}", *(f"         {bullet}{i}" for i in items)]
+
+
+def emit(result: Any, render: Callable[[Any], str], as_json: bool, **extra: Any) -> None:
+    """Print a command's result (a pydantic model): one JSON document for machines, with
+    `extra` fields, or the readable report `render` makes. Only the one asked for is built."""
     if as_json:
-        json.dump(document, sys.stdout, indent=2, default=str)
+        json.dump(result.model_dump(mode="json") | extra, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(text.rstrip("\n") + "\n")
+        sys.stdout.write(render(result).rstrip("\n") + "\n")

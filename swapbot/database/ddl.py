@@ -33,6 +33,7 @@ from swapbot.database._common import (
     UserError,
     check_identifier,
     lock_holders,
+    name_array,
     parse_tables,
     require_mapped_tables,
 )
@@ -151,25 +152,24 @@ def _relation_sql(obj: DbObject, away: str) -> list[str]:
             f"DROP MATERIALIZED VIEW IF EXISTS {target}",
             f"CREATE MATERIALIZED VIEW {target}{with_} AS {query} WITH DATA",
         ]
-    return (
-        out
-        + [f"ALTER {word} {target} OWNER TO {quote(obj._detail['owner'])}"]
-        + _acl(obj, f"TABLE {target}")
-        + _comment(obj, f"{word} {target}")
-    )
+    return out + _belongings(obj, word, target, grants_on=f"TABLE {target}")
 
 
 def _function_sql(obj: DbObject, away: str) -> list[str]:
     out = [retarget.deparse(obj._tree)]
     if obj.action != "copy":
         return out
-    signature = _signature(obj._tree)
     word = "PROCEDURE" if obj._detail.get("prokind") == "p" else "FUNCTION"
+    return out + _belongings(obj, word, _signature(obj._tree))
+
+
+def _belongings(obj: DbObject, word: str, name: str, grants_on: str | None = None) -> list[str]:
+    """What a view or function has besides its definition: its owner, the privileges on it
+    (`grants_on`, by default `word name`) and its comment, as the statements that set them."""
     return (
-        out
-        + [f"ALTER {word} {signature} OWNER TO {quote(obj._detail['owner'])}"]
-        + _acl(obj, f"{word} {signature}")
-        + _comment(obj, f"{word} {signature}")
+        [f"ALTER {word} {name} OWNER TO {quote(obj._detail['owner'])}"]
+        + _acl(obj, grants_on or f"{word} {name}")
+        + _comment(obj, f"{word} {name}")
     )
 
 
@@ -232,14 +232,18 @@ def _statistics_sql(obj: DbObject, away: str) -> list[str]:
     )
 
 
+def _privileges(d: dict, on: str, *, revoke: bool = False) -> str:
+    """GRANT the privileges `d` records (on its column, if any) ON `on` to its role, or the
+    REVOKE that takes them back."""
+    what = ", ".join(d["privileges"]) + (f" ({quote(d['column'])})" if d.get("column") else "")
+    if revoke:
+        return f"REVOKE {what} ON {on} FROM {role(d['role'])}"
+    option = " WITH GRANT OPTION" if d.get("grantable") else ""
+    return f"GRANT {what} ON {on} TO {role(d['role'])}{option}"
+
+
 def _grant_sql(obj: DbObject, away: str) -> list[str]:
-    d = obj._detail
-    cols = f" ({quote(d['column'])})" if d["column"] else ""
-    option = " WITH GRANT OPTION" if d["grantable"] else ""
-    return [
-        f"GRANT {', '.join(d['privileges'])}{cols} ON TABLE {_table(obj, away)}"
-        f" TO {role(d['role'])}{option}"
-    ]
+    return [_privileges(obj._detail, f"TABLE {_table(obj, away)}")]
 
 
 def _comment_sql(obj: DbObject, away: str) -> list[str]:
@@ -261,19 +265,19 @@ def _table_option_sql(obj: DbObject, away: str) -> list[str]:
 
 
 def _schema_grant_sql(obj: DbObject, away: str) -> list[str]:
+    return [_privileges(obj._detail, f"SCHEMA {quote(away)}")]
+
+
+def _default_privileges(obj: DbObject, schema: str, *, revoke: bool = False) -> list[str]:
     d = obj._detail
-    option = " WITH GRANT OPTION" if d["grantable"] else ""
     return [
-        f"GRANT {', '.join(d['privileges'])} ON SCHEMA {quote(away)} TO {role(d['role'])}{option}"
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(schema)} "
+        + _privileges(d, d["objects"], revoke=revoke)
     ]
 
 
 def _default_privileges_sql(obj: DbObject, away: str) -> list[str]:
-    d = obj._detail
-    return [
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(away)}"
-        f" GRANT {', '.join(d['privileges'])} ON {d['objects']} TO {role(d['role'])}"
-    ]
+    return _default_privileges(obj, away)
 
 
 _FORWARD: dict[str, Callable[[DbObject, str], list[str]]] = {
@@ -346,11 +350,7 @@ def _drop_function(obj: DbObject, home: str) -> list[str]:
 
 
 def _revoke_grant(obj: DbObject, home: str) -> list[str]:
-    d = obj._detail
-    cols = f" ({quote(d['column'])})" if d["column"] else ""
-    return [
-        f"REVOKE {', '.join(d['privileges'])}{cols} ON TABLE {obj.table} FROM {role(d['role'])}"
-    ]
+    return [_privileges(obj._detail, f"TABLE {obj.table}", revoke=True)]
 
 
 def _drop_comment(obj: DbObject, home: str) -> list[str]:
@@ -374,16 +374,11 @@ def _reset_option(obj: DbObject, home: str) -> list[str]:
 
 
 def _revoke_schema_grant(obj: DbObject, home: str) -> list[str]:
-    d = obj._detail
-    return [f"REVOKE {', '.join(d['privileges'])} ON SCHEMA {quote(home)} FROM {role(d['role'])}"]
+    return [_privileges(obj._detail, f"SCHEMA {quote(home)}", revoke=True)]
 
 
 def _revoke_default_privileges(obj: DbObject, home: str) -> list[str]:
-    d = obj._detail
-    return [
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(d['owner'])} IN SCHEMA {quote(home)}"
-        f" REVOKE {', '.join(d['privileges'])} ON {d['objects']} FROM {role(d['role'])}"
-    ]
+    return _default_privileges(obj, home, revoke=True)
 
 
 _DROP: dict[str, Callable[[DbObject, str], list[str]]] = {
@@ -446,8 +441,8 @@ def plan(
     if phase not in ("prep", "cutover", "rollback"):
         raise UserError(f"unknown phase {phase!r}: prep, cutover or rollback")
     with catalog_snapshot(conn):
-        state = _new_state(conn, new, tables)
         forward, _, renames = scan(conn, old, tables, new)
+        state = _new_state(conn, new, tables, _names_in_new(forward, renames))
         out = Plan(phase=phase, schema_=old, new_schema=new, tables=tables, steps=[])
         if phase == "rollback":
             _rollback(conn, out, forward, state)
@@ -508,6 +503,8 @@ def _loose(key: tuple) -> tuple:
     return key[:2]
 
 
+# `IN (SELECT unnest(...))`, not `= ANY(...)`: the planner estimates the latter element by
+# element, and with thousands of names planning took longer than running the query.
 _Q_NEW_TABLES = """
 SELECT c.relname::text AS relname, c.oid::int AS oid,
        EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid
@@ -515,7 +512,7 @@ SELECT c.relname::text AS relname, c.oid::int AS oid,
        ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid
              AND a.attnum > 0 AND NOT a.attisdropped) AS columns
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relname = ANY(%s) AND c.relkind IN ('r', 'p')
+WHERE n.nspname = %s AND c.relname IN (SELECT unnest(%s::name[])) AND c.relkind IN ('r', 'p')
 """
 
 _Q_NEW_RELATIONS = """
@@ -523,12 +520,12 @@ SELECT c.relname::text AS relname, c.relkind::text AS relkind, t.relname::text A
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indexrelid = c.oid
 LEFT JOIN pg_class t ON t.oid = i.indrelid
-WHERE n.nspname = %s
+WHERE n.nspname = %s AND c.relname IN (SELECT unnest(%s::name[]))
 """
 
 _Q_NEW_FUNCTIONS = """
 SELECT p.proname::text AS proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = %s
+WHERE n.nspname = %s AND p.proname IN (SELECT unnest(%s::name[]))
 """
 
 _Q_PUBLISHED = """
@@ -539,9 +536,19 @@ WHERE n.nspname = %s
 """
 
 
-def _new_state(conn: psycopg.Connection, new: str, tables: list[str]) -> dict:
-    """What NEW holds now: its tables (mapped or not, with columns), relations, functions."""
+def _names_in_new(forward: list[DbObject], renames) -> list[str]:
+    """The names a phase looks for in NEW: what it copies or attaches, and every target."""
+    names = {o.name for o in forward if o.action in ("copy", "attach")}
+    names.update(name for _, name in renames.relations.values())
+    names.update(name for _, name in renames.functions.values())
+    return sorted(names)
+
+
+def _new_state(conn: psycopg.Connection, new: str, tables: list[str], names: list[str]) -> dict:
+    """What NEW holds now: its tables (mapped or not, with columns), and its relations and
+    functions of `names` (NEW holds thousands, HC's own among them: only these are asked)."""
     exists = bool(fetch(conn, "SELECT 1 AS x FROM pg_namespace WHERE nspname = %s", (new,)))
+    in_new = name_array(names)
     if not exists:
         return {
             "exists": False,
@@ -552,9 +559,9 @@ def _new_state(conn: psycopg.Connection, new: str, tables: list[str]) -> dict:
         }
     return {
         "exists": True,
-        "tables": {r["relname"]: r for r in fetch(conn, _Q_NEW_TABLES, (new, tables))},
-        "relations": {r["relname"]: r for r in fetch(conn, _Q_NEW_RELATIONS, (new,))},
-        "functions": {r["proname"] for r in fetch(conn, _Q_NEW_FUNCTIONS, (new,))},
+        "tables": {r["relname"]: r for r in fetch(conn, _Q_NEW_TABLES, (new, name_array(tables)))},
+        "relations": {r["relname"]: r for r in fetch(conn, _Q_NEW_RELATIONS, (new, in_new))},
+        "functions": {r["proname"] for r in fetch(conn, _Q_NEW_FUNCTIONS, (new, in_new))},
         "published": {(r["pubname"], r["relname"]) for r in fetch(conn, _Q_PUBLISHED, (new,))},
     }
 
@@ -789,9 +796,7 @@ def _original_sql(obj: DbObject, attached: list[DbObject]) -> list[str]:
     name = qname(obj.schema_, obj.name)
     if obj.kind == "function":
         word = "PROCEDURE" if d.get("prokind") == "p" else "FUNCTION"
-        signature = f"{name}({d['args']})"
-        out = [obj.definition, f"ALTER {word} {signature} OWNER TO {quote(d['owner'])}"]
-        return out + _acl(obj, f"{word} {signature}") + _comment(obj, f"{word} {signature}")
+        return [obj.definition] + _belongings(obj, word, f"{name}({d['args']})")
     opts = d["reloptions"]
     with_ = f" WITH ({', '.join(opts)})" if opts else ""
     query = (d["query"] or "").strip().rstrip(";")
@@ -800,8 +805,7 @@ def _original_sql(obj: DbObject, attached: list[DbObject]) -> list[str]:
     else:
         word = "MATERIALIZED VIEW"
         out = [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{with_} AS {query} WITH DATA"]
-    out += [f"ALTER {word} {name} OWNER TO {quote(d['owner'])}"]
-    out += _acl(obj, f"TABLE {name}") + _comment(obj, f"{word} {name}")
+    out += _belongings(obj, word, name, grants_on=f"TABLE {name}")
     # Its indexes, triggers and rules go with it when it is dropped: keep them too.
     return out + [a.definition for a in attached if a.definition.upper().startswith("CREATE")]
 
@@ -827,13 +831,13 @@ def retirement(
                 for r in fetch(conn, _Q_BLOCKERS, params)
             ]
             return out
-        state = _new_state(conn, new, tables)
         forward, _, _ = scan(conn, old, tables, new)
         chosen = [
             o
             for o in forward
             if o.schema_ == old and o.action == "copy" and o.kind in _RETIRED_KINDS and o.oid
         ]
+        state = _new_state(conn, new, tables, sorted({o.name for o in chosen}))
         for obj in chosen:
             if obj.kind == "function":
                 present = obj.name in state["functions"]

@@ -37,24 +37,16 @@ SELECT DISTINCT
   FROM pg_depend d
   JOIN inside i ON d.refclassid = i.classid AND d.refobjid = i.objid
  CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+  -- the table of a rule, trigger, column default or policy
+  LEFT JOIN LATERAL (
+           SELECT ev_class FROM pg_rewrite WHERE d.classid = 'pg_rewrite'::regclass AND oid = d.objid
+ UNION ALL SELECT tgrelid FROM pg_trigger WHERE d.classid = 'pg_trigger'::regclass AND oid = d.objid
+ UNION ALL SELECT adrelid FROM pg_attrdef WHERE d.classid = 'pg_attrdef'::regclass AND oid = d.objid
+ UNION ALL SELECT polrelid FROM pg_policy WHERE d.classid = 'pg_policy'::regclass AND oid = d.objid
+       ) own(relid) ON true
+  LEFT JOIN pg_class oc ON oc.oid = own.relid
  WHERE d.deptype IN ('n', 'a')
-   AND COALESCE(
-         CASE d.classid
-           WHEN 'pg_rewrite'::regclass THEN
-             (SELECT c.relnamespace FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class
-               WHERE r.oid = d.objid)
-           WHEN 'pg_trigger'::regclass THEN
-             (SELECT c.relnamespace FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-               WHERE t.oid = d.objid)
-           WHEN 'pg_attrdef'::regclass THEN
-             (SELECT c.relnamespace FROM pg_attrdef a JOIN pg_class c ON c.oid = a.adrelid
-               WHERE a.oid = d.objid)
-           WHEN 'pg_policy'::regclass THEN
-             (SELECT c.relnamespace FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-               WHERE p.oid = d.objid)
-         END,
-         to_regnamespace(quote_ident(o.schema))
-       ) IS DISTINCT FROM %(ns)s
+   AND COALESCE(oc.relnamespace, to_regnamespace(quote_ident(o.schema))) IS DISTINCT FROM %(ns)s
  ORDER BY 1
 """
 

@@ -17,6 +17,7 @@ from swapbot.database import searchpath
 from swapbot.database._common import (
     UserError,
     check_identifier,
+    check_lines,
     parse_tables,
     require_mapped_tables,
     schema_exists,
@@ -311,16 +312,24 @@ def check_references(conn: psycopg.Connection, schema: str, tables: list[str]) -
     ).fetchall()
     details = [f"{kind} {name} is bound to the old table by OID" for name, kind in views]
     details += [f"function {name}: {why}" for name, why in functions]
-    found = len(details)
+    return _findings(
+        "explicit_references",
+        "views and functions",
+        details,
+        found=f"{len(details)} views and functions will keep reading {schema} after the switch"
+        " unless recreated (see `swapbot db inventory`)",
+        none=f"no view or function is bound to or names {schema}'s changed tables",
+    )
+
+
+def _findings(name: str, unit: str, details: list[str], *, found: str, none: str) -> Check:
+    """A check that warns about what it found (one detail each), and passes on nothing."""
     return Check(
-        name="explicit_references",
-        status="warn" if found else "pass",
-        value=found,
-        unit="views and functions",
-        summary=f"{found} views and functions will keep reading {schema} after the switch"
-        " unless recreated (see `swapbot db inventory`)"
-        if found
-        else f"no view or function is bound to or names {schema}'s changed tables",
+        name=name,
+        status="warn" if details else "pass",
+        value=len(details),
+        unit=unit,
+        summary=found if details else none,
         details=details,
     )
 
@@ -333,13 +342,8 @@ def check_statements(conn: psycopg.Connection, schema: str, tables: list[str]) -
         " WHERE e.extname = 'pg_stat_statements'"
     ).fetchone()
     if row is None:
-        return Check(
-            name="app_queries",
-            status="warn",
-            value=None,
-            unit="statements",
-            summary="pg_stat_statements is not installed: the app's queries cannot be checked"
-            f" here; search the app's code for '{schema}.' and 'search_path'",
+        return _statements_unread(
+            schema, "pg_stat_statements is not installed: the app's queries cannot be checked here"
         )
     view = sql.Identifier(row[0], "pg_stat_statements")
     try:
@@ -357,32 +361,31 @@ def check_statements(conn: psycopg.Connection, schema: str, tables: list[str]) -
             ).fetchall()
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0]
-        return Check(
-            name="app_queries",
-            status="warn",
-            value=None,
-            unit="statements",
-            summary=f"pg_stat_statements is installed but cannot be read ({reason});"
-            f" search the app's code for '{schema}.' and 'search_path'",
+        return _statements_unread(
+            schema, f"pg_stat_statements is installed but cannot be read ({reason})"
         )
     naming = [(calls, q) for calls, q, names in rows if names]
     setting = [(calls, q) for calls, q, names in rows if not names]
     details = [f"{calls} calls: {q}" for calls, q in naming]
     details += [f"{calls} calls (sets search_path itself): {q}" for calls, q in setting]
-    found = len(rows)
+    return _findings(
+        "app_queries",
+        "statements",
+        details,
+        found=f"{len(naming)} statements name {schema}'s changed tables and {len(setting)} set"
+        " search_path: the app's would not follow the switch (HC's own name the schema too;"
+        " judge each)",
+        none=f"no recorded statement names {schema}'s changed tables or sets search_path",
+    )
+
+
+def _statements_unread(schema: str, why: str) -> Check:
     return Check(
         name="app_queries",
-        status="warn" if found else "pass",
-        value=found,
+        status="warn",
+        value=None,
         unit="statements",
-        summary=(
-            f"{len(naming)} statements name {schema}'s changed tables and {len(setting)} set"
-            " search_path: the app's would not follow the switch (HC's own name the schema too;"
-            " judge each)"
-        )
-        if found
-        else f"no recorded statement names {schema}'s changed tables or sets search_path",
-        details=details,
+        summary=f"{why}; search the app's code for '{schema}.' and 'search_path'",
     )
 
 
@@ -502,6 +505,5 @@ def render(p: Preflight) -> str:
         f" (roles {', '.join(p.roles)}): {p.status.upper()}"
     ]
     for c in p.checks:
-        lines.append(f"  [{c.status.upper():4}] {c.name}: {c.summary}")
-        lines += [f"         {d}" for d in c.details]
+        lines += check_lines(c.status, c.name, c.summary, c.details)
     return "\n".join(lines)

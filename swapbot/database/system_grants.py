@@ -116,31 +116,38 @@ def restore(conn: psycopg.Connection, snap: dict) -> None:
             ):
                 continue
             ident = sql.Identifier(schema, table)
-            for grantee in {g for t, _, _, g in now["acl"] if t == table}:
-                conn.execute(
-                    sql.SQL("REVOKE ALL ON TABLE {} FROM {}").format(ident, _grantee(grantee))
-                )
-            for t, privilege, grantable, grantee in snap["acl"]:
-                if t == table:
-                    conn.execute(
-                        sql.SQL("GRANT {} ON TABLE {} TO {}{}").format(
-                            sql.SQL(privilege),
-                            ident,
-                            _grantee(grantee),
-                            sql.SQL(" WITH GRANT OPTION" if grantable else ""),
-                        )  # fmt: skip
-                    )
+            _put_back(
+                conn,
+                sql.SQL("TABLE {}").format(ident),
+                {g for t, _, _, g in now["acl"] if t == table},
+                [(p, grantable, g) for t, p, grantable, g in snap["acl"] if t == table],
+            )
             comment = snap["comments"].get(table)
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(comment)))
-        ns = sql.Identifier(schema)
-        for grantee in {g for _, _, g in now["schema_acl"]}:
-            conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(ns, _grantee(grantee)))
-        for privilege, grantable, grantee in snap["schema_acl"]:
-            conn.execute(
-                sql.SQL("GRANT {} ON SCHEMA {} TO {}{}").format(
-                    sql.SQL(privilege),
-                    ns,
-                    _grantee(grantee),
-                    sql.SQL(" WITH GRANT OPTION" if grantable else ""),
-                )
+        _put_back(
+            conn,
+            sql.SQL("SCHEMA {}").format(sql.Identifier(schema)),
+            {g for _, _, g in now["schema_acl"]},
+            snap["schema_acl"],
+        )
+
+
+def _put_back(
+    conn: psycopg.Connection,
+    on: sql.Composable,
+    holders: set[str | None],
+    grants: list,
+) -> None:
+    """Make `on`'s ACL (`TABLE t` or `SCHEMA s`) hold exactly `grants` (privilege, grantable,
+    grantee): everything is revoked from who holds something now, then the grants are made."""
+    for grantee in holders:
+        conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(on, _grantee(grantee)))
+    for privilege, grantable, grantee in grants:
+        conn.execute(
+            sql.SQL("GRANT {} ON {} TO {}{}").format(
+                sql.SQL(privilege),
+                on,
+                _grantee(grantee),
+                sql.SQL(" WITH GRANT OPTION" if grantable else ""),
             )
+        )

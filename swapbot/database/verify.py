@@ -18,6 +18,7 @@ from swapbot.database import retarget
 from swapbot.database._common import (
     UserError,
     check_identifier,
+    check_lines,
     parse_tables,
     require_mapped_tables,
     require_schema,
@@ -489,6 +490,5 @@ def render(v: Verification) -> str:
         f" {'OK' if v.ok else 'FAILED'}"
     ]
     for c in v.checks:
-        lines.append(f"  [{c.status.upper():4}] {c.name}: {c.detail}")
-        lines += [f"         - {item}" for item in c.items]
+        lines += check_lines(c.status, c.name, c.detail, c.items, bullet="- ")
     return "\n".join(lines)

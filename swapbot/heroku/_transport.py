@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -344,9 +344,28 @@ def _ms(started: float) -> float:
 
 
 class BaseClient:
-    """What every client shares: one transport, closed with the client (usable as `with`)."""
+    """What every client shares: the API's root URL (`DEFAULT_URL` unless given), one transport
+    sending the API's `HEADERS`, closed with the client (usable as `with`)."""
 
-    _transport: Transport
+    DEFAULT_URL: ClassVar[str]
+    HEADERS: ClassVar[Mapping[str, str]]
+
+    def __init__(
+        self,
+        token: str | SecretStr,
+        base_url: str | None = None,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = str(self.DEFAULT_URL if base_url is None else base_url).rstrip("/")
+        self._transport = Transport(
+            token, headers=self.HEADERS, timeout=timeout, retry=retry, session=session
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def close(self) -> None:
         self._transport.close()

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
-from pydantic import SecretStr
 
 from ._exceptions import ConnectionNotFound, MultipleConnections
 from ._models import (
@@ -29,11 +28,7 @@ from ._models import (
     MappingConfig,
 )
 from ._transport import (
-    DEFAULT_TIMEOUT,
     BaseClient,
-    RetryPolicy,
-    Timeout,
-    Transport,
     build_url,
     invalid_response,
     json_body,
@@ -53,26 +48,13 @@ ConfigLike = MappingConfig | MappingABC[str, Any]
 
 
 class ConnectClient(BaseClient):
-    """Heroku Connect API v3 over one session. Not-safe-to-repeat calls are marked (UNSAFE):
-    after a TransportError or ServerError from one of them, read the live state before retrying.
+    """Heroku Connect API v3 over one session. `base_url` is hc-central's (discovery); each
+    connection's own calls go to its region. Not-safe-to-repeat calls are marked (UNSAFE): after
+    a TransportError or ServerError from one of them, read the live state before retrying.
     """
 
-    def __init__(
-        self,
-        token: str | SecretStr,
-        central_url: str = DEFAULT_CENTRAL_URL,
-        *,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-    ):
-        self.central_url = str(central_url).rstrip("/")
-        self._transport = Transport(
-            token, headers=HC_HEADERS, timeout=timeout, retry=retry, session=session
-        )
-
-    def __repr__(self) -> str:
-        return f"ConnectClient(central_url={self.central_url!r})"
+    DEFAULT_URL = DEFAULT_CENTRAL_URL
+    HEADERS = HC_HEADERS
 
     # --- discovery (hc-central) ----------------------------------------------------------------
 
@@ -81,7 +63,7 @@ class ConnectClient(BaseClient):
 
         Safe to repeat; discovery shows an add-on only once this was done for it.
         """
-        url = build_url(self.central_url, "auth/{app}", app=app)
+        url = build_url(self.base_url, "auth/{app}", app=app)
         return self._transport.request_model(
             LinkResult, "POST", url, params={"addon_type": ADDON_TYPE_SYNC}, idempotent=True
         )
@@ -95,7 +77,7 @@ class ConnectClient(BaseClient):
         query["addon_type"] = ADDON_TYPE_SYNC
         # The query goes with the first page only: each `next` URL carries its own.
         params: dict[str, str | int] | None = query
-        url: str | None = build_url(self.central_url, "connections")
+        url: str | None = build_url(self.base_url, "connections")
         seen: set[str] = set()
         refs: dict[str, ConnectionRef] = {}
         while url and url not in seen and len(seen) < MAX_DISCOVERY_PAGES:
@@ -104,7 +86,7 @@ class ConnectClient(BaseClient):
             for ref in page.results:
                 refs.setdefault(ref.id, ref)
             # `next` is a complete URL (query included); a relative one is resolved as a browser would.
-            url = urljoin(self.central_url + "/", page.next) if page.next else None
+            url = urljoin(self.base_url + "/", page.next) if page.next else None
             params = None
         return list(refs.values())
 

@@ -25,11 +25,7 @@ from ._models import (
     config_vars_from,
 )
 from ._transport import (
-    DEFAULT_TIMEOUT,
     BaseClient,
-    RetryPolicy,
-    Timeout,
-    Transport,
     build_url,
     invalid_response,
     json_body,
@@ -51,26 +47,8 @@ class PlatformClient(BaseClient):
     repeat: after a TransportError or ServerError from either, list the add-ons before trying
     again."""
 
-    def __init__(
-        self,
-        token: str | SecretStr,
-        api_url: str = DEFAULT_API_URL,
-        *,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-    ):
-        self.api_url = str(api_url).rstrip("/")
-        self._transport = Transport(
-            token,
-            headers={"Accept": PLATFORM_ACCEPT},
-            timeout=timeout,
-            retry=retry,
-            session=session,
-        )
-
-    def __repr__(self) -> str:
-        return f"PlatformClient(api_url={self.api_url!r})"
+    DEFAULT_URL = DEFAULT_API_URL
+    HEADERS = {"Accept": PLATFORM_ACCEPT}
 
     # --- app -----------------------------------------------------------------------------------
 
@@ -191,7 +169,7 @@ class PlatformClient(BaseClient):
     # --- helpers -------------------------------------------------------------------------------
 
     def _url(self, template: str, **segments: object) -> str:
-        return build_url(self.api_url, template, **segments)
+        return build_url(self.base_url, template, **segments)
 
     def _list(self, model: type[M], template: str, **segments: object) -> list[M]:
         """Every item of a list endpoint, following `Next-Range` while the answer is 206."""

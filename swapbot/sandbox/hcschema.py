@@ -355,26 +355,21 @@ def create_system_tables(
         ident("tlog_notify_trigger"),
         _body(conn, _TLOG_NOTIFY_BODY, channel=sql.Literal(notify_channel(s))),
     )
-    _create_function(
-        conn,
-        ident("hc_capture_insert_from_row"),
-        _body(conn, _CAPTURE_INSERT_BODY, trigger_log=trigger_log),
-        args=sql.SQL(
-            "source_row public.hstore, table_name character varying,"
-            " excluded_cols text[] DEFAULT ARRAY[]::text[]"
-        ),
-        returns="integer",
-    )
-    _create_function(
-        conn,
-        ident("hc_capture_update_from_row"),
-        _body(conn, _CAPTURE_UPDATE_BODY, trigger_log=trigger_log),
-        args=sql.SQL(
-            "source_row public.hstore, table_name character varying,"
-            " columns_to_include text[] DEFAULT ARRAY[]::text[]"
-        ),
-        returns="integer",
-    )
+    # HC's two helpers that log a row by hand; each takes a list of columns as its last argument.
+    for name, body, columns in (
+        ("hc_capture_insert_from_row", _CAPTURE_INSERT_BODY, "excluded_cols"),
+        ("hc_capture_update_from_row", _CAPTURE_UPDATE_BODY, "columns_to_include"),
+    ):
+        _create_function(
+            conn,
+            ident(name),
+            _body(conn, body, trigger_log=trigger_log),
+            args=sql.SQL(
+                "source_row public.hstore, table_name character varying,"
+                " {} text[] DEFAULT ARRAY[]::text[]"
+            ).format(sql.SQL(columns)),
+            returns="integer",
+        )
     conn.execute(
         sql.SQL(
             "CREATE OR REPLACE TRIGGER tlog_insert_trigger AFTER INSERT ON {}"

@@ -75,7 +75,8 @@ class Sandbox:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, *, clock: bool = True) -> Sandbox:
-        self._spawn(self.httpd.serve_forever, "sandbox-http")
+        # A short poll: `stop` (shutdown) waits for the loop to see it, by default up to 0.5 s.
+        self._spawn(lambda: self.httpd.serve_forever(poll_interval=0.02), "sandbox-http")
         if clock:
             self._spawn(self._run_clock, "sandbox-clock")
             with self.pool.connection() as conn:

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 LOADING = ("RELOAD_TABLE", "RESYNC")
 SYNCED = ("DATA_SYNCED", "POLLING_SF_CHANGES")
 ACTIVE_CONNECTION = ("IDLE", "POLLING_DB_CHANGES")
+# A mapping whose table is (re)built, once its config has settled: the load that follows, and
+# its kind (a reload empties the table first, a resync writes over the rows already there).
+BUILDS = {"INITIAL": ("RELOAD_TABLE", "reload"), "SCHEMA_CHANGED": ("RESYNC", "resync")}
 
 
 def seconds(value: float) -> sql.Composed:
@@ -256,18 +259,13 @@ class Simulator:
             (c["id"],),
         ):
             obj = self.object(conn, m["object_name"])
-            if m["state"] == "INITIAL" and m["in_state"] >= o.real(o.initial_seconds):
+            if m["state"] in BUILDS and m["in_state"] >= o.real(o.initial_seconds):
                 if obj is None or any(obj.field(f) is None for f in m["config"]["fields"]):
                     set_state(conn, m["id"], "BAD_CONFIG", "Unknown object or field")
                     continue
                 materialize(conn, c["schema_name"], m, obj)
-                set_state(conn, m["id"], "RELOAD_TABLE", load_kind="reload", load_after=0)
-            elif m["state"] == "SCHEMA_CHANGED" and m["in_state"] >= o.real(o.initial_seconds):
-                if obj is None or any(obj.field(f) is None for f in m["config"]["fields"]):
-                    set_state(conn, m["id"], "BAD_CONFIG", "Unknown object or field")
-                    continue
-                materialize(conn, c["schema_name"], m, obj)
-                set_state(conn, m["id"], "RESYNC", load_kind="resync", load_after=0)
+                loading, kind = BUILDS[m["state"]]
+                set_state(conn, m["id"], loading, load_kind=kind, load_after=0)
             elif m["state"] in LOADING and obj is not None:
                 self._load(conn, c, m, obj, nominal)
             elif m["state"] in SYNCED and obj is not None:

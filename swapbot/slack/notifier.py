@@ -41,7 +41,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from swapbot.slack import blocks
 from swapbot.swap import steps as runbook
-from swapbot.swap.approvals import Approvals, ApprovalStatus
+from swapbot.swap.approvals import ApprovalRequest, Approvals, ApprovalStatus
+from swapbot.swap.events import Event
+from swapbot.swap.plan import Plan
 from swapbot.swap.store import Lease, Store, as_text
 
 log = logging.getLogger(__name__)
@@ -160,7 +162,10 @@ class ApprovalMessages:
 
     def request_for(self, channel: str, ts: str) -> tuple[str, str] | None:
         raw = as_text(self.store.redis.get(self._by_message(channel, ts)))
-        return tuple(json.loads(raw)) if raw else None  # type: ignore[return-value]
+        if not raw:
+            return None
+        swap_id, request_id = json.loads(raw)
+        return str(swap_id), str(request_id)
 
     def message_for(self, swap_id: str, request_id: str) -> str | None:
         return as_text(
@@ -300,7 +305,7 @@ class ChannelNotifier:
         passed over rather than holding up every milestone after it. Redis trouble is not: the
         round ends and the event is taken again."""
         try:
-            self._handle(swap_id, published.event, batch)
+            self._handle(swap_id, Event.model_validate(published.event), batch)
         except (_Interrupted, redis.RedisError):
             raise
         except Exception:
@@ -316,8 +321,8 @@ class ChannelNotifier:
         batch.said = batch.seen
 
     # -- events -----------------------------------------------------------------------------
-    def _handle(self, swap_id: str, event: dict[str, Any], batch: _Batch) -> None:
-        kind = event.get("kind")
+    def _handle(self, swap_id: str, event: Event, batch: _Batch) -> None:
+        kind = event.kind
         if kind == "call":
             return  # a dry run's listing goes to the requester, not the channel
         if kind in PROGRESS_KINDS or kind in ("step.started", "outage.started"):
@@ -325,7 +330,7 @@ class ChannelNotifier:
             if kind in PROGRESS_KINDS:
                 return
         if kind == "step.started":
-            step = runbook.BY_NAME.get(event.get("step") or "")
+            step = runbook.BY_NAME.get(event.step or "")
             if step is None or not step.in_outage:
                 return  # prep steps report when done; inside the outage every start counts
         if kind == "approval.requested":
@@ -372,7 +377,12 @@ class ChannelNotifier:
 
     # -- sending ----------------------------------------------------------------------------
     def _post(
-        self, swap_id: str, text: str, *, broadcast: bool = False, blks: list | None = None
+        self,
+        swap_id: str,
+        text: str,
+        *,
+        broadcast: bool = False,
+        blks: list[dict[str, Any]] | None = None,
     ) -> str | None:
         """Post a reply in the swap's thread; its ts, or None if Slack refused it for good."""
         resp = self._deliver(
@@ -383,7 +393,7 @@ class ChannelNotifier:
             thread_ts=self._thread(swap_id),
             reply_broadcast=broadcast,
         )
-        return resp["ts"] if resp else None
+        return str(resp["ts"]) if resp else None
 
     def _thread(self, swap_id: str) -> str | None:
         key = self.store.swap_key(swap_id, "slack", "thread")
@@ -404,10 +414,11 @@ class ChannelNotifier:
         resp = self._deliver("chat_postMessage", text, blks, channel=self.channel)
         if resp is None:
             return None  # then the replies go to the channel itself
-        self.store.redis.set(key, resp["ts"])
-        return resp["ts"]
+        ts = str(resp["ts"])
+        self.store.redis.set(key, ts)
+        return ts
 
-    def _deliver(self, method: str, text: str, blks: list, **params: Any) -> Any:
+    def _deliver(self, method: str, text: str, blks: list[dict[str, Any]], **params: Any) -> Any:
         """Send `text` and its blocks until Slack takes them. A payload Slack refuses goes again
         as plain text; one refused even so is logged and passed over (None)."""
         try:
@@ -478,7 +489,7 @@ class ChannelNotifier:
         self._not_before = max(self._not_before, self.clock() + seconds)
 
     # -- approvals --------------------------------------------------------------------------
-    def _post_approval(self, swap_id: str, event: dict[str, Any]) -> bool:
+    def _post_approval(self, swap_id: str, event: Event) -> bool:
         """Post the request for a reaction; False if there is no such request."""
         req = self._request(swap_id, event)
         if req is None:
@@ -489,7 +500,7 @@ class ChannelNotifier:
             self.messages.remember(swap_id, req.id, self.channel, ts)
         return True
 
-    def _update_approval(self, swap_id: str, event: dict[str, Any]) -> None:
+    def _update_approval(self, swap_id: str, event: Event) -> None:
         """Show the request as it stands: decided, or pending again (an approval withdrawn)."""
         req = self._request(swap_id, event)
         ts = self.messages.message_for(swap_id, req.id) if req else None
@@ -500,27 +511,29 @@ class ChannelNotifier:
         text, blks = self._render_approval(swap_id, req, render)
         self._deliver("chat_update", text, blks, channel=self.channel, ts=ts)
 
-    def _request(self, swap_id: str, event: dict[str, Any]) -> Any:
-        data = event.get("data") or {}
+    def _request(self, swap_id: str, event: Event) -> ApprovalRequest | None:
+        data = event.data
         request_id = data.get("request_id") or data.get("request")
         return self.approvals.get(swap_id, request_id) if request_id else None
 
-    def _render_approval(self, swap_id: str, req: Any, render: Callable[..., Any]) -> Any:
+    def _render_approval(
+        self, swap_id: str, req: ApprovalRequest, render: Callable[..., blocks.Rendered]
+    ) -> blocks.Rendered:
+        saved = self.store.get_plan(swap_id)
         return render(
-            req.model_dump(mode="json"),
-            self.store.get_plan(swap_id),
+            req,
+            Plan.model_validate(saved) if saved else None,
             step_summary=_summary(req.step),
             emoji=self.emoji,
             now=self.clock(),
         )
 
     # -- the progress message -----------------------------------------------------------------
-    def _note_progress(self, swap_id: str, event: dict[str, Any]) -> None:
+    def _note_progress(self, swap_id: str, event: Event) -> None:
         p = self._progress.setdefault(
             swap_id, {"step": None, "loads": {}, "backlog": None, "outage_started_epoch": None}
         )
-        data = event.get("data") or {}
-        kind = event.get("kind")
+        data, kind = event.data, event.kind
         if kind == "load.progress" and data.get("object"):
             sf = data.get("sf") or 0
             p["loads"][data["object"]] = {
@@ -534,11 +547,11 @@ class ChannelNotifier:
         elif kind == "backlog":
             p["backlog"] = {"rows": data.get("rows"), "oldest_seconds": data.get("oldest_seconds")}
         elif kind == "step.started":
-            p["step"] = event.get("step")
+            p["step"] = event.step
         elif kind == "outage.started":
             p["outage_started_epoch"] = self.clock()
         elif kind == "state.changed":
-            p["last_change"] = event.get("message")
+            p["last_change"] = event.message
             load = p["loads"].get(data.get("object"))
             if load is not None and data.get("state"):
                 # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand

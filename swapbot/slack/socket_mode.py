@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swapbot import config
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
 
 
-def handler(settings: config.Settings, **app_options: Any):
+def handler(settings: config.Settings, **app_options: Any) -> SocketModeHandler:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from swapbot.slack.app import build_app
@@ -36,9 +39,9 @@ def run(args: Any) -> int:
     # Heroku sends SIGTERM on restarts and deploys: close the socket; Slack redelivers to the
     # next connection whatever was not acknowledged.
     def stop(*_: Any) -> None:
-        h.close()
+        h.close()  # type: ignore[no-untyped-call]  # slack_bolt leaves these two untyped
         raise SystemExit(0)  # start() would otherwise wait forever on a closed socket
 
     signal.signal(signal.SIGTERM, stop)
-    h.start()
+    h.start()  # type: ignore[no-untyped-call]
     return 0

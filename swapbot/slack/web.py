@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from swapbot import config, health
 from swapbot.slack.client import startup
@@ -32,7 +32,7 @@ def wsgi_app(settings: config.Settings, **app_options: Any) -> Callable[..., Ite
     redis = config.redis_client(settings, socket_timeout=2, socket_connect_timeout=2)
     slack = SlackRequestHandler(build_app(settings, redis=redis, **app_options), path=EVENTS_PATH)
 
-    def application(environ: dict[str, Any], start_response: Callable[..., Any]):
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
             status, doc = health.check(settings, redis)
             body = json.dumps(doc).encode()
@@ -46,7 +46,7 @@ def wsgi_app(settings: config.Settings, **app_options: Any) -> Callable[..., Ite
     return application
 
 
-class Server(BaseApplication):
+class Server(BaseApplication):  # type: ignore[misc]
     """gunicorn run from our own command, so the settings are validated before it forks."""
 
     def __init__(self, settings: config.Settings, *, bind: str, workers: int, threads: int):

@@ -12,12 +12,12 @@ masked — a failed command also to the swap's thread, a failed reaction with wh
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from typing import Any
 
+from pydantic import ValidationError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
@@ -29,6 +29,7 @@ from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Verdict
 from swapbot.swap.engine import Engine, Interrupted
 from swapbot.swap.store import Store
+from swapbot.swap.views import Status
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,13 @@ def run_command(
         settings, client, engine = _context()
         cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
         if cmd.name == "status":
-            reply = commands.Reply(cmd, "ok", document=status_snapshot(engine, settings))
-            doc = dict(reply.document or {})
-            doc["bot_in_channel"] = in_channel(engine.store, client, settings.swapbot_channel)
+            snapshot = status_snapshot(engine, settings)
+            reply = commands.Reply(cmd, "ok", document=snapshot)
+            doc = snapshot.model_copy(
+                update={
+                    "bot_in_channel": in_channel(engine.store, client, settings.swapbot_channel)
+                }
+            )
             # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
             hint = "heroku run swapbot hcswap status --json"
             rendered = blocks.status_message(doc, detail_hint=hint)
@@ -173,15 +178,19 @@ def snapshot_key(store: Store) -> str:
     return store.key("status", "snapshot")
 
 
-def status_snapshot(engine: Engine, settings: config.Settings) -> dict[str, Any]:
+def status_snapshot(engine: Engine, settings: config.Settings) -> Status:
     """`status`'s document, at most two seconds old: a look at 300 mappings costs the API
-    and the worker far more than rendering it again."""
+    and the worker far more than rendering it again. A snapshot this version cannot read
+    (one written by an older release during a deploy) is looked at again."""
     key = snapshot_key(engine.store)
     cached = engine.store.redis.get(key)
     if cached is not None:
-        return json.loads(cached)
+        try:
+            return Status.model_validate_json(cached)
+        except ValidationError:
+            log.warning("status snapshot unreadable: looking again")
     doc = commands.status(engine, settings.heroku_app_name)
-    engine.store.redis.set(key, json.dumps(doc, default=str), px=STATUS_TTL_MS)
+    engine.store.redis.set(key, doc.model_dump_json(), px=STATUS_TTL_MS)
     return doc
 
 

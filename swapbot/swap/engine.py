@@ -16,21 +16,17 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import redis
 
-from swapbot.database._common import LockWaited, UserError, redact
 from swapbot.heroku import (
     ConnectClient,
     HerokuError,
     PlatformClient,
-    RateLimited,
-    ServerError,
-    TransportError,
 )
+from swapbot.swap import gate, rollback
 from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
@@ -38,10 +34,13 @@ from swapbot.swap.events import Emitter, Event, Kind
 from swapbot.swap.journal import Journal, JournalError, JournalRefused
 from swapbot.swap.ledger import Item
 from swapbot.swap.live import Live
+from swapbot.swap.outcome import IN_DOUBT, Interrupted, Outcome, calls_of, failure
 from swapbot.swap.plan import Plan
 from swapbot.swap.predict import Prediction
+from swapbot.swap.record import interrupted, is_done
+from swapbot.swap.rollback import forward_path, passed_at
 from swapbot.swap.run import Run, StepStopped, kill_point
-from swapbot.swap.store import Checkpoint, Heartbeat, Lease, LeaseLost, Store, StoreError, iso
+from swapbot.swap.store import Checkpoint, Heartbeat, Lease, LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -53,87 +52,7 @@ IN_FLIGHT_GRACE = 35.0
 LEASE_TTL = 12.0
 SYSTEM_ACTOR = "swapbot"
 
-# Whether a change landed is unknown after these: the step is in doubt, and its next attempt
-# looks at the live system before acting again.
-IN_DOUBT = (ServerError, RateLimited, TransportError, psycopg.OperationalError)
-
-
-def _calls(events: list[Event]) -> list[str]:
-    """Each change a step made (or would make), followed by the SQL statements it runs."""
-    out: list[str] = []
-    for e in events:
-        if e.kind == "call":
-            out.append(e.message)
-            out.extend(f"    {statement}" for statement in e.data.get("sql", []))
-    return out
-
-
-def _is_done(cp: Checkpoint | None) -> bool:
-    return cp is not None and cp.status in ("done", "skipped")
-
-
-def _interrupted(cp: Checkpoint | None) -> bool:
-    """An attempt that stopped mid-act: killed (`running`), or failed in doubt."""
-    if cp is None:
-        return False
-    return cp.status == "running" or (cp.status == "failed" and bool(cp.detail.get("resumable")))
-
-
-def _when(mark: dict[str, Any]) -> str:
-    return iso(float(mark.get("at") or 0))
-
-
-def forward_path(checkpoints: dict[str, Checkpoint]) -> str:
-    """The steps left from the point of no return on, in order, as a person would type them."""
-    ponr = next(i for i, s in enumerate(runbook.STEPS) if s.point_of_no_return)
-    left = [s.name for s in runbook.STEPS[ponr:] if not _is_done(checkpoints.get(s.name))]
-    if not left:
-        return "every step is done"
-    first = runbook.get(left[0])
-    note = (
-        " (it goes on under the approval its first attempt used)"
-        if first.point_of_no_return
-        else ""
-    )
-    return "run " + ", then ".join(f"`{name}`" for name in left) + note
-
-
-def manual_way_back(plan: Plan) -> str:
-    return (
-        f"re-import the stored export of {plan.old_addon} (record `export` of swap "
-        f"{plan.swap_id}, kept in Redis and in Postgres, table swapbot.entry) into "
-        f"{plan.old_addon} and let it load, then put the roles' "
-        "search_path back from the record `search_path` (`swapbot db search-path restore`), "
-        "and the formation and maintenance from the records `formation` and "
-        "`maintenance_before`"
-    )
-
-
-def _failure(exc: Exception, step: str) -> dict[str, Any]:
-    """An exception as what the person who asked is told: what failed, and what to do next.
-    `resumable`: the step may have acted (its next attempt looks at the live system first)."""
-    again = f"run `{step}` again: it looks at the live system before it acts"
-    text = redact(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, StepStopped):
-        return {"message": str(exc)}
-    if isinstance(exc, LockWaited):
-        return {
-            "message": f"{exc}. When that session is done (or ended), {again}",
-            "retryable": True,
-        }
-    if isinstance(exc, IN_DOUBT):
-        return {
-            "message": f"{text}: no answer, so whether the change landed is unknown; {again}",
-            "resumable": True,
-        }
-    if isinstance(exc, LeaseLost):
-        return {"message": f"{exc}: this runner stopped; {again}", "resumable": True}
-    if isinstance(exc, JournalError | StoreError | redis.RedisError):
-        return {"message": f"{text}; the step stopped there; {again}", "resumable": True}
-    if isinstance(exc, HerokuError | psycopg.Error | UserError):
-        return {"message": f"{text}; {again} once that is fixed"}
-    log.exception("unexpected error in %s", step)
-    return {"message": f"unexpected error: {text}; the step stopped there; {again}"}
+__all__ = ["IN_DOUBT", "Engine", "Interrupted", "Outcome"]  # where the front ends import them from
 
 
 def _held(run: Run) -> Lease:
@@ -141,34 +60,6 @@ def _held(run: Run) -> Lease:
     if run.lease is None:
         raise StoreError(f"{run.step}: a run that writes needs the swap's lease")
     return run.lease
-
-
-def _missing_records(run: Run, step: runbook.Step) -> list[str]:
-    return [name for name in step.undo_needs if run.recall(name) is None]
-
-
-def _unrecorded_changes(run: Run, checkpoints: dict[str, Checkpoint]) -> list[str]:
-    """Cutover changes the live system shows and the swap's record does not (Redis and the
-    journal both lost them): a rollback that ignored them would say "done" and leave them."""
-    plan, found = run.plan, []
-    if run.recall("search_path") is None:
-        with run.live.db(autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT coalesce(r.rolname, 'the database'), s.setconfig "
-                "FROM pg_catalog.pg_db_role_setting s LEFT JOIN pg_catalog.pg_roles r "
-                "ON r.oid = s.setrole WHERE s.setdatabase IN (0, (SELECT oid FROM "
-                "pg_catalog.pg_database WHERE datname = current_database()))"
-            ).fetchall()
-        for who, config in rows:
-            paths = [c for c in config or [] if c.startswith("search_path=")]
-            if any(plan.new_schema in p for p in paths):
-                found.append(f"the search_path of {who} names {plan.new_schema}")
-    if run.recall("formation") is None and run.live.platform.app(plan.app).maintenance:
-        found.append(f"{plan.app} is in maintenance mode")
-    old = run.live.connection(plan.old_addon)
-    if old is not None and old.state == "PAUSED" and not checkpoints.get("pause"):
-        found.append(f"{plan.old_addon} is paused")
-    return found
 
 
 @dataclass(frozen=True)
@@ -186,26 +77,6 @@ class _Records:
 
     def confirmation(self, swap_id: str, what: str) -> dict[str, Any] | None:
         return self.store.confirmation(swap_id, what)
-
-
-class Interrupted(BaseException):
-    """Raised into a running step (from a signal handler) when its process must stop now: a
-    SIGTERM from a deploy or a restart, or the death of the worker that started it. A
-    BaseException, so that no `except Exception` on the way swallows it. The engine records
-    the step as failed with this message, releases the swap's lease at once and answers."""
-
-
-@dataclass
-class Outcome:
-    step: str
-    status: str  # done | skipped | waiting | failed | refused | dry-run
-    message: str
-    calls: list[str] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("done", "skipped", "dry-run")
 
 
 class Engine:
@@ -373,7 +244,7 @@ class Engine:
         if problems:
             raise StepStopped("the plan does not match the live system: " + "; ".join(problems))
         # The swap it replaces is held too, so that none of its steps starts meanwhile.
-        held = self._lease(current) if current and current != plan.swap_id else None
+        held = self.take_lease(current) if current and current != plan.swap_id else None
         try:
             return self._save_plan(plan, actor)
         except JournalRefused as exc:
@@ -385,12 +256,12 @@ class Engine:
             raise StepStopped(f"{exc}; the plan was not saved: try again") from None
         finally:
             if held is not None:
-                self._release(held)
+                self.release(held)
 
     def _save_plan(self, plan: Plan, actor: str) -> Plan:
-        lease = self._lease(plan.swap_id)
+        lease = self.take_lease(plan.swap_id)
         try:
-            self._reconcile(lease)
+            self.reconcile(lease)
             stored = self.store.get_plan(plan.swap_id)
             if stored is not None and Plan.model_validate(stored) == plan:
                 if self.store.current_swap() != plan.swap_id:
@@ -438,7 +309,7 @@ class Engine:
     def standing(self, swap_id: str) -> swaprecord.Standing:
         return self.record.standing(swap_id)
 
-    def _reconcile(self, lease: Lease) -> None:
+    def reconcile(self, lease: Lease) -> None:
         """Under the lease: copy back what the journal has and Redis lost (after a failover)."""
         copied = self.record.reconcile(lease)
         if copied and lease.swap_id:
@@ -458,7 +329,7 @@ class Engine:
         floor = self.record.floor(swap_id)
         return self.store.acquire(swap_id, self.runner, int(self.lease_ttl * 1000), floor=floor)
 
-    def _lease(self, swap_id: str) -> Lease:
+    def take_lease(self, swap_id: str) -> Lease:
         try:
             lease = self._acquire(swap_id)
         except JournalError as exc:
@@ -469,13 +340,13 @@ class Engine:
             raise StepStopped(f"swap {swap_id} is being run by {who}; try again when it is done")
         return lease
 
-    def _new_run(self, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str) -> Run:
+    def new_run(self, plan: Plan, live: Live, lease: Lease | None, actor: str, step: str) -> Run:
         records = _Records(self.record, self.store)
         return Run(
             plan, live, lease, actor, step, records=records, emit=self.emit, own_app=self.own_app
         )
 
-    def _heartbeat(self, lease: Lease | None) -> Heartbeat | contextlib.nullcontext[None]:
+    def heartbeat(self, lease: Lease | None) -> Heartbeat | contextlib.nullcontext[None]:
         if lease is None:
             return contextlib.nullcontext()
         return Heartbeat(self.store, lease, every=self.lease_ttl / 4)
@@ -502,17 +373,17 @@ class Engine:
             return Outcome(name, "refused", f"the outage starts only with `{name} {plan.app}`")
         live = self.live_factory(plan, self.emitter, dry_run)
         try:
-            lease = None if dry_run else self._lease(plan.swap_id)
+            lease = None if dry_run else self.take_lease(plan.swap_id)
         except StepStopped as exc:
             return Outcome(name, "refused", str(exc))
-        run = self._new_run(plan, live, lease, actor, name)
+        run = self.new_run(plan, live, lease, actor, name)
         run.break_glass = break_glass
         try:
-            with self._heartbeat(lease) as heartbeat:
+            with self.heartbeat(lease) as heartbeat:
                 run.heartbeat = heartbeat
                 live.guard = lambda: self._still_held(run)
                 if lease is not None:
-                    self._reconcile(lease)
+                    self.reconcile(lease)
                 refused = self._refusal(run, step)
                 if refused:
                     return Outcome(name, "refused", refused)
@@ -528,10 +399,10 @@ class Engine:
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise  # SystemExit, KeyboardInterrupt: the process is going; the lease lapses
-            return self._failed(run, step, **_failure(exc, step.name))
+            return self._failed(run, step, **failure(exc, step.name))
         finally:
             if lease is not None:
-                self._release(lease)
+                self.release(lease)
 
     def _still_held(self, run: Run) -> None:
         """Before each change: a runner whose lease is gone (or may be: Redis unreachable for a
@@ -539,7 +410,7 @@ class Engine:
         if run.heartbeat is not None and run.heartbeat.lost and run.lease is not None:
             raise LeaseLost(run.lease, self.store.holder(run.plan.swap_id))
 
-    def _release(self, lease: Lease) -> None:
+    def release(self, lease: Lease) -> None:
         try:
             self.store.release(lease)
         except redis.RedisError as exc:  # it lapses by itself within its TTL
@@ -552,7 +423,7 @@ class Engine:
         ponr = next(s for s in runbook.STEPS if s.point_of_no_return)
         if mark and runbook.STEPS.index(step) < runbook.STEPS.index(ponr):
             return (
-                f"the swap passed the point of no return at {_when(mark)} ({ponr.name} sent its "
+                f"the swap passed the point of no return at {passed_at(mark)} ({ponr.name} sent its "
                 f"first DELETE): steps before {ponr.name} cannot run again. Go forward: "
                 + forward_path(self.store.checkpoints(run.plan.swap_id))
             )
@@ -568,7 +439,7 @@ class Engine:
         lets them run again.
         """
         cp = checkpoints.get(step.name)
-        if not _is_done(cp):
+        if not is_done(cp):
             return None
         later = runbook.STEPS[runbook.STEPS.index(step) + 1 :]
         moved_on = [
@@ -593,7 +464,7 @@ class Engine:
         rebuilt: list[tuple[runbook.Step, runbook.Check]] = []
         for earlier in runbook.STEPS[: runbook.STEPS.index(step)]:
             cp = checkpoints.get(earlier.name)
-            if _is_done(cp):
+            if is_done(cp):
                 continue
             if earlier.phase == "cutover":
                 state = cp.status if cp is not None else "not started"
@@ -633,15 +504,15 @@ class Engine:
             with self.emitter.capture() as events:
                 if step.act is not None:
                     step.act(run)
-            calls = _calls(events)
+            calls = calls_of(events)
             return Outcome(step.name, "dry-run", f"would make {len(calls)} change(s)", calls=calls)
 
         previous = self.store.checkpoints(swap_id).get(step.name)
-        if step.approval and not self._resumes_approved(run, step, previous):
-            refused = self._take_approval(run, step)
+        if step.approval and not gate.resumes_approved(self, run, step, previous):
+            refused = gate.take_approval(self, run, step)
             if refused:
                 return Outcome(step.name, "refused", refused)
-        if step.unsafe and previous is not None and _interrupted(previous):
+        if step.unsafe and previous is not None and interrupted(previous):
             # An earlier attempt stopped mid-act: its call may have reached Heroku.
             self._wait_in_flight(run, previous)
             seen = step.check(run)
@@ -748,7 +619,7 @@ class Engine:
             )
         checkpoints = self.store.checkpoints(swap_id)
         if run.recall(swaprecord.FINISHED) is None and all(
-            _is_done(checkpoints.get(s.name)) for s in runbook.STEPS
+            is_done(checkpoints.get(s.name)) for s in runbook.STEPS
         ):
             run.remember(swaprecord.FINISHED, time.time())
             self.emit("swap.done", swap_id, actor=run.actor, message="every step is done")
@@ -769,7 +640,7 @@ class Engine:
         swap_id = run.plan.swap_id
         cp = self._checkpoint_or_none(run, step)
         # A killed attempt's doubt outlives a failure of the attempt that came to look at it.
-        resumable = resumable or (not run.attempted and _interrupted(cp))
+        resumable = resumable or (not run.attempted and interrupted(cp))
         left_running = cp is not None and cp.status == "running"
         if run.lease is not None and (run.attempted or left_running):
             detail = {"retryable": retryable or resumable, "resumable": resumable}
@@ -816,351 +687,19 @@ class Engine:
             finally:
                 self.store.release(fresh)
 
-    # -- rollback ----------------------------------------------------------------------------
+    # -- rollback and approvals (swap/rollback.py, swap/gate.py) ---------------------------------
     def rollback(self, actor: str, *, dry_run: bool = False, remove_addon: bool = False) -> Outcome:
         """Undo, in reverse, every step done so far, up to the point of no return. hc2 and its
         synced copy stay (the cutover can be tried again at once) unless `remove_addon`: then
         hc2 and its schema go too, and the swap starts again from preflight."""
-        plan = self.current_plan()
-        if plan is None:
-            return Outcome("rollback", "refused", "there is no plan yet")
-        live = self.live_factory(plan, self.emitter, dry_run)
-        try:
-            lease = None if dry_run else self._lease(plan.swap_id)
-        except StepStopped as exc:
-            return Outcome("rollback", "refused", str(exc))
-        calls: list[str] = []
-        try:
-            with self._heartbeat(lease):
-                if lease is not None:
-                    self._reconcile(lease)
-                refused = self._rollback_refusal(
-                    self._new_run(plan, live, lease, actor, "rollback")
-                )
-                if refused:
-                    return Outcome("rollback", "refused", refused)
-                calls = self._roll_back(plan, live, lease, actor, dry_run, remove_addon)
-            if dry_run:
-                return Outcome(
-                    "rollback", "dry-run", f"would make {len(calls)} change(s)", calls=calls
-                )
-            kept = (
-                ""
-                if remove_addon
-                else f"; {plan.new_addon} and {plan.new_schema} are kept (synced, ready for "
-                "another cutover): `rollback --remove-addon` removes them too"
-            )
-            return Outcome(
-                "rollback", "done", f"rolled back with {len(calls)} change(s){kept}", calls=calls
-            )
-        except Interrupted as exc:
-            message = f"interrupted: {exc}; run `rollback` again: it undoes what is left"
-            self.emit("step.failed", plan.swap_id, step="rollback", actor=actor, message=message)
-            return Outcome("rollback", "failed", message, calls=calls, data={"retryable": True})
-        except Exception as exc:
-            failure = _failure(exc, "rollback")
-            self.emit(
-                "step.failed",
-                plan.swap_id,
-                step="rollback",
-                actor=actor,
-                message=failure["message"],
-            )
-            return Outcome(
-                "rollback",
-                "failed",
-                failure["message"],
-                calls=calls,
-                data={"retryable": bool(failure.get("retryable") or failure.get("resumable"))},
-            )
-        finally:
-            if lease is not None:
-                self._release(lease)
-
-    def _rollback_refusal(self, run: Run) -> str | None:
-        """Rollback goes back only as far as the swap's record can prove: never past the point
-        of no return, never without the records its undos need, never over a change the
-        record does not show (Redis and the journal both lost it)."""
-        plan = run.plan
-        mark = run.recall(swaprecord.POINT_OF_NO_RETURN)
-        checkpoints = self.store.checkpoints(plan.swap_id)
-        if mark:
-            return (
-                f"the swap passed the point of no return at {_when(mark)}: {mark.get('step')} "
-                f"began deleting {mark.get('what')} from {plan.old_addon}, so there is no "
-                "automatic way back. Go forward: "
-                + forward_path(checkpoints)
-                + ". The manual way back: "
-                + manual_way_back(plan)
-            )
-        # Only a done step must have its records: they are written (journal first) before the
-        # step changes anything, so an unfinished step without them changed nothing.
-        missing = [
-            f"{step.name} needs the record `{name}`"
-            for step in runbook.STEPS
-            if step.undo is not None and _is_done(checkpoints.get(step.name))
-            for name in _missing_records(run, step)
-        ]
-        missing += _unrecorded_changes(run, self.store.checkpoints(plan.swap_id))
-        if missing:
-            return (
-                "rollback changed nothing: it cannot prove what to put back ("
-                + "; ".join(missing)
-                + "). Redis and the journal have lost that part of the swap's record. Put it "
-                "back by hand: " + manual_way_back(plan)
-            )
-        return None
-
-    def _roll_back(
-        self,
-        plan: Plan,
-        live: Live,
-        lease: Lease | None,
-        actor: str,
-        dry_run: bool,
-        remove_addon: bool,
-    ) -> list[str]:
-        done = self.store.checkpoints(plan.swap_id)
-        self.emit(
-            "rollback.started",
-            plan.swap_id,
-            actor=actor,
-            message=f"{actor} rolls the swap back",
-            dry_run=dry_run,
-        )
-        if not dry_run:
-            self.store.audit(plan.swap_id, actor, "rollback.started")
-        with self.emitter.capture() as events:
-            for step in reversed(runbook.STEPS):
-                cp = done.get(step.name)
-                if step.undo is None or cp is None or cp.status == "pending":
-                    continue
-                if step.undo_removes_hc2 and not remove_addon:
-                    continue
-                # An undone step is skipped, except hc2's removal: it may have stopped
-                # half-way, and it checks the live system before each change.
-                if cp.status == "undone" and not step.undo_removes_hc2:
-                    continue
-                run = self._new_run(plan, live, lease, actor, step.name)
-                if not _is_done(cp) and _missing_records(run, step):
-                    continue  # it stopped before it recorded, so before it changed anything
-                step.undo(run)
-                if lease is not None:
-                    self.record.checkpoint(lease, step.name, status="undone")
-                    self.store.audit(plan.swap_id, actor, "step.undone", step=step.name)
-                self.emit(
-                    "step.undone",
-                    plan.swap_id,
-                    step=step.name,
-                    actor=actor,
-                    message=step.summary,
-                    dry_run=dry_run,
-                )
-        calls = _calls(events)
-        if lease is None:
-            return calls
-        # Steps without an undo are reset so the swap can be run again: the cutover's
-        # always; prep's only with hc2 gone (else they still hold: hc2 stays, synced).
-        for step in runbook.STEPS:
-            reset = step.phase == "cutover" or remove_addon
-            if reset and step.undo is None and _is_done(done.get(step.name)):
-                self.record.checkpoint(lease, step.name, status="undone")
-        if remove_addon:
-            self.record.forget_prep(lease)
-        self.record.put(lease, swaprecord.ROLLED_BACK, time.time())
-        self.store.audit(
-            plan.swap_id,
-            actor,
-            "rollback.done",
-            detail={"calls": calls, "remove_addon": remove_addon},
-        )
-        self.emit("rollback.done", plan.swap_id, actor=actor, message="rolled back", calls=calls)
-        return calls
-
-    # -- approvals -------------------------------------------------------------------------
-    def live_facts(self, live: Live) -> dict[str, Any]:
-        """What the plan rests on: connection ids and the moved mappings' config revisions."""
-        old = live.old()
-        new = live.new()
-        return {
-            "old": old.id,
-            "new": new.id if new else None,
-            "old_revisions": {
-                o: (m.config.revision if m and m.config else None)
-                for o in live.plan.objects
-                for m in [old.mapping(o)]
-            },
-        }
-
-    def live_digest(self, live: Live) -> str:
-        """The live state an approval is bound to: hc2's moved mappings and their revisions."""
-        import hashlib
-        import json
-
-        new = live.new()
-        facts = sorted(
-            (m.object_name or "", m.id, m.config.revision if m.config else None)
-            for m in (new.mappings if new else [])
-            if m.object_name in live.plan.mappings
-        )
-        return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:12]
-
-    def _conditions(self, plan: Plan) -> tuple[str, str]:
-        """The plan fingerprint and live digest an approval is bound to. Raises StepStopped
-        when Heroku Connect cannot be read: no approval is asked or given blind."""
-        live = self.live_factory(plan, self.emitter, True)
-        try:
-            return plan.fingerprint(self.live_facts(live)), self.live_digest(live)
-        except (HerokuError, psycopg.Error) as exc:
-            raise StepStopped(
-                "could not read the live state an approval is bound to "
-                f"({redact(f'{type(exc).__name__}: {exc}')}); nothing was recorded, try again"
-            ) from None
+        return rollback.rollback(self, actor, dry_run=dry_run, remove_addon=remove_addon)
 
     def request_approval(self, step_name: str, actor: str, note: str = "") -> Outcome:
-        plan = self.current_plan()
-        if plan is None:
-            return Outcome(step_name, "refused", "there is no plan yet")
-        step = runbook.BY_NAME.get(step_name)
-        if step is None or not step.approval:
-            needing = ", ".join(runbook.APPROVED)
-            return Outcome(step_name, "refused", f"only these steps need an approval: {needing}")
-        try:
-            fingerprint, digest = self._conditions(plan)
-        except StepStopped as exc:
-            return Outcome(step_name, "failed", str(exc), data={"retryable": True})
-        req = self.approvals.request(plan.swap_id, step_name, actor, fingerprint, digest, note=note)
-        self.emit(
-            "approval.requested",
-            plan.swap_id,
-            step=step_name,
-            actor=actor,
-            message=f"{actor} asks a second person to approve {step_name}",
-            request_id=req.id,
-            fingerprint=fingerprint,
-            expires_at=req.expires_at,
-        )
-        return Outcome(
-            step_name, "done", f"approval {req.id} requested", data={"request_id": req.id}
-        )
+        return gate.request_approval(self, step_name, actor, note)
 
     def approve(self, request_id: str, actor: str, *, at: float | None = None) -> Outcome:
         """`actor` approves a request; `at` is when they did (a Slack reaction's event time)."""
-        plan = self.current_plan()
-        if plan is None:
-            return Outcome("approve", "refused", "there is no plan yet")
-        try:
-            fingerprint, digest = self._conditions(plan)
-        except StepStopped as exc:
-            return Outcome("approve", "failed", str(exc), data={"retryable": True})
-        decision = self.approvals.grant(
-            plan.swap_id,
-            request_id,
-            actor,
-            self.approvers,
-            fingerprint=fingerprint,
-            live_digest=digest,
-            at=at,
-        )
-        step = decision.request.step if decision.request else None
-        kind: Kind = "approval.granted" if decision.granted else "approval.refused"
-        self.emit(
-            kind,
-            plan.swap_id,
-            step=step,
-            actor=actor,
-            message=decision.reason,
-            request_id=request_id,
-        )
-        return Outcome(
-            "approve",
-            "done" if decision.granted else "refused",
-            decision.reason,
-            data={"verdict": decision.verdict.value, "request_id": request_id, "step": step},
-        )
-
-    def _resumes_approved(self, run: Run, step: runbook.Step, previous: Checkpoint | None) -> bool:
-        """An approval used by an attempt that never finished (its runner died, or it failed in
-        doubt) covers the resumed attempt: it is the same single use, so nobody is asked twice
-        for one pause. Past the point of no return, delete-old goes on under the approval
-        recorded at the mark, whatever hc1 looks like now (its own DELETEs changed it)."""
-        mark = run.recall(swaprecord.POINT_OF_NO_RETURN)
-        if mark and step.point_of_no_return:
-            run.approval = mark.get("approval")
-            self._say_resumed(run, step, mark.get("approval") or "its first attempt's", mark)
-            return True
-        used = [
-            (r, r.used_epoch)
-            for r in self.approvals.requests(run.plan.swap_id, step.name)
-            if r.status == "used" and r.used_epoch is not None
-        ]
-        if not used:
-            return False
-        last, used_epoch = used[-1]
-        # Spent if an attempt finished (done, undone, or failed for a reason that was not a
-        # stop in the middle) after it was used.
-        spent = previous is not None and (
-            previous.status == "pending"
-            or (not _interrupted(previous) and (previous.finished_epoch or 0) >= used_epoch)
-        )
-        if spent:
-            return False
-        plan_now = run.plan.fingerprint(self.live_facts(run.live))
-        if last.fingerprint != plan_now:
-            return False
-        run.approval = last.id
-        self._say_resumed(run, step, last.id, {"approver": last.approver})
-        return True
-
-    def _say_resumed(
-        self, run: Run, step: runbook.Step, approval: str, detail: dict[str, Any]
-    ) -> None:
-        self.store.audit(
-            run.plan.swap_id,
-            run.actor,
-            "approval.resumed",
-            step=step.name,
-            detail={"request": approval, **{k: v for k, v in detail.items() if k != "at"}},
-        )
-        who = f"{detail['approver']}'s approval {approval}" if detail.get("approver") else approval
-        self.emit(
-            "notice",
-            run.plan.swap_id,
-            step=step.name,
-            actor=run.actor,
-            message=f"{step.name} resumes under {who}, used by the attempt that was interrupted",
-        )
-
-    def _take_approval(self, run: Run, step: runbook.Step) -> str | None:
-        plan = run.plan
-        if run.break_glass:
-            self.store.audit(
-                plan.swap_id,
-                run.actor,
-                "break-glass",
-                step=step.name,
-                detail={"reason": run.break_glass},
-            )
-            self.emit(
-                "notice",
-                plan.swap_id,
-                step=step.name,
-                actor=run.actor,
-                message=f"BREAK GLASS: {run.actor} runs {step.name} without a second person: {run.break_glass}",
-            )
-            run.approval = f"break-glass: {run.break_glass}"
-            return None
-        fingerprint = plan.fingerprint(self.live_facts(run.live))
-        digest = self.live_digest(run.live)
-        taken = self.approvals.consume(
-            plan.swap_id, step.name, fingerprint=fingerprint, live_digest=digest, actor=run.actor
-        )
-        if taken is None:
-            return self.approvals.why_not(
-                plan.swap_id, step.name, fingerprint=fingerprint, live_digest=digest
-            )
-        run.approval = taken.id
-        return None
+        return gate.approve(self, request_id, actor, at=at)
 
     # -- things only a person can confirm ---------------------------------------------------
     CONFIRMABLE = runbook.CONFIRMABLE

@@ -178,3 +178,15 @@ def _swap(lease: Lease) -> str:
     if lease.swap_id is None:
         raise ValueError(f"a {lease.resource} lease holds no swap")
     return lease.swap_id
+
+
+# -- a step's checkpoint, read --------------------------------------------------------------
+def is_done(cp: Checkpoint | None) -> bool:
+    return cp is not None and cp.status in ("done", "skipped")
+
+
+def interrupted(cp: Checkpoint | None) -> bool:
+    """An attempt that stopped mid-act: killed (`running`), or failed in doubt."""
+    if cp is None:
+        return False
+    return cp.status == "running" or (cp.status == "failed" and bool(cp.detail.get("resumable")))

@@ -11,9 +11,18 @@ from typing import Any
 
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
+from swapbot.swap.views import (
+    EndedSession,
+    Parity,
+    ParityTable,
+    Report,
+    ReportObjects,
+    ReportOutage,
+    ReportStep,
+)
 
 
-def report(store: Store, swap_id: str) -> dict[str, Any]:
+def report(store: Store, swap_id: str) -> Report:
     checkpoints = store.checkpoints(swap_id)
     records = store.records(swap_id)
     rows, outage_steps, waited = [], 0.0, 0.0
@@ -24,38 +33,36 @@ def report(store: Store, swap_id: str) -> dict[str, Any]:
         if step.in_outage:
             outage_steps, waited = outage_steps + seconds, waited + wait
         rows.append(
-            {
-                "step": step.name,
-                "status": cp.status if cp else "pending",
-                "seconds": round(seconds, 3),
-                "waited": round(wait, 3),
-                "in_outage": step.in_outage,
-            }
+            ReportStep(
+                step=step.name,
+                status=cp.status if cp else "pending",
+                seconds=round(seconds, 3),
+                waited=round(wait, 3),
+                in_outage=step.in_outage,
+            )
         )
     started, ended = records.get("outage_started_at"), records.get("outage_ended_at")
-    return {
-        "swap_id": swap_id,
-        "done": records.get("swap_done_at") is not None,
-        "outage": {
-            "seconds": round(ended - started, 3) if started and ended else None,
-            "steps_seconds": round(outage_steps, 3),
-            "waiting_seconds": round(waited, 3),  # on Heroku Connect and the dynos
-            "own_seconds": round(outage_steps - waited, 3),  # the bot's own work
-            # between the steps: people reading the channel and typing the next command
-            "between_steps_seconds": round(ended - started - outage_steps, 3)
+    return Report(
+        swap_id=swap_id,
+        done=records.get("swap_done_at") is not None,
+        outage=ReportOutage(
+            seconds=round(ended - started, 3) if started and ended else None,
+            steps_seconds=round(outage_steps, 3),
+            waiting_seconds=round(waited, 3),
+            own_seconds=round(outage_steps - waited, 3),
+            between_steps_seconds=round(ended - started - outage_steps, 3)
             if started and ended
             else None,
-        },
-        "steps": rows,
-        "objects": _objects(records),
-        "parity": _parity(records.get("parity")),
-        "stopped": _stopped(records, (store.get_plan(swap_id) or {}).get("app") or "the app"),
-        "sessions_ended": [
-            {k: s.get(k) for k in ("pid", "role", "application_name", "backend_start", "when")}
-            for s in records.get("sessions_ended") or []
+        ),
+        steps=rows,
+        objects=_objects(records),
+        parity=_parity(records.get("parity")),
+        stopped=_stopped(records, (store.get_plan(swap_id) or {}).get("app") or "the app"),
+        sessions_ended=[
+            EndedSession.model_validate(s) for s in records.get("sessions_ended") or []
         ],
-        "reader_sessions": len(records.get("reader_sessions") or []),
-    }
+        reader_sessions=len(records.get("reader_sessions") or []),
+    )
 
 
 def _stopped(records: dict[str, Any], app: str) -> dict[str, list[str]]:
@@ -74,93 +81,90 @@ def _name(item: dict[str, Any]) -> str:
     return str(item.get("identity") or item.get("kind") or "?")
 
 
-def _objects(records: dict[str, Any]) -> dict[str, list[str]]:
+def _objects(records: dict[str, Any]) -> ReportObjects:
     def listed(phase: str, key: str) -> list[str]:
         return [_name(item) for item in (records.get(f"ddl:{phase}") or {}).get(key, [])]
 
-    return {
-        "prep": listed("prep", "steps"),
-        "cutover": listed("cutover", "steps"),
-        "by_a_person": listed("prep", "manual") + listed("cutover", "manual"),
-        "retired": [_name(r) for r in records.get("retired") or []],
-    }
+    return ReportObjects(
+        prep=listed("prep", "steps"),
+        cutover=listed("cutover", "steps"),
+        by_a_person=listed("prep", "manual") + listed("cutover", "manual"),
+        retired=[_name(r) for r in records.get("retired") or []],
+    )
 
 
-def _parity(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def _parity(record: dict[str, Any] | None) -> Parity | None:
     if not record:
         return None
-    return {
-        "equal": record.get("equal"),
-        "compared_at": record.get("compared_at"),
-        "tables": [
-            {
-                "table": t["table"],
-                "rows_old": t["rows_old"],
-                "rows_new": t["rows_new"],
-                "differing_rows": t["differing_rows"],
-                "new_columns": t.get("only_in_new", []),
-            }
+    return Parity(
+        equal=record.get("equal"),
+        compared_at=record.get("compared_at"),
+        tables=[
+            ParityTable(
+                table=t["table"],
+                rows_old=t["rows_old"],
+                rows_new=t["rows_new"],
+                differing_rows=t["differing_rows"],
+                new_columns=t.get("only_in_new", []),
+            )
             for t in record.get("tables", [])
         ],
-    }
-
-
-def render(doc: dict[str, Any]) -> str:
-    o = doc["outage"]
-    total = f"{o['seconds']:.1f}s" if o["seconds"] is not None else "not over yet"
-    lines = [f"swap {doc['swap_id']}: {'done' if doc['done'] else 'in progress'}"]
-    lines.append(
-        f"outage {total}: its steps took {o['steps_seconds']:.1f}s — waiting on Heroku Connect "
-        f"and dynos {o['waiting_seconds']:.1f}s, the bot's own {o['own_seconds']:.1f}s"
     )
-    if o.get("between_steps_seconds") is not None:
+
+
+def render(doc: Report) -> str:
+    o = doc.outage
+    total = f"{o.seconds:.1f}s" if o.seconds is not None else "not over yet"
+    lines = [f"swap {doc.swap_id}: {'done' if doc.done else 'in progress'}"]
+    lines.append(
+        f"outage {total}: its steps took {o.steps_seconds:.1f}s — waiting on Heroku Connect "
+        f"and dynos {o.waiting_seconds:.1f}s, the bot's own {o.own_seconds:.1f}s"
+    )
+    if o.between_steps_seconds is not None:
         lines.append(
-            f"  and {o['between_steps_seconds']:.1f}s between steps (people reading the channel "
+            f"  and {o.between_steps_seconds:.1f}s between steps (people reading the channel "
             "and typing the next command)"
         )
-    for row in doc["steps"]:
-        mark = "outage" if row["in_outage"] else ""
+    for row in doc.steps:
+        mark = "outage" if row.in_outage else ""
         lines.append(
-            f"  {row['step']:18} {row['status']:8} {row['seconds']:7.1f}s  "
-            f"waiting {row['waited']:6.1f}s  {mark}"
+            f"  {row.step:18} {row.status:8} {row.seconds:7.1f}s  "
+            f"waiting {row.waited:6.1f}s  {mark}"
         )
-    objects = doc["objects"]
-    for label, key in (
-        ("carried in prep", "prep"),
-        ("carried in the cutover", "cutover"),
-        ("handled by a person", "by_a_person"),
-        ("old copies retired", "retired"),
+    for label, items in (
+        ("carried in prep", doc.objects.prep),
+        ("carried in the cutover", doc.objects.cutover),
+        ("handled by a person", doc.objects.by_a_person),
+        ("old copies retired", doc.objects.retired),
     ):
-        items = objects.get(key) or []
         lines.append(f"objects {label}: {len(items)}")
         lines += [f"  {item}" for item in items[:50]]
         if len(items) > 50:
             lines.append(f"  … {len(items) - 50} more")
-    if doc.get("stopped"):
+    if doc.stopped:
         lines.append("stopped at stop-writes, restored at restore:")
-        lines += [f"  {app}: {', '.join(types)}" for app, types in doc["stopped"].items()]
-    ended = doc.get("sessions_ended") or []
+        lines += [f"  {app}: {', '.join(types)}" for app, types in doc.stopped.items()]
+    ended = doc.sessions_ended
     lines.append(f"sessions ended (logged in before the search_path changed): {len(ended)}")
-    lines += [
-        f"  pid {s['pid']} {s['role']} {s['application_name'] or '-'} at {s['when']}"
-        for s in ended[:20]
-    ]
-    if doc.get("reader_sessions"):
+    lines += [f"  pid {s.pid} {s.role} {s.application_name or '-'} at {s.when}" for s in ended[:20]]
+    if doc.reader_sessions:
         lines.append(
             f"read-only sessions from before the switch (left running, see the ledger): "
-            f"{doc['reader_sessions']}"
+            f"{doc.reader_sessions}"
         )
-    p = doc["parity"]
-    if p is None:
-        lines.append("parity: not compared")
-    else:
-        lines.append(
-            f"parity (end of prep, the app still writing): {'equal' if p['equal'] else 'differences'}"
-        )
-        for t in p["tables"]:
-            added = f"; new columns {', '.join(t['new_columns'])}" if t["new_columns"] else ""
-            lines.append(
-                f"  {t['table']:24} rows {t['rows_old']:,} / {t['rows_new']:,}; "
-                f"{t['differing_rows']} differ{added}"
-            )
+    lines += _parity_lines(doc.parity)
     return "\n".join(lines)
+
+
+def _parity_lines(p: Parity | None) -> list[str]:
+    if p is None:
+        return ["parity: not compared"]
+    lines = [
+        f"parity (end of prep, the app still writing): {'equal' if p.equal else 'differences'}"
+    ]
+    for t in p.tables:
+        added = f"; new columns {', '.join(t.new_columns)}" if t.new_columns else ""
+        lines.append(
+            f"  {t.table:24} rows {t.rows_old:,} / {t.rows_new:,}; {t.differing_rows} differ{added}"
+        )
+    return lines

@@ -21,18 +21,19 @@ from swapbot.swap import overview
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Kind
 from swapbot.swap.plan import Plan
+from swapbot.swap.views import Backlog, Connection
 
 log = logging.getLogger(__name__)
 
 
-def write_backlog(engine: Engine, plan: Plan) -> dict[str, Any] | None:
-    """hc1's writes not yet sent to Salesforce (its trigger log), or None when unreadable."""
+def write_backlog(engine: Engine, plan: Plan) -> Backlog:
+    """hc1's writes not yet sent to Salesforce (its trigger log); `rows` None when unreadable."""
     try:
         with engine.live_factory(plan, engine.emitter, True).db(autocommit=True) as conn:
             b = backlog.backlog(conn, plan.old_schema)
     except (UserError, psycopg.Error) as exc:
-        return {"rows": None, "error": str(exc)}
-    return {"rows": b.pending_all_tables, "oldest_seconds": b.oldest_pending_age_seconds}
+        return Backlog(rows=None, error=str(exc))
+    return Backlog(rows=b.pending_all_tables, oldest_seconds=b.oldest_pending_age_seconds)
 
 
 class Watcher:
@@ -41,7 +42,7 @@ class Watcher:
     ):
         self.engine, self.app, self.interval = engine, app, interval
         self.runner = runner or engine.runner
-        self._last: dict[str, dict[str, Any]] = {}
+        self._last: dict[str, tuple[Connection, float]] = {}  # add-on -> last look, when
         self._last_backlog: int | None = None
         self._stop = threading.Event()
         self.leading = False
@@ -70,67 +71,51 @@ class Watcher:
         if plan is None or self.engine.clients is None:
             return []
         now = time.time() if now is None else now
-        swap_id = plan.swap_id
         changes = []
         for conn in overview.connections(*self.engine.clients, self.app):
-            key = conn["addon"]
-            before = self._last.get(key)
-            if before is not None and before.get("state") != conn.get("state"):
-                changes.append(
-                    self._emit(
-                        "state.changed",
-                        swap_id,
-                        f"{key}: {before.get('state')} -> {conn.get('state')}",
-                        addon=key,
-                    )
-                )
-            old_maps = {m["object"]: m for m in (before or {}).get("mappings", [])}
-            for m in conn.get("mappings", []):
-                prev = old_maps.get(m["object"])
-                if prev and prev["state"] != m["state"]:
-                    changes.append(
-                        self._emit(
-                            "state.changed",
-                            swap_id,
-                            f"{key} {m['object']}: {prev['state']} -> {m['state']}",
-                            addon=key,
-                            object=m["object"],
-                            state=m["state"],
-                            db=m["db"],
-                            sf=m["sf"],
-                        )
-                    )
-                if m["progress"] is not None:
-                    rate = eta = None
-                    if prev and before and now > before["_at"]:
-                        rate = max(0.0, (m["db"] - prev["db"]) / (now - before["_at"]))
-                        eta = (m["sf"] - m["db"]) / rate if rate else None
-                    changes.append(
-                        self._emit(
-                            "load.progress",
-                            swap_id,
-                            f"{key} {m['object']}: {m['progress']}%",
-                            addon=key,
-                            object=m["object"],
-                            state=m["state"],
-                            db=m["db"],
-                            sf=m["sf"],
-                            rows_per_second=rate,
-                            eta_seconds=eta,
-                        )  # fmt: skip
-                    )
-                if m.get("errors") and (not prev or m["errors"] != prev.get("errors")):
-                    changes.append(
-                        self._emit(
-                            "notice",
-                            swap_id,
-                            f"{key} {m['object']}: {m['errors']} write error(s)",
-                            addon=key,
-                        )
-                    )
-            self._last[key] = conn | {"_at": now}
+            changes += self._changes(plan.swap_id, conn, self._last.get(conn.addon), now)
+            self._last[conn.addon] = (conn, now)
         changes += self._backlog(plan)
         changes += self._interrupted(plan)
+        return changes
+
+    def _changes(
+        self, swap_id: str, conn: Connection, last: tuple[Connection, float] | None, now: float
+    ) -> list[dict[str, Any]]:
+        """What changed on one add-on since the last look (the first look only remembers)."""
+        key = conn.addon
+        changes = []
+        before, at = last if last is not None else (None, now)
+        if before is not None and before.state != conn.state:
+            message = f"{key}: {before.state} -> {conn.state}"
+            changes.append(self._emit("state.changed", swap_id, message, addon=key))
+        old_maps = {m.object: m for m in before.mappings} if before is not None else {}
+        for m in conn.mappings:
+            prev = old_maps.get(m.object)
+            counts = {"object": m.object, "state": m.state, "db": m.db, "sf": m.sf}
+            if prev and prev.state != m.state:
+                message = f"{key} {m.object}: {prev.state} -> {m.state}"
+                changes.append(self._emit("state.changed", swap_id, message, addon=key, **counts))
+            if m.progress is not None:
+                rate = eta = None
+                if prev and now > at:
+                    rate = max(0.0, (m.db - prev.db) / (now - at))
+                    eta = (m.sf - m.db) / rate if rate else None
+                message = f"{key} {m.object}: {m.progress}%"
+                changes.append(
+                    self._emit(
+                        "load.progress",
+                        swap_id,
+                        message,
+                        addon=key,
+                        **counts,
+                        rows_per_second=rate,
+                        eta_seconds=eta,
+                    )
+                )
+            if m.errors and (not prev or m.errors != prev.errors):
+                message = f"{key} {m.object}: {m.errors} write error(s)"
+                changes.append(self._emit("notice", swap_id, message, addon=key))
         return changes
 
     def _interrupted(self, plan: Plan) -> list[dict[str, Any]]:
@@ -159,17 +144,17 @@ class Watcher:
     def _backlog(self, plan: Plan) -> list[dict[str, Any]]:
         """hc1's unsent writes, reported when the figure moves (the drain is watched by it)."""
         now = write_backlog(self.engine, plan)
-        if now is None or now.get("rows") is None or now["rows"] == self._last_backlog:
+        if now.rows is None or now.rows == self._last_backlog:
             return []
-        first, self._last_backlog = self._last_backlog is None, now["rows"]
+        first, self._last_backlog = self._last_backlog is None, now.rows
         if first:
             return []  # like the connections: the first look only remembers
         return [
             self._emit(
                 "backlog",
                 plan.swap_id,
-                f"{now['rows']} write(s) waiting in {plan.old_schema}._trigger_log",
-                **now,
+                f"{now.rows} write(s) waiting in {plan.old_schema}._trigger_log",
+                **now.model_dump(),
             )
         ]
 

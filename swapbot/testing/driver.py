@@ -1,4 +1,4 @@
-"""Talk to a Bolt app over real HTTP the way Slack does: signed slash commands, `reaction_added`
+"""Talk to a Bolt app over real HTTP the way Slack does: signed slash commands, reaction
 events (with Slack's retries) and the URL-verification challenge.
 
 It pairs with `SlackStandIn`: commands carry a response URL from the stand-in, and a reaction is
@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from swapbot.testing.standin import DEFAULT_CHANNEL, SlackStandIn
+from swapbot.testing.standin import DEFAULT_CHANNEL, Message, SlackStandIn
 
 VERIFICATION_TOKEN = "legacy-verification-token"  # deprecated by Slack, sent anyway; never checked
 FORM = "application/x-www-form-urlencoded"
@@ -146,21 +146,11 @@ class SlackDriver:
         """`user` reacts to message `ts`. The reaction is shown on the stand-in's message; the
         `reaction_added` event goes to the app only if the bot is in the channel (else None)."""
         message = self.standin.add_reaction(channel, ts, user, reaction)
-        if not self.standin.is_member(channel, self.standin.bot_user_id):
+        raw = self._reaction_event(
+            "reaction_added", message, user, reaction, event_id=event_id, event_time=event_time
+        )
+        if raw is None:
             return None
-        now = self.clock()
-        event: dict[str, Any] = {
-            "type": "reaction_added",
-            "user": user,
-            "reaction": reaction,
-            "item": {"type": "message", "channel": channel, "ts": ts},
-            "event_ts": f"{now:.6f}",
-        }
-        if message.source != "response_url":  # Slack leaves item_user out for webhook posts
-            event["item_user"] = message.user
-        envelope = self._envelope(event, event_id=event_id, event_time=event_time, now=now)
-        raw = json.dumps(envelope)
-        self.deliveries[envelope["event_id"]] = raw
         return self._deliver(
             raw,
             retry_num=retry_num,
@@ -168,6 +158,47 @@ class SlackDriver:
             timestamp=timestamp,
             signature=signature,
         )
+
+    def unreact(
+        self, user: str, channel: str, ts: str, reaction: str = "white_check_mark"
+    ) -> DriverResponse | None:
+        """`user` takes their reaction off message `ts`: the stand-in shows it gone, and the
+        `reaction_removed` event goes to the app only if the bot is in the channel (else None)."""
+        message = self.standin.remove_reaction(channel, ts, user, reaction)
+        raw = self._reaction_event("reaction_removed", message, user, reaction)
+        if raw is None:
+            return None
+        return self._deliver(raw, retry_num=None, retry_reason="http_timeout")
+
+    def _reaction_event(
+        self,
+        kind: str,
+        message: Message,
+        user: str,
+        reaction: str,
+        *,
+        event_id: str | None = None,
+        event_time: int | None = None,
+    ) -> str | None:
+        """The body of a reaction event on `message`, kept for redelivery; None when the bot is
+        not in the channel, where Slack sends the app nothing."""
+        channel = message.channel
+        if not self.standin.is_member(channel, self.standin.bot_user_id):
+            return None
+        now = self.clock()
+        event: dict[str, Any] = {
+            "type": kind,
+            "user": user,
+            "reaction": reaction,
+            "item": {"type": "message", "channel": channel, "ts": message.ts},
+            "event_ts": f"{now:.6f}",
+        }
+        if message.source != "response_url":  # Slack leaves item_user out for webhook posts
+            event["item_user"] = message.user
+        envelope = self._envelope(event, event_id=event_id, event_time=event_time, now=now)
+        raw = json.dumps(envelope)
+        self.deliveries[envelope["event_id"]] = raw
+        return raw
 
     def _envelope(
         self, event: dict[str, Any], *, event_id: str | None, event_time: int | None, now: float

@@ -1,5 +1,6 @@
-"""The local servers tests, benches and the demo share: a PostgreSQL database of one's own,
-the Redis URL, the sandbox's token, and a poll-until helper.
+"""The local servers tests, benches and the demo share: a PostgreSQL database of one's own (a
+bench's on the server it is pointed at), the Redis URL, the sandbox's token, and a poll-until
+helper.
 
 PostgreSQL and Redis are the real local servers (see .ci/run); nothing here mocks them.
 """
@@ -10,7 +11,8 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -23,29 +25,48 @@ ADMIN_URL = os.environ.get(
 REDIS_TEST_URL = os.environ.get("SWAPBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def database_url(name: str) -> str:
-    base, _, _ = ADMIN_URL.rpartition("/")
+def database_url(name: str, admin_url: str = ADMIN_URL) -> str:
+    """The URL of database `name` on the server `admin_url` reaches."""
+    base, _, _ = admin_url.rpartition("/")
     return f"{base}/{name}"
 
 
-def create_database(name: str) -> str:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+def database_exists(name: str, admin_url: str = ADMIN_URL) -> bool:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return found is not None
+
+
+def create_database(name: str, admin_url: str = ADMIN_URL) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return database_url(name)
+    return database_url(name, admin_url)
 
 
-def drop_database(name: str) -> None:
-    """Drop the database and every role named after it (roles are cluster-wide)."""
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+def drop_database(name: str, admin_url: str = ADMIN_URL, *, roles: Iterable[str] = ()) -> None:
+    """Drop the database and every role named after it (roles are cluster-wide), and `roles`."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-        roles = conn.execute(
+        named = conn.execute(
             "SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
             (name.replace("_", r"\_") + r"\_%",),
         ).fetchall()
-        for (role,) in roles:
+        for role in [*(r for (r,) in named), *roles]:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@contextmanager
+def scratch_database(admin_url: str, prefix: str = "swapbot_bench") -> Iterator[str]:
+    """A new database of one's own, `prefix` and a random suffix, on the server `admin_url`
+    reaches: yields its URL, then drops it and the roles named after it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = create_database(name, admin_url)
+    try:
+        yield url
+    finally:
+        drop_database(name, admin_url)
 
 
 # -- the sandbox, over real HTTP -------------------------------------------------------------

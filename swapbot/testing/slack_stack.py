@@ -13,8 +13,10 @@ import redis
 
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import SandboxOptions
+from swapbot.sandbox.scenarios import role_names
 from swapbot.sandbox.server import Sandbox
 from swapbot.swap.store import Store
+from swapbot.testing.driver import SlackDriver
 from swapbot.testing.rehearsal import CHANNEL, LocalSlack, environment, forget, said  # noqa: F401
 from swapbot.testing.services import REDIS_TEST_URL, TOKEN, create_database, drop_database
 from swapbot.testing.standin import Message, SlackStandIn
@@ -60,6 +62,20 @@ def stack_environment(
         SWAPBOT_TIMEOUT_SCALE="0.05",
         **extra,
     )
+
+
+def plan_new(local: LocalSlack, driver: SlackDriver, swap: str, options: str) -> Message:
+    """The operator types `plan new` in Slack for swap `swap`: into schema salesforce2, for the
+    app's role, with the rest of the command's `options` (mappings, process types...). The bot's
+    answer, which must say the plan is saved."""
+    role = role_names(local.db_name)[0]  # type: ignore[attr-defined]
+    _, reply = local.ask(
+        driver,
+        OPERATOR,
+        f"plan new --swap-id {swap} --new-schema salesforce2 --roles {role} {options}",
+    )
+    assert "saved" in said(reply), said(reply)
+    return reply
 
 
 def told(local: LocalSlack, user: str, after: int, timeout: float = 20.0) -> str:

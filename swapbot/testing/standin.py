@@ -502,28 +502,26 @@ class SlackStandIn:
 
     def add_reaction(self, channel: str, ts: str, user: str, name: str) -> Message:
         """A person reacts to a message (what SlackDriver.react does before it sends the event)."""
-        with self._lock:
-            msg = self._by_ts.get((channel, ts))
-            if msg is None or msg.ephemeral_to:
-                raise LookupError(f"no message {ts} in {channel} to react to")
-            users = msg.reactions.setdefault(name, [])
-            if user not in users:
-                users.append(user)
-            snapshot = copy.deepcopy(msg)
-        self._announce([("reaction", msg)])
-        return snapshot
+        return self._set_reaction(channel, ts, user, name, on=True)
 
     def remove_reaction(self, channel: str, ts: str, user: str, name: str) -> Message:
         """A person takes their reaction off a message (before a `reaction_removed` event)."""
+        return self._set_reaction(channel, ts, user, name, on=False)
+
+    def _set_reaction(self, channel: str, ts: str, user: str, name: str, *, on: bool) -> Message:
+        """Puts `user`'s reaction `name` on a message, or takes it off: the message after."""
         with self._lock:
             msg = self._by_ts.get((channel, ts))
             if msg is None or msg.ephemeral_to:
-                raise LookupError(f"no message {ts} in {channel} to remove a reaction from")
-            users = msg.reactions.get(name, [])
-            if user in users:
+                doing = "react to" if on else "remove a reaction from"
+                raise LookupError(f"no message {ts} in {channel} to {doing}")
+            users = msg.reactions.setdefault(name, [])
+            if on and user not in users:
+                users.append(user)
+            elif not on and user in users:
                 users.remove(user)
             if not users:
-                msg.reactions.pop(name, None)
+                del msg.reactions[name]
             snapshot = copy.deepcopy(msg)
         self._announce([("reaction", msg)])
         return snapshot
@@ -1120,12 +1118,20 @@ def _blocks_param(value: Any) -> list[dict[str, Any]] | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ApiError("invalid_blocks_format") from None
+        return _json_of(value, list, ApiError("invalid_blocks_format"))
     if not isinstance(value, list):
         raise ApiError("invalid_blocks_format")
+    return value
+
+
+def _json_of(text: str | bytes, kind: type, error: Exception) -> Any:
+    """`text` read as JSON, which must be a `kind` (list, dict): else `error` is raised."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise error from None
+    if not isinstance(value, kind):
+        raise error
     return value
 
 
@@ -1140,13 +1146,7 @@ def _decode_body(headers: dict[str, str], body: bytes) -> dict[str, Any]:
         return {}
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        try:
-            decoded = json.loads(body)
-        except ValueError:
-            raise ValueError("invalid_json") from None
-        if not isinstance(decoded, dict):
-            raise ValueError("invalid_json")
-        return decoded
+        return _json_of(body, dict, ValueError("invalid_json"))
     if content_type in ("application/x-www-form-urlencoded", ""):
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     raise ValueError("invalid_post_type")

@@ -9,6 +9,7 @@ import time
 import psycopg
 import redis
 import requests
+from psycopg import sql
 
 from swapbot.heroku import ConnectClient, PlatformClient, RetryPolicy
 from swapbot.sandbox.scenarios import role_names
@@ -100,6 +101,33 @@ def org_misses(db, last: dict[tuple[str, str, str], str]) -> list[tuple]:
     return missing
 
 
+def unsent_writes(db, schema: str = "salesforce") -> int:
+    """App writes the schema's trigger log holds that Heroku Connect has not sent yet."""
+    return db.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE state IN ('NEW', 'PENDING')").format(
+            sql.Identifier(schema, "_trigger_log")
+        )
+    ).fetchone()[0]
+
+
+def archived_writes(db, *states: str, schema: str = "salesforce") -> int:
+    """App writes Heroku Connect has handled and archived, in one of `states` (SUCCESS, ...)."""
+    return db.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE state = ANY(%s)").format(
+            sql.Identifier(schema, "_trigger_log_archive")
+        ),
+        (list(states),),
+    ).fetchone()[0]
+
+
+def role_settings(conn) -> list[tuple]:
+    """Each role's settings in this database (its search_path): what the switch changes."""
+    return conn.execute(
+        "SELECT setrole, setconfig FROM pg_db_role_setting WHERE setdatabase = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1"
+    ).fetchall()
+
+
 def run_prep(engine: Engine, sandbox) -> None:
     """Every prep step, one `next` at a time, with a person doing what the bot asks."""
     from swapbot.swap import steps
@@ -145,6 +173,20 @@ class Person:
         self._unsubscribe()
 
 
+# What a whole `swap_state` lists of the catalog, the sandbox's own schema aside: the schemas
+# and relations with their grants, and the functions.
+_OURS = sql.SQL(
+    "n.nspname NOT LIKE 'pg\\_%%' AND n.nspname NOT IN ('information_schema', '_hcsandbox')"
+)
+_CATALOG = {
+    "schemas": "SELECT n.nspname, n.nspacl::text FROM pg_namespace n WHERE {} ORDER BY 1",
+    "relations": "SELECT n.nspname, c.relname, c.relkind, c.relacl::text FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {} ORDER BY 1, 2",
+    "functions": "SELECT p.oid::regprocedure::text FROM pg_proc p "
+    "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {} ORDER BY 1",
+}
+
+
 def swap_state(db_url: str, db_name: str, sandbox, *, whole: bool = False) -> dict:
     """What a rollback must give back: the role settings (search_path), the old schema's
     objects and their grants, what the app's role may do in the new schema, hc1's connection
@@ -167,10 +209,7 @@ def swap_state(db_url: str, db_name: str, sandbox, *, whole: bool = False) -> di
     seen = wait_until(lambda: (lambda c: c if c[0] == "running" else None)(hc1()), what="hc1")
     role = role_names(db_name)[0]
     with psycopg.connect(db_url) as conn:
-        settings = conn.execute(
-            "SELECT setrole, setconfig FROM pg_db_role_setting WHERE setdatabase = "
-            "(SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY 1"
-        ).fetchall()
+        settings = role_settings(conn)
         old_objects = conn.execute(
             "SELECT c.relname, c.relkind, c.relacl::text FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = 'salesforce' ORDER BY 1"
@@ -191,27 +230,16 @@ def swap_state(db_url: str, db_name: str, sandbox, *, whole: bool = False) -> di
     if not whole:
         return state
     with psycopg.connect(db_url) as conn:
-        schemas = conn.execute(
-            "SELECT nspname, nspacl::text FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%%' "
-            "AND nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1"
-        ).fetchall()
-        relations = conn.execute(
-            "SELECT n.nspname, c.relname, c.relkind, c.relacl::text FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg\\_%%' "
-            "AND n.nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1, 2"
-        ).fetchall()
-        functions = conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
-            "ON n.oid = p.pronamespace WHERE n.nspname NOT LIKE 'pg\\_%%' "
-            "AND n.nspname NOT IN ('information_schema', '_hcsandbox') ORDER BY 1"
-        ).fetchall()
-    return state | {
+        catalog = {
+            what: conn.execute(sql.SQL(query).format(_OURS)).fetchall()
+            for what, query in _CATALOG.items()
+        }
+    return {
+        **state,
         "addons": sorted(
             (a.name, a.service_name, a.state) for a in platform.list_addons("acme-prod")
         ),
         "connections": sorted(r.resource_name or "" for r in connect.discover("acme-prod")),
         "config_vars": sorted(platform.config_vars("acme-prod")),
-        "schemas": schemas,
-        "relations": relations,
-        "functions": functions,
+        **catalog,
     }

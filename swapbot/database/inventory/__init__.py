@@ -50,11 +50,17 @@ _PLACEHOLDER = "swapbot_new_schema"
 
 
 def inventory(
-    conn: psycopg.Connection, schema: str, tables: list[str], new_schema: str | None = None
+    conn: psycopg.Connection,
+    schema: str,
+    tables: list[str],
+    new_schema: str | None = None,
+    *,
+    definitions: bool = True,
 ) -> Inventory:
     """Every object the swap must carry from `schema` for `tables`, classified by phase.
 
-    With `new_schema`, each carried object also gets its re-targeted definition.
+    With `new_schema`, each carried object also gets its re-targeted definition, unless
+    `definitions` is false (printing them is most of the work; the text report shows none).
     """
     check_identifier(schema, "schema")
     tables = parse_tables(tables)
@@ -71,7 +77,7 @@ def inventory(
             obj.definition = obj.definition.replace(_PLACEHOLDER, "NEW")
             obj.reason = obj.reason.replace(_PLACEHOLDER, "NEW")
             obj.flags = [f.replace(_PLACEHOLDER, "NEW") for f in obj.flags]
-        elif obj.phase in ("prep", "cutover") and (tree := obj._tree) is not None:
+        elif definitions and obj.phase in ("prep", "cutover") and (tree := obj._tree) is not None:
             obj.target_definition = retarget.deparse(tree)
     return Inventory(
         schema_=schema, new_schema=new_schema, tables=tables, objects=objects, managed=managed

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import psycopg
 
+from swapbot.database._common import oid_array
 from swapbot.database.inventory import catalog
 
 PRIVILEGE_ORDER = [
@@ -28,7 +29,7 @@ def read(conn: psycopg.Connection, catalog_name: str, oids: list[int]) -> dict[i
 def read_columns(conn: psycopg.Connection, oids: list[int]) -> dict[int, list[dict]]:
     """table oid -> grants on its columns."""
     out: dict[int, list[dict]] = defaultdict(list)
-    for r in catalog.fetch(conn, catalog.COLUMN_ACL, (oids,)):
+    for r in catalog.fetch(conn, catalog.COLUMN_ACL, (oid_array(oids),)):
         out[r["oid"]].append(r)
     return out
 

@@ -21,10 +21,11 @@ _POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", 
 
 
 def collect(s: Scan) -> None:
+    tables = list(s.table_of)
     for catalog_name, read in _READERS:
         oids = s.graph.dependents.get(catalog_name)
         if oids:
-            for r in catalog.by_oid(s.conn, catalog_name, sorted(oids)):
+            for r in catalog.by_oid(s.conn, catalog_name, sorted(oids), tables):
                 read(s, r)
     _others(s)
 

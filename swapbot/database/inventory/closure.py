@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from swapbot.database._common import oid_array
 from swapbot.database.inventory import catalog
 
 # Catalogs whose dependents the scan reads and classifies (see `attached`).
@@ -63,36 +64,36 @@ class _Walk:
         pg_type = self.pg_type
         self.node(key, kind, ((self.pg_class, oid), (pg_type, reltype), (pg_type, typarray)))
 
-    def row(self, r: dict) -> None:
-        ref_node = self.owner_of.get((r["refclassid"], r["refobjid"]))
+    def row(self, r: catalog.DependRow) -> None:
+        ref_node = self.owner_of.get((r.refclassid, r.refobjid))
         if ref_node is None:
             return
         dep = self._dependent(r, ref_node)
         if dep is None:
             return
-        column = r["refobjsubid"] if r["refclassid"] == self.pg_class else 0
+        column = r.refobjsubid if r.refclassid == self.pg_class else 0
         self.graph.edges[dep].add((ref_node, column))
         self.graph.users[ref_node].add(dep)
 
-    def _dependent(self, r: dict, ref_node: tuple) -> tuple | None:
+    def _dependent(self, r: catalog.DependRow, ref_node: tuple) -> tuple | None:
         """The key of what depends on `ref_node` (None: a view's own rule on itself)."""
-        catalog_name = self.cls_name.get(r["classid"])
-        if catalog_name == "pg_rewrite" and r["rulename"] == "_RETURN":
-            dep = ("rel", r["ev_class"])
+        catalog_name = self.cls_name.get(r.classid)
+        if catalog_name == "pg_rewrite" and r.rulename == "_RETURN":
+            dep = ("rel", r.ev_class)
             if dep == ref_node:
                 return None
-            self.relation(dep, "relation", r["ev_class"], r["ev_reltype"], r["ev_typarray"])
+            self.relation(dep, "relation", r.ev_class, r.ev_reltype, r.ev_typarray)
             return dep
         if catalog_name == "pg_proc":
-            dep = ("proc", r["objid"])
-            self.node(dep, "function", ((self.pg_proc, r["objid"]),))
+            dep = ("proc", r.objid)
+            self.node(dep, "function", ((self.pg_proc, r.objid),))
             return dep
-        column_of_relation = catalog_name == "pg_class" and r["objsubid"]
+        column_of_relation = catalog_name == "pg_class" and r.objsubid
         if catalog_name in DEPENDENT_CATALOGS and not column_of_relation:
-            self.graph.dependents[catalog_name].add(r["objid"])
-            return (catalog_name, r["objid"])
-        self.graph.others.add((r["classid"], r["objid"], r["objsubid"]))
-        return ("other", r["classid"], r["objid"], r["objsubid"])
+            self.graph.dependents[catalog_name].add(r.objid)
+            return (catalog_name, r.objid)
+        self.graph.others.add((r.classid, r.objid, r.objsubid))
+        return ("other", r.classid, r.objid, r.objsubid)
 
 
 def follow(conn: psycopg.Connection, cls: dict[str, int], tables: dict[int, dict]) -> Closure:
@@ -103,8 +104,8 @@ def follow(conn: psycopg.Connection, cls: dict[str, int], tables: dict[int, dict
         walk.relation(("rel", oid), "table", oid, t["reltype"], t["typarray"])
     while walk.frontier:
         frontier, walk.frontier = walk.frontier, []
-        params = ([c for c, _ in frontier], [o for _, o in frontier])
-        for r in catalog.fetch(conn, catalog.DEPEND, params):
+        params = (oid_array(c for c, _ in frontier), oid_array(o for _, o in frontier))
+        for r in catalog.depend_rows(conn, params):
             walk.row(r)
     graph.depth = _depths(graph)
     return graph
@@ -113,20 +114,22 @@ def follow(conn: psycopg.Connection, cls: dict[str, int], tables: dict[int, dict
 def _depths(graph: Closure) -> dict[tuple, int]:
     """Each closure node's depth: one more than the deepest node it depends on (tables: 0)."""
     depth: dict[tuple, int] = {}
-
-    def visit(key: tuple, stack: frozenset) -> int:
-        if key in depth:
-            return depth[key]
-        if graph.nodes.get(key) == "table":
-            return 0
-        refs = [ref for ref, _ in graph.edges.get(key, ()) if ref not in stack and ref != key]
-        depth[key] = 1 + max((visit(r, stack | {key}) for r in refs), default=0)
-        return depth[key]
-
     for key, kind in graph.nodes.items():
         if kind != "table":
-            visit(key, frozenset())
+            _visit(graph, depth, key, frozenset())
     return depth
+
+
+def _visit(graph: Closure, depth: dict[tuple, int], key: tuple, stack: frozenset) -> int:
+    # A module function, not a closure inside _depths: a nested function that calls itself
+    # is a reference cycle, and would keep the whole graph for the cyclic collector.
+    if key in depth:
+        return depth[key]
+    if graph.nodes.get(key) == "table":
+        return 0
+    refs = [ref for ref, _ in graph.edges.get(key, ()) if ref not in stack and ref != key]
+    depth[key] = 1 + max((_visit(graph, depth, r, stack | {key}) for r in refs), default=0)
+    return depth[key]
 
 
 def topological(graph: Closure) -> list[tuple]:

@@ -134,6 +134,14 @@ class DbObject(BaseModel):
         _set(self, "_key", ())
         _set(self, "_node", None)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The scan's own slots go straight in: pydantic takes its slowest path for a name it
+        # does not know (some 0.4 us more, tens of thousands of times a scan).
+        if name in _OWN:
+            _set(self, name, value)
+        else:
+            BaseModel.__setattr__(self, name, value)
+
     def __copy__(self) -> DbObject:
         copied = super().__copy__()
         for name in DbObject.__slots__:
@@ -148,6 +156,7 @@ class DbObject(BaseModel):
 
 
 _set = object.__setattr__
+_OWN = frozenset(DbObject.__slots__)
 
 
 class Inventory(BaseModel):

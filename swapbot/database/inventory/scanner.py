@@ -45,6 +45,7 @@ class Scan:
         self.cls: dict[str, int] = {}  # catalog name -> its OID
         self.table_oid: dict[str, int] = {}
         self.table_of: dict[int, dict] = {}  # oid -> table row
+        self._tnames: dict[int, str] = {}  # oid -> the table, qualified
         self.columns: dict[int, dict[int, dict]] = defaultdict(dict)  # table oid -> attnum -> row
         self.graph = closure.Closure()
         self.node_objects: dict[tuple, DbObject] = {}  # closure node -> its object
@@ -69,7 +70,10 @@ class Scan:
 
     def tname(self, oid: int) -> str:
         """A changed table, qualified."""
-        return qname(self.home, self.table_of[oid]["relname"])
+        name = self._tnames.get(oid)
+        if name is None:
+            name = self._tnames[oid] = qname(self.home, self.table_of[oid]["relname"])
+        return name
 
     def depends(self, node: tuple | None) -> list[str]:
         """Identities of the changed tables and closure objects `node` is bound to."""

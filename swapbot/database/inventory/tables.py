@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from swapbot.database._common import UserError
+from swapbot.database._common import UserError, oid_array
 from swapbot.database.inventory import acls, catalog
 from swapbot.database.inventory.model import DbObject, Kind
 from swapbot.database.retarget import literal, qname, quote, role
@@ -24,7 +24,7 @@ def read(s: Scan) -> None:
     missing = [t for t in s.tables if t not in s.table_oid]
     if missing:
         raise UserError(f"no table {', '.join(missing)} in schema {s.home}")
-    for r in catalog.fetch(s.conn, catalog.COLUMNS, (list(s.table_of),)):
+    for r in catalog.fetch(s.conn, catalog.COLUMNS, (oid_array(s.table_of),)):
         s.columns[r["relid"]][r["attnum"]] = r
 
 
@@ -52,7 +52,10 @@ def collect(s: Scan) -> None:
 
 def _column(s: Scan, oid: int, col: dict) -> None:
     """A column's comment and NOT NULL."""
-    relname, name = s.table_of[oid]["relname"], col["attname"]
+    name = col["attname"]
+    if col["comment"] is None and not (col["attnotnull"] and name != "id"):
+        return  # most columns: nothing to carry
+    relname = s.table_of[oid]["relname"]
     table, column = s.tname(oid), quote(name)
     if col["comment"] is not None:
         _simple(

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from swapbot.slack.blocks.kit import Rendered, _context, _fields, _finish, _header, _section
 from swapbot.slack.blocks.text import (
     _NAME,
-    _as_dict,
     _clean,
     _clock,
     _code,
-    _expires,
+    _float,
     _minutes_left,
     _now,
     _plan_move,
     mention,
 )
+from swapbot.swap.approvals import ApprovalRequest
+from swapbot.swap.plan import Plan
 
 DEFAULT_EMOJI = "white_check_mark"
 
@@ -33,8 +32,8 @@ _DECIDED_TITLES = {
 
 
 def approval_message(
-    request: Mapping[str, Any],
-    plan: Mapping[str, Any] | None,
+    request: ApprovalRequest,
+    plan: Plan | None,
     *,
     step_summary: str,
     emoji: str = DEFAULT_EMOJI,
@@ -42,10 +41,9 @@ def approval_message(
     decided: bool = False,
 ) -> Rendered:
     """The request for a second person's reaction: step, plan fingerprint, what will happen,
-    who asked, until when, and how to approve. `request` is an ApprovalRequest's model_dump;
-    `plan` a Plan's (a Plan model itself is accepted too). With `decided`, the same message
-    once decided, from request["status"]: granted, used, expired or superseded (a pending
-    request past its expiry shows as expired)."""
+    who asked, until when, and how to approve. With `decided`, the same message once decided,
+    from the request's status: granted, used, expired or superseded (a pending request past
+    its expiry shows as expired)."""
     return _approval(request, plan, step_summary, emoji, _now(now), decided=decided)
 
 
@@ -59,37 +57,35 @@ def _emoji_name(emoji: object) -> str:
 
 
 def _approval(
-    request: Mapping[str, Any],
-    plan: Mapping[str, Any] | None,
+    req: ApprovalRequest,
+    plan: Plan | None,
     step_summary: str,
     emoji: str,
     now: float,
     *,
     decided: bool,
 ) -> Rendered:
-    req = _as_dict(request)
-    plan_data = _as_dict(plan)
-    raw_step = str(req.get("step") or "?")
+    raw_step = req.step or "?"
     step = _clean(raw_step, _NAME)
-    expires = _expires(req)
-    state = str(req.get("status") or "pending") if decided else "pending"
+    expires = _float(req.expires_epoch)
+    state = str(req.status) if decided else "pending"
     if decided and state in ("pending", "granted") and expires is not None and expires <= now:
         state = "expired"
     title = _DECIDED_TITLES.get(state, "Approval")
 
     what = f"*{step}* — {_clean(step_summary, 1500, oneline=False)}"
-    if req.get("note"):
-        what += f"\n*Note:* {_clean(req['note'])}"
+    if req.note:
+        what += f"\n*Note:* {_clean(req.note)}"
     fields = [
-        f"*Plan fingerprint*\n{_code(req.get('fingerprint') or '?', 40)}",
-        f"*Asked by*\n{mention(req.get('requester'))}",
+        f"*Plan fingerprint*\n{_code(req.fingerprint or '?', 40)}",
+        f"*Asked by*\n{mention(req.requester)}",
         f"*Valid until*\n{_clock(expires, seconds=False)} ({_minutes_left(expires, now)})",
-        f"*Request*\n{_code(req.get('id') or '?')}",
+        f"*Request*\n{_code(req.id or '?')}",
     ]
-    if req.get("swap_id"):
-        fields.append(f"*Swap*\n{_clean(req['swap_id'], _NAME)}")
-    if plan_data:
-        fields.append(f"*Change*\n{_plan_move(plan_data)}")
+    if req.swap_id:
+        fields.append(f"*Swap*\n{_clean(req.swap_id, _NAME)}")
+    if plan is not None:
+        fields.append(f"*Change*\n{_plan_move(plan)}")
     name = _emoji_name(emoji)
     outcome = _decision_line(req, state, expires, now, name)
     blocks = [
@@ -101,8 +97,8 @@ def _approval(
     ]
     if state == "pending":
         fallback = (
-            f"Approval needed: {step} (plan {_clean(req.get('fingerprint'), 40)}, asked by "
-            f"{mention(req.get('requester'))}) — react with :{name}: to approve"
+            f"Approval needed: {step} (plan {_clean(req.fingerprint, 40)}, asked by "
+            f"{mention(req.requester)}) — react with :{name}: to approve"
         )
     else:
         fallback = f"{title}: {step} — {outcome}"
@@ -110,10 +106,10 @@ def _approval(
 
 
 def _decision_line(
-    req: Mapping[str, Any], state: str, expires: float | None, now: float, emoji: str
+    req: ApprovalRequest, state: str, expires: float | None, now: float, emoji: str
 ) -> str:
-    approver = mention(req.get("approver")) if req.get("approver") else None
-    approved = f"approved by {approver} at {_clock(req.get('granted_at'), seconds=False)}"
+    approver = mention(req.approver) if req.approver else None
+    approved = f"approved by {approver} at {_clock(req.granted_at, seconds=False)}"
     if state == "pending":
         return f"React with :{emoji}: to approve (not the requester; approvers only)"
     if state == "granted":
@@ -122,15 +118,15 @@ def _decision_line(
             f"{_clock(expires, seconds=False)} ({_minutes_left(expires, now)})"
         )
     if state == "used":
-        used = _clock(req.get("used_at"), seconds=False)
+        used = _clock(req.used_at, seconds=False)
         return f":white_check_mark: {approved}, used at {used}"
     if state == "expired":
-        at = _clock(req.get("expired_at") or expires, seconds=False)
+        at = _clock(req.expired_at or expires, seconds=False)
         if approver:
             return f":hourglass: {approved}, but expired unused at {at}: ask for a new approval"
         return f":hourglass: expired at {at} without a second person's approval"
     if state == "superseded":
-        newer = req.get("superseded_by")
+        newer = req.superseded_by
         by = f" by {_code(newer)}" if newer else ""
         return f":arrows_counterclockwise: superseded{by}: react on the newer request"
     return f"status: {_clean(state, 20)}"

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from swapbot.slack.blocks.kit import Rendered, _finish, _section
 from swapbot.slack.blocks.text import (
     _NAME,
-    _as_dict,
     _clean,
     _cut_mrkdwn,
     _float,
@@ -21,6 +20,7 @@ from swapbot.slack.blocks.text import (
     mention,
 )
 from swapbot.swap import steps as runbook
+from swapbot.swap.events import Event
 
 _MILESTONE = 2900  # one milestone line, with room to spare in a section
 
@@ -36,32 +36,23 @@ _BROADCAST = {
 }
 
 
-def _event(event: object) -> dict[str, Any]:
-    data = _as_dict(event)
-    if not isinstance(data.get("data"), Mapping):
-        data["data"] = {}
-    return data
-
-
-def is_broadcast(event: Mapping[str, Any]) -> bool:
+def is_broadcast(event: Event) -> bool:
     """Whether the event goes to the whole channel, not only to the swap's thread."""
-    ev = _event(event)
-    kind = str(ev.get("kind") or "")
-    if kind in _BROADCAST:
+    if event.kind in _BROADCAST:
         return True
-    if kind == "step.done":
-        step = runbook.BY_NAME.get(ev.get("step") or "")
-        return bool(ev["data"].get("point_of_no_return")) or bool(step and step.point_of_no_return)
+    if event.kind == "step.done":
+        step = runbook.BY_NAME.get(event.step or "")
+        return bool(event.data.get("point_of_no_return")) or bool(step and step.point_of_no_return)
     return False
 
 
-def milestone(event: Mapping[str, Any]) -> str:
-    """One line of escaped mrkdwn for an engine event (an Event's model_dump), short enough for
-    a section. Put it in a mrkdwn object with `verbatim: True`, as `milestone_message` does."""
-    return _cut_mrkdwn(_milestone_line(_event(event)), _MILESTONE)
+def milestone(event: Event) -> str:
+    """One line of escaped mrkdwn for an engine event, short enough for a section. Put it in a
+    mrkdwn object with `verbatim: True`, as `milestone_message` does."""
+    return _cut_mrkdwn(_milestone_line(event), _MILESTONE)
 
 
-def milestone_message(event: Mapping[str, Any], *, now: float | None = None) -> Rendered:
+def milestone_message(event: Event, *, now: float | None = None) -> Rendered:
     """A milestone as a message of its own: one verbatim section."""
     line = milestone(event)
     return _finish("event", line, [_section(line)], _now(now))
@@ -81,16 +72,16 @@ class _Said:
     data: Mapping[str, Any]
 
     @classmethod
-    def of(cls, ev: Mapping[str, Any]) -> _Said:
-        raw_message = " ".join(str(ev.get("message") or "").split())
+    def of(cls, ev: Event) -> _Said:
+        raw_message = " ".join(ev.message.split())
         return cls(
-            kind=str(ev.get("kind") or ""),
-            step=f"*{_clean(ev.get('step'), _NAME)}*" if ev.get("step") else "*swap*",
-            has_step=bool(ev.get("step")),
+            kind=ev.kind,
+            step=f"*{_clean(ev.step, _NAME)}*" if ev.step else "*swap*",
+            has_step=bool(ev.step),
             message=_clean(raw_message),
             raw_message=raw_message,
-            actor=mention(ev.get("actor")) if ev.get("actor") else None,
-            data=ev["data"],
+            actor=mention(ev.actor) if ev.actor else None,
+            data=ev.data,
         )
 
     @property
@@ -189,7 +180,7 @@ _LINES: dict[str, _Format] = {
 }
 
 
-def _milestone_line(ev: Mapping[str, Any]) -> str:
+def _milestone_line(ev: Event) -> str:
     said = _Said.of(ev)
     line = _LINES.get(said.kind)
     if line is None:

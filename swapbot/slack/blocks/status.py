@@ -28,18 +28,18 @@ from swapbot.slack.blocks.text import (
     _clean,
     _clock,
     _code,
-    _expires,
     _float,
     _int,
     _minutes_left,
     _now,
     _plan_move,
-    _records,
     bar,
     duration,
     escape,
     mention,
 )
+from swapbot.swap.approvals import ApprovalRequest
+from swapbot.swap.views import Connection, LedgerRow, Status, StepRow
 
 DETAIL_HINT = "/hcswap status --json"
 
@@ -51,42 +51,40 @@ _ACTIVE = ("failed", "waiting", "running")
 
 # -- status ----------------------------------------------------------------------------------
 def status_message(
-    doc: Mapping[str, Any], *, now: float | None = None, detail_hint: str = DETAIL_HINT
+    doc: Status, *, now: float | None = None, detail_hint: str = DETAIL_HINT
 ) -> Rendered:
     """The channel's status card: the plan, where the swap stands, approvals, and per Heroku
     Connect add-on its state and mappings (summarised when there are many)."""
     now = _now(now)
-    doc = doc if isinstance(doc, Mapping) else {}
-    plan = _as_dict(doc.get("plan"))
-    app = plan.get("app") or doc.get("app")
-    if plan.get("swap_id"):
-        title = f"Heroku Connect swap — {plan['swap_id']}"
+    plan = doc.plan
+    if plan is not None:
+        title = f"Heroku Connect swap — {plan.swap_id}"
     else:
-        title = f"Heroku Connect — {app}" if app else "Heroku Connect"
+        title = f"Heroku Connect — {doc.app}" if doc.app else "Heroku Connect"
 
     budget = _Budget()
     top: list[Block] = []
     for block in (
-        _header(str(title)),
+        _header(title),
         _channel_warning(doc),
-        _section(_plan_text(doc, plan, app)),
+        _section(_plan_text(doc)),
         _progress_section(doc, now),
-        _approvals_section(doc, now),
+        _approvals_section(doc.approvals, now),
     ):
         if block is not None and budget.take(block):
             top.append(block)
-    ledger = _ledger_section(doc)
+    ledger = _ledger_section(doc.ledger)
     if ledger is not None and not budget.take(ledger):
         ledger = None
 
-    connections = _records(doc.get("connections"))
+    connections = doc.connections or []
     divider: Block = {"type": "divider"}
     if connections and budget.take(divider):
         top.append(divider)
     groups = [_connection_group(c) for c in connections[:_MAX_CONNECTIONS]]
     listing, hidden, dropped = _fit_groups(groups, budget)
     skipped = connections[_MAX_CONNECTIONS:]
-    hidden += sum(len(_records(c.get("mappings"))) for c in skipped)
+    hidden += sum(len(c.mappings) for c in skipped)
     dropped += len(skipped)
 
     blocks = top + listing
@@ -99,8 +97,8 @@ def status_message(
     return _finish("status", _status_fallback(doc, title, now), blocks, now)
 
 
-def _channel_warning(doc: Mapping[str, Any]) -> Block | None:
-    if doc.get("bot_in_channel") is not False:
+def _channel_warning(doc: Status) -> Block | None:
+    if doc.bot_in_channel is not False:
         return None
     return _section(
         ":warning: I am not in the swap channel, so progress cannot be posted there: "
@@ -108,123 +106,115 @@ def _channel_warning(doc: Mapping[str, Any]) -> Block | None:
     )
 
 
-def _plan_text(doc: Mapping[str, Any], plan: Mapping[str, Any], app: object) -> str:
-    if not plan:
-        message = doc.get("message") or "no plan yet"
-        head = f"*{_clean(app, _NAME)}* · " if app else ""
-        return head + _clean(message)
-    lines = [f"*{_clean(plan.get('app') or app, _NAME)}* · {_plan_move(plan)}"]
-    mappings = plan.get("mappings")
-    if isinstance(mappings, Mapping) and mappings:
+def _plan_text(doc: Status) -> str:
+    plan = doc.plan
+    if plan is None:
+        head = f"*{_clean(doc.app, _NAME)}* · " if doc.app else ""
+        return head + _clean(doc.message or "no plan yet")
+    lines = [f"*{_clean(plan.app, _NAME)}* · {_plan_move(plan)}"]
+    if plan.mappings:
         names = []
-        for obj, fields in list(mappings.items())[:8]:
-            added = len(fields) if isinstance(fields, list | tuple) else 0
+        for obj, fields in list(plan.mappings.items())[:8]:
+            added = len(fields)
             extra = f" (+{added} field{'s' if added != 1 else ''})" if added else ""
             names.append(_clean(obj, _NAME) + extra)
-        rest = len(mappings) - len(names)
+        rest = len(plan.mappings) - len(names)
         listed = ", ".join(names) + (f", +{rest:,} more" if rest > 0 else "")
-        lines.append(f"{len(mappings):,} mapping{'s' if len(mappings) != 1 else ''}: {listed}")
-    fingerprint = doc.get("fingerprint") or plan.get("fingerprint")
-    if fingerprint:
-        lines.append(f"plan fingerprint {_code(fingerprint, 40)}")
+        count = len(plan.mappings)
+        lines.append(f"{count:,} mapping{'s' if count != 1 else ''}: {listed}")
+    if doc.fingerprint:
+        lines.append(f"plan fingerprint {_code(doc.fingerprint, 40)}")
     return "\n".join(lines)
 
 
-def _steps(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return _records(doc.get("steps"))
+def _done_count(steps: list[StepRow]) -> int:
+    return sum(1 for s in steps if s.status in _DONE)
 
 
-def _done_count(steps: list[Mapping[str, Any]]) -> int:
-    return sum(1 for s in steps if s.get("status") in _DONE)
-
-
-def _current_step(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    steps = _steps(doc)
-    named = doc.get("current_step")
+def _current_step(doc: Status) -> StepRow | None:
+    steps = doc.steps
+    named = doc.current_step
     if named:
-        return next((s for s in steps if s.get("name") == named), {"name": named})
+        found = next((s for s in steps if s.name == named), None)
+        return found or StepRow(name=named, phase="", status="")
     for status in _ACTIVE:
-        found = next((s for s in steps if s.get("status") == status), None)
-        if found is not None:
-            return found
-    return next((s for s in steps if s.get("status") not in _DONE), None)
+        active = next((s for s in steps if s.status == status), None)
+        if active is not None:
+            return active
+    return next((s for s in steps if s.status not in _DONE), None)
 
 
-def _outage_text(outage: object, now: float) -> str | None:
-    data = outage if isinstance(outage, Mapping) else {}
-    started = _float(data.get("started_epoch"))
+def _outage_text(started: float | None, ended: float | None, now: float) -> str | None:
+    started, ended = _float(started), _float(ended)  # None when not finite
     if started is None:
         return None
-    ended = _float(data.get("ended_epoch"))
     if ended is not None:
         return f":stopwatch: outage lasted {duration(ended - started)}"
     return f":rotating_light: outage running {duration(now - started)}"
 
 
-def _backlog_text(backlog: object) -> str | None:
-    if not isinstance(backlog, Mapping):
-        return None
-    rows = _int(backlog.get("rows"))
+def _backlog_text(rows: int | None, oldest: float | None) -> str | None:
+    oldest = _float(oldest)
     if rows is None:
         return None
     if rows == 0:
         return ":inbox_tray: write backlog empty"
-    oldest = _float(backlog.get("oldest_seconds"))
     age = f", oldest {duration(oldest)}" if oldest is not None else ""
     return f":inbox_tray: write backlog: {rows:,} row{'s' if rows != 1 else ''}{age}"
 
 
-def _step_line(steps: list[Mapping[str, Any]], current: Mapping[str, Any] | None) -> str:
+def _step_line(steps: list[StepRow], current: StepRow | None) -> str:
     line = f"{_done_count(steps)} of {len(steps)} steps done"
     if current is None:
         return line
-    status = current.get("status")
-    marks = f" ({_clean(status, 20)})" if status else ""
-    if current.get("approval"):
+    marks = f" ({_clean(current.status, 20)})" if current.status else ""
+    if current.approval:
         marks += " · needs a second person's approval"
-    if current.get("point_of_no_return"):
+    if current.point_of_no_return:
         marks += " · :warning: point of no return"
-    return f"*Step:* {_clean(current.get('name'), _NAME)}{marks} · {line}"
+    return f"*Step:* {_clean(current.name, _NAME)}{marks} · {line}"
 
 
-def _progress_section(doc: Mapping[str, Any], now: float) -> Block | None:
+def _progress_section(doc: Status, now: float) -> Block | None:
     lines = []
-    steps = _steps(doc)
+    steps = doc.steps
     current = _current_step(doc)
     if steps or current:
         lines.append(_step_line(steps, current))
-        failed = [_clean(s.get("name"), _NAME) for s in steps if s.get("status") == "failed"]
+        failed = [_clean(s.name, _NAME) for s in steps if s.status == "failed"]
         if failed:
             lines.append(":x: failed: " + ", ".join(failed[:10]))
-    for text in (_outage_text(doc.get("outage"), now), _backlog_text(doc.get("backlog"))):
+    outage, backlog = doc.outage, doc.backlog
+    for text in (
+        _outage_text(outage.started_epoch, outage.ended_epoch, now) if outage else None,
+        _backlog_text(backlog.rows, backlog.oldest_seconds) if backlog else None,
+    ):
         if text:
             lines.append(text)
-    ponr = doc.get("point_of_no_return")
-    if isinstance(ponr, Mapping):
+    ponr = doc.point_of_no_return
+    if ponr is not None:
         lines.append(
-            f":warning: *past the point of no return* since {_clock(ponr.get('at'))}: "
-            f"no rollback. Go forward: {_clean(ponr.get('forward'), 400)}"
+            f":warning: *past the point of no return* since {_clock(ponr.at)}: "
+            f"no rollback. Go forward: {_clean(ponr.forward, 400)}"
         )
-    holder = doc.get("holder")
-    if isinstance(holder, Mapping) and holder.get("runner"):
-        since = f" since {_clock(holder['since'])}" if holder.get("since") else ""
-        lines.append(f":lock: in progress on {_clean(holder['runner'], _NAME)}{since}")
+    holder = doc.holder
+    if holder is not None and holder.runner:
+        since = f" since {_clock(holder.since)}" if holder.since else ""
+        lines.append(f":lock: in progress on {_clean(holder.runner, _NAME)}{since}")
     return _section("\n".join(lines)) if lines else None
 
 
-def _approval_line(item: Mapping[str, Any], now: float) -> str:
-    left = _minutes_left(_expires(item), now)
+def _approval_line(item: ApprovalRequest, now: float) -> str:
+    left = _minutes_left(_float(item.expires_epoch), now)
     when = "expired" if left == "expired" else f"expires {left}"
-    status = str(item.get("status") or "pending")
-    state = "" if status == "pending" else f" ({_clean(status, 20)})"
+    state = "" if item.status == "pending" else f" ({_clean(item.status, 20)})"
     return (
-        f":raised_hand: {_code(item.get('id') or '?')} *{_clean(item.get('step'), _NAME)}*{state}"
-        f" asked by {mention(item.get('requester'))} — {when}"
+        f":raised_hand: {_code(item.id or '?')} *{_clean(item.step, _NAME)}*{state}"
+        f" asked by {mention(item.requester)} — {when}"
     )
 
 
-def _approvals_section(doc: Mapping[str, Any], now: float) -> Block | None:
-    items = _records(doc.get("approvals"))
+def _approvals_section(items: list[ApprovalRequest], now: float) -> Block | None:
     if not items:
         return None
     lines = ["*Approvals pending*"] + [_approval_line(a, now) for a in items[:_MAX_ITEMS]]
@@ -233,50 +223,49 @@ def _approvals_section(doc: Mapping[str, Any], now: float) -> Block | None:
     return _section("\n".join(lines))
 
 
-def _ledger_section(doc: Mapping[str, Any]) -> Block | None:
-    items = [i for i in _records(doc.get("ledger")) if not i.get("done")]
+def _ledger_section(ledger: list[LedgerRow]) -> Block | None:
+    items = [i for i in ledger if not i.done]
     if not items:
         return None
     lines = ["*Still to do by people*"]
     for item in items[:_MAX_ITEMS]:
-        lines.append(f"• {_clean(item.get('what'), 200)} — owner {mention(item.get('owner'))}")
+        lines.append(f"• {_clean(item.what, 200)} — owner {mention(item.owner)}")
     if len(items) > _MAX_ITEMS:
         lines.append(f"… and {len(items) - _MAX_ITEMS} more open items")
     return _section("\n".join(lines))
 
 
-def _connection_group(conn: Mapping[str, Any]) -> _Group:
-    addon = f"*{_clean(conn.get('addon') or 'add-on', _NAME)}*"
-    if conn.get("error"):
-        return _Group(f"{addon} · :warning: could not read it: {_clean(conn['error'])}", [], 0)
-    rows = [_row(m.get("object"), m) for m in _records(conn.get("mappings"))]
+def _connection_group(conn: Connection) -> _Group:
+    addon = f"*{_clean(conn.addon or 'add-on', _NAME)}*"
+    if conn.error is not None:
+        return _Group(f"{addon} · :warning: could not read it: {_clean(conn.error)}", [], 0)
+    rows = [_row(m.object, m.model_dump()) for m in conn.mappings]
     parts = [addon]
-    if conn.get("addon_state"):
-        parts.append(f"add-on {_clean(conn['addon_state'], 40)}")
-    if conn.get("state"):
-        parts.append(f"connection {_clean(conn['state'], 40)}")
-    if conn.get("schema"):
-        parts.append(f"schema {_clean(conn['schema'], _NAME)}")
+    if conn.addon_state:
+        parts.append(f"add-on {_clean(conn.addon_state, 40)}")
+    if conn.state:
+        parts.append(f"connection {_clean(conn.state, 40)}")
+    if conn.schema_name:
+        parts.append(f"schema {_clean(conn.schema_name, _NAME)}")
     parts.append(f"{len(rows):,} mapping{'s' if len(rows) != 1 else ''}")
     return _rows_group(" · ".join(parts), rows)
 
 
-def _status_fallback(doc: Mapping[str, Any], title: str, now: float) -> str:
-    plan = _as_dict(doc.get("plan"))
-    if not plan:
-        return f"{escape(title)}: {_clean(doc.get('message') or 'no plan yet')}"
+def _status_fallback(doc: Status, title: str, now: float) -> str:
+    if doc.plan is None:
+        return f"{escape(title)}: {_clean(doc.message or 'no plan yet')}"
     parts = [escape(title)]
     current = _current_step(doc)
-    steps = _steps(doc)
     if current is not None:
-        done = _done_count(steps)
-        parts.append(f"step {_clean(current.get('name'), _NAME)} ({done}/{len(steps)} done)")
-    outage = _outage_text(doc.get("outage"), now)
-    if outage:
-        parts.append(outage.split(" ", 1)[1])  # without the emoji
-    approvals = _records(doc.get("approvals"))
-    if approvals:
-        parts.append(f"{len(approvals)} approval{'s' if len(approvals) != 1 else ''} pending")
+        done = _done_count(doc.steps)
+        parts.append(f"step {_clean(current.name, _NAME)} ({done}/{len(doc.steps)} done)")
+    outage = doc.outage
+    text = _outage_text(outage.started_epoch, outage.ended_epoch, now) if outage else None
+    if text:
+        parts.append(text.split(" ", 1)[1])  # without the emoji
+    if doc.approvals:
+        count = len(doc.approvals)
+        parts.append(f"{count} approval{'s' if count != 1 else ''} pending")
     return " · ".join(parts)
 
 
@@ -311,7 +300,8 @@ def progress_message(
     started = _float(data.get("outage_started_epoch"))
     if started is not None:
         lines.append(f":rotating_light: outage running {duration(now - started)}")
-    backlog = _backlog_text(data.get("backlog"))
+    found = _as_dict(data.get("backlog"))
+    backlog = _backlog_text(_int(found.get("rows")), _float(found.get("oldest_seconds")))
     if backlog:
         lines.append(backlog)
 

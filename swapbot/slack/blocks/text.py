@@ -11,7 +11,10 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swapbot.swap.plan import Plan
 
 _NAME = 60  # raw characters kept of one name
 _TEXT = 500  # raw characters kept of one message or error
@@ -147,11 +150,6 @@ def _epoch(value: object) -> float | None:
     return moment.timestamp()
 
 
-def _expires(request: Mapping[str, Any]) -> float | None:
-    """When an approval request expires; a request may carry the epoch or an ISO time."""
-    return _epoch(request.get("expires_epoch")) or _epoch(request.get("expires_at"))
-
-
 def _clock(value: object, *, seconds: bool = True) -> str:
     """ "HH:MM:SS UTC" (or "HH:MM UTC"); "?" when the time cannot be read."""
     epoch = _epoch(value)
@@ -180,19 +178,15 @@ def _sequence(value: object) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def _records(value: object) -> list[Mapping[str, Any]]:
-    return [item for item in _sequence(value) if isinstance(item, Mapping)]
-
-
 def _as_dict(value: object) -> dict[str, Any]:
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _plan_move(plan: Mapping[str, Any]) -> str:
+def _plan_move(plan: Plan) -> str:
     """ "old-addon (old_schema) → new-addon (new_schema)", as the status card and approvals say."""
     return (
-        f"{_clean(plan.get('old_addon'), _NAME)} ({_clean(plan.get('old_schema'), _NAME)}) → "
-        f"{_clean(plan.get('new_addon'), _NAME)} ({_clean(plan.get('new_schema'), _NAME)})"
+        f"{_clean(plan.old_addon, _NAME)} ({_clean(plan.old_schema, _NAME)}) → "
+        f"{_clean(plan.new_addon, _NAME)} ({_clean(plan.new_schema, _NAME)})"
     )
