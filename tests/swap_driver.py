@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -109,7 +110,11 @@ def _run(argv: list[str], log: str, env: dict[str, str]) -> None:
         os.dup2(out.fileno(), 1)
         os.dup2(out.fileno(), 2)
         sys.stdout = sys.stderr = out
-        code = main(argv)
+        try:
+            code = main(argv)
+        except BaseException:  # said here, while the log is open, as `python -m` would say it
+            traceback.print_exc(file=out)
+            code = 1
         out.flush()
     os._exit(code)  # as `python -m` exits: no atexit handlers from the fork server
 

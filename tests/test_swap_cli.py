@@ -55,7 +55,9 @@ def test_plan_status_and_a_dry_run(hcswap):
     assert "hc1: IDLE, schema salesforce" in out.stdout
     assert "Account" in out.stdout and "DATA_SYNCED" in out.stdout
     before = json.loads(hcswap("status", "--json").stdout)
-    assert {m["object"] for m in before["connections"][0]["mappings"]} == {
+    hc1 = before["connections"][0]
+    assert (hc1["addon"], hc1["state"], hc1["schema"]) == ("hc1", "IDLE", "salesforce")
+    assert {m["object"] for m in hc1["mappings"]} == {
         "Account", "Contact", "Opportunity", "Case", "Invoice__c",
     }  # fmt: skip
     assert "notifications are off" in out.stderr

@@ -40,7 +40,9 @@ def test_killed_runners_are_resumed_until_the_swap_completes(
     rng = random.Random(11)
     kills, finished, deadline = 0, None, time.monotonic() + 240
     while finished is None and time.monotonic() < deadline:
-        alive_for = rng.uniform(0.3, 2.5) if kills < 25 else 120  # then let one runner finish
+        # A runner lives 0.3 to 2.5 s (it starts forked, its imports done), then the next;
+        # after 25 kills one runner is left to finish.
+        alive_for = rng.uniform(0.3, 2.5) if kills < 25 else 120
         runner = start_runner(argv, tmp_path / f"runner-{kills}.log")
         finished = runner.wait(timeout=alive_for)
         if finished is None:

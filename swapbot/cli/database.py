@@ -350,8 +350,9 @@ def _guarded(func: Handler) -> Handler:
         # trees) lives until it ends, so the cyclic collector would only walk it again and
         # again (a third of a large inventory's time), and the interpreter's collection at exit
         # would walk every object still there (a tenth of a `db ddl`). So the collector is off
-        # while it runs, and what is left is frozen for the exit (never walked again; a caller
-        # in the same process, such as a test, gets the collector back for what comes after).
+        # while it runs, and what is left is frozen for the exit: never walked again. A caller
+        # in the same process (a test) gets the collector back, but what the command left is
+        # kept for good (frozen objects are never collected).
         collecting = gc.isenabled()
         gc.disable()
         try:

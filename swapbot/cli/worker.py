@@ -34,7 +34,7 @@ from rq.exceptions import StopRequested
 from rq.worker import WorkerStatus
 
 from swapbot import config, jobs
-from swapbot.swap.engine import Interrupted
+from swapbot.swap.outcome import Interrupted
 
 log = logging.getLogger(__name__)
 

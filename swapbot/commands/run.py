@@ -24,22 +24,27 @@ from swapbot.swap.store import AuditEntry, Checkpoint, iso
 from swapbot.swap.views import (
     Backlog,
     CommandOutcome,
-    Document,
     Help,
     LedgerRow,
     Outage,
-    OutagePrediction,
     PastNoReturn,
-    PlannedObject,
-    PlanShow,
     SavedPlan,
     Status,
     StepRow,
 )
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from swapbot.swap.engine import Engine, Outcome
+    from swapbot.swap.views import Report
+    from swapbot.swap.views.plan import PlanShow
     from swapbot.swap.writers import Writers
+
+    # Every document a command answers with (`history`: the audit entries themselves).
+    Document: TypeAlias = (
+        Status | PlanShow | Report | CommandOutcome | SavedPlan | Help | list[AuditEntry]
+    )
 
 
 # -- running --------------------------------------------------------------------------------
@@ -51,7 +56,7 @@ class Reply:
     command: Command
     status: str  # done, skipped, dry-run, waiting, refused, failed; "ok" for reads
     message: str = ""
-    document: Document | list[AuditEntry] | None = None
+    document: Document | None = None
     text: str = ""
     calls: list[str] = field(default_factory=list)
     swap_id: str | None = None
@@ -253,7 +258,7 @@ def render_status(doc: Status) -> str:
     ponr = doc.point_of_no_return
     if ponr:
         lines.append(
-            f"  PAST THE POINT OF NO RETURN since {iso(ponr.at)} ({ponr.step}: "
+            f"  PAST THE POINT OF NO RETURN since {iso(ponr.at or 0)} ({ponr.step}: "
             f"{ponr.what}): no rollback. Go forward: {ponr.forward}"
         )
     for item in doc.ledger:
@@ -265,6 +270,8 @@ def render_status(doc: Status) -> str:
 
 
 def plan_show(engine: Engine) -> PlanShow:
+    from swapbot.swap.views.plan import PlanShow
+
     plan = engine.current_plan()
     if plan is None:
         return PlanShow(message=NO_PLAN)
@@ -310,7 +317,7 @@ def _writer_lines(found: Writers | None, plan: Plan) -> list[str]:
     for s in found.sessions:
         lines.append(
             f"  session {s.role} {s.application_name or '-'} from "
-            f"{s.client_addr or 'local'} since {s.backend_start.isoformat()}"
+            f"{s.client_addr or 'local'} since {to_jsonable_python(s.backend_start)}"
         )
     lines.append(
         f"  policy  sessions from before the switch: {plan.stale_sessions} "
@@ -324,6 +331,7 @@ def _plan_facts(engine: Engine, plan: Plan) -> PlanShow:
     from swapbot.database import inventory
     from swapbot.database._common import UserError
     from swapbot.swap import writers
+    from swapbot.swap.views.plan import OutagePrediction, PlannedObject, PlanShow
 
     found, objects, risks = None, [], []
     live = engine.live_factory(plan, engine.emitter, True)

@@ -27,7 +27,8 @@ from swapbot.slack import blocks
 from swapbot.slack.client import membership, web_client, webhook
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Verdict
-from swapbot.swap.engine import Engine, Interrupted
+from swapbot.swap.engine import Engine
+from swapbot.swap.outcome import Interrupted
 from swapbot.swap.store import Store
 from swapbot.swap.views import Status
 

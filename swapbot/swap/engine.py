@@ -34,7 +34,7 @@ from swapbot.swap.events import Emitter, Event, Kind
 from swapbot.swap.journal import Journal, JournalError, JournalRefused
 from swapbot.swap.ledger import Item
 from swapbot.swap.live import Live
-from swapbot.swap.outcome import IN_DOUBT, Interrupted, Outcome, calls_of, failure
+from swapbot.swap.outcome import Interrupted, Outcome, calls_of, failure
 from swapbot.swap.plan import Plan
 from swapbot.swap.predict import Prediction
 from swapbot.swap.record import interrupted, is_done
@@ -52,7 +52,7 @@ IN_FLIGHT_GRACE = 35.0
 LEASE_TTL = 12.0
 SYSTEM_ACTOR = "swapbot"
 
-__all__ = ["IN_DOUBT", "Engine", "Interrupted", "Outcome"]  # where the front ends import them from
+__all__ = ["Engine", "Interrupted", "Outcome"]  # where the front ends import them from
 
 
 def _held(run: Run) -> Lease:

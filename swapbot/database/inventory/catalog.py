@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 
 from swapbot.database._common import oid_array
 
@@ -86,7 +87,7 @@ BY_OID: dict[str, _ByOid] = {
         " LEFT JOIN pg_index i ON i.indexrelid = c.oid"
         " LEFT JOIN pg_constraint co ON co.conindid = c.oid AND co.contype IN ('p', 'u', 'x')",
         passed_over="(c.relkind IN ('i', 'I') AND (co.oid IS NOT NULL OR c.relname ~ '^hcu?_idx_'))"
-        " OR (c.relkind = 'S' AND c.relname LIKE '%%\\_id\\_seq')",
+        " OR (c.relkind = 'S' AND right(c.relname, 7) = '_id_seq')",
     ),
     "pg_proc": _ByOid(
         "p",
@@ -321,7 +322,7 @@ class DependRow(NamedTuple):
 
 
 def depend_rows(conn: psycopg.Connection, params: Any) -> list[DependRow]:
-    rows = conn.cursor().execute(DEPEND, params).fetchall()
+    rows = conn.cursor(row_factory=tuple_row).execute(DEPEND, params).fetchall()
     return [DependRow._make(r) for r in rows]
 
 

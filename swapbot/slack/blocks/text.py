@@ -179,8 +179,6 @@ def _sequence(value: object) -> list[Any]:
 
 
 def _as_dict(value: object) -> dict[str, Any]:
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
     return dict(value) if isinstance(value, Mapping) else {}
 
 

@@ -1,4 +1,6 @@
-"""What the engine shows its front ends: `status`, `plan show` and the report, as typed views.
+"""What the engine shows its front ends: `status`, the report and command answers, as typed
+views (`plan show`'s is in `views/plan.py`: it names the database toolkit's types, which the
+Slack web process, rendering `status`, never imports).
 
 The terminal, `--json` and Block Kit render these models and nothing else; a view crosses a
 process boundary as its JSON (`model_dump_json`) and comes back through `model_validate_json`,
@@ -12,9 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swapbot.swap.approvals import ApprovalRequest
 from swapbot.swap.plan import Plan
-from swapbot.swap.predict import Part
 from swapbot.swap.store import LockInfo
-from swapbot.swap.writers import Writers
 
 
 class View(BaseModel):
@@ -70,11 +70,12 @@ class Backlog(View):
 
 
 class PastNoReturn(View):
-    """The swap passed the point of no return: when, at which step, and the way on."""
+    """The swap passed the point of no return: when, at which step, and the way on. The mark
+    is written whole; a record put back by hand may lack a part, and is shown all the same."""
 
-    at: float
-    step: str
-    what: str
+    at: float | None = None
+    step: str | None = None
+    what: str | None = None
     actor: str | None = None
     approval: str | None = None
     forward: str  # the steps left, as a person types them
@@ -107,32 +108,6 @@ class Status(View):
     in_progress: bool = False
     point_of_no_return: PastNoReturn | None = None
     bot_in_channel: bool | None = None  # the Slack front end's own fact; None: not asked
-
-
-# -- plan show --------------------------------------------------------------------------------
-class PlannedObject(View):
-    phase: str
-    kind: str
-    identity: str
-    reason: str = ""
-
-
-class OutagePrediction(View):
-    parts: list[Part] = Field(default_factory=list)
-    seconds: float = 0.0
-
-
-class PlanShow(View):
-    """`plan show`: the plan, the objects to carry and when, who writes, risks, the outage."""
-
-    plan: Plan | None = None
-    message: str = ""
-    fingerprint: str | None = None
-    steps: list[str] = Field(default_factory=list)
-    objects: list[PlannedObject] = Field(default_factory=list)
-    writers: Writers | None = None
-    risks: list[str] = Field(default_factory=list)
-    outage: OutagePrediction = Field(default_factory=OutagePrediction)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -213,7 +188,3 @@ class SavedPlan(View):
 
 class Help(View):
     help: str
-
-
-# Every document a command answers with (`history` answers with the audit entries themselves).
-Document = Status | PlanShow | Report | CommandOutcome | SavedPlan | Help
