@@ -756,3 +756,17 @@ def test_a_refusal_links_the_channel_it_names_and_nothing_else():
     text, blocks = B.refusal("Run it in <#C0SWAP>, not here. <@U0ALL> <!channel> & co")
     assert "<#C0SWAP>" in text
     assert "&lt;@U0ALL&gt;" in text and "&lt;!channel&gt;" in text and "&amp; co" in text
+
+
+def test_a_milestone_whose_data_is_not_as_expected_is_still_told(caplog):
+    """An event's data is read through a typed payload; data a field cannot take (here a
+    check's own `seconds` given as text) leaves the payload empty and is logged, and the line
+    still says what happened."""
+    odd = event("outage.ended", "restore", "outage ended", seconds="two minutes")
+    assert odd.payload.seconds is None
+    assert B.milestone(odd) == ":tada: outage ended"
+    assert "data not as expected" in caplog.text
+    caplog.clear()  # the logged warning is expected here, not a renderer's fallback
+    fine = event("step.waiting", "authorize", "go", person="U0ALICE", link="https://x.test/a")
+    assert fine.payload.person == "U0ALICE"
+    assert B.milestone(fine).startswith(":hourglass: *authorize* waiting: go (<@U0ALICE>)")

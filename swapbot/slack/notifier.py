@@ -512,8 +512,8 @@ class ChannelNotifier:
         self._deliver("chat_update", text, blks, channel=self.channel, ts=ts)
 
     def _request(self, swap_id: str, event: Event) -> ApprovalRequest | None:
-        data = event.data
-        request_id = data.get("request_id") or data.get("request")
+        p = event.payload
+        request_id = p.request_id or p.request
         return self.approvals.get(swap_id, request_id) if request_id else None
 
     def _render_approval(
@@ -533,30 +533,30 @@ class ChannelNotifier:
         p = self._progress.setdefault(
             swap_id, {"step": None, "loads": {}, "backlog": None, "outage_started_epoch": None}
         )
-        data, kind = event.data, event.kind
-        if kind == "load.progress" and data.get("object"):
-            sf = data.get("sf") or 0
-            p["loads"][data["object"]] = {
-                "state": data.get("state") or "loading",
-                "db": data.get("db") or 0,
+        data, kind = event.payload, event.kind
+        if kind == "load.progress" and data.object:
+            sf = data.sf or 0
+            p["loads"][data.object] = {
+                "state": data.state or "loading",
+                "db": data.db or 0,
                 "sf": sf,
-                "progress": round(100.0 * (data.get("db") or 0) / sf, 1) if sf else None,
-                "rate": data.get("rows_per_second"),
-                "eta_seconds": data.get("eta_seconds"),
+                "progress": round(100.0 * (data.db or 0) / sf, 1) if sf else None,
+                "rate": data.rows_per_second,
+                "eta_seconds": data.eta_seconds,
             }
         elif kind == "backlog":
-            p["backlog"] = {"rows": data.get("rows"), "oldest_seconds": data.get("oldest_seconds")}
+            p["backlog"] = {"rows": data.rows, "oldest_seconds": data.oldest_seconds}
         elif kind == "step.started":
             p["step"] = event.step
         elif kind == "outage.started":
             p["outage_started_epoch"] = self.clock()
         elif kind == "state.changed":
             p["last_change"] = event.message
-            load = p["loads"].get(data.get("object"))
-            if load is not None and data.get("state"):
+            load = p["loads"].get(data.object or "")
+            if load is not None and data.state:
                 # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand
-                load.update(state=data["state"], progress=None, rate=None, eta_seconds=None)
-                load.update({k: data[k] for k in ("db", "sf") if data.get(k) is not None})
+                load.update(state=data.state, progress=None, rate=None, eta_seconds=None)
+                load.update({k: v for k, v in (("db", data.db), ("sf", data.sf)) if v is not None})
         p["updated_epoch"] = self.clock()
         if kind in PROGRESS_KINDS and (p["loads"] or p["backlog"]):
             self._dirty.add(swap_id)  # a progress message only once there is progress to show

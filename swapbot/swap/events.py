@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,36 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class Payload(BaseModel):
+    """What front ends read of an event's `data`, typed. Every field is optional: each kind
+    fills its own (below), and `data` may carry more (kept, as `model_extra`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # load.progress, state.changed: one mapping of one add-on
+    addon: str | None = None
+    object: str | None = None
+    state: str | None = None
+    db: int | None = None
+    sf: int | None = None
+    rows_per_second: float | None = None
+    eta_seconds: float | None = None
+    # backlog: hc1's writes not yet sent
+    rows: int | None = None
+    oldest_seconds: float | None = None
+    # step.waiting: who is asked, and where they go
+    person: str | None = None
+    link: str | None = None
+    link_label: str | None = None
+    # approval.*: the request (`request` where the approvals' own records publish it)
+    request_id: str | None = None
+    request: str | None = None
+    # step.done: the step passed the point of no return
+    point_of_no_return: bool = False
+    # outage.ended: how long the outage lasted
+    seconds: float | None = None
+
+
 class Event(BaseModel):
     kind: Kind
     swap_id: str
@@ -56,6 +86,19 @@ class Event(BaseModel):
     message: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=now)
+
+    @property
+    def payload(self) -> Payload:
+        """`data` as front ends read it. Data a field cannot take (a check's own figures under
+        a name the payload uses otherwise) gives an empty payload, logged: the event is still
+        told, by its kind and message."""
+        try:
+            return Payload.model_validate(self.data)
+        except ValidationError as exc:
+            log.warning(
+                "event %s of swap %s: data not as expected: %s", self.kind, self.swap_id, exc
+            )
+            return Payload()
 
 
 Subscriber = Callable[[Event], None]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from swapbot.slack.blocks.kit import Rendered, _finish, _section
@@ -20,7 +19,7 @@ from swapbot.slack.blocks.text import (
     mention,
 )
 from swapbot.swap import steps as runbook
-from swapbot.swap.events import Event
+from swapbot.swap.events import Event, Payload
 
 _MILESTONE = 2900  # one milestone line, with room to spare in a section
 
@@ -42,7 +41,7 @@ def is_broadcast(event: Event) -> bool:
         return True
     if event.kind == "step.done":
         step = runbook.BY_NAME.get(event.step or "")
-        return bool(event.data.get("point_of_no_return")) or bool(step and step.point_of_no_return)
+        return event.payload.point_of_no_return or bool(step and step.point_of_no_return)
     return False
 
 
@@ -69,7 +68,7 @@ class _Said:
     message: str
     raw_message: str
     actor: str | None  # a mention
-    data: Mapping[str, Any]
+    data: Payload
 
     @classmethod
     def of(cls, ev: Event) -> _Said:
@@ -81,7 +80,7 @@ class _Said:
             message=_clean(raw_message),
             raw_message=raw_message,
             actor=mention(ev.actor) if ev.actor else None,
-            data=ev.data,
+            data=ev.payload,
         )
 
     @property
@@ -133,22 +132,22 @@ def _link(url: object, label: object) -> str:
 
 
 def _step_waiting(e: _Said) -> str:
-    link = e.data.get("link")
-    extra = f" {_link(link, e.data.get('link_label') or 'open the link')}" if link else ""
-    person = f" ({mention(e.data['person'])})" if e.data.get("person") else ""
+    link = e.data.link
+    extra = f" {_link(link, e.data.link_label or 'open the link')}" if link else ""
+    person = f" ({mention(e.data.person)})" if e.data.person else ""
     return f":hourglass: {e.step} waiting: {e.message or 'waiting'}{person}{extra}"
 
 
 def _approval_refused(e: _Said) -> str:
     by = f" ({e.actor})" if e.actor else ""
     # An unknown request id has no step: name the request, not "swap".
-    request = _clean(str(e.data.get("request_id") or ""), _NAME)
+    request = _clean(e.data.request_id or "", _NAME)
     what = e.step if e.has_step else (f"request {request}" if request else "a request")
     return f":no_entry: approval of {what} refused{by}{e.tail()}"
 
 
 def _outage_ended(e: _Said) -> str:
-    seconds = _float(e.data.get("seconds"))
+    seconds = _float(e.data.seconds)
     after = f" after {duration(seconds)}" if seconds is not None else ""
     return f":tada: outage ended{after}{e.tail('outage ended')}"
 
