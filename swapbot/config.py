@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # swapbot's own Heroku app, when the target app's database is attached to it too: it is
     # shown in the plan as swapbot itself and never stopped.
     swapbot_own_app: str | None = None
+    # Where `swapbot serve` answers on the web (https://acme-swapbot-….herokuapp.com): the
+    # Salesforce login of `authorize` ends on its /hc/authorized page. Without it, it ends in
+    # the swap channel (Slack's app_redirect link).
+    swapbot_public_url: AnyHttpUrl | None = None
     swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_redis_prefix: str = "swapbot:"

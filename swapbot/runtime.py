@@ -33,8 +33,12 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
     database_url = secret(settings.database_url)
     store = Store(redis_client(settings), settings.swapbot_redis_prefix)
 
+    page = authorized_page(settings)
+
     def live_factory(plan: Plan, events: Emitter, dry_run: bool) -> Live:
-        return Live(plan, connect, platform, database_url, events, dry_run=dry_run)
+        return Live(
+            plan, connect, platform, database_url, events, dry_run=dry_run, authorized_page=page
+        )
 
     engine_options.setdefault("approvers", set(settings.swapbot_approvers))
     engine_options.setdefault("approval_ttl", settings.swapbot_approval_minutes * 60)
@@ -49,3 +53,17 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
         clients=(connect, platform),
         **engine_options,
     )
+
+
+AUTHORIZED_PATH = "/hc/authorized"  # a page `swapbot serve` answers (swapbot/slack/web.py)
+
+
+def authorized_page(settings: Settings) -> str | None:
+    """Where a person lands after authorizing hc2 in Salesforce: swapbot's own page when its
+    public URL is set, else the swap channel in Slack; None leaves it to the step (the app's
+    page on Heroku's dashboard)."""
+    if settings.swapbot_public_url is not None:
+        return str(settings.swapbot_public_url).rstrip("/") + AUTHORIZED_PATH
+    if settings.swapbot_channel:
+        return f"https://slack.com/app_redirect?channel={settings.swapbot_channel}"
+    return None

@@ -32,7 +32,7 @@ from swapbot.swap.live import Live
 from swapbot.swap.run import DictRecords, Run
 from swapbot.swap.steps import Check
 from swapbot.swap.store import Lease
-from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.services import NEXT, TOKEN, wait_until
 from swapbot.testing.swaps import OPERATOR, demo_plan
 from tests.db_fixture import catalog_definitions, normalize_views
 
@@ -246,7 +246,9 @@ class Alone:
         if "configured" in stages:
             self.connect.configure(ref, db_key="DATABASE_URL", schema_name=p.new_schema)
         if "authorized" in stages:
-            requests.get(self.connect.authorize_url(ref), timeout=5).raise_for_status()
+            requests.get(
+                self.connect.authorize_url(ref, next_url=NEXT), timeout=5
+            ).raise_for_status()
             self.wait_state(p.new_addon, RUNNING)
         if "imported" in stages:
             self.import_to_hc2(with_fields=with_fields)

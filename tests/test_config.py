@@ -117,3 +117,24 @@ def test_config_check_cli_fails_on_malformed_setting():
     assert out.returncode == 2
     assert "DATABASE_URL" in out.stderr
     assert "hunter2" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "page"),
+    [
+        (
+            {"SWAPBOT_PUBLIC_URL": "https://acme-swapbot-1a2b.herokuapp.com/"},
+            "https://acme-swapbot-1a2b.herokuapp.com/hc/authorized",
+        ),
+        ({"SWAPBOT_CHANNEL": "C0123456789"}, "https://slack.com/app_redirect?channel=C0123456789"),
+        ({}, None),  # the step then sends the app's page on Heroku's dashboard
+    ],
+)
+def test_where_the_salesforce_login_of_authorize_ends(monkeypatch, env, page):
+    from swapbot.runtime import authorized_page
+
+    for key in ("SWAPBOT_PUBLIC_URL", "SWAPBOT_CHANNEL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert authorized_page(config.Settings(_env_file=None)) == page

@@ -281,7 +281,9 @@ def test_empty_token_is_refused():
 # --- URLs --------------------------------------------------------------------------------------
 
 
-def test_link_and_discover_keep_the_central_prefix(heroku, hc):
+def test_link_and_discover_keep_the_central_prefix_and_send_what_heroku_s_client_sends(heroku, hc):
+    """As heroku/heroku-connect-plugin sends them: no `addon_type`, which no official client
+    sends (an unknown parameter HC might reject or misread at the swap's first step)."""
     heroku.script(
         Reply(200, {"user": {"id": "u1", "email": "ops@example.com"}, "connections": []}),
         Reply(200, {"count": 1, "results": [discovery_entry(heroku, "abc", "herokuconnect-x")]}),
@@ -289,17 +291,9 @@ def test_link_and_discover_keep_the_central_prefix(heroku, hc):
     linked = hc.link("my-app")
     refs = hc.discover("my-app", "herokuconnect-x")
     link, search = heroku.seen
-    assert (link.method, link.path, link.query) == (
-        "POST",
-        "/hc-central/auth/my-app",
-        {"addon_type": ["1"]},
-    )
+    assert (link.method, link.path, link.query) == ("POST", "/hc-central/auth/my-app", {})
     assert (search.method, search.path) == ("GET", "/hc-central/connections")
-    assert search.query == {
-        "app": ["my-app"],
-        "resource_name": ["herokuconnect-x"],
-        "addon_type": ["1"],
-    }
+    assert search.query == {"app": ["my-app"], "resource_name": ["herokuconnect-x"]}
     assert linked.user == {"id": "u1", "email": "ops@example.com"}
     assert [r.id for r in refs] == ["abc"]
     assert refs[0].api_root == f"{heroku.url}/cell-1/api/v3"
@@ -778,7 +772,9 @@ def test_configure_and_authorize_url_bodies(heroku, hc):
 )
 def test_authorize_url_is_validated_before_sending(heroku, hc, environment, domain):
     with pytest.raises(ValueError):
-        hc.authorize_url(ref_for(heroku), environment=environment, domain=domain)
+        hc.authorize_url(
+            ref_for(heroku), environment=environment, domain=domain, next_url="https://next"
+        )
     assert heroku.seen == []
 
 

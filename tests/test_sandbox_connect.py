@@ -15,9 +15,10 @@ from swapbot.heroku import (
     Forbidden,
     NotFound,
 )
-from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.services import NEXT, TOKEN, wait_until
 
 APP = "acme-prod"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # for the few raw requests
 
 
 def state_of(connect, ref) -> str:
@@ -44,7 +45,7 @@ def new_connection(connect, platform, name="hc2", schema="salesforce2", authoriz
     connect.configure(ref, db_key="DATABASE_URL", schema_name=schema)
     assert state_of(connect, ref) == "NEED_AUTHENTICATION"
     if authorize:
-        link = connect.authorize_url(ref, environment="production")
+        link = connect.authorize_url(ref, environment="production", next_url=NEXT)
         requests.get(
             link, params={"username": f"{name}@acme.example"}, timeout=5
         ).raise_for_status()
@@ -98,8 +99,9 @@ def test_another_users_token_cannot_use_a_connection_it_is_not_linked_to(clients
         stranger.get_connection(ref)
 
 
-def test_new_connection_lifecycle_import_and_initial_load(clients, db):
+def test_new_connection_lifecycle_import_and_initial_load(sandbox, clients, db):
     connect, platform = clients
+    sandbox.options.import_seconds = 100.0  # 1 s here: long enough to be seen under way
     hc1 = connect.find_connection(APP, "hc1")
     hc2 = new_connection(connect, platform)
     # configure created the schema with HC's system tables
@@ -129,9 +131,14 @@ def test_authorize_url_validation_and_single_use_link(clients):
     connect, platform = clients
     ref = new_connection(connect, platform, authorize=False)
     with pytest.raises(ValueError):
-        connect.authorize_url(ref, environment="custom")  # custom needs a domain
-    link = connect.authorize_url(ref, environment="sandbox")
-    assert requests.get(link, timeout=5).status_code == 200
+        connect.authorize_url(ref, environment="custom", next_url=NEXT)  # custom needs a domain
+    # Heroku's own client always says where to go once logged in; the sandbox insists on it.
+    url = f"{ref.api_root}/connections/{ref.id}/authorize_url"
+    refused = requests.post(url, json={"environment": "sandbox"}, headers=AUTH, timeout=5)
+    assert refused.status_code == 400 and "next is required" in refused.json()["message"]
+    link = connect.authorize_url(ref, environment="sandbox", next_url=NEXT)
+    answer = requests.get(link, timeout=5)
+    assert answer.status_code == 200 and answer.json()["next"] == NEXT  # where HC sends them
     assert requests.get(link, timeout=5).status_code == 400  # a used link is void
     wait_until(lambda: state_of(connect, ref) == "IDLE")
     assert connect.get_connection(ref).sf_info["environment"] == "sandbox"

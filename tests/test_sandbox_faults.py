@@ -15,7 +15,7 @@ from swapbot.heroku import (
     RetryPolicy,
     TransportError,
 )
-from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.services import NEXT, TOKEN, wait_until
 
 APP = "acme-prod"
 
@@ -66,7 +66,7 @@ def test_clients_under_faults_never_repeat_unsafe_calls(sandbox_factory):
     hc1 = connect.find_connection(APP, "hc1")
     hc2 = connect.find_connection(APP, "hc2")
     connect.configure(hc2, db_key="DATABASE_URL", schema_name="salesforce2")
-    link = connect.authorize_url(hc2)
+    link = connect.authorize_url(hc2, next_url=NEXT)
     requests.get(link, timeout=5).raise_for_status()  # the browser, not the API: no faults
     wait_until(lambda: connect.get_connection(hc2).state == "IDLE", timeout=30)
 

@@ -10,7 +10,7 @@ import requests
 from pydantic import SecretStr
 
 from swapbot.heroku import NotFound, UnprocessableEntity
-from swapbot.testing.services import TOKEN, wait_until
+from swapbot.testing.services import NEXT, TOKEN, wait_until
 
 APP = "acme-prod"
 PLATFORM_ACCEPT = "application/vnd.heroku+json; version=3"
@@ -160,7 +160,7 @@ def connected_addon(connect, platform, objects, name="hc2", schema="salesforce2"
     wait_until(lambda: platform.get_addon(APP, name).state == "provisioned", what="provisioning")
     ref = connect.find_connection(APP, name)
     connect.configure(ref, db_key="DATABASE_URL", schema_name=schema)
-    link = connect.authorize_url(ref, environment="production")
+    link = connect.authorize_url(ref, environment="production", next_url=NEXT)
     requests.get(link, timeout=5).raise_for_status()
     wait_until(lambda: connect.get_connection(ref).state == "IDLE", what="authorization")
     hc1 = connect.find_connection(APP, "hc1")

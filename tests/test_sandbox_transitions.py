@@ -14,7 +14,7 @@ import requests
 
 from swapbot.heroku import BadRequest, ConnectClient, PlatformClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
-from swapbot.testing.services import TOKEN
+from swapbot.testing.services import NEXT, TOKEN
 
 APP = "acme-prod"
 
@@ -50,7 +50,7 @@ def idle_hc2(sb, connect, platform):
     """hc2 provisioned, configured on salesforce2 and authorized: IDLE, with no mapping yet."""
     ref = provision_hc2(sb, connect, platform)
     connect.configure(ref, db_key="DATABASE_URL", schema_name="salesforce2")
-    requests.get(connect.authorize_url(ref), timeout=5)
+    requests.get(connect.authorize_url(ref, next_url=NEXT), timeout=5)
     tick(sb)
     return ref
 
@@ -65,7 +65,7 @@ def test_connection_lifecycle_state_by_state(manual):
     assert state(connect, ref) == "NEED_AUTHENTICATION"
     with pytest.raises(BadRequest, match="IDLE"):
         connect.pause(ref)
-    link = connect.authorize_url(ref)
+    link = connect.authorize_url(ref, next_url=NEXT)
     requests.get(link, timeout=5).raise_for_status()
     assert state(connect, ref) == "RECOVERY"
     with pytest.raises(BadRequest, match="IDLE"):

@@ -33,6 +33,10 @@ def test_without_redis_healthz_is_503_and_commands_are_refused_without_changes(t
         assert r.status_code == 503
         assert r.json()["redis"] == {"ok": False, "error": "ConnectionError"}
         assert r.json()["database"]["ok"] is True
+        # where Heroku Connect sends a person after the Salesforce login (SWAPBOT_PUBLIC_URL)
+        page = requests.get(f"{local.url}/hc/authorized", params={"x": "<b>"}, timeout=5)
+        assert page.status_code == 200 and "Heroku Connect is authorized" in page.text
+        assert "<b>" not in page.text  # a static page: nothing of the request comes back
         response = local.driver().command(OPERATOR, "status")
         assert response.status == 200  # answered inside Slack's 3 s, with what happened
         assert "cannot reach its Redis" in said(local.acks(OPERATOR)[-1])

@@ -105,6 +105,28 @@ def test_pause_pauses_both_connections_and_its_undo_resumes_them(alone):
     assert not alone.check("pause")
 
 
+@pytest.mark.parametrize("status", [400, 409, 422])
+def test_pause_takes_any_refusal_outside_idle_as_not_now(sandbox_factory, db_url, db_name, status):
+    """HC's docs say a connection pauses only from IDLE, not what it answers otherwise: each
+    answer the sandbox can play is "not now", and the next look pauses it."""
+    sandbox = sandbox_factory(
+        "small", writer_latency_seconds=10_000, assumptions={"pause_refused_status": status}
+    )
+    alone = Alone(sandbox, db_url, db_name)
+    alone.add_hc2("authorized")
+    app_write(alone)  # a write hc1 is slow to send keeps it busy, not IDLE
+    alone.wait_state("hc1", ("POLLING_DB_CHANGES",))
+
+    alone.act("pause")  # refused for hc1: not an error
+    refused = [r for r in alone.requests_to("POST", "/actions/pause") if r["status"] >= 400]
+    assert [r["status"] for r in refused] == [status]
+    assert alone.state("hc1") == "POLLING_DB_CHANGES" and not alone.check("pause")
+
+    sandbox.options.writer_latency_seconds = 0.0
+    alone.do("pause")
+    assert (alone.state("hc1"), alone.state("hc2")) == ("PAUSED", "PAUSED")
+
+
 # -- cutover-objects ---------------------------------------------------------------------------
 def test_cutover_objects_moves_triggers_and_foreign_keys_and_its_undo_moves_them_back(
     sandbox_factory, db_url, db_name

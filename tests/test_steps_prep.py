@@ -104,7 +104,10 @@ def test_authorize_asks_a_person_for_the_salesforce_login_and_sees_it_done(alone
     assert asked.data["person"] == alone.plan.authorizer
     assert not alone.check("authorize")  # asking is not doing
     login = {"username": "integration-hc2@acme.example"}
-    requests.get(asked.data["link"], params=login, timeout=5).raise_for_status()
+    answer = requests.get(asked.data["link"], params=login, timeout=5)
+    # once logged in, HC sends the person to Heroku's page of the app (no page of swapbot's own
+    # is known to this run; `swapbot serve` gives its /hc/authorized page when one is)
+    assert answer.json()["next"] == f"https://dashboard.heroku.com/apps/{alone.plan.app}/resources"
     assert "integration-hc2@acme.example" in alone.wait("authorize").seen
     hc2 = alone.hc("hc2")
     assert hc2.state in RUNNING and (hc2.sf_info or {})["username"] == login["username"]

@@ -136,9 +136,10 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "retries them on 5xx and timeouts."
         ),
         if_wrong=(
-            "The pause step treats BadRequest or Conflict as 'not now': it waits for IDLE and asks "
-            "again until its deadline, then stops for a person. If HC queues the pause instead, "
-            "the poll for PAUSED still ends the step."
+            "The pause step (and measure's pause) treats 400, 409 and 422 alike as 'not now': it "
+            "waits for IDLE and asks again until its deadline, then stops for a person. If HC "
+            "queues the pause instead, the poll for PAUSED still ends the step. The sandbox plays "
+            "each refusal (`pause_refused_status`)."
         ),
         how_to_check=(
             "Pause a connection while it is in POLLING_DB_CHANGES (write to a read-write mapping "

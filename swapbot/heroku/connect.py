@@ -40,7 +40,6 @@ __all__ = ["AUTHORIZE_ENVIRONMENTS", "DEFAULT_CENTRAL_URL", "ConnectClient"]
 DEFAULT_CENTRAL_URL = "https://hc-central.heroku.com"
 # HC is not the Platform API: it speaks plain JSON, not `application/vnd.heroku+json`.
 HC_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
-ADDON_TYPE_SYNC = 1  # Heroku Connect proper; 2 was the removed Connect Events pilot
 AUTHORIZE_ENVIRONMENTS = ("production", "sandbox", "custom")
 MAX_DISCOVERY_PAGES = 50
 
@@ -64,9 +63,7 @@ class ConnectClient(BaseClient):
         Safe to repeat; discovery shows an add-on only once this was done for it.
         """
         url = build_url(self.base_url, "auth/{app}", app=app)
-        return self._transport.request_model(
-            LinkResult, "POST", url, params={"addon_type": ADDON_TYPE_SYNC}, idempotent=True
-        )
+        return self._transport.request_model(LinkResult, "POST", url, idempotent=True)
 
     def discover(self, app: str, resource_name: str | None = None) -> list[ConnectionRef]:
         """The app's connections the user can see, optionally only one add-on's
@@ -74,7 +71,6 @@ class ConnectClient(BaseClient):
         query: dict[str, str | int] = {"app": app}
         if resource_name:
             query["resource_name"] = resource_name
-        query["addon_type"] = ADDON_TYPE_SYNC
         # The query goes with the first page only: each `next` URL carries its own.
         params: dict[str, str | int] | None = query
         url: str | None = build_url(self.base_url, "connections")
@@ -136,20 +132,19 @@ class ConnectClient(BaseClient):
         self,
         ref: ConnectionRef,
         *,
+        next_url: str,
         environment: str = "production",
         domain: str | None = None,
-        next_url: str | None = None,
     ) -> str:
-        """The Salesforce login URL a person opens to authorize the connection."""
+        """The Salesforce login URL a person opens to authorize the connection; once logged
+        in, HC sends them on to `next_url` (heroku/heroku-connect-plugin always sends it)."""
         if environment not in AUTHORIZE_ENVIRONMENTS:
             raise ValueError(f"environment must be one of {', '.join(AUTHORIZE_ENVIRONMENTS)}")
         if (environment == "custom") != bool(domain):
             raise ValueError("domain is required for environment 'custom', and only for it")
-        body: dict[str, str] = {"environment": environment}
+        body: dict[str, str] = {"environment": environment, "next": next_url}
         if domain:
             body["domain"] = domain
-        if next_url:
-            body["next"] = next_url
         url = self._url(ref, "connections/{id}/authorize_url", id=ref.id)
         response = self._transport.request("POST", url, json=body, idempotent=True)
         data = json_body(response, "POST")

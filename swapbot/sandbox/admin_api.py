@@ -53,7 +53,13 @@ def admin_oauth(sb: Sandbox, req: Request, conn):
         (Jsonb(sf_info), c["id"]),
     )
     transition(conn, sb, c, "RECOVERY", "IDLE", sb.options.authorize_seconds)
-    return {"authorized": True, "connection": str(c["id"]), "username": username}
+    # HC sends the browser on to `next`; the sandbox says where (tests open links, not pages).
+    return {
+        "authorized": True,
+        "connection": str(c["id"]),
+        "username": username,
+        "next": c.get("authorize_next"),
+    }
 
 
 def _admin_connection(conn, key: str) -> dict[str, Any]:

@@ -143,11 +143,17 @@ def connection_authorize_url(sb: Sandbox, req: Request, conn, cid: str):
         raise bad_request("environment must be production, sandbox or custom.")
     if env == "custom" and not body.get("domain"):
         raise bad_request("domain is required for a custom environment.")
+    # Heroku's own client always sends where to go once logged in (its test fixtures match the
+    # body exactly); the sandbox holds every client to it.
+    next_url = body.get("next")
+    if not isinstance(next_url, str) or not next_url.startswith(("https://", "http://")):
+        raise bad_request("next is required: the URL to send the user to once authorized.")
     if c["state"] == "NEW":
         raise bad_request("Set up the database (db_key and schema_name) before authorizing.")
     token = uuid.uuid4().hex
     conn.execute(
-        "UPDATE _hcsandbox.connection SET authorize_state = %s WHERE id = %s", (token, c["id"])
+        "UPDATE _hcsandbox.connection SET authorize_state = %s, authorize_next = %s WHERE id = %s",
+        (token, next_url, c["id"]),
     )
     return Response(
         201, {"redirect": f"{req.base_url}/_sandbox/oauth/authorize?state={token}&env={env}"}
@@ -235,7 +241,12 @@ def connection_pause(sb: Sandbox, req: Request, conn, cid: str):
     if c["state"] == "PAUSED" or c["next_state"] == "PAUSED":
         return Response(202, {})
     if c["state"] != "IDLE":
-        raise bad_request(f"A connection can only be paused when it is IDLE; it is {c['state']}.")
+        status = sb.options.assumptions.pause_refused_status
+        raise ApiError(
+            status,
+            {400: "bad_request", 409: "conflict", 422: "invalid_params"}[status],
+            f"A connection can only be paused when it is IDLE; it is {c['state']}.",
+        )
     transition(conn, sb, c, None, "PAUSED", sb.options.pause_seconds)
     return Response(202, {})
 

@@ -6,6 +6,8 @@ multiplies every rate, so a test can run a ten-minute load in a few seconds.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -28,6 +30,9 @@ class Assumptions(BaseModel):
     # polls Salesforce at once, as soon as it is running again. False: each mapping waits for its
     # polling interval to come round, counted from its last poll before the pause.
     resume_polls_at_once: bool = True
+    # What a pause outside IDLE is refused with: Heroku's docs say it pauses only from IDLE, not
+    # which status it answers otherwise (assumption pause-only-from-idle). 400, 409 or 422.
+    pause_refused_status: Literal[400, 409, 422] = 400
 
 
 class SandboxOptions(BaseModel):

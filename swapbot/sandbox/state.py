@@ -103,6 +103,8 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.connection (
 );
 -- Databases set up before the column existed.
 ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS resumed_at timestamptz;
+-- where HC sends the browser once authorized (authorize_url's `next`)
+ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS authorize_next text;
 CREATE TABLE IF NOT EXISTS _hcsandbox.mapping (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     _id serial,

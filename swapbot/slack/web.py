@@ -16,11 +16,18 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from swapbot import config, health
+from swapbot.runtime import AUTHORIZED_PATH  # where HC sends a person after the login
 from swapbot.slack.client import startup
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# The page itself: static, so nothing a request carries is ever shown back.
+_DONE = (
+    b"<!doctype html><html><head><meta charset='utf-8'><title>Authorized</title></head><body>"
+    b"<h3>Heroku Connect is authorized</h3><p>Go back to Slack: the swap's thread says when "
+    b"the bot has seen it, and what comes next.</p></body></html>"
+)
 
 
 def wsgi_app(settings: config.Settings, **app_options: Any) -> Callable[..., Iterable[bytes]]:
@@ -33,6 +40,12 @@ def wsgi_app(settings: config.Settings, **app_options: Any) -> Callable[..., Ite
     slack = SlackRequestHandler(build_app(settings, redis=redis, **app_options), path=EVENTS_PATH)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == AUTHORIZED_PATH and environ.get("REQUEST_METHOD") == "GET":
+            start_response(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(_DONE)))],
+            )
+            return [_DONE]
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
             status, doc = health.check(settings, redis)
             body = json.dumps(doc).encode()

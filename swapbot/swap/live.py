@@ -43,8 +43,11 @@ class Live:
         emitter: Emitter,
         *,
         dry_run: bool = False,
+        authorized_page: str | None = None,
     ):
         self.plan = plan
+        # Where a person lands after the Salesforce login of `authorize` (HC's `next`).
+        self.authorized_page = authorized_page
         self.connect = connect
         self.platform = platform
         self.database_url = database_url

@@ -71,6 +71,8 @@ def scratch_database(admin_url: str, prefix: str = "swapbot_bench") -> Iterator[
 
 # -- the sandbox, over real HTTP -------------------------------------------------------------
 TOKEN = "test-token-5f0c2b"  # the sandbox accepts any non-empty bearer token
+# Where tests have Heroku Connect send a person once authorized (authorize_url's `next`).
+NEXT = "https://swapbot.example/hc/authorized"
 
 
 def wait_until(check, timeout: float = 15.0, every: float = 0.05, what: str = "condition"):

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from swapbot.heroku import Connection
+from swapbot.heroku import BadRequest, Conflict, Connection, UnprocessableEntity
 from swapbot.heroku import Mapping as HcMapping
 from swapbot.swap.run import Run
+
+# HC pauses a connection only from IDLE; what it answers otherwise is not documented
+# (assumption pause-only-from-idle). Any of these is "not now": the next look tries again.
+PAUSE_REFUSED = (BadRequest, Conflict, UnprocessableEntity)
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from swapbot.database.verify import Check as VerifyCheck
 
 
-from swapbot.swap.steps.base import Check, _new, polled_since, resume, sf_polls
+from swapbot.swap.steps.base import (
+    PAUSE_REFUSED,
+    Check,
+    _new,
+    polled_since,
+    resume,
+    sf_polls,
+)
 from swapbot.swap.steps.prep import wait_sync_check
 
 
@@ -258,14 +265,12 @@ def pause_check(run: Run) -> Check:
 
 
 def pause_act(run: Run) -> None:
-    from swapbot.heroku import BadRequest
-
     for addon, state in _paused(run).items():
         if state == "PAUSED":
             continue
         ref = run.live.ref(addon)
         # HC pauses a connection only from IDLE and refuses otherwise: the next poll tries again.
-        with contextlib.suppress(BadRequest):
+        with contextlib.suppress(*PAUSE_REFUSED):
             run.live.change(
                 f"POST /connections/{ref.id}/actions/pause ({addon})",
                 partial(run.live.connect.pause, ref),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 
 from swapbot.swap.steps.base import (
+    PAUSE_REFUSED,
     Check,
     _missing_fields,
     _new,
@@ -157,12 +158,19 @@ def authorize_check(run: Run) -> Check:
     )
 
 
+# Where the Salesforce login ends when no page of swapbot's own is known: the app on Heroku.
+DASHBOARD = "https://dashboard.heroku.com/apps/{app}/resources"
+
+
 def authorize_act(run: Run) -> None:
     ref = run.live.ref(run.plan.new_addon)
     link = run.live.change(
         f"POST /connections/{ref.id}/authorize_url environment={run.plan.sf_environment}",
         lambda: run.live.connect.authorize_url(
-            ref, environment=run.plan.sf_environment, domain=run.plan.sf_domain
+            ref,
+            environment=run.plan.sf_environment,
+            domain=run.plan.sf_domain,
+            next_url=run.live.authorized_page or DASHBOARD.format(app=run.plan.app),
         ),
     )
     who = run.plan.authorizer or "an operator"
@@ -446,10 +454,8 @@ def measure_act(run: Run) -> None:
 
 
 def _pause_one(run: Run, addon: str) -> None:
-    from swapbot.heroku import BadRequest
-
     ref = run.live.ref(addon)
-    with contextlib.suppress(BadRequest):
+    with contextlib.suppress(*PAUSE_REFUSED):
         run.live.change(
             f"POST /connections/{ref.id}/actions/pause ({addon})",
             lambda: run.live.connect.pause(ref),
