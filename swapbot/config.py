@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The page `swapbot serve` answers once Heroku Connect is authorized (authorize_url's `next`).
+AUTHORIZED_PATH = "/hc/authorized"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 SLACK_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 HEROKU_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
@@ -128,7 +130,7 @@ class Settings(BaseSettings):
     # shown in the plan as swapbot itself and never stopped.
     swapbot_own_app: str | None = None
     # Where `swapbot serve` answers on the web (https://acme-swapbot-….herokuapp.com): the
-    # Salesforce login of `authorize` ends on its /hc/authorized page. Without it, it ends in
+    # Salesforce login of `authorize` ends on its AUTHORIZED_PATH page. Without it, it ends in
     # the swap channel (Slack's app_redirect link).
     swapbot_public_url: AnyHttpUrl | None = None
     swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)

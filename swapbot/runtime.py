@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swapbot.config import Settings, redis_client, secret
+from swapbot.config import AUTHORIZED_PATH, Settings, redis_client, secret
 from swapbot.heroku import ConnectClient, PlatformClient
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Emitter
@@ -53,9 +53,6 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
         clients=(connect, platform),
         **engine_options,
     )
-
-
-AUTHORIZED_PATH = "/hc/authorized"  # a page `swapbot serve` answers (swapbot/slack/web.py)
 
 
 def authorized_page(settings: Settings) -> str | None:

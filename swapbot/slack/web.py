@@ -16,7 +16,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from swapbot import config, health
-from swapbot.runtime import AUTHORIZED_PATH  # where HC sends a person after the login
+from swapbot.config import AUTHORIZED_PATH  # where HC sends a person after the login
 from swapbot.slack.client import startup
 
 log = logging.getLogger(__name__)

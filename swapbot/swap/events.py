@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -87,7 +88,7 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     at: datetime = Field(default_factory=now)
 
-    @property
+    @cached_property
     def payload(self) -> Payload:
         """`data` as front ends read it. Data a field cannot take (a check's own figures under
         a name the payload uses otherwise) gives an empty payload, logged: the event is still
