@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -133,6 +134,9 @@ class Settings(BaseSettings):
     # Salesforce login of `authorize` ends on its AUTHORIZED_PATH page. Without it, it ends in
     # the swap channel (Slack's app_redirect link).
     swapbot_public_url: AnyHttpUrl | None = None
+    # What `swapbot probe` found about Heroku's unconfirmed behaviours; kept with the deploy
+    # and read by the engine (which plays what was found) and `plan show`.
+    swapbot_probe_file: Path = Path("swapbot-probe.json")
     swapbot_operators: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_approvers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     swapbot_redis_prefix: str = "swapbot:"

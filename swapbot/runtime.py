@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from swapbot.config import AUTHORIZED_PATH, Settings, redis_client, secret
 from swapbot.heroku import ConnectClient, PlatformClient
+from swapbot.heroku.probed import RECORD, ProbeResults, load_if_present
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Emitter
 from swapbot.swap.journal import Journal
@@ -37,7 +38,14 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
 
     def live_factory(plan: Plan, events: Emitter, dry_run: bool) -> Live:
         return Live(
-            plan, connect, platform, database_url, events, dry_run=dry_run, authorized_page=page
+            plan,
+            connect,
+            platform,
+            database_url,
+            events,
+            dry_run=dry_run,
+            authorized_page=page,
+            probe=probe_results(settings, store),
         )
 
     engine_options.setdefault("approvers", set(settings.swapbot_approvers))
@@ -53,6 +61,20 @@ def build_engine(settings: Settings, emitter: Emitter | None = None, **engine_op
         clients=(connect, platform),
         **engine_options,
     )
+
+
+def probe_results(settings: Settings, store: Store | None = None) -> ProbeResults | None:
+    """What `swapbot probe` found: the file kept with the deploy, with the findings of a later
+    `/hcswap probe` (kept in Redis) on top. Read at each run, so a new probe counts at once."""
+    found = load_if_present(settings.swapbot_probe_file)
+    saved = store.get_global(RECORD) if store is not None else None
+    if saved:
+        try:
+            later = ProbeResults.model_validate(saved)
+        except ValueError as exc:  # written by another release: say so, do not guess
+            later = ProbeResults(problem=f"/hcswap probe's record cannot be read: {exc}")
+        found = found.merged(later) if found else later
+    return found
 
 
 def authorized_page(settings: Settings) -> str | None:

@@ -23,6 +23,7 @@ from swapbot.heroku import (
     RetryPolicy,
 )
 from swapbot.heroku._models import SYNCED_STATES
+from swapbot.heroku.probed import ProbeResults
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.hcschema import hc_session
 from swapbot.sandbox.scenarios import app_database_url, role_names
@@ -87,10 +88,14 @@ class Alone:
         self.events: list[Event] = []
         self.emitter = Emitter(self.events.append)
         self._refs: dict[str, ConnectionRef] = {}
+        # What `swapbot probe` found, as the engine would pass it to the live system.
+        self.probe: ProbeResults | None = None
 
     # -- runs ---------------------------------------------------------------------------------
     def run(self, step: str) -> Run:
-        live = Live(self.plan, self.connect, self.platform, self.db_url, self.emitter)
+        live = Live(
+            self.plan, self.connect, self.platform, self.db_url, self.emitter, probe=self.probe
+        )
         return Run(self.plan, live, LEASE, OPERATOR, step, records=self.records, emit=self._emit)
 
     def _emit(self, kind: Any, swap_id: str, *, step=None, actor=None, message="", **data) -> Event:

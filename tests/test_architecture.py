@@ -23,7 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     "database": set(),
     "sandbox": {"_http", "database"},  # a fake Heroku: reads HC's layout, nothing of the bot
     "swap": {"heroku", "database"},  # the engine: no front end, no settings, no command line
-    "commands": {"swap", "heroku", "database"},  # the /hcswap language both front ends speak
+    "probe": {"heroku", "config"},  # Heroku's unconfirmed behaviours, checked live
+    # the /hcswap language both front ends speak
+    "commands": {"swap", "heroku", "database", "probe"},
     "runtime": {"config", "swap", "heroku"},  # settings in, an engine out
     "jobs": {"config"},  # the queue between the web process and the worker
     "slack": {"_http", "config", "logs", "health", "heroku", "swap", "commands", "runtime", "jobs"},

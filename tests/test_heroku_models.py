@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,16 @@ import pytest
 from swapbot.heroku import (
     ASSUMPTIONS,
     LOADING_STATES,
+    CheckResults,
     Connection,
     ConnectionRef,
     Counts,
+    DiagnoseTimeout,
+    Diagnosis,
     ExportDocument,
     Mapping,
     MappingState,
+    SchemaDiff,
     mapping_state_group,
 )
 
@@ -60,6 +65,86 @@ def test_api_root_with_and_without_slash():
         assert ref.api_root == "https://connect-oregon.heroku.com/api/v3"
     with pytest.raises(ValueError, match="region_url"):
         _ = ConnectionRef(id="c").api_root
+
+
+def test_ref_resolves_relative_urls_against_region_url():
+    ref = ConnectionRef(id="c", region_url="https://hc.example.com/cell-1/")
+    assert (
+        ref.resolve("/api/v3/connections/c") == "https://hc.example.com/cell-1/api/v3/connections/c"
+    )
+    assert (
+        ref.resolve("https://elsewhere.example.com/x?y=1") == "https://elsewhere.example.com/x?y=1"
+    )
+    assert ConnectionRef(id="c").resolve("https://a.example.com/b") == "https://a.example.com/b"
+    with pytest.raises(ValueError, match="region_url"):
+        ConnectionRef(id="c").resolve("/api/v3/connections/c")
+
+
+def _check(rule_id: str, message: str = "", name: str | None = None) -> dict:
+    return {"display_name": name or rule_id.title(), "message": message, "rule_id": rule_id}
+
+
+def test_check_results_may_omit_any_list():
+    """heroku/heroku-connect-plugin test/commands/connect/diagnose.ts answers
+    `{"mappings": {"Account": {}}}`: nothing failed."""
+    diagnosis = Diagnosis.model_validate({"mappings": {"Account": {}}})
+    assert diagnosis.failures() == [] and diagnosis.summary() == [] and diagnosis.ok
+    assert diagnosis.mappings["Account"] == CheckResults()
+    nulls = Diagnosis.model_validate({"errors": None, "warnings": None, "mappings": None})
+    assert (nulls.errors, nulls.warnings, nulls.mappings) == ([], [], {})
+    check = CheckResults.model_validate({"skips": [{"display_name": "X", "later": 1}]}).skips[0]
+    assert (check.message, check.doc_url, check.later) == ("", None, 1)
+
+
+def test_failures_connection_first_then_mappings_by_name_errors_before_warnings():
+    diagnosis = Diagnosis.model_validate(
+        {
+            "warnings": [_check("SHOULD_HAVE_LOG_DRAIN", "App does not have logging configured.")],
+            "errors": [_check("CONNECTION_STATE", "Not syncing.")],
+            "passes": [_check("WRITE_ERRORS")],
+            "mappings": {
+                "Contact": {"warnings": [_check("W", "slow")], "errors": [_check("E", "bad")]},
+                "account": {
+                    "errors": [_check("MAPPING_STATE", "In\n  BAD_CONFIG.", "Mapping State")]
+                },
+                "Case": {"passes": [_check("MAPPING_STATE")]},
+            },
+        }
+    )
+    failures = diagnosis.failures()
+    assert [(f.object_name, f.level, f.check.rule_id) for f in failures] == [
+        (None, "error", "CONNECTION_STATE"),
+        (None, "warning", "SHOULD_HAVE_LOG_DRAIN"),
+        ("account", "error", "MAPPING_STATE"),
+        ("Contact", "error", "E"),
+        ("Contact", "warning", "W"),
+    ]
+    assert [c.rule_id for c in diagnosis.mappings["Contact"].failed] == ["E", "W"]
+    assert diagnosis.summary() == [
+        "connection: Connection_State — Not syncing.",
+        "connection: Should_Have_Log_Drain (warning) — App does not have logging configured.",
+        "account: Mapping State — In BAD_CONFIG.",
+        "Contact: E — bad",
+        "Contact: W (warning) — slow",
+    ]
+    assert not diagnosis.ok
+    silent = Diagnosis.model_validate({"errors": [{"display_name": "X", "message": None}]})
+    assert silent.summary() == ["connection: X"]
+
+
+def test_diagnose_timeout_pickles_and_says_how_long():
+    err = pickle.loads(pickle.dumps(DiagnoseTimeout("c1", 300.2)))
+    assert (err.connection_id, err.waited) == ("c1", 300.2)
+    assert str(err) == "Heroku Connect's diagnosis of connection c1 had no result after 300 s"
+
+
+def test_schema_diff_keeps_unknown_fields_and_reads_versions_as_text():
+    diff = SchemaDiff.model_validate(
+        {"current_api_version": 60.0, "guid": "g", "mappings": [{"name": "Account", "x": 1}]}
+    )
+    assert diff.current_api_version == "60.0" and diff.target_api_version is None
+    assert diff.guid == "g" and diff.mappings[0].x == 1
+    assert diff.mappings[0].fields_have_changed is None
 
 
 def test_connection_finds_a_mapping_by_object_name():

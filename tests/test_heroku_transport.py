@@ -13,6 +13,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -138,6 +139,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def heroku() -> Iterator[FakeHeroku]:
+    with scripted_server() as fake:
+        yield fake
+
+
+@contextmanager
+def scripted_server() -> Iterator[FakeHeroku]:
+    """A FakeHeroku listening on 127.0.0.1 until the block ends (other test files use it too)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.block_on_close = False
@@ -434,7 +442,7 @@ def _unsafe_calls(hc: ConnectClient, platform: PlatformClient, ref: ConnectionRe
     return {
         "import": lambda: hc.import_config(ref, doc),
         "create_mapping": lambda: hc.create_mapping(ref, "Contact", {"access": "read_only"}),
-        "update_mapping": lambda: hc.update_mapping(ref, "m1", {"revision": 3}),
+        "update_mapping": lambda: hc.update_mapping(ref, "m1", "Contact", {"revision": 3}),
         "reload": lambda: hc.reload_mapping(ref, "m1"),
         "create_addon": lambda: platform.create_addon("my-app", plan="herokuconnect:demo"),
         "delete_addon": lambda: platform.delete_addon("my-app", "hc2"),
@@ -801,7 +809,7 @@ def test_mapping_calls(heroku, hc):
     config = got.config.model_copy(update={"fields": {"Id": {}, "Email": {}}})
     created = hc.create_mapping(ref, "Contact", {"access": "read_only", "fields": {"Id": {}}})
     assert created is not None and created.id == "m1"
-    assert hc.update_mapping(ref, "m1", config) is None
+    assert hc.update_mapping(ref, "m1", "Contact", config) is None
     hc.delete_mapping(ref, "m1")
     hc.reload_mapping(ref, "m1")
     errors = hc.mapping_errors(ref, "m1")
@@ -821,13 +829,14 @@ def test_mapping_calls(heroku, hc):
         "config": {"access": "read_only", "fields": {"Id": {}}},
     }
     assert heroku.seen[2].json() == {
-        "config": {"access": "read_write", "fields": {"Id": {}, "Email": {}}, "revision": 3}
+        "object_name": "Contact",
+        "config": {"access": "read_write", "fields": {"Id": {}, "Email": {}}, "revision": 3},
     }
 
 
 def test_update_mapping_requires_the_current_revision(heroku, hc):
     with pytest.raises(ValueError, match="revision"):
-        hc.update_mapping(ref_for(heroku), "m1", {"fields": {"Id": {}}})
+        hc.update_mapping(ref_for(heroku), "m1", "Contact", {"fields": {"Id": {}}})
     assert heroku.seen == []
 
 

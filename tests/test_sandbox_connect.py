@@ -178,8 +178,8 @@ def test_abort_edit_and_reload_path(clients, sandbox, db):
     config.fields["Phone"] = {}
     stale = config.model_copy(update={"revision": (m.config.revision or 1) - 1})
     with pytest.raises(Conflict):
-        connect.update_mapping(hc2, m.id, stale)
-    connect.update_mapping(hc2, m.id, config)
+        connect.update_mapping(hc2, m.id, "Contact", stale)
+    connect.update_mapping(hc2, m.id, "Contact", config)
     sandbox.options.load_rows_per_second = 500.0
     wait_until(lambda: mapping(connect, hc2, "Contact").config.revision == 2)
     wait_until(
@@ -203,7 +203,7 @@ def test_put_that_adds_fields_resyncs_the_new_columns(clients, db):
     m = mapping(connect, hc1, "Account")
     config = m.config.model_copy(deep=True)
     config.fields["Rating"] = {}
-    connect.update_mapping(hc1, m.id, config)
+    connect.update_mapping(hc1, m.id, "Account", config)
 
     def synced():
         current = mapping(connect, hc1, "Account")
@@ -226,6 +226,23 @@ def test_mapping_create_unknown_field_goes_bad_config_and_delete(clients, db):
     assert connect.get_connection(hc2).mappings == []
     with pytest.raises(NotFound):
         connect.get_mapping(hc2, m.id)
+
+
+def test_mapping_create_without_id_gets_it_as_hc_adds_it(clients, db):
+    """Older official clients sent only the chosen fields on create; HC adds Id. An import's
+    file, an export of HC's own, always has it (and must)."""
+    connect, platform = clients
+    hc2 = new_connection(connect, platform)
+    created = connect.create_mapping(
+        hc2, "Invoice__c", {"access": "read_only", "fields": {"SystemModstamp": {}}}
+    )
+    assert created is not None and "Id" in created.config.fields
+    wait_until(lambda: mapping(connect, hc2, "Invoice__c").state == "DATA_SYNCED", what="load")
+    assert db.execute("SELECT count(sfid) FROM salesforce2.invoice__c").fetchone()[0] > 0
+    no_id = {"version": 1, "mappings": [{"object_name": "Account", "config": {
+        "access": "read_only", "fields": {"SystemModstamp": {}}}}]}  # fmt: skip
+    with pytest.raises(BadRequest, match="include Id"):
+        connect.import_config(hc2, no_id)
 
 
 def test_import_rejects_a_malformed_document_and_changes_nothing(clients):

@@ -96,7 +96,7 @@ def test_clients_under_faults_never_repeat_unsafe_calls(sandbox_factory):
     edited = case.config.model_copy(deep=True)
     edited.fields["Rating"] = {}
     unsafe(
-        lambda: connect.update_mapping(hc2, case.id, edited),
+        lambda: connect.update_mapping(hc2, case.id, "Account", edited),
         lambda: (
             connect.get_connection(hc2).mapping("Account").config.revision == edited.revision + 1
         ),

@@ -108,7 +108,7 @@ def test_mapping_lifecycle_initial_reload_synced_then_resync(manual, db):
     )
     sb.sim.forget_objects()
     config.fields["Origin"] = {}
-    connect.update_mapping(ref, m.id, config)
+    connect.update_mapping(ref, m.id, "Case", config)
     assert mapping_state(connect, ref, "Case") == "SCHEMA_CHANGED"
     tick(sb)
     assert mapping_state(connect, ref, "Case") == "RESYNC"

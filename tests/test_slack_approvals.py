@@ -109,7 +109,8 @@ def test_a_request_whose_live_facts_changed_is_refused(stack, driver):
     hc1 = connect.find_connection("acme-prod", "hc1")
     account = connect.get_connection(hc1).mapping("Account")
     config = connect.get_mapping(hc1, account.id).config
-    connect.update_mapping(hc1, account.id, config)  # someone edits hc1's mapping: a new revision
+    # someone edits hc1's mapping: a new revision
+    connect.update_mapping(hc1, account.id, "Account", config)
     assert "changed" in refusal(stack, driver, msg)
 
 
@@ -146,6 +147,8 @@ def test_the_other_subcommands_answer_from_slack(stack, driver):
     assert "approved pause" in answer(APPROVER, f"approve {latest}")  # by command, as well
     assert "refused" in answer(OPERATOR, "ledger done old-tables")  # nothing is past delete-old
     assert "plan.saved" in answer(OPERATOR, "history")
+    probed = answer(OPERATOR, "probe")  # the probe's read-only checks, its table in the answer
+    assert "counts-field-name" in probed and "confirmed" in probed and "not probed" in probed
 
 
 # -- approvals are never lost, and every failure answers -------------------------------------

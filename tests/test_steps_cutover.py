@@ -17,6 +17,7 @@ from swapbot.heroku import HerokuError
 from swapbot.swap import steps as runbook
 from swapbot.swap.run import StepStopped
 from swapbot.swap.steps.base import sf_polls
+from swapbot.swap.steps.cutover import DIAGNOSE_REUSE_SECONDS
 from swapbot.testing.services import wait_until
 from tests.steps_alone import RUNNING, Alone, untested, with_objects
 
@@ -231,21 +232,63 @@ def test_delete_old_undo_puts_back_what_it_retired_when_it_deleted_nothing(
 
 
 # -- verify ------------------------------------------------------------------------------------
-def test_verify_passes_once_the_names_resolve_to_the_new_schema_and_hc2_has_polled(alone):
+def hc2_resumed(alone: Alone) -> None:
+    """Where verify starts, but for the switch: hc2 loaded and resumed by resume-new."""
     alone.add_hc2("synced")
     alone.grant_new_schema()
     alone.remember(outage_started_at=time.time())
     alone.pause("hc2")  # what resume-new does: keep hc2's last polls, resume it
     alone.remember(polls_at_resume=sf_polls(alone.run("verify"), "hc2"))
     alone.resume("hc2")
-    seen = alone.check("verify")
-    assert not seen and "resolution" in seen.seen  # the app's role still reaches salesforce
 
+
+def switch_by_hand(alone: Alone) -> None:
     role, db = alone.plan.roles[0], alone.db_name
     path = "salesforce2, salesforce, public"
     alone.query(f'ALTER ROLE "{role}" IN DATABASE "{db}" SET search_path = {path}')
+
+
+def test_verify_passes_once_the_names_resolve_to_the_new_schema_and_hc2_has_polled(alone):
+    hc2_resumed(alone)
+    seen = alone.check("verify")
+    assert not seen and "resolution" in seen.seen  # the app's role still reaches salesforce
+
+    switch_by_hand(alone)
     assert "data arriving" in alone.wait("verify").seen
     assert alone.reaches("account") == "salesforce2"
+    assert alone.records.values["diagnose_new"]["addon"] == "hc2"  # recorded for the report
+
+
+def test_verify_records_hcs_diagnose_of_hc2_and_never_keeps_the_app_down_for_it(alone):
+    hc2_resumed(alone)
+    failed = {"rule_id": "MAPPING_STATE", "object_name": "Account", "display_name": "Mapping State",
+              "message": "The mapping is in state BAD_CONFIG."}  # fmt: skip
+    alone.admin("POST", "/connections/hc2/diagnose", {"fail": [failed | {"level": "errors"}]})
+    seen = alone.check("verify")
+    assert not seen and "hc2 diagnose" not in seen.seen  # asked only once the rest passes
+    hc2 = alone.ref("hc2").id
+    assert alone.requests_to("POST", f"/connections/{hc2}/validations") == []
+
+    switch_by_hand(alone)
+    named = "hc2 diagnose: Account: Mapping State — The mapping is in state BAD_CONFIG."
+    # an error: verify passes (its own checks proved the switch), the error goes to the ledger
+    seen = wait_until(lambda: alone.check("verify"), what="verify to pass")
+    assert named in seen.seen and "blocking item of the ledger" in seen.seen
+    levels = {(f["object_name"], f["level"]) for f in seen.data["diagnose"]["failures"]}
+    assert ("Account", "error") in levels
+    assert alone.check("verify")  # looked at again soon after: the same answer,
+    assert len(alone.requests_to("POST", f"/connections/{hc2}/validations")) == 1  # not asked
+
+    # a warning is recorded and told
+    alone.admin("POST", "/connections/hc2/diagnose", {"fail": [failed | {"level": "warnings"}]})
+    alone.records.values["diagnose_new"]["at"] -= DIAGNOSE_REUSE_SECONDS  # HC is asked again
+    seen = alone.check("verify")
+    assert seen and "hc2 diagnose: Account: Mapping State (warning) — The mapping" in seen.seen
+    assert "blocking" not in seen.seen
+    levels = {(f["object_name"], f["level"]) for f in seen.data["diagnose"]["failures"]}
+    assert ("Account", "warning") in levels and seen.data["diagnose"] == (
+        alone.records.values["diagnose_new"]
+    )
 
 
 # -- restore -----------------------------------------------------------------------------------

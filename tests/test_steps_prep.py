@@ -54,6 +54,43 @@ def test_preflight_reads_the_database_and_fails_while_the_new_schema_exists(alon
     assert writers["acme-prod"]["formation"] == live == {"web": 2, "worker": 1, "clock": 1}
 
 
+def test_preflight_runs_hcs_diagnose_on_hc1_and_keeps_its_failures_as_risks(alone):
+    """hc1's own failed checks are risks, not blockers: the swap exists to change its mappings."""
+    failing = [
+        {"rule_id": "MAPPING_STATE", "level": "errors", "object_name": "Account",
+         "display_name": "Mapping State", "message": "The mapping is in state BAD_CONFIG."},
+        {"rule_id": "SHOULD_HAVE_LOG_DRAIN", "level": "warnings", "object_name": None,
+         "display_name": "Configured Logging", "message": "App does not have logging configured."},
+    ]  # fmt: skip
+    alone.admin("POST", "/connections/hc1/diagnose", {"fail": failing})
+    alone.act("preflight")
+    seen = alone.check("preflight")
+    assert seen, seen.seen  # passed all the same
+    risks = [
+        "hc1 diagnose: Account: Mapping State — The mapping is in state BAD_CONFIG.",
+        "hc1 diagnose: connection: Configured Logging (warning) — App does not have logging "
+        "configured.",
+    ]
+    assert set(risks) <= set(seen.data["risks"]) and risks[0] in seen.seen
+    record = alone.records.values["diagnose_old"]
+    assert record["addon"] == "hc1" and record["error"] is None and record["passes"] > 0
+    failed = {(f["object_name"], f["level"], f["check"]["rule_id"]) for f in record["failures"]}
+    assert {("Account", "error", "MAPPING_STATE"), (None, "warning", "SHOULD_HAVE_LOG_DRAIN")} <= (
+        failed
+    )
+    hc1 = alone.ref("hc1").id
+    assert len(alone.requests_to("POST", f"/connections/{hc1}/validations")) == 1
+
+
+def test_preflight_tells_a_diagnose_heroku_connect_cannot_run_as_a_risk(alone):
+    alone.admin("POST", "/faults", {"rate": 1.0, "kinds": ["503"], "only": "/validations"})
+    alone.act("preflight")  # no crash
+    alone.admin("POST", "/faults", {"rate": 0.0})
+    seen = alone.check("preflight")
+    assert seen and seen.data["risks"][0].startswith("HC diagnose on hc1 unavailable: ")
+    assert alone.records.values["diagnose_old"]["failures"] == []
+
+
 # -- create-addon ------------------------------------------------------------------------------
 def test_create_addon_provisions_hc2_and_its_undo_removes_it_with_its_schema(alone):
     landed = runbook.get("create-addon").landed

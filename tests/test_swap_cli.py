@@ -44,6 +44,7 @@ def hcswap(sandbox, db_url, db_name, redis_prefix):
         )
 
     run.role = role_names(db_name)[0]
+    run.env = env  # a test may add settings (the dict is read at each call)
     return run
 
 
@@ -123,3 +124,45 @@ def test_bad_input_is_refused_and_changes_nothing(hcswap, args, message):
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert message in out.stderr + out.stdout
     assert "no plan yet" in hcswap("status").stdout
+
+
+@pytest.mark.slow
+def test_probe_then_plan_show_marks_each_assumption_and_a_blocker_stops_preflight(hcswap, tmp_path):
+    from swapbot.heroku.probed import Finding, ProbeResults
+
+    assert hcswap("probe").returncode == 2  # an operator's command: say who you are
+    out = hcswap("probe", "--as", "U0OPERATOR")  # the read-only checks, as `/hcswap probe`
+    assert out.returncode == 0, out.stderr
+    assert "counts-field-name" in out.stdout and "confirmed" in out.stdout
+    out = hcswap(
+        "plan", "new", "--swap-id", "acme-probe", "--new-schema", "salesforce2",
+        "--mappings", "Account:Rating", "--roles", hcswap.role, "--as", "U0OPERATOR",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(hcswap("plan", "show", "--json").stdout)
+    rows = {r["key"]: r for r in shown["assumptions"]}
+    assert rows["counts-field-name"]["verdict"] == "confirmed"  # kept from the probe above
+    assert rows["delete-mapping-table"] == {**rows["delete-mapping-table"], "verdict": "unknown"}
+    assert shown["blocked"] == []
+    assert "assumed counts-field-name" in hcswap("plan", "show").stdout
+
+    # The deploy's probe file says deep=true lists no mappings: nothing can be swapped.
+    results = ProbeResults(
+        findings={
+            "mappings-listed-by-deep": Finding(
+                key="mappings-listed-by-deep",
+                kind="read",
+                verdict="contradicted",
+                observed="deep=true has no mappings list",
+                variant="false",
+            )
+        }
+    )
+    path = tmp_path / "swapbot-probe.json"
+    results.save(path)
+    hcswap.env["SWAPBOT_PROBE_FILE"] = str(path)
+    shown = json.loads(hcswap("plan", "show", "--json").stdout)
+    assert shown["blocked"] and "mappings-listed-by-deep" in shown["blocked"][0]
+    out = hcswap("preflight", "--as", "U0OPERATOR")
+    assert out.returncode != 0
+    assert "blocked by what `swapbot probe` found" in out.stdout + out.stderr

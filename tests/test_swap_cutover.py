@@ -3,13 +3,17 @@ return, and rollback — against the sandbox, real PostgreSQL and real Redis."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
+import requests
 
+from swapbot.commands import plan_show, render_plan, status
 from swapbot.heroku import ConnectClient, PlatformClient
 from swapbot.sandbox.scenarios import app_database_url, role_names
 from swapbot.sandbox.writeload import WriteLoad
-from swapbot.swap import steps
+from swapbot.swap import report, steps
 from swapbot.testing.services import TOKEN, wait_until
 from swapbot.testing.swaps import (
     APPROVER,
@@ -198,6 +202,80 @@ def test_ledger_after_the_point_of_no_return(sandbox_factory, db_url, db_name, r
     assert engine.ledger_done("nope", "U0DBA").status == "refused"
     done = {item.key: item.done_by for item in engine.ledger()}
     assert done["leftover:account"] == "U0DBA" and done["leftover:contact"] is None
+
+
+def fail_diagnose(sandbox, addon: str, *checks: dict) -> None:
+    """Make the sandbox's HC diagnose fail these checks of the add-on (none: every check as is)."""
+    url = f"{sandbox.base_url}/_sandbox/connections/{addon}/diagnose"
+    requests.post(url, json={"fail": list(checks)}, timeout=5).raise_for_status()
+
+
+def mapping_state(level: str, object_name: str, message: str) -> dict:
+    return {"rule_id": "MAPPING_STATE", "display_name": "Mapping State", "level": level,
+            "object_name": object_name, "message": message}  # fmt: skip
+
+
+def test_hcs_diagnose_of_hc1_is_a_risk_and_an_error_of_hc2s_blocks_in_the_ledger(
+    sandbox_factory, db_url, db_name, redis_prefix
+):
+    sandbox = sandbox_factory("small", org_changes_per_second=1.0)
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    person = Person(engine, sandbox)
+    fail_diagnose(sandbox, "hc1", mapping_state("warnings", "Account", "hc1 is behind."))
+    hc1_risk = "hc1 diagnose: Account: Mapping State (warning) — hc1 is behind."
+    hc2_error = "hc2 diagnose: Contact: Mapping State — hc2 stopped syncing."
+    try:
+        for _ in steps.PREP:
+            out = engine.next(OPERATOR)
+            assert out.ok, (out.step, out.message)
+        shown = plan_show(engine)
+        assert hc1_risk in shown.risks  # a risk: prep went on
+        assert f"  risk    {hc1_risk}" in render_plan(engine, shown).splitlines()
+        fail_diagnose(
+            sandbox,
+            "hc2",
+            mapping_state("warnings", "Account", "hc2 is slow."),
+            mapping_state("errors", "Contact", "hc2 stopped syncing."),
+        )
+        with engine.emitter.capture() as events:
+            for name in CUTOVER:
+                out = engine.run_step(name, OPERATOR, app="acme-prod", break_glass="diagnose test")
+                # HC's errors on hc2 never keep the app down: verify's own checks proved it
+                assert out.ok, (name, out.message)
+                if name == "verify":
+                    assert hc2_error in out.message and "blocking item" in out.message
+    finally:
+        person.stop()
+    told = report.report(engine.store, "acme-test")
+    before, after = told.diagnose
+    assert (before.addon, before.step, after.addon, after.step) == (
+        "hc1", "preflight", "hc2", "verify",
+    )  # fmt: skip
+    assert hc1_risk in [f.line for f in before.failures]
+    hc2_warning = "hc2 diagnose: Account: Mapping State (warning) — hc2 is slow."
+    lines = {f.line: f for f in after.failures}
+    assert lines[hc2_warning].ledger_key is None  # a warning: nothing for people
+    assert lines[hc2_error].ledger_key == "diagnose:contact:mapping_state"
+    text = report.render(told)
+    assert text.index("HC diagnose") < text.index(f"    {hc1_risk}") < text.index(hc2_warning)
+    assert "open, blocking" in text
+    assert json.loads(told.model_dump_json())["diagnose"][1]["failures"]  # as --json prints it
+
+    # every step is done, but the swap is not: the error waits in the ledger for a person
+    assert not [e for e in events if e.kind == "swap.done"]
+    assert any("ledger items are marked done" in e.message for e in events)
+    (item,) = engine.ledger()
+    assert item.key == "diagnose:contact:mapping_state" and item.blocking and not item.done
+    assert hc2_error in item.what
+    assert item.owner == engine.current_plan().authorizer  # who works in HC's dashboard
+    fail_diagnose(sandbox, "hc2")  # fixed in Heroku Connect; the ledger still asks a person
+    with engine.emitter.capture() as events:
+        assert engine.ledger_done(item.key, "U0DBA").ok
+    assert [e.kind for e in events].count("swap.done") == 1
+    (row,) = status(engine).ledger
+    assert (row.key, row.blocking, row.done_by) == (item.key, True, "U0DBA")
+    assert report.report(engine.store, "acme-test").done
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import sys
 # the settings. Without a known command, every module is, so that --help lists them all.
 COMMANDS: dict[str, str] = {
     "config": "swapbot.cli.settings",
+    "probe": "swapbot.cli.probe",
     "sandbox": "swapbot.cli.sandbox",
     "demo": "swapbot.cli.sandbox",
     "db": "swapbot.cli.database",

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import typing
 
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import Assumptions, SandboxOptions
@@ -18,12 +19,26 @@ log = logging.getLogger(__name__)
 LOCAL_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def _assumption(text: str) -> tuple[str, bool]:
+def _assumption_values(name: str) -> dict[str, object]:
+    """The values a flag takes, by how they are written: true/false, or a Literal's values."""
+    annotation = Assumptions.model_fields[name].annotation
+    if annotation is bool:
+        return {"true": True, "false": False}
+    return {str(v).lower(): v for v in typing.get_args(annotation)}
+
+
+def _assumption(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
-    if not sep or key not in Assumptions.model_fields or value.lower() not in ("true", "false"):
-        names = ", ".join(Assumptions.model_fields)
-        raise argparse.ArgumentTypeError(f"expected NAME=true|false with NAME one of: {names}")
-    return key, value.lower() == "true"
+    expected = "expected NAME=true|false, or NAME=VALUE for a flag with other values"
+    if not sep or key not in Assumptions.model_fields:
+        flags = ", ".join(
+            f"{k}={'|'.join(_assumption_values(k))}" for k in Assumptions.model_fields
+        )
+        raise argparse.ArgumentTypeError(f"{expected}; one of: {flags}")
+    values = _assumption_values(key)
+    if value.lower() not in values:
+        raise argparse.ArgumentTypeError(f"{expected}: {key}={'|'.join(values)}")
+    return key, values[value.lower()]
 
 
 def _fraction(text: str) -> float:
@@ -76,7 +91,7 @@ def add_sandbox_arguments(p: argparse.ArgumentParser) -> None:
         "--assume",
         type=_assumption,
         action="append",
-        metavar="NAME=BOOL",
+        metavar="NAME=VALUE",
         help="pick a variant of an unconfirmed behaviour (repeatable): "
         + ", ".join(Assumptions.model_fields),
     )

@@ -38,6 +38,7 @@ USAGE: dict[str, str] = {
     ),
     "history": "history",
     "report": "report",
+    "probe": "probe [ADDON]",
     "next": "next [--dry-run] [--no-wait]",
     "request-approval": f"request-approval {'|'.join(runbook.APPROVED)} [NOTE ...]",
     "approve": "approve REQUEST_ID",
@@ -65,6 +66,8 @@ HELP = """subcommands:
   rollback [--remove-addon]       undo everything up to the point of no return (keeps hc2 and its
                                   synced schema unless --remove-addon)
   history                         the audit trail
+  probe [ADDON]                   check Heroku's unconfirmed behaviours on the app's connection
+                                  (only reads; default: the plan's old add-on; operators)
   report                          the outage and its split, the objects carried, the parity
 options: --dry-run, --json, --no-wait, --break-glass REASON, --remove-addon (rollback)""".format(
     approved=" or ".join(runbook.APPROVED), confirmable="|".join(runbook.CONFIRMABLE)
@@ -132,7 +135,12 @@ class Command:
     @property
     def long_running(self) -> bool:
         """May take minutes or hours (a step waits on Heroku Connect or a person)."""
-        return self.name in runbook.BY_NAME or self.name in ("next", "rollback")
+        return self.name in runbook.BY_NAME or self.name in ("next", "rollback", "probe")
+
+    @property
+    def answers_with_text(self) -> bool:
+        """Its answer is a text to show whole (a read, help, the probe's table)."""
+        return self.kind in ("read", "help") or self.name == "probe"
 
     @property
     def changes_something(self) -> bool:
@@ -140,6 +148,8 @@ class Command:
 
     def describe(self) -> str:
         """What will happen, in a few words, for the acknowledgement."""
+        if self.name == "probe":
+            return "probing Heroku Connect with read-only checks (a minute or two)"
         if self.kind == "read":
             return f"reading {' '.join((self.name, *self.args))}"
         if self.name in runbook.BY_NAME:
@@ -264,7 +274,7 @@ def parse(words: list[str] | str) -> Command:
         if not args or args[0] not in runbook.APPROVED:
             raise UsageError(f"only these steps need an approval: {', '.join(runbook.APPROVED)}")
         return Command(name, args, **opts)
-    if name in ("approve", "confirm") or name == "ledger":
+    if name in ("approve", "confirm", "ledger", "probe"):
         return _parse_fixed(name, args, opts)
     if name in runbook.BY_NAME:
         if len(args) > 1:
@@ -274,6 +284,8 @@ def parse(words: list[str] | str) -> Command:
 
 
 def _parse_fixed(name: str, args: tuple[str, ...], opts: dict[str, Any]) -> Command:
+    if name == "probe" and len(args) > 1:
+        raise UsageError(f"probe takes at most the add-on's name\n{usage(name)}")
     if name == "approve" and len(args) != 1:
         raise UsageError(usage(name))
     if name == "confirm" and len(args) != 1:

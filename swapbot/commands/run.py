@@ -36,6 +36,7 @@ from swapbot.swap.views import (
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    from swapbot.heroku.probed import ProbeResults
     from swapbot.swap.engine import Engine, Outcome
     from swapbot.swap.views import Report
     from swapbot.swap.views.plan import PlanShow
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
 
     # Every document a command answers with (`history`: the audit entries themselves).
     Document: TypeAlias = (
-        Status | PlanShow | Report | CommandOutcome | SavedPlan | Help | list[AuditEntry]
+        Status
+        | PlanShow
+        | Report
+        | CommandOutcome
+        | SavedPlan
+        | Help
+        | ProbeResults
+        | list[AuditEntry]
     )
 
 
@@ -86,6 +94,10 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
     try:
         if cmd.kind == "read":
             reply = _read(engine, cmd, app)
+            reply.swap_id = swap_id
+            return reply
+        if cmd.name == "probe":  # only reads Heroku, but links the user and sets what is played
+            reply = _probe(engine, cmd, app)
             reply.swap_id = swap_id
             return reply
         if cmd.name == "plan":
@@ -173,6 +185,27 @@ def _read(engine: Engine, cmd: Command, app: str | None) -> Reply:
         return Reply(cmd, "ok", document=told, text=report.render(told))
     shown = plan_show(engine)
     return Reply(cmd, "ok", document=shown, text=render_plan(engine, shown))
+
+
+def _probe(engine: Engine, cmd: Command, app: str | None) -> Reply:
+    """The probe's read-only checks on the app's connection; what they found is kept beside
+    the deploy's probe file (the engine reads both) and answered as a table."""
+    from swapbot import probe
+    from swapbot.heroku.probed import RECORD, ProbeResults
+    from swapbot.probe import render
+
+    plan = engine.current_plan()
+    app = plan.app if plan and plan.app else app
+    addon = cmd.args[0] if cmd.args else (plan.old_addon if plan else None)
+    if not app or engine.clients is None:
+        return Reply(cmd, "refused", "no app to probe: set HEROKU_APP_NAME or make a plan")
+    connect, platform = engine.clients
+    found = probe.read_only(connect, platform, app=app, addon=addon)
+    saved = engine.store.get_global(RECORD)
+    kept = ProbeResults.model_validate(saved).merged(found) if saved else found
+    engine.store.put_global(RECORD, kept.model_dump(mode="json"))
+    text = render.table(found)
+    return Reply(cmd, "ok", f"probed {app} ({addon or 'its one connection'})", found, text)
 
 
 # -- status and plan show ---------------------------------------------------------------------
@@ -285,11 +318,31 @@ def render_plan(engine: Engine, doc: PlanShow) -> str:
     lines += [f"  object  {o.phase:8} {o.kind:18} {o.identity}" for o in doc.objects]
     lines += _writer_lines(doc.writers, doc.plan)
     lines += [f"  risk    {risk}" for risk in doc.risks]
+    lines += [f"  BLOCKED {why}" for why in doc.blocked]
+    lines += _assumption_lines(doc)
     lines += [
         f"  outage  {p.step:12} {p.seconds:8.1f}s  {p.source}: {p.basis}" for p in doc.outage.parts
     ]
     lines.append(f"  outage  predicted {doc.outage.seconds:.0f}s in all")
     return "\n".join(lines)
+
+
+def _assumption_lines(doc: PlanShow) -> list[str]:
+    """Heroku's unconfirmed behaviours: a count, then each one a probe confirmed or not."""
+    rows = doc.assumptions
+    if not rows:
+        return []
+    counts = {
+        v: sum(r.verdict == v for r in rows) for v in ("confirmed", "contradicted", "unknown")
+    }
+    lines = [
+        "  assumed "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + " (swapbot probe; docs/heroku-assumptions.md)"
+    ]
+    width = max(len(r.key) for r in rows)
+    lines += [f"  assumed {r.key:{width}}  {r.verdict:12}  {r.seen}" for r in rows]
+    return lines
 
 
 _ROLES = {
@@ -330,7 +383,8 @@ def _plan_facts(engine: Engine, plan: Plan) -> PlanShow:
     """What `plan show` adds: the objects to carry with their phase, preflight's risks, the outage."""
     from swapbot.database import inventory
     from swapbot.database._common import UserError
-    from swapbot.swap import writers
+    from swapbot.swap import assumed, writers
+    from swapbot.swap.steps.prep import diagnose_lines
     from swapbot.swap.views.plan import OutagePrediction, PlannedObject, PlanShow
 
     found, objects, risks = None, [], []
@@ -356,6 +410,8 @@ def _plan_facts(engine: Engine, plan: Plan) -> PlanShow:
             for c in report["checks"]
             if c["status"] != "pass"
         ]
+        # HC's own checks of hc1 that failed at preflight (or why it could not run them)
+        risks += diagnose_lines(engine.store.get_record(plan.swap_id, "diagnose_old"))
     else:
         risks.append("preflight has not run yet")
     outage = OutagePrediction()
@@ -372,6 +428,8 @@ def _plan_facts(engine: Engine, plan: Plan) -> PlanShow:
         objects=objects,
         writers=found,
         risks=risks,
+        assumptions=assumed.rows(live.probe),
+        blocked=assumed.blockers(live.probe),
         outage=outage,
     )
 

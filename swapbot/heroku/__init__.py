@@ -5,6 +5,8 @@
     hc = ConnectClient(settings.heroku_api_token, str(settings.heroku_connect_central_url))
     ref = hc.find_connection("acme-prod", "herokuconnect-angular-12345")
     connection = hc.get_connection(ref)
+    for line in hc.diagnose(ref).summary():  # HC's own checks that failed
+        print(line)
 
 Every error is a `HerokuError` (tree in `_exceptions.py`); no error, repr or log line carries
 the token.
@@ -14,6 +16,7 @@ from ._exceptions import (
     BadRequest,
     Conflict,
     ConnectionNotFound,
+    DiagnoseTimeout,
     Forbidden,
     HerokuApiError,
     HerokuError,
@@ -37,10 +40,14 @@ from ._models import (
     Addon,
     AddonAttachment,
     App,
+    Check,
+    CheckResults,
     Connection,
     ConnectionRef,
     ConnectionState,
     Counts,
+    DiagnosedFailure,
+    Diagnosis,
     DiscoveryPage,
     Dyno,
     ErrorList,
@@ -53,12 +60,15 @@ from ._models import (
     Mapping,
     MappingConfig,
     MappingState,
+    Notification,
+    SchemaDiff,
+    SchemaDiffMapping,
     WriteError,
     mapping_state_group,
 )
 from ._transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
 from .assumptions import ASSUMPTIONS, Assumption
-from .connect import ConnectClient
+from .connect import PUT_BODIES, ConnectClient, PutBody
 from .platform import PlatformClient
 
 __all__ = [
@@ -70,12 +80,15 @@ __all__ = [
     "MAPPING_ERROR_STATES",
     "MAPPING_OK_STATES",
     "MAPPING_TEMPORARY_STATES",
+    "PUT_BODIES",
     "SYNCED_STATES",
     "Addon",
     "AddonAttachment",
     "App",
     "Assumption",
     "BadRequest",
+    "Check",
+    "CheckResults",
     "Conflict",
     "Connection",
     "ConnectClient",
@@ -83,6 +96,9 @@ __all__ = [
     "ConnectionRef",
     "ConnectionState",
     "Counts",
+    "DiagnoseTimeout",
+    "DiagnosedFailure",
+    "Diagnosis",
     "DiscoveryPage",
     "Dyno",
     "ErrorList",
@@ -101,9 +117,13 @@ __all__ = [
     "MultipleConnections",
     "NotAcceptable",
     "NotFound",
+    "Notification",
     "PlatformClient",
+    "PutBody",
     "RateLimited",
     "RetryPolicy",
+    "SchemaDiff",
+    "SchemaDiffMapping",
     "ServerError",
     "Transport",
     "TransportError",

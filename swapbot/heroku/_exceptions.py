@@ -13,7 +13,8 @@
     │   ├── RateLimited           429 (retry_after, in seconds, when Heroku said)
     │   └── ServerError           5xx
     ├── ConnectionNotFound        discovery found no connection for the app / add-on, even after link
-    └── MultipleConnections       discovery matched several connections; pick one by resource_name
+    ├── MultipleConnections       discovery matched several connections; pick one by resource_name
+    └── DiagnoseTimeout           the connection's diagnosis had no result in the time allowed
 
 Every constructor takes positional arguments only and passes them all to `Exception`, so the
 errors pickle (rq stores failed jobs' exceptions).
@@ -33,6 +34,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "ConnectionNotFound",
+    "DiagnoseTimeout",
     "Forbidden",
     "HerokuApiError",
     "HerokuError",
@@ -180,6 +182,22 @@ class MultipleConnections(HerokuError):
         return (
             f"app {self.app!r} has several Heroku Connect connections ({names}); "
             f"choose one by its add-on name (resource_name)"
+        )
+
+
+class DiagnoseTimeout(HerokuError):
+    """The validations of a connection (`connect:diagnose`) were started, and their result was
+    still not ready after `waited` seconds. Starting them again is safe: they only read."""
+
+    def __init__(self, connection_id: str, waited: float):
+        super().__init__(connection_id, waited)
+        self.connection_id = connection_id
+        self.waited = waited
+
+    def __str__(self) -> str:
+        return (
+            f"Heroku Connect's diagnosis of connection {self.connection_id} had no result "
+            f"after {self.waited:.0f} s"
         )
 
 

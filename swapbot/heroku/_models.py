@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = [
     "CONNECTION_ERROR_STATES",
@@ -24,10 +26,14 @@ __all__ = [
     "SYNCED_STATES",
     "Addon",
     "App",
+    "Check",
+    "CheckResults",
     "Connection",
     "ConnectionRef",
     "ConnectionState",
     "Counts",
+    "DiagnosedFailure",
+    "Diagnosis",
     "DiscoveryPage",
     "Dyno",
     "ErrorList",
@@ -41,9 +47,13 @@ __all__ = [
     "Mapping",
     "MappingConfig",
     "MappingState",
+    "Notification",
+    "SchemaDiff",
+    "SchemaDiffMapping",
     "WriteError",
     "config_vars_from",
     "mapping_state_group",
+    "resolve_url",
 ]
 
 
@@ -199,7 +209,13 @@ def mapping_state_group(state: str | None) -> str:
 
 
 class ConnectionRef(_Model):
-    """One entry of discovery or link: where a connection lives, not its details."""
+    """One entry of discovery or link: where a connection lives, not its details.
+
+    Not every discovery answer carries `region_url`: some entries hold only an absolute
+    `detail_url`, and the connection's detail answer carries `region_url` (the fixtures of
+    heroku/heroku-connect-plugin test/commands/connect/diagnose.ts). `ConnectClient.discover`
+    fills it in from there, as the plugin's `withConnection` merges the two.
+    """
 
     id: str
     resource_name: str | None = None
@@ -218,6 +234,25 @@ class ConnectionRef(_Model):
         if not self.region_url:
             raise ValueError(f"connection {self.id} has no region_url")
         return self.region_url.rstrip("/") + "/api/v3"
+
+    def resolve(self, url: str) -> str:
+        """`url` made absolute against `region_url` (see `resolve_url`)."""
+        resolved = resolve_url(self.region_url, url)
+        if resolved is None:
+            raise ValueError(f"connection {self.id} has no region_url to resolve {url!r} against")
+        return resolved
+
+
+def resolve_url(region_url: str | None, url: str) -> str | None:
+    """An absolute URL as it is; a relative one (a `detail_url` of `/api/v3/connections/{id}` in
+    a connection's detail, a `result_url`) appended to `region_url` as axios joins a URL to its
+    `baseURL` in heroku/heroku-connect-plugin, so a path prefix of `region_url` is kept. None for
+    a relative URL without a `region_url`."""
+    if urlsplit(url).scheme:
+        return url
+    if not region_url:
+        return None
+    return region_url.rstrip("/") + "/" + url.lstrip("/")
 
 
 class DiscoveryPage(_Model):
@@ -401,6 +436,132 @@ class WriteError(_Model):
 class ErrorList(_Model):
     count: int | None = None
     results: list[WriteError] = Field(default_factory=list)
+
+
+# --- diagnostics: validations, notifications, schema diff --------------------------------------
+# As heroku/heroku-connect-plugin reads them: src/commands/connect/diagnose.ts,
+# src/commands/connect/notifications/index.ts and src/commands/connect/manage-sf-api-version.ts.
+
+
+class Check(_Model):
+    """One check of Heroku Connect's diagnosis (`connect:diagnose`), passed or not."""
+
+    display_name: str
+    doc_url: str | None = None
+    message: str | None = ""
+    rule_id: str | None = None
+    status: str | None = None
+
+
+FailureLevel = Literal["error", "warning"]
+
+
+class CheckResults(_Model):
+    """The checks of a connection or of one mapping, by outcome. HC may leave any list out
+    (the plugin's fixture answers `{"mappings": {"Account": {}}}`)."""
+
+    errors: list[Check] = Field(default_factory=list)
+    warnings: list[Check] = Field(default_factory=list)
+    passes: list[Check] = Field(default_factory=list)
+    skips: list[Check] = Field(default_factory=list)
+
+    @field_validator("errors", "warnings", "passes", "skips", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @property
+    def failed(self) -> list[Check]:
+        """The checks that did not pass: errors, then warnings."""
+        return [*self.errors, *self.warnings]
+
+
+@dataclass(frozen=True)
+class DiagnosedFailure:
+    """A failed check: of the connection (`object_name` None) or of one object's mapping."""
+
+    object_name: str | None
+    level: FailureLevel
+    check: Check
+
+    def describe(self) -> str:
+        """One line for people: `Account: Mapping State — <message>`, `(warning)` after the
+        check's name for a warning, `connection` for a check of the whole connection."""
+        where = self.object_name if self.object_name is not None else "connection"
+        name = self.check.display_name + (" (warning)" if self.level == "warning" else "")
+        message = " ".join((self.check.message or "").split())
+        return f"{where}: {name} — {message}" if message else f"{where}: {name}"
+
+
+class Diagnosis(CheckResults):
+    """The answer of a connection's validations: its own checks, and each mapping's by object."""
+
+    mappings: dict[str, CheckResults] = Field(default_factory=dict)
+
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _null_is_none(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    def failures(self) -> list[DiagnosedFailure]:
+        """Every error and warning: the connection's first, then the mappings' by object name;
+        within each, errors before warnings."""
+        found = _failures(None, self)
+        for name in sorted(self.mappings, key=str.lower):
+            found.extend(_failures(name, self.mappings[name]))
+        return found
+
+    def summary(self) -> list[str]:
+        """One line per failure (`DiagnosedFailure.describe`), in the order of `failures()`."""
+        return [failure.describe() for failure in self.failures()]
+
+    @property
+    def ok(self) -> bool:
+        """No error and no warning anywhere."""
+        return not self.failures()
+
+
+def _failures(object_name: str | None, results: CheckResults) -> list[DiagnosedFailure]:
+    return [DiagnosedFailure(object_name, "error", check) for check in results.errors] + [
+        DiagnosedFailure(object_name, "warning", check) for check in results.warnings
+    ]
+
+
+class Notification(_Model):
+    """One unacknowledged notification of a connection (`connect:notifications`)."""
+
+    id: str | None = None
+    created_at: str | None = None
+    event_type: str | None = None
+    message: str | None = None
+
+
+class NotificationList(_Model):
+    results: list[Notification] = Field(default_factory=list)
+
+
+class SchemaDiffMapping(_Model):
+    """One mapping in a schema diff between two Salesforce API versions."""
+
+    name: str | None = None
+    result_message: str | None = None
+    fields_have_changed: bool | None = None
+    has_unsafe_changes: bool | None = None
+    action_undetermined: bool | None = None
+
+
+class SchemaDiff(_Model):
+    """`GET .../schema-diff`: each mapping's field changes between the connection's Salesforce
+    API version and a target one (`connect:manage-sf-api-version` without `--confirm`)."""
+
+    current_api_version: str | None = None
+    target_api_version: str | None = None
+    mappings: list[SchemaDiffMapping] = Field(default_factory=list)
+
+    @field_validator("mappings", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 # --- Platform API (https://devcenter.heroku.com/articles/platform-api-reference) ---------------

@@ -192,6 +192,10 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport(timeout={self.timeout!r}, max_attempts={self.retry.max_attempts})"
 
+    @property
+    def session(self) -> requests.Session:
+        return self._session
+
     def close(self) -> None:
         if self._owns_session:
             self._session.close()
@@ -366,6 +370,15 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    @property
+    def session(self) -> requests.Session:
+        """The session every request goes through (a probe records its exchanges)."""
+        return self._transport.session
+
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None) -> JsonValue:
+        """GET an absolute URL of this API: the JSON answer as Heroku sent it."""
+        return self._transport.request_json("GET", url, params=params)
 
     def close(self) -> None:
         self._transport.close()

@@ -75,8 +75,14 @@ class Assumption:
     see: tuple[Page, ...]
     # The sandbox switch that plays the other variant (`swapbot sandbox --assume FLAG=...`).
     sandbox_flag: str | None = None
+    # The values that switch takes, as written after FLAG= (the sandbox's own field types are
+    # not imported here: swapbot.heroku does not depend on swapbot.sandbox).
+    sandbox_values: tuple[str, ...] = ("true", "false")
     # What a check on a real connection found (and when); replace "not yet" once checked.
     checked: str = "not yet"
+    # When a probe contradicts it and the runbook has no way around: why the plan cannot go on.
+    # None: the runbook handles either outcome (see if_wrong).
+    blocks: str | None = None
 
     @property
     def section(self) -> str:
@@ -99,6 +105,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="GET /api/v3/connections/{id}?deep=true and read mappings[].counts.",
         see=(CONNECT_API, CONNECT_DASHBOARD),
+        sandbox_flag="counts_field",
+        sandbox_values=("db", "count"),
     ),
     Assumption(
         key="import-status-code",
@@ -115,6 +123,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Import a one-mapping file and note the status and the states that follow.",
         see=(CONNECT_API, CONNECTION_STATES),
+        sandbox_flag="import_status",
+        sandbox_values=("200", "201", "202"),
     ),
     Assumption(
         key="pause-resume-status-code",
@@ -126,6 +136,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         if_wrong="Any 2xx is accepted; the steps poll until `state` is PAUSED (or leaves PAUSED).",
         how_to_check="Pause and resume an IDLE demo connection; note statuses and states.",
         see=(CONNECT_API, CONNECT_SYNC),
+        sandbox_flag="pause_resume_status",
+        sandbox_values=("200", "202"),
     ),
     Assumption(
         key="pause-only-from-idle",
@@ -146,24 +158,31 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "first) and note the status and message."
         ),
         see=(CONNECT_SYNC, CONNECT_API),
+        sandbox_flag="pause_refused_status",
+        sandbox_values=("400", "409", "422"),
     ),
     Assumption(
         key="put-mapping-body",
-        summary='mapping edit is `PUT {"config": {..., "revision"}}`',
+        summary='mapping edit is `PUT {"object_name", "config": {..., "revision"}}`',
         assumes=(
-            'PUT /mappings/{id} takes `{"config": {...whole config..., "revision": <current>}}`, '
-            "as the create body plus the current revision; `applied_at` is not sent."
+            "PUT /mappings/{id} takes the create format plus the current revision: "
+            '`{"object_name": ..., "config": {...whole config..., "revision": <current>}}` (the '
+            "only public description); a prerelease plugin fixture suggests another shape, "
+            '`{"config": {..., "revision"}, "upsert_field": ...}`. `applied_at` is not sent.'
         ),
         if_wrong=(
             "The add-columns step is not on the default path: the new fields go into the import "
-            "file instead (see import-accepts-added-fields). If PUT is refused, add the fields in "
-            "the dashboard and let the bot verify config.fields and revision."
+            "file instead (see import-accepts-added-fields). The client speaks both shapes; the "
+            "probe finds which one HC takes and add-columns sends that one. If both are refused, "
+            "add the fields in the dashboard and let the bot verify config.fields and revision."
         ),
         how_to_check=(
             "GET a mapping, PUT its config back with one more field and the same revision; check "
             "config.fields and that revision increased."
         ),
         see=(CONNECT_API, CONNECT_MAPPINGS),
+        sandbox_flag="put_mapping_body",
+        sandbox_values=("create-plus-revision", "upsert-on-mapping"),
     ),
     Assumption(
         key="abort-has-no-api",
@@ -181,6 +200,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "there is none. Look for an Abort button in the dashboard."
         ),
         see=(CONNECT_API, CONNECT_MAPPINGS),
+        sandbox_flag="abort_endpoint",
     ),
     Assumption(
         key="import-accepts-added-fields",
@@ -216,6 +236,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Import a file with one mapping into a connection that has two; list them.",
         see=(CONNECT_API,),
+        sandbox_flag="import_leaves_other_mappings",
     ),
     Assumption(
         key="import-write-algorithm",
@@ -250,6 +271,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Import a file whose connection.name names another schema; read schema_name.",
         see=(CONNECT_API,),
+        sandbox_flag="import_applies_connection_block",
     ),
     Assumption(
         key="delete-mapping-table",
@@ -296,6 +318,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Compare discovery's id with the add-on id from GET /apps/{app}/addons.",
         see=(CONNECT_API,),
+        sandbox_flag="connection_id_is_addon_id",
     ),
     Assumption(
         key="region-url-trailing-slash",
@@ -307,6 +330,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Read region_url and detail_url in a discovery answer.",
         see=(CONNECT_API,),
+        sandbox_flag="region_url_slash",
     ),
     Assumption(
         key="discovery-needs-link",
@@ -321,6 +345,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Discover right after creating an add-on, then link and discover again.",
         see=(CONNECT_API,),
+        sandbox_flag="discovery_needs_link",
     ),
     Assumption(
         key="mappings-listed-by-deep",
@@ -329,9 +354,16 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "There is no mapping list endpoint; GET /connections/{id}?deep=true lists the mappings "
             "with their states."
         ),
-        if_wrong="Nothing: the bot only uses deep=true.",
+        if_wrong=(
+            "Nothing while it holds: the bot only uses deep=true. If a probe finds no mappings "
+            "list there, swapbot cannot see hc1's or hc2's mappings and the plan stops at preflight."
+        ),
         how_to_check="GET /connections/{id}?deep=true and look for mappings[].",
         see=(CONNECT_API,),
+        blocks=(
+            "swapbot reads every mapping's state and counts there and has no other way to list "
+            "them; report it to Heroku support and do not swap until it is back"
+        ),
     ),
     Assumption(
         key="configure-creates-schema",
@@ -346,6 +378,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Configure a new demo connection; look for the schema before and after.",
         see=(CONNECT_API, CONNECT_TABLES),
+        sandbox_flag="configure_creates_schema",
     ),
     Assumption(
         key="export-applied-at",
@@ -357,6 +390,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="Import an exported file unchanged into a fresh demo connection.",
         see=(CONNECT_API,),
+        sandbox_flag="import_rejects_applied_at",
     ),
     Assumption(
         key="last-write-activity",
@@ -393,6 +427,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         ),
         how_to_check="GET /account/rate-limits.",
         see=(PLATFORM_API,),
+        sandbox_flag="rate_limit_bucket",
+        sandbox_values=("2400", "4500"),
     ),
     Assumption(
         key="formation-dyno-size",
@@ -445,6 +481,8 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         if_wrong="delete-old reads the connection again and finds the mapping gone: done.",
         how_to_check="Delete a mapping twice on a demo connection.",
         see=(CONNECT_API,),
+        sandbox_flag="delete_repeat_status",
+        sandbox_values=("404", "204"),
     ),
     Assumption(
         key="remove-addon-keeps-schema",
@@ -463,6 +501,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "(`heroku addons:destroy`) and list the schema's tables."
         ),
         see=(PLATFORM_API, CONNECT_TABLES),
+        sandbox_flag="remove_addon_keeps_schema",
     ),
     Assumption(
         key="poll-soon-after-resume",
@@ -483,6 +522,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
             "few seconds (`GET /connections/{id}?deep=true`)."
         ),
         see=(CONNECT_SYNC, CONNECT_API),
+        sandbox_flag="resume_polls_at_once",
     ),
     Assumption(
         key="pooler-attachment",
@@ -554,9 +594,21 @@ provider) disagree on a few. This page lists every such behaviour that swapbot's
 runbook rely on, what swapbot does if the assumption is wrong, how to check it on a real
 connection, and the public pages closest to it.
 
-**Before the first production swap**, go through the "How to check" steps on a demo-plan
-connection (`herokuconnect:demo`, free) in a scratch app, and record each answer in the entry's
-`checked` field in `swapbot/heroku/assumptions.py`.
+**Before the first production swap**, let `swapbot probe` go through the "How to check" steps
+(docs/operator-guide.md, "Before your first production swap"):
+
+    swapbot probe --app acme-prod --addon herokuconnect-…      # read-only: safe on production
+    swapbot probe --scratch-app acme-scratch                  # changes things: a scratch app only
+
+The first runs the checks that only read (the counts field's name, region_url's slash, discovery
+before and after linking, mappings listed by deep=true, the states seen, the rate-limit bucket,
+the add-on id, the pooler attachment, Heroku Connect's own diagnose); `/hcswap probe` runs the
+same from Slack. The second runs the checks that change things on a free demo-plan add-on it
+creates on an app marked scratch (config var `SWAPBOT_SCRATCH=true`, or
+`--i-know-this-is-scratch`), and removes again. Each answer (the assumption's key, what was
+seen, the requests and answers that show it, when, and the Heroku Connect region) goes into
+`swapbot-probe.json` (`SWAPBOT_PROBE_FILE`), which you commit with swapbot's deploy, and a table
+is printed. `plan show` then marks each assumption below confirmed, contradicted or unknown.
 
 This page is generated from `swapbot.heroku.assumptions.ASSUMPTIONS`: edit the module, not this
 page, then regenerate the page (`tests/test_heroku_assumptions_doc.py` fails until you do):
@@ -568,6 +620,27 @@ rehearse the other variant.
 
 [connect-api]: {CONNECT_API.url}
 [platform-api]: {PLATFORM_API.url}
+"""
+
+PROBE_CHANGES_TITLE = "What the probe changes"
+PROBE_CHANGES = """\
+The engine reads the probe's file at every step and plays what it found where a finding
+differs from the guess above (`swapbot.heroku.probed.Plays`); without a finding it plays the
+guess, and the runbook copes with either outcome as each entry's "If wrong" says.
+
+| assumption | when the probe found… | the engine then… |
+|---|---|---|
+| `put-mapping-body` | the other body shape accepted | sends that shape in `add-columns` |
+| `import-accepts-added-fields` | import dropping added fields | imports hc1's fields only; abort, add-columns and reload run in the help article's order |
+| `export-applied-at` | import refusing `applied_at` | leaves `applied_at` out of the import file |
+| `poll-soon-after-resume` | a resumed connection polling at once | predicts verify's wait from it when prep has not timed hc2's first poll |
+| `mappings-listed-by-deep` | no mappings list with deep=true | **stops the plan at preflight**: swapbot has no other way to see mappings |
+
+Every other contradicted assumption is handled by the runbook as its entry says, and `plan
+show` lists it. Heroku Connect's diagnose is not an assumption: the read-only probe runs it,
+preflight runs it on hc1 (failures shown as risks) and verify on hc2 (a check failed as an
+error is a blocking item of the ledger and the report: the swap is not finished until a person
+marks it done; it never keeps the app down).
 """
 
 # Shown before the entry `RETRY_NOTE_BEFORE`, the first of those about repeating a request.
@@ -592,6 +665,7 @@ def render_markdown() -> str:
         f"# {TITLE}",
         INTRO.rstrip("\n"),
         _table(ASSUMPTIONS),
+        f"## {PROBE_CHANGES_TITLE}\n\n{PROBE_CHANGES.rstrip()}",
     ]
     for item in ASSUMPTIONS:
         if item.key == RETRY_NOTE_BEFORE:
@@ -622,9 +696,10 @@ def _entry(item: Assumption) -> str:
         f"- **How to check:** {item.how_to_check}",
     ]
     if item.sandbox_flag:
+        values = "|".join(item.sandbox_values)
         lines.append(
             "- **Rehearse both variants:** "
-            f"`swapbot sandbox --assume {item.sandbox_flag}=true|false`."
+            f"`swapbot sandbox --assume {item.sandbox_flag}={values}`."
         )
     lines.append(f"- **Checked on a real connection:** {item.checked.rstrip('.')}.")
     return "\n".join(lines)

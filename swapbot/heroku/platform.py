@@ -2,8 +2,8 @@
 (https://devcenter.heroku.com/articles/platform-api-reference).
 
 Add-ons (create `hc2`, remove an add-on), maintenance mode, formation (scale to 0 and back),
-dynos (wait for them to stop, restart process types), config vars (read only) and the
-rate-limit budget.
+dynos (wait for them to stop, restart process types), config vars (read; set only by the
+probe, to mark a scratch app) and the rate-limit budget.
 """
 
 from __future__ import annotations
@@ -156,6 +156,15 @@ class PlatformClient(BaseClient):
         if not isinstance(data, dict):
             raise invalid_response(response, "GET", "config vars are not an object")
         return config_vars_from(data)
+
+    def update_config_vars(self, app: str, values: MappingABC[str, str | None]) -> None:
+        """Set config vars, a None value removing one (`PATCH /apps/{app}/config-vars`). Heroku
+        answers with every config var; those are secrets, so the answer is not read. A config
+        change is a new release: Heroku restarts the app's dynos. Safe to repeat."""
+        if not values:
+            raise ValueError("no config vars given")
+        url = self._url("apps/{app}/config-vars", app=app)
+        self._transport.request("PATCH", url, json=dict(values))
 
     def rate_limit_remaining(self) -> int:
         """Requests left in the account's bucket; this call does not spend one."""

@@ -136,6 +136,47 @@ def admin_mapping_state(sb: Sandbox, req: Request, conn, key: str, object_name: 
     return {"state": target}
 
 
+def _forced_check(i: int, entry: Any) -> dict[str, Any]:
+    where = f"fail[{i}]"
+    if not isinstance(entry, dict):
+        raise bad_request(f"{where} must be an object.")
+    rule_id, level = entry.get("rule_id"), entry.get("level")
+    object_name, message = entry.get("object_name"), entry.get("message", "")
+    display_name = entry.get("display_name")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise bad_request(f"{where}: rule_id is required.")
+    if level not in ("errors", "warnings"):
+        raise bad_request(f"{where}: level must be errors or warnings.")
+    if object_name is not None and (not isinstance(object_name, str) or not object_name):
+        raise bad_request(f"{where}: object_name must be a mapping's object name, or null.")
+    if not isinstance(message, str) or not (display_name is None or isinstance(display_name, str)):
+        raise bad_request(f"{where}: message and display_name must be text.")
+    return {
+        "rule_id": rule_id,
+        "level": level,
+        "object_name": object_name,
+        "message": message,
+        "display_name": display_name,
+    }
+
+
+def admin_diagnose(sb: Sandbox, req: Request, conn, key: str):
+    """(test control) Checks that diagnose reports as failed, on the connection (object_name
+    null) or on one mapping; replaces the list, `{"fail": []}` clears it."""
+    c = _admin_connection(conn, key)
+    fail = body_object(req).get("fail")
+    if not isinstance(fail, list):
+        raise bad_request(
+            'fail is required: a list of {"rule_id", "level", "object_name", "message"}.'
+        )
+    entries = [_forced_check(i, entry) for i, entry in enumerate(fail)]
+    conn.execute(
+        "UPDATE _hcsandbox.connection SET diagnose_fail = %s WHERE id = %s",
+        (Jsonb(entries), c["id"]),
+    )
+    return {"fail": entries}
+
+
 def admin_requests(sb: Sandbox, req: Request, conn):
     after = int(req.query.get("after", "0") or 0)
     found = state.rows(

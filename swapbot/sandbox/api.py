@@ -4,18 +4,20 @@
 Each API lives under its own prefix so that the bot points at it with its two base URLs only:
 `HEROKU_CONNECT_CENTRAL_URL=http://127.0.0.1:P/hc-central`, `HEROKU_API_URL=http://127.0.0.1:P/platform`;
 discovery hands out `region_url=http://127.0.0.1:P/connect/virginia/` as Heroku would.
-A path the real API does not have is a 404, as on Heroku.
+A path the real API does not have is a 404, as on Heroku; so is a real one the sandbox does not
+play (docs/sandbox.md lists them).
 
 This module is the one route table the server asks; the pieces live beside it:
 - routing: the request, response and errors, and how a path finds its route;
 - connect_records and connect_api: Heroku Connect's records and its endpoints;
+- connect_diagnostics: HC's diagnose, notifications and Salesforce API version endpoints;
 - platform_api: the Platform API endpoints;
 - admin_api: the `/_sandbox/` endpoints.
 """
 
 from __future__ import annotations
 
-from swapbot.sandbox import admin_api, connect_api, platform_api
+from swapbot.sandbox import admin_api, connect_api, connect_diagnostics, platform_api
 from swapbot.sandbox.platform_api import default_features
 from swapbot.sandbox.routing import (
     PLATFORM_ACCEPT,
@@ -71,7 +73,28 @@ ROUTES: list[Route] = [
             ("POST", "/connections/{cid}/actions/resume", connect_api.connection_resume),
             ("POST", "/connections/{cid}/actions/restart", connect_api.connection_restart),
             ("GET", "/connections/{cid}/errors", connect_api.connection_errors),
-            ("GET", "/connections/{cid}/notifications", connect_api.connection_notifications),
+            (
+                "GET",
+                "/connections/{cid}/notifications",
+                connect_diagnostics.connection_notifications,
+            ),
+            (
+                "POST",
+                "/connections/{cid}/notifications/acknowledge",
+                connect_diagnostics.notifications_acknowledge,
+            ),
+            ("POST", "/connections/{cid}/validations", connect_diagnostics.connection_validate),
+            (
+                "GET",
+                "/connections/{cid}/validations/{vid}",
+                connect_diagnostics.connection_validation,
+            ),
+            ("GET", "/connections/{cid}/schema-diff", connect_diagnostics.connection_schema_diff),
+            (
+                "POST",
+                "/connections/{cid}/actions/change-sf-api-version",
+                connect_diagnostics.connection_change_api_version,
+            ),
             ("GET", "/connections/{cid}/schemas/{object_name}", connect_api.connection_describe),
             ("GET", "/apps/{app}", connect_api.connect_app),
             ("POST", "/connections/{cid}/mappings", connect_api.mapping_create),
@@ -79,7 +102,9 @@ ROUTES: list[Route] = [
             ("PUT", "/mappings/{mid}", connect_api.mapping_edit),
             ("DELETE", "/mappings/{mid}", connect_api.mapping_delete),
             ("POST", "/mappings/{mid}/actions/reload", connect_api.mapping_reload),
+            ("POST", "/mappings/{mid}/actions/abort", connect_api.mapping_abort),
             ("GET", "/mappings/{mid}/errors", connect_api.mapping_errors),
+            ("GET", "/mappings/{mid}/validations", connect_diagnostics.mapping_validate),
         ],
     ),
     *routes(
@@ -114,6 +139,7 @@ ROUTES: list[Route] = [
             ("POST", "/connections/{key}/mappings/{object_name}/abort", admin_api.admin_abort),
             ("POST", "/connections/{key}/settings", admin_api.admin_settings),
             ("GET", "/connections/{key}/settings", admin_api.admin_get_settings),
+            ("POST", "/connections/{key}/diagnose", admin_api.admin_diagnose),
             (
                 "POST",
                 "/connections/{key}/mappings/{object_name}/state",

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from swapbot.sandbox import hcschema, state
+from swapbot.sandbox import admin_api, hcschema, state
 from swapbot.sandbox.connect_records import (
     CONNECTION_SQL,
     connection_ref,
@@ -37,7 +37,13 @@ from swapbot.sandbox.routing import (
     body_object,
     not_found,
 )
-from swapbot.sandbox.sim import create_mapping, set_state, update_mapping_config
+from swapbot.sandbox.sim import (
+    create_mapping,
+    ensure_schema,
+    remove_mapping,
+    set_state,
+    update_mapping_config,
+)
 
 if TYPE_CHECKING:
     from swapbot.sandbox.server import Sandbox
@@ -52,6 +58,7 @@ def _app_connections(conn, app: str) -> list[dict[str, Any]]:
 
 def central_link(sb: Sandbox, req: Request, conn, app: str):
     app = find_app(conn, app)["name"]  # the app's name or its UUID, as on Heroku
+    a = sb.options.assumptions
     conn.execute(
         "UPDATE _hcsandbox.connection SET linked_users = array_append(linked_users, %s) "
         "WHERE app = %s AND NOT (%s = ANY(linked_users))",
@@ -60,8 +67,8 @@ def central_link(sb: Sandbox, req: Request, conn, app: str):
     conns = _app_connections(conn, app)
     return {
         "user": {"id": req.user, "email": req.user_email},
-        "connections": [connection_ref(req, c) for c in conns],
-        **regions(req),
+        "connections": [connection_ref(req, c, a) for c in conns],
+        **regions(req, a),
     }
 
 
@@ -69,22 +76,26 @@ def central_discover(sb: Sandbox, req: Request, conn):
     app = req.query.get("app")
     if not app:
         raise bad_request("The app parameter is required.")
-    conns = [c for c in _app_connections(conn, app) if req.user in c["linked_users"]]
+    a = sb.options.assumptions
+    conns = _app_connections(conn, app)
+    if a.discovery_needs_link:  # else any user sees them (assumption discovery-needs-link)
+        conns = [c for c in conns if req.user in c["linked_users"]]
     if req.query.get("resource_name"):
         conns = [c for c in conns if c["addon_name"] == req.query["resource_name"]]
     return {
         "count": len(conns),
         "next": None,
         "previous": None,
-        "results": [connection_ref(req, c) for c in conns],
-        **regions(req),
+        "results": [connection_ref(req, c, a) for c in conns],
+        **regions(req, a),
     }
 
 
 # -- regional API: connections -------------------------------------------------------------
 def connection_detail(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid)
-    return render_connection(req, conn, c, deep=req.query.get("deep") == "true")
+    deep = req.query.get("deep") == "true"
+    return render_connection(req, conn, c, deep, sb.options.assumptions)
 
 
 def connection_configure(sb: Sandbox, req: Request, conn, cid: str):
@@ -124,15 +135,17 @@ def connection_configure(sb: Sandbox, req: Request, conn, cid: str):
         (new_db_key, new_schema, c["id"]),
     )
     if new_db_key and new_schema:
-        hcschema.install_prerequisites(conn)
-        hcschema.create_system_tables(conn, new_schema)
+        # Or only with the first mapping (assumption configure-creates-schema).
+        if sb.options.assumptions.configure_creates_schema:
+            hcschema.install_prerequisites(conn)
+            hcschema.create_system_tables(conn, new_schema)
         if c["state"] == "NEW":
             conn.execute(
                 "UPDATE _hcsandbox.connection SET state = 'NEED_AUTHENTICATION' WHERE id = %s",
                 (c["id"],),
             )
     c = get_connection(conn, req, cid)
-    return render_connection(req, conn, c, deep=False)
+    return render_connection(req, conn, c, False, sb.options.assumptions)
 
 
 def connection_authorize_url(sb: Sandbox, req: Request, conn, cid: str):
@@ -192,7 +205,9 @@ def connection_export(sb: Sandbox, req: Request, conn, cid: str):
     }
 
 
-def _validate_config(config: Any, *, where: str) -> dict[str, Any]:
+def _validate_config(config: Any, *, where: str, adds_id: bool = False) -> dict[str, Any]:
+    """A mapping config as HC takes it. `adds_id`: the create call, where older official
+    clients sent only the chosen fields and HC adds `Id` itself."""
     if not isinstance(config, dict):
         raise bad_request(f"{where}: config must be an object.")
     if config.get("access") not in ("read_only", "read_write"):
@@ -201,7 +216,9 @@ def _validate_config(config: Any, *, where: str) -> dict[str, Any]:
     if not isinstance(fields, dict) or not fields:
         raise bad_request(f"{where}: fields must be a non-empty object.")
     if "Id" not in fields:
-        raise bad_request(f"{where}: fields must include Id.")
+        if not adds_id:
+            raise bad_request(f"{where}: fields must include Id.")
+        config = {**config, "fields": {"Id": {}, **fields}}
     return config
 
 
@@ -216,10 +233,14 @@ def connection_import(sb: Sandbox, req: Request, conn, cid: str):
         raise bad_request(
             "The configuration must be an export document: version 1 with a mappings list."
         )
+    a = sb.options.assumptions
     for i, entry in enumerate(doc["mappings"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("object_name"), str):
             raise bad_request(f"mappings[{i}]: object_name is required.")
-        _validate_config(entry.get("config"), where=f"mappings[{i}] ({entry['object_name']})")
+        where = f"mappings[{i}] ({entry['object_name']})"
+        config = _validate_config(entry.get("config"), where=where)
+        if a.import_rejects_applied_at and "applied_at" in config:  # assumption export-applied-at
+            raise bad_request(f"{where}: config.applied_at is not an import field.")
     if c["state"] not in ("IDLE", "POLLING_DB_CHANGES"):
         raise bad_request(
             f"The connection must be authorized and running to import (it is {c['state']})."
@@ -233,13 +254,14 @@ def connection_import(sb: Sandbox, req: Request, conn, cid: str):
         sb.options.import_seconds,
         pending_import=Jsonb(doc),
     )
-    return Response(202, {"message": "Import started"})
+    return Response(a.import_status, {"message": "Import started"})
 
 
 def connection_pause(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid, for_update=True)
+    done = Response(sb.options.assumptions.pause_resume_status, {})
     if c["state"] == "PAUSED" or c["next_state"] == "PAUSED":
-        return Response(202, {})
+        return done
     if c["state"] != "IDLE":
         status = sb.options.assumptions.pause_refused_status
         raise ApiError(
@@ -248,7 +270,7 @@ def connection_pause(sb: Sandbox, req: Request, conn, cid: str):
             f"A connection can only be paused when it is IDLE; it is {c['state']}.",
         )
     transition(conn, sb, c, None, "PAUSED", sb.options.pause_seconds)
-    return Response(202, {})
+    return done
 
 
 def connection_resume(sb: Sandbox, req: Request, conn, cid: str):
@@ -267,7 +289,7 @@ def connection_resume(sb: Sandbox, req: Request, conn, cid: str):
             "UPDATE _hcsandbox.connection SET next_state = NULL, next_at = NULL WHERE id = %s",
             (c["id"],),
         )
-    return Response(202, {})
+    return Response(sb.options.assumptions.pause_resume_status, {})
 
 
 def connection_restart(sb: Sandbox, req: Request, conn, cid: str):
@@ -298,20 +320,14 @@ def _errors(conn, schema: str | None, table: str | None = None) -> dict[str, Any
     return {"count": len(results), "results": results}
 
 
+def _created(conn, schema: str | None) -> str | None:
+    """The schema, or None while it is not created yet (Assumptions.configure_creates_schema)."""
+    return schema if schema and hcschema.has_system_tables(conn, schema) else None
+
+
 def connection_errors(sb: Sandbox, req: Request, conn, cid: str):
     c = get_connection(conn, req, cid)
-    return _errors(conn, c["schema_name"])
-
-
-def connection_notifications(sb: Sandbox, req: Request, conn, cid: str):
-    c = get_connection(conn, req, cid)
-    found = state.rows(
-        conn,
-        "SELECT id::text, created_at, event_type, message FROM _hcsandbox.notification WHERE connection_id = %s "
-        "ORDER BY created_at DESC LIMIT 1000",
-        (c["id"],),
-    )
-    return {"results": [{**n, "created_at": n["created_at"].isoformat()} for n in found]}
+    return _errors(conn, _created(conn, c["schema_name"]))
 
 
 def connection_describe(sb: Sandbox, req: Request, conn, cid: str, object_name: str):
@@ -347,7 +363,7 @@ def mapping_create(sb: Sandbox, req: Request, conn, cid: str):
     name = body.get("object_name")
     if not isinstance(name, str) or not name:
         raise bad_request("object_name is required.")
-    config = _validate_config(body.get("config"), where=name)
+    config = _validate_config(body.get("config"), where=name, adds_id=True)
     if not c["schema_name"]:
         raise bad_request("This connection has no database configured yet.")
     if state.row(
@@ -356,20 +372,49 @@ def mapping_create(sb: Sandbox, req: Request, conn, cid: str):
         (c["id"], name),
     ):
         raise bad_request(f"A mapping for {name} already exists on this connection.")
+    ensure_schema(conn, c["schema_name"])  # if configure did not (configure-creates-schema)
     m = create_mapping(conn, c["id"], name, config)
-    return Response(201, render_mapping(req, m, None, c["state"]))
+    return Response(201, render_mapping(req, m, None, c["state"], sb.options.assumptions))
 
 
 def mapping_detail(sb: Sandbox, req: Request, conn, mid: str):
     c, m = get_mapping(conn, req, mid)
     counts = mapping_counts(conn, c, [m])
-    return render_mapping(req, m, counts[m["table_name"]], c["state"])
+    return render_mapping(req, m, counts[m["table_name"]], c["state"], sb.options.assumptions)
+
+
+def _edited_config(sb: Sandbox, m: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The config a PUT body asks for, in the shape Assumptions.put_mapping_body plays."""
+    name = m["object_name"]
+    if sb.options.assumptions.put_mapping_body == "create-plus-revision":
+        # The create body plus config.revision, as the Heroku Connect API article describes it
+        # (https://devcenter.heroku.com/articles/heroku-connect-api); upsert_field in config.
+        given = body.get("object_name")
+        if not isinstance(given, str) or not given:
+            raise bad_request(f"object_name is required: the mapping's object ({name}).")
+        if given.lower() != name.lower():
+            raise bad_request(f"object_name {given} is not the mapping's object ({name}).")
+        if "upsert_field" in body:
+            raise bad_request("unexpected field upsert_field: it belongs in config.")
+        return _validate_config(body.get("config"), where=name)
+    # "upsert-on-mapping", a prerelease heroku/heroku-connect-plugin fixture's shape: revision in
+    # config, upsert_field beside it on the mapping, no object_name.
+    if "object_name" in body:
+        raise bad_request("unexpected field object_name")
+    config = dict(_validate_config(body.get("config"), where=name))
+    if "upsert_field" in config:
+        raise bad_request("unexpected field config.upsert_field: it belongs on the mapping.")
+    upsert = body.get("upsert_field", m["config"].get("upsert_field"))
+    if upsert is not None and not isinstance(upsert, str):
+        raise bad_request("upsert_field must be a field name or null.")
+    if upsert:
+        config["upsert_field"] = upsert
+    return config
 
 
 def mapping_edit(sb: Sandbox, req: Request, conn, mid: str):
     c, m = get_mapping(conn, req, mid)
-    body = body_object(req)
-    config = _validate_config(body.get("config"), where=m["object_name"])
+    config = _edited_config(sb, m, body_object(req))
     revision = config.get("revision")
     if not isinstance(revision, int):
         raise bad_request("config.revision (the current revision) is required.")
@@ -381,30 +426,40 @@ def mapping_edit(sb: Sandbox, req: Request, conn, mid: str):
         )
     update_mapping_config(conn, m, config)
     m = state.row(conn, "SELECT * FROM _hcsandbox.mapping WHERE id = %s", (m["id"],))
-    return render_mapping(req, m, None, c["state"])
+    return render_mapping(req, m, None, c["state"], sb.options.assumptions)
+
+
+def _deleted_before(sb: Sandbox, req: Request, conn, mid: str) -> bool:
+    """A mapping this user's connection deleted earlier, when a repeated DELETE answers 204
+    (assumption delete-mapping-repeat)."""
+    if sb.options.assumptions.delete_repeat_status != 204:
+        return False
+    found = state.row(
+        conn, "SELECT connection_id FROM _hcsandbox.deleted_mapping WHERE id = %s", (mid,)
+    )
+    if found is None:
+        return False
+    get_connection(conn, req, str(found["connection_id"]))  # 403 or 404 for others
+    return True
 
 
 def mapping_delete(sb: Sandbox, req: Request, conn, mid: str):
-    c, m = get_mapping(conn, req, mid)
-    if c["schema_name"]:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
-            (c["schema_name"], m["table_name"]),
-        ).fetchone()
-        if exists and sb.options.assumptions.delete_drops_table:
-            try:
-                with conn.transaction():
-                    hcschema.drop_mapped_table(conn, c["schema_name"], m["table_name"])
-            except psycopg.errors.DependentObjectsStillExist as exc:
-                # [U] What HC does here is unknown; the sandbox refuses, naming the dependents.
-                raise ApiError(
-                    409,
-                    "conflict",
-                    f"Cannot drop table {m['table_name']}: {exc.diag.message_detail or exc}",
-                ) from None
-        elif exists:
-            hcschema.drop_hc_objects(conn, c["schema_name"], m["table_name"])
-    conn.execute("DELETE FROM _hcsandbox.mapping WHERE id = %s", (m["id"],))
+    try:
+        c, m = get_mapping(conn, req, mid)
+    except ApiError as exc:
+        if exc.status == 404 and _uuid_or_none(mid) and _deleted_before(sb, req, conn, mid):
+            return Response(204, None)
+        raise
+    try:
+        drop = sb.options.assumptions.delete_drops_table
+        remove_mapping(conn, c["schema_name"], m, drop_table=drop)
+    except psycopg.errors.DependentObjectsStillExist as exc:
+        # [U] What HC does here is unknown; the sandbox refuses, naming the dependents.
+        raise ApiError(
+            409,
+            "conflict",
+            f"Cannot drop table {m['table_name']}: {exc.diag.message_detail or exc}",
+        ) from None
     return Response(204, None)
 
 
@@ -418,4 +473,22 @@ def mapping_reload(sb: Sandbox, req: Request, conn, mid: str):
 
 def mapping_errors(sb: Sandbox, req: Request, conn, mid: str):
     c, m = get_mapping(conn, req, mid)
-    return _errors(conn, c["schema_name"], m["table_name"])
+    return _errors(conn, _created(conn, c["schema_name"]), m["table_name"])
+
+
+def mapping_abort(sb: Sandbox, req: Request, conn, mid: str):
+    """Abort a loading mapping, as the dashboard's Abort does (the sandbox's admin abort), when
+    Assumptions.abort_endpoint plays an API for it; else the path does not exist (assumption
+    abort-has-no-api)."""
+    if not sb.options.assumptions.abort_endpoint:
+        raise not_found("path")
+    c, m = get_mapping(conn, req, mid)
+    admin_api.admin_abort(sb, req, conn, str(c["id"]), m["object_name"])
+    return Response(202, {})
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

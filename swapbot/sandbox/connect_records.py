@@ -6,9 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import sql
 
 from swapbot.sandbox import state
+from swapbot.sandbox.options import Assumptions
 from swapbot.sandbox.routing import PREFIXES, REGION, ApiError, Request, bad_request, not_found
 
 if TYPE_CHECKING:
@@ -89,12 +91,16 @@ def transition(
 
 
 # -- rendering -----------------------------------------------------------------------------
-def region_url(req: Request) -> str:
-    return f"{req.base_url}/connect/{REGION}/"
+def region_url(req: Request, a: Assumptions) -> str:
+    """The regional host, with or without a trailing slash (assumption region-url-trailing-slash:
+    heroku/heroku-connect-plugin's test/support/test-fixtures.ts shows it without one)."""
+    return f"{req.base_url}/connect/{REGION}" + ("/" if a.region_url_slash else "")
 
 
-def connection_ref(req: Request, c: dict[str, Any]) -> dict[str, Any]:
-    return {
+def connection_ref(req: Request, c: dict[str, Any], a: Assumptions) -> dict[str, Any]:
+    """A connection as link and discovery list it. Without Assumptions.discovery_region_url the
+    entry has no region_url, only its absolute detail_url."""
+    ref = {
         "id": str(c["id"]),
         "resource_name": c["addon_name"],
         "display_name": c["addon_name"],
@@ -102,20 +108,23 @@ def connection_ref(req: Request, c: dict[str, Any]) -> dict[str, Any]:
         "app_name": c["app"],
         "app_id": str(c["app_id"]),
         "region": REGION,
-        "region_url": region_url(req),
+        "region_url": region_url(req, a),
         "region_flag": "us",
         "region_label": "Virginia",
         "cell": "virginia-1",
         "cell_label": "Virginia 1",
         "detail_url": f"{req.base_url}{PREFIXES['connect']}/connections/{c['id']}",
     }
+    if not a.discovery_region_url:
+        del ref["region_url"]
+    return ref
 
 
-def regions(req: Request) -> dict[str, Any]:
+def regions(req: Request, a: Assumptions) -> dict[str, Any]:
     """The regions and cells that hc-central's answers list beside the connections."""
     return {
         "regions": {REGION: {"flag": "us", "label": "Virginia"}},
-        "cells": {"virginia-1": {"url": region_url(req), "flag": "us", "label": "Virginia 1"}},
+        "cells": {"virginia-1": {"url": region_url(req, a), "flag": "us", "label": "Virginia 1"}},
     }
 
 
@@ -187,18 +196,33 @@ def _count_db_rows(conn, schema: str, out: dict[str, dict[str, int]]) -> None:
             continue
         if sizes[table] >= 1_000_000:  # HC estimates counts of big tables too
             out[table]["db"] = int(sizes[table])
-        else:
-            q = sql.SQL("SELECT count(*) FROM {}.{}").format(s, sql.Identifier(table))
-            out[table]["db"] = conn.execute(q).fetchone()[0]
+            continue
+        q = sql.SQL("SELECT count(*) FROM {}.{}").format(s, sql.Identifier(table))
+        try:
+            with conn.transaction():
+                out[table]["db"] = conn.execute(q).fetchone()[0]
+        except psycopg.errors.UndefinedTable:
+            pass  # dropped meanwhile (a mapping deleted, or removed by an import)
 
 
 def render_mapping(
-    req: Request, m: dict[str, Any], counts: dict[str, int] | None, conn_state: str
+    req: Request,
+    m: dict[str, Any],
+    counts: dict[str, int] | None,
+    conn_state: str,
+    a: Assumptions,
 ) -> dict[str, Any]:
     base = f"{req.base_url}{PREFIXES['connect']}"
     config = dict(m["config"])
     config["revision"] = m["revision"]
     config["applied_at"] = m["applied_at"].isoformat()
+    if a.put_mapping_body == "upsert-on-mapping":
+        # upsert_field on the mapping only, as heroku/heroku-connect-plugin's fixtures show it
+        config.pop("upsert_field", None)
+    counts = counts or {"db": 0, "sf": 0, "pending": 0, "errors": 0}
+    # The row count's name (assumption counts-field-name): "db" as heroku/heroku-connect-plugin's
+    # fixtures show, or "count" as the terraform provider for Heroku Connect reads it.
+    shown_counts = {(a.counts_field if k == "db" else k): v for k, v in counts.items()}
     times = {
         "sf_poll": None,
         "sf_write": None,
@@ -221,13 +245,12 @@ def render_mapping(
         "access": config.get("access"),
         "sf_notify_enabled": config.get("sf_notify_enabled", False),
         "sf_polling_seconds": config.get("sf_polling_seconds", 600),
-        "upsert_field": config.get("upsert_field"),
+        "upsert_field": m["config"].get("upsert_field"),
         "config": config,
-        "counts": counts or {"db": 0, "sf": 0, "pending": 0, "errors": 0},
+        "counts": shown_counts,
         "db_count_date": None,
         "salesforce_count_date": None,
-        "actively_writing": bool(counts and counts["pending"])
-        and conn_state == "POLLING_DB_CHANGES",
+        "actively_writing": bool(counts["pending"]) and conn_state == "POLLING_DB_CHANGES",
         "is_polling": m["state"] in ("DATA_SYNCED", "POLLING_SF_CHANGES"),
         "has_hc_columns": True,
         "sync_flags": {},
@@ -235,7 +258,9 @@ def render_mapping(
     }
 
 
-def render_connection(req: Request, conn, c: dict[str, Any], deep: bool) -> dict[str, Any]:
+def render_connection(
+    req: Request, conn, c: dict[str, Any], deep: bool, a: Assumptions
+) -> dict[str, Any]:
     base = f"{req.base_url}{PREFIXES['connect']}"
     sf = c["sf_info"]
     plan = c["addon_plan"].split(":", 1)[-1]
@@ -251,6 +276,8 @@ def render_connection(req: Request, conn, c: dict[str, Any], deep: bool) -> dict
         "team_name": None,
         "enterprise_account_name": None,
         "detail_url": f"{base}/connections/{c['id']}",
+        # Always here, whether or not discovery gives it (Assumptions.discovery_region_url).
+        "region_url": region_url(req, a),
         "notifications_url": f"{base}/connections/{c['id']}/notifications",
         "schema_name": c["schema_name"],
         "db_key": c["db_key"],
@@ -291,7 +318,7 @@ def render_connection(req: Request, conn, c: dict[str, Any], deep: bool) -> dict
         )
         counts = mapping_counts(conn, c, mappings)
         body["mappings"] = [
-            render_mapping(req, m, counts.get(m["table_name"]), c["state"]) for m in mappings
+            render_mapping(req, m, counts.get(m["table_name"]), c["state"], a) for m in mappings
         ]
         bad = [
             m for m in mappings if m["state"] in ("BAD_CONFIG", "SYSTEM_ERROR", "BULK_LOAD_ERROR")

@@ -242,6 +242,14 @@ def _create_function(
 # --- public API ----------------------------------------------------------------------------
 
 
+def has_system_tables(conn: psycopg.Connection, schema: str) -> bool:
+    """Whether HC has set the schema up: its trigger log is there."""
+    found = conn.execute(
+        "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = '_trigger_log'", (schema,)
+    ).fetchone()
+    return found is not None
+
+
 def install_prerequisites(conn: psycopg.Connection) -> None:
     """hstore and public.get_xmlbinary(), shared by every HC connection on the database."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA public")

@@ -33,6 +33,47 @@ class Assumptions(BaseModel):
     # What a pause outside IDLE is refused with: Heroku's docs say it pauses only from IDLE, not
     # which status it answers otherwise (assumption pause-only-from-idle). 400, 409 or 422.
     pause_refused_status: Literal[400, 409, 422] = 400
+    # counts-field-name: the name of a mapping's Postgres row count in `counts`: "db" (the
+    # heroku-connect-plugin fixtures) or "count" (the terraform provider).
+    counts_field: Literal["db", "count"] = "db"
+    # region-url-trailing-slash: whether region_url (discovery, link, detail, cells[].url) ends
+    # with "/".
+    region_url_slash: bool = True
+    # region-url-trailing-slash, its other shape: False: discovery and link entries carry no
+    # region_url (only an absolute detail_url); the connection detail always carries it.
+    discovery_region_url: bool = True
+    # discovery-needs-link: False: discovery lists an app's connections for any user, linked or not.
+    discovery_needs_link: bool = True
+    # put-mapping-body: the body PUT /mappings/{id} takes. "create-plus-revision": the create
+    # body plus config.revision (object_name required, upsert_field inside config).
+    # "upsert-on-mapping": {"config": {..., "revision"}, "upsert_field": ...}, no object_name.
+    put_mapping_body: Literal["create-plus-revision", "upsert-on-mapping"] = "create-plus-revision"
+    # import-leaves-other-mappings: False: an import removes the mappings the file does not name.
+    import_leaves_other_mappings: bool = True
+    # import-connection-block: True: an import whose connection.name is app:DB_KEY:schema moves
+    # the target connection to that schema.
+    import_applies_connection_block: bool = False
+    # export-applied-at: True: an import with applied_at in a mapping config is refused (400).
+    import_rejects_applied_at: bool = False
+    # import-status-code: the status a successful import answers.
+    import_status: Literal[200, 201, 202] = 202
+    # pause-resume-status-code: the status a successful pause or resume answers.
+    pause_resume_status: Literal[200, 202] = 202
+    # delete-mapping-repeat: what DELETE /mappings/{id} answers for a mapping already deleted on
+    # this connection: 404, or 204 (idempotent).
+    delete_repeat_status: Literal[404, 204] = 404
+    # remove-addon-keeps-schema: False: removing the add-on drops its connection's schema too.
+    remove_addon_keeps_schema: bool = True
+    # configure-creates-schema: False: configure only records db_key and schema_name; the schema
+    # (with HC's system tables) is created with the first mapping, created or imported.
+    configure_creates_schema: bool = True
+    # connection-id-not-addon-uuid: True: a connection created from now on takes its add-on's id.
+    connection_id_is_addon_id: bool = False
+    # platform-rate-limit: the Platform API token bucket (2,400 or 4,500 tokens).
+    rate_limit_bucket: Literal[2400, 4500] = 4500
+    # abort-has-no-api: True: POST /mappings/{id}/actions/abort aborts a loading mapping (202);
+    # False: that path is a 404.
+    abort_endpoint: bool = False
 
 
 class SandboxOptions(BaseModel):
@@ -64,8 +105,13 @@ class SandboxOptions(BaseModel):
     provision_seconds: float = 10.0
     dyno_boot_seconds: float = 8.0
     dyno_shutdown_seconds: float = 4.0
+    # How long HC takes to run a connection's diagnose (POST /connections/{id}/validations).
+    validation_seconds: float = Field(default=1.0, ge=0)
 
     api_version: str = "62.0"
+    # The newest Salesforce API version the org offers: diagnose warns about a connection on an
+    # older one, and schema-diff compares with it when no target_version is given.
+    latest_api_version: str = "62.0"
     assumptions: Assumptions = Field(default_factory=Assumptions)
 
     def real(self, nominal_seconds: float) -> float:

@@ -207,9 +207,12 @@ def platform_addon_create(sb: Sandbox, req: Request, conn, app: str):
         (ad["id"], a["name"], attachment or name.upper().replace("-", "_")),
     )
     if service == "herokuconnect":
+        # The connection's own id, or its add-on's (assumption connection-id-not-addon-uuid).
+        cid = ad["id"] if sb.options.assumptions.connection_id_is_addon_id else uuid.uuid4()
         conn.execute(
-            "INSERT INTO _hcsandbox.connection (addon_id, app, state, features) VALUES (%s, %s, 'NEW', %s)",
-            (ad["id"], a["name"], Jsonb(default_features())),
+            "INSERT INTO _hcsandbox.connection (id, addon_id, app, state, features) "
+            "VALUES (%s, %s, %s, 'NEW', %s)",
+            (cid, ad["id"], a["name"], Jsonb(default_features())),
         )
     return Response(201, render_addon(conn, ad))
 
@@ -218,15 +221,25 @@ def platform_addon_delete(sb: Sandbox, req: Request, conn, app: str, addon: str)
     """Remove an add-on: 200 with it, `state` deprovisioned. A Heroku Connect add-on takes its
     connection, mappings and notifications with it, so the simulator stops serving them; the
     connection's schema and tables stay in the database (assumption remove-addon-keeps-schema,
-    unconfirmed on Heroku)."""
+    unconfirmed on Heroku), or go with it (CASCADE) if Assumptions.remove_addon_keeps_schema is
+    False."""
     found = _addon(conn, addon, app)
     # Lock the add-on, then its connection, then the mappings: the simulator locks a connection
     # before its mappings, so a step in progress finishes first and the next one skips it.
     ad = state.row(conn, "SELECT * FROM _hcsandbox.addon WHERE id = %s FOR UPDATE", (found["id"],))
     if ad is None:
         raise not_found("add-on")  # removed by a concurrent call
-    locked = "SELECT id FROM _hcsandbox.connection WHERE addon_id = %s ORDER BY _id FOR UPDATE"
-    cids = [r["id"] for r in state.rows(conn, locked, (ad["id"],))]
+    locked = (
+        "SELECT id, schema_name FROM _hcsandbox.connection WHERE addon_id = %s "
+        "ORDER BY _id FOR UPDATE"
+    )
+    found_conns = state.rows(conn, locked, (ad["id"],))
+    cids = [r["id"] for r in found_conns]
+    if not sb.options.assumptions.remove_addon_keeps_schema:
+        for r in found_conns:
+            if r["schema_name"]:
+                drop = sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                conn.execute(drop.format(sql.Identifier(r["schema_name"])))
     if cids:
         conn.execute("DELETE FROM _hcsandbox.mapping WHERE connection_id = ANY(%s)", (cids,))
         conn.execute("DELETE FROM _hcsandbox.notification WHERE connection_id = ANY(%s)", (cids,))

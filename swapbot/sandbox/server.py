@@ -26,7 +26,6 @@ from swapbot.sandbox.traffic import Traffic
 
 log = logging.getLogger(__name__)
 
-RATE_LIMIT_BUCKET = 4500  # [U] §8.1: 2,400 or 4,500 tokens; refilled at 75 per minute
 RATE_LIMIT_REFILL_PER_SECOND = 75 / 60
 # Request bodies not kept in the request log because they may carry secrets.
 UNLOGGED_BODIES = ("/config-vars",)
@@ -122,9 +121,12 @@ class Sandbox:
     # -- Platform API rate limit -------------------------------------------------------
     def rate_limit_remaining(self, user: str, *, spend: bool) -> int:
         with self._bucket_lock:
-            tokens, at = self._buckets.get(user, (float(RATE_LIMIT_BUCKET), time.monotonic()))
+            # The bucket's size is unconfirmed (assumption platform-rate-limit): the sandbox
+            # plays either (Assumptions.rate_limit_bucket).
+            bucket = float(self.options.assumptions.rate_limit_bucket)
+            tokens, at = self._buckets.get(user, (bucket, time.monotonic()))
             now = time.monotonic()
-            tokens = min(RATE_LIMIT_BUCKET, tokens + (now - at) * RATE_LIMIT_REFILL_PER_SECOND)
+            tokens = min(bucket, tokens + (now - at) * RATE_LIMIT_REFILL_PER_SECOND)
             if spend:
                 tokens -= 1
             self._buckets[user] = (tokens, now)

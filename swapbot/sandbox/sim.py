@@ -214,15 +214,23 @@ class Simulator:
         )
 
     def apply_import(self, conn, c: dict[str, Any], doc: dict[str, Any]) -> None:
-        """Create or update the file's mappings; leave the others alone (as observed on HC)."""
+        """Create or update the file's mappings; leave the others alone (as observed on HC), or
+        remove them (Assumptions.import_leaves_other_mappings)."""
         a = self.options.assumptions
+        if not a.import_leaves_other_mappings:
+            self._remove_unnamed(conn, c, doc)
+        block = doc.get("connection") or {}
+        if a.import_applies_connection_block:
+            c = _move_to_named_schema(conn, c, block.get("name"))
         if a.import_copies_features:
-            features = (doc.get("connection") or {}).get("features") or {}
+            features = block.get("features") or {}
             if "poll_db_no_merge" in features:
                 conn.execute(
                     "UPDATE _hcsandbox.connection SET features = features || %s WHERE id = %s",
                     (Jsonb({"poll_db_no_merge": bool(features["poll_db_no_merge"])}), c["id"]),
                 )
+        if doc.get("mappings"):
+            ensure_schema(conn, c["schema_name"])  # if configure did not
         for entry in doc.get("mappings", []):
             config = dict(entry["config"])
             fields = dict(config.get("fields") or {})
@@ -236,6 +244,12 @@ class Simulator:
                     )
                 }
                 fields = {k: v for k, v in fields.items() if k in exported}
+                # Indexes and the upsert field on a dropped field go with it.
+                config["indexes"] = {
+                    k: v for k, v in (config.get("indexes") or {}).items() if k in fields
+                }
+                if config.get("upsert_field") not in (None, *fields):
+                    config.pop("upsert_field")
             config["fields"] = fields
             config.pop("revision", None)
             config.pop("applied_at", None)
@@ -248,6 +262,23 @@ class Simulator:
                 create_mapping(conn, c["id"], entry["object_name"], config)
             elif a.import_accepts_new_fields:
                 update_mapping_config(conn, existing, config)
+
+    def _remove_unnamed(self, conn, c: dict[str, Any], doc: dict[str, Any]) -> None:
+        """An import as a full replace: the connection's mappings the file does not name go, as
+        a DELETE would take them (a table with dependents is kept, unmanaged)."""
+        named = {str(e["object_name"]).lower() for e in doc.get("mappings", [])}
+        for m in state.rows(
+            conn,
+            "SELECT * FROM _hcsandbox.mapping WHERE connection_id = %s ORDER BY _id FOR UPDATE",
+            (c["id"],),
+        ):
+            if m["object_name"].lower() in named:
+                continue
+            try:
+                drop = self.options.assumptions.delete_drops_table
+                remove_mapping(conn, c["schema_name"], m, drop_table=drop)
+            except psycopg.errors.DependentObjectsStillExist:
+                remove_mapping(conn, c["schema_name"], m, drop_table=False)
 
     def _mappings(self, conn, c: dict[str, Any], nominal: float) -> None:
         o = self.options
@@ -310,6 +341,8 @@ class Simulator:
                 conn, "SELECT * FROM _hcsandbox.mapping WHERE connection_id = %s", (c["id"],)
             )
         }
+        if not mappings and not hcschema.has_system_tables(conn, c["schema_name"]):
+            return  # no schema until the first mapping (Assumptions.configure_creates_schema)
         writable = [t for t, m in mappings.items() if m["config"].get("access") == "read_write"]
         budget = self._budget(f"write:{c['id']}", o.writer_rows_per_second, nominal)
         backlog = conn.execute(
@@ -507,6 +540,59 @@ class Simulator:
 
 
 # -- shared by the simulator, the API and the scenario loader ------------------------------
+def ensure_schema(conn, schema: str) -> None:
+    """The connection's schema with HC's system tables, unless they are there already."""
+    if not hcschema.has_system_tables(conn, schema):
+        hcschema.install_prerequisites(conn)
+        hcschema.create_system_tables(conn, schema)
+
+
+def remove_mapping(conn, schema: str | None, m: dict[str, Any], *, drop_table: bool) -> None:
+    """Delete a mapping: drop its table, or keep it with HC's triggers and functions removed.
+    Its id is remembered, for a repeated DELETE (Assumptions.delete_repeat_status).
+
+    Raises DependentObjectsStillExist (nothing changed) if the table to drop has dependents.
+    """
+    if schema:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+            (schema, m["table_name"]),
+        ).fetchone()
+        if exists and drop_table:
+            with conn.transaction():
+                hcschema.drop_mapped_table(conn, schema, m["table_name"])
+        elif exists:
+            hcschema.drop_hc_objects(conn, schema, m["table_name"])
+    conn.execute("DELETE FROM _hcsandbox.mapping WHERE id = %s", (m["id"],))
+    conn.execute(
+        "INSERT INTO _hcsandbox.deleted_mapping (id, connection_id) VALUES (%s, %s) "
+        "ON CONFLICT (id) DO NOTHING",
+        (m["id"], m["connection_id"]),
+    )
+
+
+# Schemas an import's connection block never moves a connection to.
+_NOT_HC_SCHEMAS = ("public", "information_schema", state.SCHEMA)
+
+
+def _move_to_named_schema(conn, c: dict[str, Any], name: Any) -> dict[str, Any]:
+    """Assumptions.import_applies_connection_block: an export's connection.name is
+    app:DB_KEY:schema; the connection moves to that schema (HC's tables are set up there)."""
+    parts = name.split(":") if isinstance(name, str) else []
+    schema = parts[2] if len(parts) == 3 else ""
+    try:
+        hcschema.check_name(schema)
+    except ValueError:
+        return c
+    if schema == c["schema_name"] or schema in _NOT_HC_SCHEMAS or schema.startswith("pg_"):
+        return c
+    conn.execute(
+        "UPDATE _hcsandbox.connection SET schema_name = %s WHERE id = %s", (schema, c["id"])
+    )
+    ensure_schema(conn, schema)
+    return {**c, "schema_name": schema}
+
+
 def _owed_since_resume(c: dict[str, Any], m: dict[str, Any]) -> bool:
     """A resumed connection catches up at once: a mapping owes a poll if it has not polled
     since the resume (only set when Assumptions.resume_polls_at_once)."""

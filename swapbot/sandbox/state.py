@@ -99,12 +99,15 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.connection (
     last_write_activity timestamptz,
     auth_updated timestamptz,
     resumed_at timestamptz,
+    diagnose_fail jsonb NOT NULL DEFAULT '[]',
     created_at timestamptz NOT NULL DEFAULT now()
 );
 -- Databases set up before the column existed.
 ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS resumed_at timestamptz;
 -- where HC sends the browser once authorized (authorize_url's `next`)
 ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS authorize_next text;
+-- checks a test forces to fail in diagnose (POST /_sandbox/connections/{key}/diagnose)
+ALTER TABLE _hcsandbox.connection ADD COLUMN IF NOT EXISTS diagnose_fail jsonb NOT NULL DEFAULT '[]';
 CREATE TABLE IF NOT EXISTS _hcsandbox.mapping (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     _id serial,
@@ -124,6 +127,13 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.mapping (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (connection_id, object_name)
+);
+-- Mappings deleted on a connection, so a repeated DELETE can answer 204 when the sandbox plays
+-- an idempotent delete (assumption delete-mapping-repeat).
+CREATE TABLE IF NOT EXISTS _hcsandbox.deleted_mapping (
+    id uuid PRIMARY KEY,
+    connection_id uuid NOT NULL REFERENCES _hcsandbox.connection(id) ON DELETE CASCADE,
+    deleted_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS _hcsandbox.sf_object (
     name text PRIMARY KEY,
@@ -151,6 +161,18 @@ CREATE TABLE IF NOT EXISTS _hcsandbox.notification (
     connection_id uuid NOT NULL,
     event_type text NOT NULL,
     message text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    acknowledged_at timestamptz
+);
+-- Databases set up before notifications could be acknowledged.
+ALTER TABLE _hcsandbox.notification ADD COLUMN IF NOT EXISTS acknowledged_at timestamptz;
+-- A diagnose run (POST /connections/{id}/validations): its results, computed when it starts,
+-- are served once ready_at has passed.
+CREATE TABLE IF NOT EXISTS _hcsandbox.validation_run (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    connection_id uuid NOT NULL REFERENCES _hcsandbox.connection(id) ON DELETE CASCADE,
+    ready_at timestamptz NOT NULL,
+    result jsonb NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS _hcsandbox.request_log (

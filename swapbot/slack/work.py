@@ -88,7 +88,7 @@ def run_command(
                     "status": reply.status,
                     "message": reply.message,
                     "calls": reply.calls,
-                    "text": reply.text if cmd.kind in ("read", "help") else "",
+                    "text": reply.text if cmd.answers_with_text else "",
                 }
             )
     except (Exception, Interrupted) as exc:  # a stop outside the engine is answered too

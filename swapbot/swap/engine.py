@@ -26,6 +26,7 @@ from swapbot.heroku import (
     HerokuError,
     PlatformClient,
 )
+from swapbot.heroku.probed import ProbeResults
 from swapbot.swap import gate, rollback
 from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
@@ -37,6 +38,7 @@ from swapbot.swap.live import Live
 from swapbot.swap.outcome import Interrupted, Outcome, calls_of, failure
 from swapbot.swap.plan import Plan
 from swapbot.swap.predict import Prediction
+from swapbot.swap.record import PROBE as PROBE_RECORD
 from swapbot.swap.record import interrupted, is_done
 from swapbot.swap.rollback import forward_path, passed_at
 from swapbot.swap.run import Run, StepStopped, kill_point
@@ -108,7 +110,7 @@ class Engine:
         # Step timeouts are in real seconds; rehearsals against a fast sandbox scale them down.
         self.timeout_scale = timeout_scale
         self.clients = clients  # (ConnectClient, PlatformClient), for status without a plan
-        self.live_factory = live_factory
+        self._make_live = live_factory
         self.emitter = emitter or Emitter()
         self.runner = runner or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
         self.lease_ttl = lease_ttl
@@ -116,6 +118,16 @@ class Engine:
         self.in_flight_grace = in_flight_grace
         self.clock = clock
         self.sleep = sleep
+
+    def live_factory(self, plan: Plan, events: Emitter, dry_run: bool) -> Live:
+        """The live system for a run. Once preflight recorded what `swapbot probe` found, the
+        swap plays that record to its end: a new probe or a redeploy mid-swap changes nothing
+        of what later steps send."""
+        live = self._make_live(plan, events, dry_run)
+        recorded = self.store.get_record(plan.swap_id, PROBE_RECORD)
+        if recorded:
+            live.use_probe(ProbeResults.model_validate(recorded))
+        return live
 
     # -- events and audit -----------------------------------------------------------------
     def emit(
@@ -617,12 +629,31 @@ class Engine:
                 message="outage ended: the app runs on the new schema",
                 seconds=seconds,
             )
+        self._finish(run)
+
+    def _finish(self, run: Run) -> bool:
+        """The swap is done once every step is, and no blocking item of the ledger is open (a
+        check of Heroku Connect's diagnosis of hc2 that failed as an error at verify). Told
+        once; True when it was told now."""
+        swap_id = run.plan.swap_id
         checkpoints = self.store.checkpoints(swap_id)
-        if run.recall(swaprecord.FINISHED) is None and all(
+        if run.recall(swaprecord.FINISHED) is not None or not all(
             is_done(checkpoints.get(s.name)) for s in runbook.STEPS
         ):
-            run.remember(swaprecord.FINISHED, time.time())
-            self.emit("swap.done", swap_id, actor=run.actor, message="every step is done")
+            return False
+        blocking = [i.key for i in self.ledger() if i.blocking and not i.done]
+        if blocking:
+            self.emit(
+                "notice",
+                swap_id,
+                actor=run.actor,
+                message="every step is done; the swap ends once these ledger items are marked "
+                "done: " + ", ".join(blocking),
+            )
+            return False
+        run.remember(swaprecord.FINISHED, time.time())
+        self.emit("swap.done", swap_id, actor=run.actor, message="every step is done")
+        return True
 
     def _failed(
         self,
@@ -776,7 +807,22 @@ class Engine:
         except JournalError as exc:
             return Outcome("ledger", "failed", f"{exc}; not marked done: try again")
         self.emit("notice", plan.swap_id, actor=actor, message=f"{actor} marked {key} done")
+        if any(item.key == key and item.blocking for item in self.ledger()):
+            self._finish_after_ledger(plan, actor)
         return Outcome("ledger", "done", f"{key} marked done by {actor}")
+
+    def _finish_after_ledger(self, plan: Plan, actor: str) -> None:
+        """A blocking item marked done may be the last thing the swap waited for."""
+        try:
+            lease = self.take_lease(plan.swap_id)
+        except StepStopped as exc:  # a runner holds it: its own last step will tell
+            log.info("the swap's end is left to its runner: %s", exc)
+            return
+        try:
+            live = self.live_factory(plan, self.emitter, False)
+            self._finish(self.new_run(plan, live, lease, actor, "ledger"))
+        finally:
+            self.release(lease)
 
     def next(self, actor: str, *, dry_run: bool = False, wait: bool = True) -> Outcome:
         """Run the next step that is not done. Stops at the end of prep: the cutover needs its own command."""

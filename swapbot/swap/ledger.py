@@ -1,15 +1,20 @@
 """After the point of no return: what remains for people, each with an owner, until marked done.
 
-Computed from the live system every time (so it cannot drift), and marked done by a person.
+Computed from the live system every time (so it cannot drift), and marked done by a person. An
+item that is `blocking` (a check of Heroku Connect's own diagnosis of hc2 failed as an error at
+verify; read from verify's record, not asked again) says the swap is not finished until a
+person has fixed it and marked it done.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
+    from swapbot.heroku._models import DiagnosedFailure
     from swapbot.swap.engine import Engine
     from swapbot.swap.live import Live
     from swapbot.swap.plan import Plan
@@ -31,6 +36,7 @@ class Item(BaseModel):
     what: str
     owner: str
     done_by: str | None = None
+    blocking: bool = False  # the swap is not finished until it is marked done
 
     @property
     def done(self) -> bool:
@@ -84,6 +90,7 @@ def items(engine: Engine, plan: Plan, live: Live) -> list[Item]:
                 owner=plan.authorizer or owner,
             )
         )
+    found += _diagnosed(engine, plan, plan.authorizer or owner)
     for s in engine.store.get_record(plan.swap_id, "reader_sessions") or []:
         found.append(
             Item(
@@ -99,3 +106,37 @@ def items(engine: Engine, plan: Plan, live: Live) -> list[Item]:
         confirmed = engine.store.confirmation(plan.swap_id, f"ledger:{item.key}")
         item.done_by = confirmed["by"] if confirmed else None
     return found
+
+
+def diagnose_key(failure: DiagnosedFailure) -> str:
+    """The ledger's key of a failed check of hc2: `diagnose:OBJECT:RULE` (`connection` for a
+    check of the whole connection; the check's name where HC gives no rule id)."""
+    where = failure.object_name or "connection"
+    rule = failure.check.rule_id or failure.check.display_name
+    return "diagnose:" + ":".join(re.sub(r"\s+", "-", p.strip()).lower() for p in (where, rule))
+
+
+def _diagnosed(engine: Engine, plan: Plan, owner: str) -> list[Item]:
+    """hc2's checks that Heroku Connect's own diagnosis failed as errors when verify asked
+    (recorded then, not asked again here: a diagnosis is a POST and a wait, and `status` reads
+    the ledger every few seconds). Each blocks the swap's end until marked done."""
+    from swapbot.swap.steps.prep import diagnosed_failures
+
+    record = engine.store.get_record(plan.swap_id, "diagnose_new")
+    if not record or record.get("error"):
+        return []
+    items: dict[str, Item] = {}
+    for failure in diagnosed_failures(record):
+        key = diagnose_key(failure)
+        if failure.level != "error" or key in items:
+            continue
+        doc = f" ({failure.check.doc_url})" if failure.check.doc_url else ""
+        items[key] = Item(
+            key=key,
+            what=f"{plan.new_addon} diagnose: {failure.describe()}{doc}: a check of Heroku "
+            f"Connect's own failed as an error at verify; fix it, then `ledger done {key}` "
+            "(blocking: the swap is not finished until then)",
+            owner=owner,
+            blocking=True,
+        )
+    return list(items.values())

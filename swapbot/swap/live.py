@@ -21,6 +21,7 @@ from swapbot.heroku import (
     ConnectionRef,
     PlatformClient,
 )
+from swapbot.heroku.probed import Plays, ProbeResults
 from swapbot.swap.events import Emitter, Event
 from swapbot.swap.journal import APPLICATION_NAME
 from swapbot.swap.plan import Plan
@@ -44,8 +45,12 @@ class Live:
         *,
         dry_run: bool = False,
         authorized_page: str | None = None,
+        probe: ProbeResults | None = None,
     ):
         self.plan = plan
+        # What `swapbot probe` found on a real connection, and so what the steps play where
+        # Heroku's behaviour is unconfirmed.
+        self.use_probe(probe)
         # Where a person lands after the Salesforce login of `authorize` (HC's `next`).
         self.authorized_page = authorized_page
         self.connect = connect
@@ -58,6 +63,11 @@ class Live:
         # One check reads the same connection several times within milliseconds; keep a read
         # for a moment. Any change clears it, so nothing stale is read after the bot acts.
         self._reads: dict[str, tuple[float, Connection]] = {}
+
+    def use_probe(self, probe: ProbeResults | None) -> None:
+        """Play what `swapbot probe` found (None: the documented guesses)."""
+        self.probe = probe
+        self.plays = Plays.from_results(probe)
 
     # -- changes ------------------------------------------------------------------------
     def change(self, description: str, action: Callable[[], T], **data: Any) -> T | None:

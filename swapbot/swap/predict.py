@@ -28,13 +28,15 @@ DYNO_BOOT_SECONDS = 60.0  # a typical web dyno boot; measure yours with `heroku 
 PAUSE_SECONDS = 30.0  # HC finishes pending work before it pauses; no published figure
 RESUME_SECONDS = 30.0
 PREP_STEP = "measure"  # the prep step that times hc2's pause, resume and first poll
+# verify's wait when no prep run timed hc2's first poll but a probe saw polls come at once.
+PROBED_FIRST_POLL_SECONDS = 15.0
 DEFAULTS = {"paused_after": PAUSE_SECONDS, "resumed_after": RESUME_SECONDS}
 
 
 class Part(BaseModel):
     step: str
     seconds: float
-    source: str  # measured | assumed
+    source: str  # measured | probed | assumed
     basis: str
 
 
@@ -159,6 +161,13 @@ def _verify(step: str, plan: Plan, live: Live, measured: dict[str, Any]) -> Part
             seconds=max(0.0, float(first) - float(resumed)),
             source="measured",
             basis=f"{PREP_STEP}: hc2's first Salesforce poll after it ran again",
+        )
+    if live.plays.resume_polls_at_once:
+        return Part(
+            step=step,
+            seconds=PROBED_FIRST_POLL_SECONDS,
+            source="probed",
+            basis="swapbot probe saw a resumed connection poll Salesforce at once",
         )
     new = live.new()
     polls = [

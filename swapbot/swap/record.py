@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 POINT_OF_NO_RETURN = "point_of_no_return"
 ROLLED_BACK = "rolled_back_at"
 FINISHED = "swap_done_at"
+# What `swapbot probe` had found when preflight ran: the variants this swap plays to its end.
+PROBE = "probe"
 
 
 @dataclass(frozen=True)

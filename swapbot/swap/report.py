@@ -1,5 +1,6 @@
 """The swap's report: the outage and its split, each cutover step's time, the objects carried
-to the new schema (and the old copies retired), and the parity of the two copies.
+to the new schema (and the old copies retired), the parity of the two copies, and Heroku
+Connect's own diagnosis of hc1 before the swap and of hc2 after it.
 
 Built from what the swap recorded in Redis alone (checkpoints and records), so any process can
 render it at any time, and it says the same whoever asks.
@@ -12,6 +13,8 @@ from typing import Any
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
 from swapbot.swap.views import (
+    Diagnosed,
+    DiagnosedCheck,
     EndedSession,
     Parity,
     ParityTable,
@@ -62,7 +65,54 @@ def report(store: Store, swap_id: str) -> Report:
             EndedSession.model_validate(s) for s in records.get("sessions_ended") or []
         ],
         reader_sessions=len(records.get("reader_sessions") or []),
+        diagnose=_diagnosed(store, swap_id, records),
     )
+
+
+# The records of HC's diagnosis, in the order they are made: hc1's, then hc2's.
+DIAGNOSED = {"diagnose_old": "preflight", "diagnose_new": "verify"}
+
+
+def _diagnosed(store: Store, swap_id: str, records: dict[str, Any]) -> list[Diagnosed]:
+    """HC's diagnoses as the steps recorded them; each error of hc2 with its ledger item."""
+    from swapbot.swap.ledger import diagnose_key
+    from swapbot.swap.steps.prep import diagnosed_failures
+
+    found = []
+    for name, step in DIAGNOSED.items():
+        record = records.get(name)
+        if not record:
+            continue
+        addon = str(record.get("addon") or "?")
+        failures = []
+        for f in diagnosed_failures(record):
+            key = diagnose_key(f) if name == "diagnose_new" and f.level == "error" else None
+            done = store.confirmation(swap_id, f"ledger:{key}") if key else None
+            failures.append(
+                DiagnosedCheck(
+                    object_name=f.object_name,
+                    level=f.level,
+                    rule_id=f.check.rule_id,
+                    display_name=f.check.display_name,
+                    message=f.check.message or "",
+                    doc_url=f.check.doc_url,
+                    line=f"{addon} diagnose: {f.describe()}",
+                    ledger_key=key,
+                    done_by=done["by"] if done else None,
+                )
+            )
+        found.append(
+            Diagnosed(
+                addon=addon,
+                step=step,
+                at=record.get("at"),
+                error=record.get("error"),
+                passes=int(record.get("passes") or 0),
+                skips=int(record.get("skips") or 0),
+                failures=failures,
+            )
+        )
+    return found
 
 
 def _stopped(records: dict[str, Any], app: str) -> dict[str, list[str]]:
@@ -153,7 +203,29 @@ def render(doc: Report) -> str:
             f"{doc.reader_sessions}"
         )
     lines += _parity_lines(doc.parity)
+    lines += _diagnose_lines(doc.diagnose)
     return "\n".join(lines)
+
+
+def _diagnose_lines(found: list[Diagnosed]) -> list[str]:
+    if not found:
+        return ["HC diagnose: not run"]
+    lines = ["HC diagnose (Heroku Connect's own checks; hc1 before the swap, hc2 after):"]
+    for d in found:
+        if d.error:
+            lines.append(f"  {d.addon} at {d.step}: unavailable: {d.error}")
+            continue
+        lines.append(
+            f"  {d.addon} at {d.step}: {len(d.failures)} failed, {d.passes} passed, "
+            f"{d.skips} skipped"
+        )
+        for f in d.failures:
+            mark = ""
+            if f.ledger_key:
+                state = f"done by {f.done_by}" if f.done_by else "open, blocking"
+                mark = f"  [ledger {f.ledger_key}: {state}]"
+            lines.append(f"    {f.line}{mark}")
+    return lines
 
 
 def _parity_lines(p: Parity | None) -> list[str]:

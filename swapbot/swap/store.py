@@ -9,6 +9,7 @@ Every key starts with the store's prefix `{p}` (SWAPBOT_REDIS_PREFIX); `{id}` is
 | `{p}swap:{id}:plan`            | string | the plan, JSON (opaque here)                           |
 | `{p}swap:{id}:steps`           | hash   | step name -> Checkpoint JSON                            |
 | `{p}swap:{id}:records`         | hash   | name -> JSON kept for rollback (formation, search_path) |
+| `{p}records`                   | hash   | name -> JSON of no one swap (`probe`: what /hcswap probe found) |
 | `{p}swap:{id}:confirmations`   | hash   | what -> {by, at}: things a person confirmed (not lease-guarded) |
 | `{p}swap:{id}:lock`            | string | "fence:since_ms:runner", SET NX PX: who runs the swap   |
 | `{p}swap:{id}:fence`           | string | INCR counter: each lease gets a larger fencing token    |
@@ -620,6 +621,14 @@ class Store:
     def records(self, swap_id: str) -> dict[str, Any]:
         raw = self.redis.hgetall(self.swap_key(swap_id, "records"))
         return {as_text(k): json.loads(v) for k, v in raw.items()}
+
+    # -- records of no one swap (e.g. what `/hcswap probe` found) -----------------------------
+    def put_global(self, name: str, value: Any) -> None:
+        self.redis.hset(self.key("records"), name, json.dumps(value))
+
+    def get_global(self, name: str) -> Any | None:
+        raw = self.redis.hget(self.key("records"), name)
+        return json.loads(raw) if raw else None
 
     # -- audit trail (kept whole) -------------------------------------------------------------
     def audit(

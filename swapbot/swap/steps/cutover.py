@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from swapbot.swap.steps.base import (
     resume,
     sf_polls,
 )
-from swapbot.swap.steps.prep import wait_sync_check
+from swapbot.swap.steps.prep import diagnose, diagnose_lines, wait_sync_check
 
 
 # -- cutover --------------------------------------------------------------------------------
@@ -551,7 +552,8 @@ def delete_old_act(run: Run) -> None:
 def verify_check(run: Run) -> Check:
     """After the cutover the old tables may be gone (delete-old), so this runs the checks of
     `swapbot db verify` that hold then: names resolve to NEW for the app's roles, the new
-    columns exist, rows still arrive from Salesforce, HC's triggers are on the new tables."""
+    columns exist, rows still arrive from Salesforce, HC's triggers are on the new tables; and
+    once they pass, Heroku Connect's own diagnosis of hc2 (`_diagnosed_new`)."""
     synced = wait_sync_check(run)
     if not synced:
         return synced
@@ -571,9 +573,49 @@ def verify_check(run: Run) -> Check:
     failed = [f"{c.name}: {c.detail}" for c in checks if c.status == "fail"]
     if failed:
         return Check(False, "; ".join(failed), {"checks": [c.model_dump() for c in checks]})
-    return Check(
-        True, "hc2 in sync; names resolve to the new schema; new columns present; data arriving"
+    return _diagnosed_new(
+        run, "hc2 in sync; names resolve to the new schema; new columns present; data arriving"
     )
+
+
+# verify may be looked at again (a resumed runner, `status`): a diagnosis of hc2 is used again
+# for this long before HC is asked again (each asks HC to run every check once more).
+DIAGNOSE_REUSE_SECONDS = 30.0
+# Inside the outage: how long verify waits for HC's diagnosis before going on without it.
+DIAGNOSE_WAIT_SECONDS = 120.0
+
+
+def _diagnosed_new(run: Run, seen: str) -> Check:
+    """The last of verify's checks, made only once the others pass: Heroku Connect's own
+    diagnosis of hc2 (`heroku connect:diagnose`), recorded for the report and the ledger. It
+    never keeps the app down: the checks above proved that names resolve to NEW and data
+    arrives there. A check failed as an error becomes a blocking item of the ledger (the swap
+    is not finished until a person fixed it and marked it done); warnings, and a diagnosis HC
+    could not give, are told."""
+    record = run.recall("diagnose_new")
+    if not _lately(record):
+        record = diagnose(run.live, run.plan.new_addon, max_wait=DIAGNOSE_WAIT_SECONDS)
+        run.remember("diagnose_new", record)
+    data = {"diagnose": record}
+    if record.get("error"):
+        return Check(True, f"{seen}; {diagnose_lines(record)[0]}", data)
+    errors = diagnose_lines(record, ("error",))
+    if errors:
+        told = (
+            f"{len(errors)} check(s) failed as errors, each a blocking item of the ledger: "
+            + "; ".join(errors)
+        )
+        return Check(True, f"{seen}; {told}", data)
+    warnings = diagnose_lines(record, ("warning",))
+    told = "; ".join(warnings) or f"HC diagnose on {run.plan.new_addon}: no failed check"
+    return Check(True, f"{seen}; {told}", data)
+
+
+def _lately(record: dict[str, Any] | None) -> bool:
+    """A diagnosis HC gave less than DIAGNOSE_REUSE_SECONDS ago."""
+    if not record or record.get("error"):
+        return False
+    return time.time() - float(record.get("at") or 0) < DIAGNOSE_REUSE_SECONDS
 
 
 def _arriving(run: Run, rows: VerifyCheck) -> VerifyCheck:

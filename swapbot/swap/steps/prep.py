@@ -9,13 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 from swapbot.heroku import (
     ExportDocument,
+    HerokuError,
     MappingConfig,
 )
-from swapbot.heroku._models import MAPPING_ERROR_STATES, SYNCED_STATES
+from swapbot.heroku._models import MAPPING_ERROR_STATES, SYNCED_STATES, DiagnosedFailure
+from swapbot.heroku._models import Check as HCCheck
+from swapbot.swap import assumed
+from swapbot.swap import record as swaprecord
 from swapbot.swap.run import Run
 
 if TYPE_CHECKING:
-    pass
+    from swapbot.swap.live import Live
 
 
 from swapbot.swap.steps.base import (
@@ -32,6 +36,9 @@ from swapbot.swap.steps.base import (
 
 # -- prep ------------------------------------------------------------------------------------
 def preflight_check(run: Run) -> Check:
+    blocked = assumed.blockers(run.live.probe)
+    if blocked:
+        return Check(False, BLOCKED + "; ".join(blocked), {"blocked": blocked})
     report = run.recall("preflight")
     if not report:
         new = _new(run)
@@ -44,13 +51,32 @@ def preflight_check(run: Run) -> Check:
     failed = [c["name"] for c in report["checks"] if c["status"] == "fail"]
     if failed:
         return Check(False, "preflight failed: " + ", ".join(failed), {"failed": failed})
+    risks = diagnose_lines(run.recall("diagnose_old"))
+    if risks:
+        # hc1's own failed checks are risks, not blockers: the swap exists to change its mappings.
+        return Check(
+            True,
+            f"preflight passed; HC diagnose on {run.plan.old_addon}: {len(risks)} risk(s) "
+            "(`plan show` lists them): " + "; ".join(risks),
+            {"risks": risks},
+        )
     return Check(True, "preflight passed")
+
+
+# What preflight says when a probe contradicted an assumption the runbook cannot handle.
+BLOCKED = "blocked by what `swapbot probe` found: "
 
 
 def preflight_act(run: Run) -> None:
     from swapbot.database import preflight
     from swapbot.swap import writers
 
+    blocked = assumed.blockers(run.live.probe)
+    if blocked:
+        raise run.stop(BLOCKED + "; ".join(blocked))
+    # What the probe found is part of this swap's record: the variants it plays come from it.
+    if run.live.probe is not None:
+        run.remember(swaprecord.PROBE, run.live.probe.model_dump(mode="json"))
     with run.live.db(autocommit=True) as conn:
         report = preflight.preflight(
             conn,
@@ -63,6 +89,64 @@ def preflight_act(run: Run) -> None:
         found = writers.discover(run.live.platform, run.plan, conn, own_app=run.own_app)
     run.remember("preflight", report.model_dump(mode="json"))
     run.remember("writers", found.model_dump(mode="json"))
+    # Heroku Connect's own checks of hc1 (`heroku connect:diagnose`): it only reads, so a dry
+    # run makes it too. What fails there is shown as a risk, never a reason to stop.
+    run.remember("diagnose_old", diagnose(run.live, run.plan.old_addon))
+
+
+# -- Heroku Connect's diagnosis (`heroku connect:diagnose`), as the swap records it -----------
+# The checks are HC's own, per connection and per mapping, each passed, skipped, or failed as
+# an error or a warning (as heroku/heroku-connect-plugin src/commands/connect/diagnose.ts
+# shows them). preflight records hc1's (risks), verify hc2's (an error there fails it); the
+# report, the ledger and `plan show` read the records these functions make.
+def diagnose(live: Live, addon: str, *, max_wait: float = 300.0) -> dict[str, Any]:
+    """HC's diagnosis of an add-on's connection as a record: each failed check (errors and
+    warnings), how many passed and were skipped, when; or, under `error`, why it could not run
+    (a diagnosis that cannot run is told, never raised)."""
+    record: dict[str, Any] = {
+        "addon": addon,
+        "at": time.time(),
+        "error": None,
+        "failures": [],
+        "passes": 0,
+        "skips": 0,
+    }
+    try:
+        found = live.connect.diagnose(live.ref(addon), max_wait=max_wait)
+    except (HerokuError, ValueError) as exc:  # ValueError: a connection without a region
+        record["error"] = str(exc) or type(exc).__name__
+        return record
+    record["failures"] = [
+        {"object_name": f.object_name, "level": f.level, "check": f.check.model_dump(mode="json")}
+        for f in found.failures()
+    ]
+    every = [found, *found.mappings.values()]
+    record["passes"] = sum(len(r.passes) for r in every)
+    record["skips"] = sum(len(r.skips) for r in every)
+    return record
+
+
+def diagnosed_failures(record: dict[str, Any] | None) -> list[DiagnosedFailure]:
+    """The failed checks of a diagnosis record, errors and warnings, in HC's order."""
+    return [
+        DiagnosedFailure(f.get("object_name"), f["level"], HCCheck.model_validate(f["check"]))
+        for f in (record or {}).get("failures") or []
+    ]
+
+
+def diagnose_lines(
+    record: dict[str, Any] | None, levels: tuple[str, ...] = ("error", "warning")
+) -> list[str]:
+    """One line per failed check of these levels (`hc1 diagnose: Account: Mapping State — …`),
+    or the one line saying why the diagnosis could not run. Nothing without a record."""
+    if not record:
+        return []
+    addon = record.get("addon") or "the add-on"
+    if record.get("error"):
+        return [f"HC diagnose on {addon} unavailable: {record['error']}"]
+    return [
+        f"{addon} diagnose: {f.describe()}" for f in diagnosed_failures(record) if f.level in levels
+    ]
 
 
 def create_addon_check(run: Run) -> Check:
@@ -199,9 +283,20 @@ def export_act(run: Run) -> None:
 
 def import_document(run: Run) -> ExportDocument:
     """hc1's export filtered to the moved mappings, with the new fields already added, so the
-    first load includes them (the shortcut: abort, add-columns and reload then find themselves done)."""
-    doc = ExportDocument.model_validate(run.recall("export"))
-    return doc.filtered(run.plan.objects).with_added_fields(run.plan.mappings)
+    first load includes them (the shortcut: abort, add-columns and reload then find themselves
+    done). Where a probe saw Heroku Connect behave otherwise, the file follows what it saw:
+    without the new fields when import drops them (the help article's order runs instead), and
+    without `applied_at` when import refuses it."""
+    plays = run.live.plays
+    doc = ExportDocument.model_validate(run.recall("export")).filtered(run.plan.objects)
+    if plays.import_added_fields:
+        doc = doc.with_added_fields(run.plan.mappings)
+    if not plays.import_keeps_applied_at:
+        payload = doc.payload()
+        for entry in payload.get("mappings", []):
+            entry.get("config", {}).pop("applied_at", None)
+        doc = ExportDocument.model_validate(payload)
+    return doc
 
 
 def import_check(run: Run) -> Check:
@@ -276,7 +371,14 @@ def add_columns_act(run: Run) -> None:
             config.fields[f] = {}
         run.live.change(
             f"PUT /mappings/{m.id} ({obj}) add {', '.join(fields)} at revision {config.revision}",
-            partial(run.live.connect.update_mapping, ref, m.id, config),
+            partial(
+                run.live.connect.update_mapping,
+                ref,
+                m.id,
+                obj,
+                config,
+                body=run.live.plays.put_body,
+            ),
         )
 
 

@@ -88,6 +88,7 @@ class LedgerRow(View):
     owner: str
     done_by: str | None = None
     done: bool = False
+    blocking: bool = False  # the swap is not finished until it is marked done
 
 
 class Status(View):
@@ -157,6 +158,33 @@ class EndedSession(View):
     when: str | None = None
 
 
+class DiagnosedCheck(View):
+    """One check Heroku Connect's diagnosis failed, as a step recorded it."""
+
+    object_name: str | None = None  # None: a check of the whole connection
+    level: str  # error or warning
+    rule_id: str | None = None
+    display_name: str
+    message: str = ""
+    doc_url: str | None = None
+    line: str  # for people: `hc2 diagnose: Account: Mapping State — …`
+    ledger_key: str | None = None  # an error of hc2: its (blocking) ledger item
+    done_by: str | None = None  # who marked that item done
+
+
+class Diagnosed(View):
+    """Heroku Connect's own diagnosis of one add-on (`heroku connect:diagnose`): hc1's before
+    the swap (preflight), hc2's after the cutover (verify)."""
+
+    addon: str
+    step: str  # the step that recorded it
+    at: float | None = None
+    error: str | None = None  # why HC could not diagnose it
+    passes: int = 0
+    skips: int = 0
+    failures: list[DiagnosedCheck] = Field(default_factory=list)
+
+
 class Report(View):
     """The swap's report, from its records alone."""
 
@@ -169,6 +197,8 @@ class Report(View):
     stopped: dict[str, list[str]]  # app -> "type=quantity" stopped at stop-writes
     sessions_ended: list[EndedSession]
     reader_sessions: int
+    # HC's diagnosis: hc1's at preflight, then hc2's at verify (those recorded so far)
+    diagnose: list[Diagnosed] = Field(default_factory=list)
 
 
 # -- what a command answers -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from swapbot.swap.assumed import AssumptionRow
 from swapbot.swap.plan import Plan
 from swapbot.swap.predict import Part
 from swapbot.swap.views import View
@@ -32,4 +33,8 @@ class PlanShow(View):
     objects: list[PlannedObject] = Field(default_factory=list)
     writers: Writers | None = None
     risks: list[str] = Field(default_factory=list)
+    # Heroku's unconfirmed behaviours: what `swapbot probe` found for each (swapbot.swap.assumed),
+    # and the contradicted ones the runbook cannot handle, which stop the plan at preflight.
+    assumptions: list[AssumptionRow] = Field(default_factory=list)
+    blocked: list[str] = Field(default_factory=list)
     outage: OutagePrediction = Field(default_factory=OutagePrediction)
