@@ -1,7 +1,8 @@
 """A bare Bolt app: the baseline `bench/slack.py` compares `swapbot serve`'s acks with.
 
-By default it answers `/hcswap` with `ack("ok")` and nothing else: no Redis, no authorization,
-no queue.
+By default it answers `/hcswap` with `ack("ok")`, and a click on a button whose action id is
+swapbot's Approve (`hcswap.approve`) with an empty `ack()`, and nothing else: no Redis, no
+authorization, no queue.
 Settings come from the environment as swapbot's do (SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
 SLACK_API_URL). With BARE_BOLT_PUSH_KEY set it first pushes a fixed document on that Redis list
 (REDIS_URL) with redis-py's `lpush`, as the smallest app that queues a request before it
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+
+CLICK = "hcswap.approve"  # swapbot's Approve button (swapbot/slack/blocks/approvals.py)
 
 
 def build(push_key: str | None = None) -> SlackRequestHandler:
@@ -46,11 +49,20 @@ def build(push_key: str | None = None) -> SlackRequestHandler:
             queue.lpush(push_key, '{"func":"work","args":["status"]}')
             ack("ok")
 
+        @app.action(CLICK)
+        def click_after_push(ack: Callable[..., None]) -> None:
+            queue.lpush(push_key, '{"func":"work","args":["click"]}')
+            ack()
+
     else:  # the bare app's listener has not even the test above on its path
 
         @app.command("/hcswap")
         def hcswap(ack: Callable[..., None]) -> None:
             ack("ok")
+
+        @app.action(CLICK)
+        def click(ack: Callable[..., None]) -> None:
+            ack()
 
     return SlackRequestHandler(app, path="/slack/events")
 

@@ -478,10 +478,25 @@ class Round:
         self.bench_cpu += wave.bench_cpu
 
 
+def status_form(driver: SlackDriver) -> tuple[str, str]:
+    """A signed request's body and content type: `/hcswap status` typed by a reader."""
+    return driver.command_form(READER, "status"), FORM_TYPE
+
+
+# What a wave sends: a new request's body and content type, made by the target's driver.
+Form = Callable[[SlackDriver], tuple[str, str]]
+
+
 def send_round(
-    target: Target, slack: SlackStandIn, requests_: int, senders: int, gap: float | None = None
+    target: Target,
+    slack: SlackStandIn,
+    requests_: int,
+    senders: int,
+    gap: float | None = None,
+    form: Form = status_form,
 ) -> Round:
-    """`requests_` signed `/hcswap status`, `senders` at a time.
+    """`requests_` signed `/hcswap status` (or, with `form`, whatever it makes: a click's
+    `block_actions`, bench/clicks.py), `senders` at a time.
 
     With `gap`, in waves: `senders` requests leave at the same moment (20 people typing at
     once), every answer is awaited, a pause of `gap` seconds, and again. They are sent from one
@@ -498,8 +513,8 @@ def send_round(
     for _ in range(max(1, requests_ // senders)):
         wave = []
         for _ in range(senders):
-            body = driver.command_form(READER, "status")
-            headers = driver.signed_headers(body) | {"Content-Type": FORM_TYPE}
+            body, content_type = form(driver)
+            headers = driver.signed_headers(body) | {"Content-Type": content_type}
             wave.append(http_request(host, port, path, body, headers))
         for status, seconds in SENDER.wave(host, port, wave):
             result.latencies.append(seconds)
@@ -509,7 +524,12 @@ def send_round(
 
 
 def interleaved_round(
-    targets: list[Target], slack: SlackStandIn, requests_: int, senders: int, gap: float
+    targets: list[Target],
+    slack: SlackStandIn,
+    requests_: int,
+    senders: int,
+    gap: float,
+    form: Form = status_form,
 ) -> list[Round]:
     """One round for each target, their waves taken in turn (a wave of the first, a wave of
     the second, ..., then again), so that the machine's drift over the round's seconds hits
@@ -519,7 +539,7 @@ def interleaved_round(
     rounds = {t.name: Round(t.name) for t in targets}
     for _ in range(max(1, requests_ // senders)):
         for t in targets:
-            rounds[t.name].add(send_round(t, slack, senders, senders, gap))
+            rounds[t.name].add(send_round(t, slack, senders, senders, gap, form))
     return list(rounds.values())
 
 

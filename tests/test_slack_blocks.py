@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +21,13 @@ from swapbot.swap.views import Status
 
 NOW = 1_700_000_133.0  # 2023-11-14 22:15:33 UTC
 OUTAGE_START = 1_700_000_000.0  # 2m 13s before NOW
+
+
+def at(epoch: float, seconds: bool = True) -> str:
+    """A time as the channel shows it: a Slack date token, its fallback in UTC."""
+    fmt, shown = ("{time_secs}", "%H:%M:%S") if seconds else ("{time}", "%H:%M")
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return f"<!date^{int(epoch)}^{fmt}|{moment.strftime('%Y-%m-%d ' + shown)} UTC>"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -221,10 +230,11 @@ def test_status_lists_a_small_swap():
     assert "2 mappings: Account (+1 field), Contact" in body
     assert "plan fingerprint `ab12cd34`" in body
     assert "*Step:* wait-sync (running) · 2 of 4 steps done" in body
-    assert ":rotating_light: outage running 2m 13s" in body
+    assert f":rotating_light: outage running 2m 13s (since {at(OUTAGE_START)})" in body
     assert ":inbox_tray: write backlog: 1,234 rows, oldest 3s" in body
-    assert ":lock: in progress on worker.1 since 22:13:20 UTC" in body
-    assert ":raised_hand: `pause-1` *pause* asked by <@U0OPERATOR> — expires in 12 min" in body
+    assert f":lock: in progress on worker.1 since {at(NOW - 133)}" in body
+    expiry = at(NOW + 700, seconds=False)
+    assert f":raised_hand: `pause-1` *pause* asked by <@U0OPERATOR> — expires {expiry}" in body
     # Each mapping of a small connection, with its state exactly as given.
     assert "*hc1* · add-on provisioned · connection IDLE · schema salesforce · 3 mappings" in body
     assert "• Account · DATA_SYNCED · db 1,200 · sf 1,200 · pending 3" in body
@@ -235,10 +245,10 @@ def test_status_lists_a_small_swap():
     assert "already done" not in body
     assert "… and" not in body  # everything was shown
     assert "invite the bot" not in body
-    assert blocks[-1]["elements"][0]["text"] == "updated 22:15:33 UTC"
+    assert blocks[-1]["elements"][0]["text"] == f"updated {at(NOW)}"
     assert text == (
         "Heroku Connect swap — acme-2026-12-01 · step wait-sync (2/4 done) · "
-        "outage running 2m 13s · 1 approval pending"
+        f"outage running 2m 13s (since {at(OUTAGE_START)}) · 1 approval pending"
     )
 
 
@@ -250,7 +260,7 @@ def test_status_outage_over_expired_approval_and_missing_bot():
     )
     _, blocks = valid(B.status_message(doc, now=NOW))
     body = "\n".join(texts(blocks))
-    assert ":stopwatch: outage lasted 4m 02s" in body
+    assert f":stopwatch: outage 4m 02s, ended {at(OUTAGE_START + 242)}" in body
     assert "outage running" not in body
     assert "*pause* asked by alice — expired" in body
     assert "invite the bot with `/invite @swapbot`" in body
@@ -282,7 +292,7 @@ def test_status_summarises_300_mappings_within_limits():
     listed = sum(1 for line in body.splitlines() if line.startswith(("• A", "• B")))
     assert listed == 40  # 20 per connection need attention
     more = blocks[-2]["elements"][0]["text"]
-    assert more == "… and 260 more — full detail: `/hcswap status --json`"
+    assert more == "… and 260 more — full detail: `heroku run swapbot hcswap status --json`"
 
 
 def test_status_caps_what_needs_attention_and_counts_the_rest():
@@ -430,7 +440,8 @@ def test_approval_message_says_what_who_until_and_how():
     assert "*pause* — pauses hc1 and hc2 and waits until both stop" in body
     assert "*Plan fingerprint*\n`ab12cd34`" in body
     assert "*Asked by*\n<@U0OPERATOR>" in body
-    assert "*Valid until*\n22:30 UTC (in 15 min)" in body
+    # A time each reader sees in their own zone, and a count that stays true when read late.
+    assert f"*Valid until*\n{at(NOW + 900, False)} (15 min left at {at(NOW, False)})" in body
     assert "*Request*\n`pause-1`" in body
     assert "*Change*\nhc1 (salesforce) → hc2 (salesforce2)" in body
     assert "React with :white_check_mark: to approve (not the requester; approvers only)" in body
@@ -449,7 +460,7 @@ def test_approval_message_custom_emoji_and_untrusted_fields():
     assert "React with :thumbsup: to approve" in body
     assert "*Asked by*\nbob &lt;!channel&gt;" in body
     assert "*Note:* see &lt;https://evil|here&gt; &amp; more" in body
-    assert "(in 5 min)" in body
+    assert f"(5 min left at {at(NOW + 600, False)})" in body
     assert "*Change*" not in body
 
 
@@ -459,8 +470,8 @@ def test_approval_message_custom_emoji_and_untrusted_fields():
         (
             {"status": "granted", "approver": "U0APPROVER", "granted_at": "2023-11-14T22:20:05Z"},
             "Approved: pause",
-            ":white_check_mark: approved by <@U0APPROVER> at 22:20 UTC — usable until "
-            "22:30 UTC (in 15 min)",
+            f":white_check_mark: approved by <@U0APPROVER> at {at(NOW + 272, False)} — usable "
+            f"until {at(NOW + 900, False)} (15 min left at {at(NOW, False)})",
         ),
         (
             {
@@ -470,17 +481,18 @@ def test_approval_message_custom_emoji_and_untrusted_fields():
                 "used_at": "2023-11-14T22:21:00Z",
             },
             "Approval used: pause",
-            ":white_check_mark: approved by <@U0APPROVER> at 22:20 UTC, used at 22:21 UTC",
+            f":white_check_mark: approved by <@U0APPROVER> at {at(NOW + 272, False)}, used at "
+            f"{at(NOW + 327, False)}",
         ),
         (
             {"status": "expired", "expired_at": "2023-11-14T22:31:00Z"},
             "Approval expired: pause",
-            ":hourglass: expired at 22:31 UTC without a second person's approval",
+            f":hourglass: expired at {at(NOW + 927, False)} without a second person's approval",
         ),
         (
             {"status": "pending", "expires_epoch": NOW - 60},
             "Approval expired: pause",
-            ":hourglass: expired at 22:14 UTC without a second person's approval",
+            f":hourglass: expired at {at(NOW - 60, False)} without a second person's approval",
         ),
         (
             {"status": "superseded", "superseded_by": "pause-2"},
@@ -536,10 +548,13 @@ def event(kind: str, step: str | None = "add-columns", message: str = "", **data
         (event("step.skipped", message="seen"), ":fast_forward: *add-columns* already done — seen"),
         (
             event("outage.started", "stop-writes", "outage started"),
-            ":rotating_light: outage started",
+            f":rotating_light: outage started at {at(NOW)}",
         ),
-        (event("outage.ended", "restore", seconds=133.4), ":tada: outage ended after 2m 13s"),
-        (event("outage.ended", "restore"), ":tada: outage ended"),
+        (
+            event("outage.ended", "restore", seconds=133.4),
+            f":tada: outage ended at {at(NOW)} after 2m 13s",
+        ),
+        (event("outage.ended", "restore"), f":tada: outage ended at {at(NOW)}"),
         (
             event("approval.requested", "pause", "asks"),
             ":raised_hand: approval requested for *pause* by <@U0OPERATOR> — asks",
@@ -631,6 +646,7 @@ def test_is_broadcast():
 def test_progress_message_small():
     progress = {
         "step": "wait-sync",
+        "step_since": NOW - 60,
         "loads": {
             "Account": {
                 "state": "INITIAL_IMPORT",
@@ -644,20 +660,89 @@ def test_progress_message_small():
         },
         "backlog": {"rows": 3, "oldest_seconds": 1.2},
         "outage_started_epoch": OUTAGE_START,
-        "updated_epoch": NOW - 3,
     }
     text, blocks = valid(B.progress_message("acme-1", progress, now=NOW))
     body = "\n".join(texts(blocks))
-    assert ":hourglass_flowing_sand: *wait-sync* · swap acme-1" in body
+    assert body.startswith(":rotating_light: swap acme-1 · *outage*\n")
+    assert f"*Step:* wait-sync — running since {at(NOW - 60)}" in body
     assert "1 of 2 loads in sync · overall ▓▓▓▓▓░░░░░ 50%" in body
-    assert ":rotating_light: outage running 2m 13s" in body
+    assert f":rotating_light: outage running 2m 13s (since {at(OUTAGE_START)})" in body
     assert ":inbox_tray: write backlog: 3 rows, oldest 1s" in body
     assert (
         "• Account · INITIAL_IMPORT · db 10 · sf 100 · ▓░░░░░░░░░ 10% · 55 rows/s · "
         "about 2m 00s left"
     ) in body
-    assert blocks[-1]["elements"][0]["text"] == "updated 22:15:30 UTC"
-    assert text == "swap acme-1: wait-sync — 1 of 2 loads in sync, outage running 2m 13s"
+    assert blocks[-1]["elements"][0]["text"] == f"updated {at(NOW)}"
+    assert text == (
+        "swap acme-1 · outage: wait-sync running — 1 of 2 loads in sync, "
+        f"outage running 2m 13s (since {at(OUTAGE_START)})"
+    )
+
+
+def test_progress_message_stops_the_outage_clock_when_the_outage_ends():
+    """The issue: half an hour after the outage ended the message still said "outage running
+    35m 00s". The clock runs only between the outage's start and its end, then shows its final
+    figure and when it ended, whenever the message is drawn again."""
+    ended = OUTAGE_START + 312
+    progress = {
+        "phase": "after the outage",
+        "last_done": "restore",
+        "next": "external-objects",
+        "outage_started_epoch": OUTAGE_START,
+        "outage_ended_epoch": ended,
+    }
+    for now in (ended + 1, ended + 1800):
+        text, blocks = valid(B.progress_message("acme-1", progress, now=now))
+        body = "\n".join(texts(blocks))
+        assert f":stopwatch: outage 5m 12s, ended {at(ended)}" in body
+        assert "outage running" not in body
+        assert "*after the outage*" in body
+        assert "*Step:* none running · last done *restore* · next *external-objects*" in body
+        assert (
+            text
+            == f"swap acme-1 · after the outage: next external-objects, outage 5m 12s, ended {at(ended)}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("progress", "head", "step"),
+    [
+        ({}, ":hourglass_flowing_sand: swap acme-1 · *prep*", None),
+        (
+            {"step": "restore", "step_state": "waiting", "outage_started_epoch": OUTAGE_START},
+            ":rotating_light: swap acme-1 · *outage*",
+            "*Step:* restore — waiting",
+        ),
+        (
+            {"phase": "outage", "last_done": "drain", "next": "pause", "next_state": "failed"},
+            ":rotating_light: swap acme-1 · *outage*",
+            "*Step:* none running · last done *drain* · next *pause* (failed: run it again)",
+        ),
+        (
+            {"phase": "done", "last_done": "external-objects"},
+            ":tada: swap acme-1 · *done*",
+            "*Step:* every step is done",
+        ),
+        (
+            {"phase": "rolling back", "last_done": "drain", "next": "pause"},
+            ":rewind: swap acme-1 · *rolling back*",
+            "*Step:* none running · last done *drain* · next *pause*",
+        ),
+        (
+            {"phase": "rolled back", "last_done": "prepare-objects", "next": "stop-writes"},
+            ":leftwards_arrow_with_hook: swap acme-1 · *rolled back*",
+            "*Step:* none running · last done *prepare-objects*",
+        ),
+    ],
+)
+def test_progress_message_says_the_phase_and_the_step(progress, head, step):
+    _, blocks = valid(B.progress_message("acme-1", progress, now=NOW))
+    lines = texts(blocks)[0].splitlines()
+    assert lines[0] == head
+    if step is None:
+        assert not any(line.startswith("*Step:*") for line in lines)
+    else:
+        assert lines[1] == step
 
 
 def test_progress_message_with_hundreds_of_loads():
@@ -667,15 +752,17 @@ def test_progress_message_with_hundreds_of_loads():
     assert "380 of 400 loads in sync" in body
     assert "DATA_SYNCED 380 · INITIAL_IMPORT 17 · SYNC_ERROR 3" in body
     assert body.index("LErr2") < body.index("LLoad19 ") < body.index("LLoad3 ")
+    # Slack passes no option to a slash command's answer: the hint is the terminal's command.
     assert blocks[-2]["elements"][0]["text"] == (
-        "… and 380 more — full detail: `/hcswap status --json`"
+        "… and 380 more — full detail: `heroku run swapbot hcswap status --json`"
     )
+    assert "/hcswap status --json" not in body
 
 
 def test_progress_message_without_loads():
     text, blocks = valid(B.progress_message("acme-1", {"step": None, "loads": {}}, now=NOW))
-    assert text == "swap acme-1"
-    assert texts(blocks)[0] == "swap acme-1"
+    assert text == "swap acme-1 · prep"
+    assert texts(blocks)[0] == ":hourglass_flowing_sand: swap acme-1 · *prep*"
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -764,9 +851,86 @@ def test_a_milestone_whose_data_is_not_as_expected_is_still_told(caplog):
     still says what happened."""
     odd = event("outage.ended", "restore", "outage ended", seconds="two minutes")
     assert odd.payload.seconds is None
-    assert B.milestone(odd) == ":tada: outage ended"
+    assert B.milestone(odd) == f":tada: outage ended at {at(NOW)}"
     assert "data not as expected" in caplog.text
     caplog.clear()  # the logged warning is expected here, not a renderer's fallback
     fine = event("step.waiting", "authorize", "go", person="U0ALICE", link="https://x.test/a")
     assert fine.payload.person == "U0ALICE"
     assert B.milestone(fine).startswith(":hourglass: *authorize* waiting: go (<@U0ALICE>)")
+
+
+# -- people are mentions ---------------------------------------------------------------------
+def test_people_a_milestone_names_are_mentions():
+    """The issue: "U0APPROVER approved pause … for U0OPERATOR" in the thread, ids as text."""
+    granted = event(
+        "approval.granted", "pause", "U0APPROVER approved pause (pause-1) for U0OPERATOR"
+    )
+    granted = granted.model_copy(update={"actor": "U0APPROVER"})
+    assert B.milestone(granted) == (
+        ":white_check_mark: *pause* approved by <@U0APPROVER> — "
+        "<@U0APPROVER> approved pause (pause-1) for <@U0OPERATOR>"
+    )
+    # Short ids are people when the event (its actor, its data) or the caller names them.
+    short = Event(
+        kind="approval.granted", swap_id="s", step="pause", actor="U2", message="U2 for U1"
+    )
+    assert B.milestone(short, people=["U1"]).endswith("— <@U2> for <@U1>")
+    assert B.milestone(short).endswith("— <@U2> for U1")
+    # A notice of the worker's, a terminal user, words that only look like ids: as they are.
+    notice = Event(kind="notice", swap_id="s", actor="U0OP", message="/hcswap pause by U0OP: x")
+    assert B.milestone(notice) == ":speech_balloon: /hcswap pause by <@U0OP>: x"
+    plain = Event(kind="notice", swap_id="s", actor="alice", message="alice saw UPDATED UTF8 W1")
+    assert B.milestone(plain) == ":speech_balloon: alice saw UPDATED UTF8 W1"
+    # Nothing a person typed becomes a mention: their <@…> stays escaped text.
+    typed = Event(kind="notice", swap_id="s", actor="U0OP", message="<@U0OP> `U0OP` x-U0OP")
+    assert B.milestone(typed) == ":speech_balloon: &lt;@U0OP&gt; `U0OP` x-U0OP"
+
+
+def test_people_a_reply_or_a_refusal_names_are_mentions():
+    result = {"command": "/hcswap pause", "status": "refused", "people": ["U0OP"]}
+    message = "pause-1 by U0OPERATOR is waiting for a second person; U0OP asked"
+    text, blocks = valid(B.reply(result | {"message": message}))
+    said_ = "<@U0OPERATOR> is waiting for a second person; <@U0OP> asked"
+    assert said_ in texts(blocks)[0] and said_ in text
+    [(_, pages)] = [valid(p) for p in B.reply_pages(result | {"message": message})]
+    assert said_ in texts(pages)[0]
+    text, blocks = valid(B.refusal("U0X asked for pause and cannot approve it", ["U0X"]))
+    assert text == "<@U0X> asked for pause and cannot approve it"
+
+
+def test_a_reminder_mentions_whom_it_nudges_and_dates_the_expiry():
+    ev = event(
+        "reminder",
+        "pause",
+        "the approval pause-1 of pause expires soon: an approver, not U0OPERATOR, can approve it",
+        people=["U0APPROVER", "U0APPROVER2", "not an id"],
+        expires_epoch=NOW + 300,
+    )
+    assert B.milestone(ev) == (
+        ":bell: the approval pause-1 of pause expires soon: an approver, not <@U0OPERATOR>, "
+        f"can approve it (expires {at(NOW + 300, False)}) — <@U0APPROVER> <@U0APPROVER2> "
+        "not an id"
+    )
+
+
+def test_times_the_engine_writes_are_date_tokens():
+    """An absolute time in a message (the engine writes ISO-8601, or "01:45:06 UTC") is shown
+    as a date token: each reader sees it in their own zone."""
+    used = event(
+        "approval.refused",
+        "pause",
+        "pause-1 was already approved and used at 2023-11-14T22:14:00.250Z",
+    )
+    token = "<!date^1700000040^{date_short_pretty} {time_secs}|2023-11-14 22:14:00 UTC>"
+    assert B.milestone(used).endswith(f"used at {token}")
+    # a time of day is taken on the day nearest to when it was written (here, the day before)
+    late = Event(
+        kind="notice",
+        swap_id="s",
+        message="waiting until 23:59:30 UTC",
+        at=datetime.fromtimestamp(NOW + 7200, UTC),
+    )
+    assert B.milestone(late).endswith(f"until {at(1_700_006_370)}")  # 14 Nov, not 15 Nov
+    text, _ = valid(B.refusal("pause-1 is waiting (until 22:30 UTC) `22:30 UTC`"))
+    shown = r"pause-1 is waiting \(until <!date\^\d+\^\{time\}\|[-\d]{10} 22:30 UTC>\) `22:30 UTC`"
+    assert re.fullmatch(shown, text), text  # the one in code stays as it is

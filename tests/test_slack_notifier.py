@@ -267,11 +267,14 @@ def test_retry_after_is_honoured_and_posts_are_paced(redis_prefix):
             publish(store, kind, step="drain", message=kind)
         notifier.pump()
         calls = slack.calls_to("chat.postMessage")
-        assert [c.http_status for c in calls] == [429] + [200] * 4  # the root, three broadcasts
+        # the root, three broadcasts, then the swap's card
+        assert [c.http_status for c in calls] == [429] + [200] * 5
         assert calls[1].at - calls[0].at >= 2.99  # not before Retry-After, though the 429s stopped
         gaps = [b.at - a.at for a, b in zip(calls[1:], calls[2:], strict=False)]
         assert min(gaps) >= 0.99, gaps  # one post a second
-        assert [m.text for m in replies(slack)][-1].startswith(":tada: outage ended")
+        texts = [m.text for m in replies(slack)]
+        assert texts[-2].startswith(":tada: outage ended")
+        assert texts[-1].startswith("swap notify-1 · after the outage")
 
 
 # slack_sdk warns of blocks without text: the second message has none on purpose.
@@ -409,3 +412,25 @@ def test_a_swap_replaced_while_slack_was_down_still_gets_its_milestones_first(re
         first = next(i for i, t in enumerate(texts) if "rolled back" in t)
         second = next(i for i, t in enumerate(texts) if "second" in t)
         assert first < second, texts
+
+
+def test_an_approval_milestone_names_its_people_as_mentions(redis_prefix):
+    """The engine's message names the approver and the requester by id; the event carries
+    only the approver (its actor): the request's record names the requester."""
+    with SlackStandIn() as slack:
+        store, notifier = setup(redis_prefix, slack, Clock())
+        req = Approvals(store).request(SWAP, "pause", "U1", "fp-1", "live-1")
+        publish(
+            store,
+            "approval.refused",
+            step="pause",
+            actor="U2",
+            message=f"U2 cannot approve {req.id} for U1 now",
+            data={"request_id": req.id},
+        )
+        notifier.pump()
+        [line] = [m.text for m in replies(slack) if "refused" in (m.text or "")]
+        assert line == (
+            f":no_entry: approval of *pause* refused (<@U2>) — <@U2> cannot approve {req.id} "
+            "for <@U1> now"
+        )

@@ -23,7 +23,13 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from swapbot.testing.driver import SlackDriver
-from swapbot.testing.standin import Limit, SlackStandIn, validate_blocks
+from swapbot.testing.standin import (
+    Limit,
+    SlackStandIn,
+    validate_blocks,
+    validate_options,
+    validate_view,
+)
 
 SECRET = "test-signing-secret"
 OPERATOR, APPROVER, READER = "U0OPERATOR", "U0APPROVER", "U0READER"
@@ -34,6 +40,23 @@ NO_TEXT_WARNING = "ignore:The top-level `text` argument is missing"
 
 def section(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}, **extra}
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+CONFIRM = {"title": plain("Sure?"), "text": plain("It cannot be undone."),
+           "confirm": plain("Yes"), "deny": plain("Cancel"), "style": "danger"}  # fmt: skip
+
+
+def button(action_id: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "button", "action_id": action_id, "text": plain(action_id.title()),
+            "value": f"{action_id}-1", **extra}  # fmt: skip
+
+
+def actions(*buttons: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(buttons), **extra}
 
 
 class FakeClock:
@@ -254,6 +277,14 @@ def test_post_ephemeral_errors(busy: SlackStandIn) -> None:
         ([{"type": "section", "text": {"type": "html", "text": "x"}}], "text object"),
         ([{"type": "table"}], "unsupported type"),
         ([section("x", block_id="b" * 256)], "block_id"),
+        ([actions(button("go", text={"type": "mrkdwn", "text": "Go"}))], "/elements/0/text"),
+        ([actions(button("go", text={"type": "plain_text", "text": "G" * 76}))], "76"),
+        ([actions(button("go"), button("go"))], "duplicate action_id"),
+        ([actions(button("go", style="warning"))], "/elements/0/style"),
+        ([actions(button("go", value="v" * 2001))], "/elements/0/value"),
+        ([actions(button("go", confirm={**CONFIRM, "text": plain("t" * 301)}))], "confirm/text"),
+        ([actions(button("go", confirm={**CONFIRM, "deny": plain("n" * 31)}))], "confirm/deny"),
+        ([actions(button("go", confirm={**CONFIRM, "title": None}))], "confirm/title"),
     ],
 )
 def test_invalid_blocks_are_refused_with_a_reason(
@@ -273,7 +304,7 @@ def test_a_full_status_message_is_valid() -> None:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Step*"}] * 10},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "step 3/6"}]},
         {"type": "divider"},
-        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text"}}]},
+        actions(button("open", confirm=CONFIRM), button("close", style="danger")),
         {"type": "markdown", "text": "**done**"},
     ]
     assert validate_blocks(blocks) == []
@@ -634,6 +665,72 @@ def test_url_verification(driver: SlackDriver, recorder: Recorder) -> None:
     assert is_signed(headers, body)
 
 
+def test_click_sends_a_signed_block_actions_form(
+    driver: SlackDriver, recorder: Recorder, standin: SlackStandIn, client: WebClient
+) -> None:
+    blocks = [section("approve?"), actions(button("yes", style="primary"), block_id="acts")]
+    root = client.chat_postMessage(channel=CHANNEL, text="root")["ts"]
+    posted = client.chat_postMessage(
+        channel=CHANNEL, text="approve?", blocks=blocks, thread_ts=root
+    )
+    ts = posted["ts"]
+    client.chat_update(channel=CHANNEL, ts=ts, text="approve? (edited)", blocks=blocks)
+    message = standin.message(CHANNEL, ts)
+    assert [b["action_id"] for b in standin.buttons(CHANNEL, ts)] == ["yes"]  # kept by the edit
+    assert standin.buttons(CHANNEL, ts)[0]["block_id"] == "acts"
+
+    reply = driver.click(APPROVER, message, "yes", trigger_id="tr-1")
+    assert reply is not None and reply.status == 200
+    path, headers, body = recorder.requests[0]
+    assert path == "/slack/events" and is_signed(headers, body)
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    (raw,) = parse_qs(body)["payload"]
+    payload = json.loads(raw)
+    assert payload == reply.envelope
+    assert payload["type"] == "block_actions" and payload["trigger_id"] == "tr-1"
+    assert payload["user"]["id"] == APPROVER and payload["user"]["username"] == "arjun"
+    assert payload["channel"] == {"id": CHANNEL, "name": "swaps"}
+    assert payload["team"]["id"] == "T0SWAPBOT" and payload["api_app_id"] == "A0SWAPBOT"
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": ts,
+        "channel_id": CHANNEL,
+        "is_ephemeral": False,
+        "thread_ts": root,
+    }
+    assert payload["message"]["ts"] == ts and payload["message"]["bot_id"] == "B0SWAPBOT"
+    assert payload["message"]["blocks"] == blocks and payload["message"]["thread_ts"] == root
+    (action,) = payload["actions"]
+    assert action["type"] == "button" and action["action_id"] == "yes"
+    assert (action["block_id"], action["value"], action["style"]) == ("acts", "yes-1", "primary")
+    assert abs(float(action["action_ts"]) - time.time()) < 5
+    assert payload["response_url"].startswith(standin.url + "hooks/")
+
+    # the same click again: the same bytes, signed afresh; a cancelled dialog sends nothing
+    driver.click_again("tr-1")
+    assert recorder.requests[1][2] == body and is_signed(recorder.requests[1][1], body)
+    assert driver.click(APPROVER, message, "yes", confirmed=False) is None
+    assert len(recorder.requests) == 2
+    with pytest.raises(LookupError, match="no button 'no'"):
+        driver.click(APPROVER, message, "no")
+
+
+def test_a_clicks_response_url_answers_privately_or_edits_the_message_clicked(
+    driver: SlackDriver, standin: SlackStandIn, client: WebClient
+) -> None:
+    blocks = [section("approve?"), actions(button("yes"))]
+    ts = client.chat_postMessage(channel=CHANNEL, text="approve?", blocks=blocks)["ts"]
+    url = driver.click(APPROVER, standin.message(CHANNEL, ts), "yes").envelope["response_url"]
+    hook = WebhookClient(url)
+    hook.send(text="only you", response_type="ephemeral", replace_original=False)
+    (mine,) = standin.ephemerals(APPROVER)
+    assert mine.text == "only you" and standin.message(CHANNEL, ts).blocks == blocks
+    hook.send(text="decided", blocks=[section("decided")], replace_original=True)
+    clicked = standin.message(CHANNEL, ts)
+    assert clicked.text == "decided" and standin.buttons(CHANNEL, ts) == []
+    assert clicked.edits[-1].blocks == blocks
+
+
 # -- end to end with a real Bolt app ---------------------------------------------------------------
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
@@ -660,6 +757,13 @@ def test_driver_and_standin_with_a_real_bolt_app(standin: SlackStandIn) -> None:
     def reaction_added(event, req) -> None:
         reactions.append((event["user"], req.headers.get("x-slack-retry-num")))
 
+    clicks: list[tuple[str, str]] = []
+
+    @app.action("yes")
+    def yes(ack, body, action) -> None:
+        ack()
+        clicks.append((body["user"]["id"], action["value"]))
+
     server = make_server(
         "127.0.0.1",
         0,
@@ -683,7 +787,160 @@ def test_driver_and_standin_with_a_real_bolt_app(standin: SlackStandIn) -> None:
         driver.redeliver(first.event_id)
         standin.wait_for(lambda: len(reactions) == 2)
         assert reactions == [(APPROVER, None), (APPROVER, ["1"])]
+        asking = WebClient(token=standin.token, base_url=standin.api_url).chat_postMessage(
+            channel=CHANNEL, text="yes?", blocks=[actions(button("yes"))]
+        )
+        clicked = standin.message(CHANNEL, asking["ts"])
+        assert driver.click(APPROVER, clicked, "yes", signature="v0=bad").status == 401
+        assert driver.click(APPROVER, clicked, "yes").status == 200
+        assert clicks == [(APPROVER, "yes-1")]
         assert standin.count("auth.test") == 1 and standin.violations == []
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- modals -----------------------------------------------------------------------------------------
+def modal(*blocks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    view = {"type": "modal", "callback_id": "form", "title": plain("A form"),
+            "submit": plain("Save"), "private_metadata": "C0SWAP", "blocks": list(blocks)}  # fmt: skip
+    return view | extra
+
+
+def text_input(block_id: str, value: str = "", *, optional: bool = False) -> dict[str, Any]:
+    element = {"type": "plain_text_input", "action_id": block_id}
+    if value:
+        element["initial_value"] = value
+    return {"type": "input", "block_id": block_id, "label": plain(block_id), "element": element,
+            "optional": optional}  # fmt: skip
+
+
+def picker(block_id: str, *values: str, external: bool = False) -> dict[str, Any]:
+    element: dict[str, Any] = {"type": "multi_external_select" if external else "multi_static_select",
+                               "action_id": f"{block_id}-pick", "placeholder": plain("Choose")}  # fmt: skip
+    if not external:
+        element["options"] = [{"text": plain(v), "value": v} for v in values]
+    return {"type": "input", "block_id": block_id, "label": plain(block_id), "element": element,
+            "optional": True}  # fmt: skip
+
+
+def test_views_open_takes_a_trigger_within_3_seconds_once() -> None:
+    clock = FakeClock()
+    with SlackStandIn(clock=clock) as standin:
+        client = WebClient(token=standin.token, base_url=standin.api_url)
+        view = modal(text_input("name", "x"))
+        assert (
+            slack_error(client.views_open, trigger_id="never-sent", view=view)
+            == "invalid_trigger_id"
+        )
+        standin.issue_trigger("t1", OPERATOR, CHANNEL)
+        opened = client.views_open(trigger_id="t1", view=view)["view"]
+        assert opened["id"].startswith("V") and opened["hash"] and opened["callback_id"] == "form"
+        assert opened["state"] == {"values": {}} and opened["root_view_id"] == opened["id"]
+        assert slack_error(client.views_open, trigger_id="t1", view=view) == "exchanged_trigger_id"
+        standin.issue_trigger("t2", OPERATOR, CHANNEL)
+        clock.now += 3.5
+        assert slack_error(client.views_open, trigger_id="t2", view=view) == "expired_trigger_id"
+        (kept,) = standin.views(OPERATOR)
+        assert kept.open and kept.trigger_id == "t1" and standin.view(opened["id"]) == opened
+
+
+def test_views_update_needs_the_current_hash_and_an_open_view(
+    standin: SlackStandIn, client: WebClient
+) -> None:
+    standin.issue_trigger("t1", OPERATOR)
+    first = client.views_open(trigger_id="t1", view=modal(text_input("name")))["view"]
+    second = client.views_update(view_id=first["id"], hash=first["hash"], view=modal(text_input("name", "filled")))["view"]  # fmt: skip
+    assert second["id"] == first["id"] and second["hash"] != first["hash"]
+    assert second["blocks"][0]["element"]["initial_value"] == "filled"
+    stale = {"view_id": first["id"], "hash": first["hash"], "view": modal(text_input("n"))}
+    assert slack_error(client.views_update, **stale) == "hash_conflict"
+    assert slack_error(client.views_update, view_id="VNOPE", view=modal()) == "not_found"
+    standin.view_answered(first["id"], 200, {"response_action": "clear"})
+    assert not standin.opened(first["id"]).open
+    assert slack_error(client.views_update, view_id=first["id"], view=modal()) == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("view", "problem"),
+    [
+        (modal(title=plain("A title longer than 24 chars")), "/view/title/text"),
+        (modal(*[text_input(f"b{i}") for i in range(101)]), "no more than 100 items"),
+        (modal(text_input("x"), submit=None) | {"submit": plain("x" * 25)}, "/view/submit/text"),
+        ({k: v for k, v in modal(text_input("x")).items() if k != "submit"}, "needs a submit"),
+        (modal(private_metadata="m" * 3001), "/view/private_metadata"),
+        (modal(picker("p", *[f"v{i}" for i in range(101)])), "must have 1 to 100 items"),
+        (modal(picker("p", "x" * 151)), "must be a string of 1 to 150 characters"),
+        (modal(picker("p", "a") | {"element": {**picker("p", "a")["element"], "initial_options": [{"text": plain("b"), "value": "b"}]}}), "must be one of the options"),
+    ],
+)  # fmt: skip
+def test_a_view_past_slacks_limits_is_refused(
+    standin: SlackStandIn, client: WebClient, view, problem
+) -> None:
+    standin.issue_trigger("t1", OPERATOR)
+    with pytest.raises(SlackApiError) as caught:
+        client.views_open(trigger_id="t1", view=view)
+    assert caught.value.response["error"] == "invalid_arguments"
+    assert any(problem in m for m in caught.value.response["response_metadata"]["messages"])
+    assert validate_view(view) != []
+
+
+def test_suggestions_and_submissions_are_signed_forms_with_slacks_payloads(
+    driver: SlackDriver, recorder: Recorder, standin: SlackStandIn, client: WebClient
+) -> None:
+    standin.issue_trigger("t1", OPERATOR, CHANNEL)
+    view = modal(
+        text_input("name", "first"),
+        picker("colour", "red", "blue"),
+        picker("fields", external=True),
+    )
+    opened = client.views_open(trigger_id="t1", view=view)["view"]
+    recorder.answer = json.dumps(
+        {"options": [{"text": plain("Account.Rating"), "value": "Account.Rating"}]}
+    )
+    asked = driver.suggest(OPERATOR, opened, "fields-pick", "rat", values={"colour": ["blue"]})
+    path, headers, body = recorder.requests[-1]
+    assert asked.status == 200 and is_signed(headers, body)
+    payload = json.loads(parse_qs(body)["payload"][0])
+    assert (payload["type"], payload["action_id"], payload["block_id"], payload["value"]) == (
+        "block_suggestion", "fields-pick", "fields", "rat")  # fmt: skip
+    assert payload["user"]["id"] == OPERATOR and payload["container"] == {
+        "type": "view",
+        "view_id": opened["id"],
+    }
+    assert (
+        payload["view"]["state"]["values"]["colour"]["colour-pick"]["selected_options"][0]["value"]
+        == "blue"
+    )
+    with pytest.raises(LookupError, match="no external select"):
+        driver.suggest(OPERATOR, opened, "colour-pick", "r")
+    with pytest.raises(LookupError, match="never offered"):
+        standin.view_submission(OPERATOR, opened["id"], {"fields": ["Contact.Phone"]}, api_app_id="A", token="t", trigger_id="x")  # fmt: skip
+    with pytest.raises(ValueError, match="'name' is required"):
+        driver.submit(OPERATOR, opened, {"name": ""})
+
+    recorder.answer = json.dumps({"response_action": "errors", "errors": {"name": "Not that name"}})
+    driver.submit(OPERATOR, opened, {"fields": ["Account.Rating"]})
+    payload = json.loads(parse_qs(recorder.requests[-1][2])["payload"][0])
+    assert payload["type"] == "view_submission" and payload["view"]["callback_id"] == "form"
+    assert payload["view"]["private_metadata"] == "C0SWAP" and payload["response_urls"] == []
+    values = payload["view"]["state"]["values"]
+    assert values["name"]["name"] == {"type": "plain_text_input", "value": "first"}  # untouched
+    assert values["colour"]["colour-pick"] == {
+        "type": "multi_static_select",
+        "selected_options": [],
+    }
+    assert values["fields"]["fields-pick"]["selected_options"][0]["value"] == "Account.Rating"
+    assert standin.opened(opened["id"]).errors == {"name": "Not that name"}
+    assert standin.opened(opened["id"]).open
+
+    recorder.answer = json.dumps({"response_action": "errors", "errors": {"nope": "x"}})
+    driver.submit(OPERATOR, opened, {"name": "second"})
+    assert any("no input block" in v for v in standin.violations)
+    recorder.answer = ""
+    driver.submit(OPERATOR, opened, {"name": "second"})
+    assert not standin.opened(opened["id"]).open
+    with pytest.raises(LookupError, match="no open view"):
+        driver.submit(OPERATOR, opened, {"name": "again"})
+    recorder.answer = json.dumps({"options": [{"text": plain("x" * 80), "value": "x"}]})
+    assert validate_options(json.loads(recorder.answer)) != []

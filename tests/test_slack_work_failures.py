@@ -4,6 +4,7 @@ do. (tests/test_slack_approvals.py does the same through real processes.)"""
 
 from __future__ import annotations
 
+import time
 import types
 from typing import Any
 
@@ -11,9 +12,9 @@ import psycopg
 import pytest
 import redis
 
-from swapbot import config
+from swapbot import commands, config
 from swapbot.heroku import ServerError
-from swapbot.slack import work
+from swapbot.slack import blocks, work
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.store import Store
@@ -189,3 +190,54 @@ def test_a_status_snapshot_this_version_cannot_read_is_looked_at_again(monkeypat
     assert work.status_snapshot(engine, settings).message == "look 1"
     assert work.status_snapshot(engine, settings).message == "look 1"  # the new snapshot
     assert looks == ["acme-prod"]
+
+
+# -- a step's answer that outlives its response_url ----------------------------------------------
+def long_step(monkeypatch, slack, setting_env, redis_prefix) -> tuple[Store, str]:
+    """A current swap whose thread exists, and a rollback that answers at length."""
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    store.redis.set(store.key("swap", "current"), SWAP)
+    root = slack.post_as("U0SWAPBOT", CHANNEL, "swap work-failures: progress follows")
+    store.redis.set(store.swap_key(SWAP, "slack", "thread"), root.ts)
+    with_engine(monkeypatch, setting_env, slack, FailingEngine(store, RuntimeError("x")))
+    calls = [f"PATCH /apps/acme-prod/formation web={i}" for i in range(600)]
+
+    def execute(_engine: Any, cmd: Any, _user: Any, **_kw: Any) -> Any:
+        message = "rolled back with 600 change(s)"
+        return commands.Reply(cmd, "done", message, calls=calls, swap_id=SWAP)
+
+    monkeypatch.setattr(work.commands, "execute", execute)
+    return store, root.ts
+
+
+def test_a_step_answered_after_30_minutes_also_lands_in_the_thread(
+    monkeypatch, slack, setting_env, redis_prefix
+):
+    """The issue: a step that outlives its response_url (30 minutes) was answered only with
+    ephemeral messages, which Slack does not promise to deliver and which are gone on a reload.
+    The whole answer also goes to the swap's thread, naming the person who asked."""
+    _, thread = long_step(monkeypatch, slack, setting_env, redis_prefix)
+    url = slack.response_url(OPERATOR, CHANNEL)
+    result = work.run_command("rollback", OPERATOR, CHANNEL, url, queued_at=time.time() - 31 * 60)
+    assert result["status"] == "done"
+    answers = private(slack, OPERATOR)
+    assert answers and "rolled back with 600 change(s)" in answers[0]
+    posted = slack.thread(CHANNEL, thread)
+    assert len(posted) == len(answers) > 1  # every part of it
+    assert posted[0].text.startswith(f"<@{OPERATOR}>: /hcswap rollback done")
+    assert f"For <@{OPERATOR}>, who typed `/hcswap rollback`" in said(posted[0])
+    shown = "\n".join(t for m in posted for t in blocks._texts(m.blocks))
+    for i in range(600):
+        assert f"formation web={i}\n" in shown, i
+    assert not slack.violations
+
+
+def test_an_answer_through_the_response_url_stays_private(
+    monkeypatch, slack, setting_env, redis_prefix
+):
+    _, thread = long_step(monkeypatch, slack, setting_env, redis_prefix)
+    url = slack.response_url(OPERATOR, CHANNEL)
+    assert work.run_command("rollback", OPERATOR, CHANNEL, url)["status"] == "done"
+    assert slack.thread(CHANNEL, thread) == []
+    parts = [m for m in slack.messages(CHANNEL) if m.source == "response_url"]
+    assert len(parts) > 1 and all(m.ephemeral_to == OPERATOR for m in parts)

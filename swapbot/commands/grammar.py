@@ -42,6 +42,7 @@ USAGE: dict[str, str] = {
     "next": "next [--dry-run] [--no-wait]",
     "request-approval": f"request-approval {'|'.join(runbook.APPROVED)} [NOTE ...]",
     "approve": "approve REQUEST_ID",
+    "deny": "deny REQUEST_ID",
     "confirm": f"confirm {'|'.join(runbook.CONFIRMABLE)}",
     "ledger": "ledger done KEY",
     "rollback": "rollback [--remove-addon] [--dry-run]",
@@ -61,6 +62,7 @@ HELP = """subcommands:
   next                            run the next step of prep (never starts the cutover)
   request-approval STEP           ask a second person to approve {approved}
   approve REQUEST_ID              approve a request (not your own)
+  deny REQUEST_ID                 deny a request (not your own): it can no longer be approved
   confirm {confirmable}
   ledger done KEY                 mark an item of the after-cutover ledger done
   rollback [--remove-addon]       undo everything up to the point of no return (keeps hc2 and its
@@ -123,7 +125,7 @@ class Command:
             self.name == "plan" and self.action == "show"
         ):
             return "read"
-        if self.name == "approve":
+        if self.name in ("approve", "deny"):
             return "approve"
         return "operate"
 
@@ -274,7 +276,7 @@ def parse(words: list[str] | str) -> Command:
         if not args or args[0] not in runbook.APPROVED:
             raise UsageError(f"only these steps need an approval: {', '.join(runbook.APPROVED)}")
         return Command(name, args, **opts)
-    if name in ("approve", "confirm", "ledger", "probe"):
+    if name in ("approve", "deny", "confirm", "ledger", "probe"):
         return _parse_fixed(name, args, opts)
     if name in runbook.BY_NAME:
         if len(args) > 1:
@@ -286,7 +288,7 @@ def parse(words: list[str] | str) -> Command:
 def _parse_fixed(name: str, args: tuple[str, ...], opts: dict[str, Any]) -> Command:
     if name == "probe" and len(args) > 1:
         raise UsageError(f"probe takes at most the add-on's name\n{usage(name)}")
-    if name == "approve" and len(args) != 1:
+    if name in ("approve", "deny") and len(args) != 1:
         raise UsageError(usage(name))
     if name == "confirm" and len(args) != 1:
         raise UsageError(usage(name))

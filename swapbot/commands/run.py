@@ -138,6 +138,8 @@ def _operate(engine: Engine, cmd: Command, actor: str) -> Outcome:
         return engine.request_approval(cmd.args[0], actor, note=" ".join(cmd.args[1:]))
     if cmd.name == "approve":
         return engine.approve(cmd.args[0], actor)
+    if cmd.name == "deny":
+        return engine.deny(cmd.args[0], actor)
     if cmd.name == "ledger":
         return engine.ledger_done(cmd.args[1], actor)
     if cmd.name == "confirm":

@@ -1,7 +1,8 @@
 """Who may do what from Slack: pure rules over the settings, checked before anything is queued.
 
-Operators run steps, approvers approve, anyone in the swap channel may read; steps and
-approvals only from the swap channel, where the team sees them.
+Operators run steps, approvers approve or deny, anyone in the swap channel may read; steps and
+approvals only from the swap channel, where the team sees them. A button is checked as the
+command it stands for (the Approve button as `approve REQUEST_ID`), by the same rules.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def refusal(cmd: Command, user: str, channel: str, settings: Settings) -> str | 
     if cmd.kind == "approve":
         if user in approvers:
             return None
-        return "Only approvers may approve, and you are not one of them (SWAPBOT_APPROVERS)."
+        return f"Only approvers may {cmd.name}, and you are not one of them (SWAPBOT_APPROVERS)."
     if cmd.name in ("confirm", "ledger") and user in operators | approvers:
         return None
     if user not in operators:

@@ -1,4 +1,5 @@
-"""The Bolt app behind `/hcswap`: verify, authorize, acknowledge, enqueue — nothing else.
+"""The Bolt app behind `/hcswap` and its buttons: verify, authorize, acknowledge, enqueue —
+nothing else.
 
 Listeners stay plain functions (bolt-python's shape). Bolt's middleware checks signatures and
 ignores the bot's own events. Work runs in `swapbot worker` (`swapbot.slack.work`), never on
@@ -8,6 +9,23 @@ seconds whatever the swap is doing.
 An event is handed off and marked seen in one Redis operation (`jobs.push_once`): Slack's
 retries of an event already handed off are acknowledged and dropped, and an event whose handoff
 failed is answered 503 and left unmarked, so that Slack's retry is taken.
+
+A click on one of swapbot's buttons (`block_actions`) takes the slash command's path: Bolt
+checks its signature, it is authorized as the command it stands for (Approve as
+`approve REQUEST_ID`, Deny as `deny REQUEST_ID`; the swap card's Run next as the step it names,
+Request approval as `request-approval STEP`, Refresh as `status`), acknowledged at once and
+queued once (its `trigger_id` marked seen in the same Redis operation, so the same click sent
+twice is one job), on the steps queue when the command runs long like a step.
+The worker runs it as that command (`swapbot.slack.clicks`). A click refused here, or one Redis
+would not take, is answered privately through its `response_url` after the acknowledgement
+(https://api.slack.com/interactivity/handling#message_responses); Slack does not send a click
+again, so there is nothing to gain by answering it with an error.
+
+`/hcswap plan new` with no arguments opens the plan as a form (`swapbot.slack.plan_form`): it is
+authorized as `plan new`, acknowledged empty, and the modal is opened with its trigger_id right
+after; the worker fills it. The form's field search (`block_suggestion`) is answered here from
+what the worker cached in Redis, and its submission (`view_submission`) is checked on its own
+here and saved by the worker as the equivalent `plan new`.
 """
 
 from __future__ import annotations
@@ -16,20 +34,26 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from redis.exceptions import RedisError
 from slack_bolt import App, BoltResponse
 
 from swapbot import commands, config, jobs
-from swapbot.slack import access, blocks
-from swapbot.slack.client import web_client
+from swapbot.slack import access, blocks, plan_form
+from swapbot.slack.blocks import card
+from swapbot.slack.blocks import plan_form as form
+from swapbot.slack.blocks.approvals import ACTIONS
+from swapbot.slack.client import web_client, webhook
+from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/hcswap"
 EVENT_SEEN_TTL = 3600  # Slack retries for about 6 minutes; keep event ids well beyond that
+CLICK_SEEN_TTL = 3600  # a click's response_url lives 30 minutes; its trigger_id is kept longer
 
 # Slack's escaping of command text (should_escape: true): entities and <…|label> sequences.
 _ENTITY = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
@@ -85,9 +109,14 @@ def build_app(
         **app_options,
     )
 
+    modals = _form_listeners(app, settings, handoff, store)
+
     @app.command(COMMAND)
     def hcswap(ack: Callable[..., None], command: dict[str, Any]) -> None:
-        ack(**answer(settings, handoff, command))
+        if plan_form.is_form_request(command.get("text") or ""):
+            _open_form(ack, app, modals, settings, handoff, store, command)
+        else:
+            ack(**answer(settings, handoff, command))
 
     def hand_off(event: dict[str, Any], body: dict[str, Any], func: str) -> BoltResponse | None:
         """Queue an approval emoji's `reaction_added`/`reaction_removed` for the worker; 503
@@ -139,7 +168,165 @@ def build_app(
     def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> BoltResponse | None:
         return hand_off(event, body, "swapbot.slack.work.handle_reaction_removed")
 
+    # Answers to refused clicks leave after the acknowledgement, on a thread of their own: the
+    # ack never waits on a call to Slack.
+    answers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swapbot-click-answer")
+
+    def clicked(ack: Callable[..., None], body: dict[str, Any]) -> None:
+        ack()  # an empty 200: the click is taken, and nothing changes on the message
+        said = click(settings, handoff, store, body)
+        url = body.get("response_url")
+        if said is not None and url:
+            answers.submit(_answer_click, str(url), said)
+
+    for action_id in (*ACTIONS, *card.CARD_ACTIONS):
+        app.action(action_id)(clicked)
+
     return app
+
+
+def _form_listeners(
+    app: App, settings: config.Settings, handoff: jobs.Handoff, store: Store
+) -> ThreadPoolExecutor:
+    """The plan form's listeners: its searches (`block_suggestion`) and its submission
+    (`view_submission`). Returns the pool the modals are opened on."""
+
+    @app.options(form.FIELDS_ACTION)
+    def field_options(ack: Callable[..., None], body: dict[str, Any]) -> None:
+        ack(options=plan_form.suggest(store, body))
+
+    @app.options(form.OBJECTS_ACTION)
+    def object_options(ack: Callable[..., None], body: dict[str, Any]) -> None:
+        ack(options=plan_form.suggest(store, body))
+
+    @app.view(form.CALLBACK_ID)
+    def plan_submitted(ack: Callable[..., None], body: dict[str, Any]) -> None:
+        ack(**plan_form.submitted(settings, handoff, store, body))
+
+    # Modals open off the ack's thread: views.open is a call to Slack, and the ack never waits
+    # on one. It still goes at once, well within the trigger_id's 3 seconds.
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="swapbot-modal")
+
+
+def _open_form(
+    ack: Callable[..., None],
+    app: App,
+    modals: ThreadPoolExecutor,
+    settings: config.Settings,
+    handoff: jobs.Handoff,
+    store: Store,
+    command: dict[str, Any],
+) -> None:
+    """`plan new` without arguments: refused as `plan new` would be, else acknowledged empty
+    (the modal is the answer) and the modal opened right after."""
+    user, channel = str(command.get("user_id", "")), str(command.get("channel_id", ""))
+    reason = plan_form.refusal(settings, user, channel)
+    if reason:
+        ack(**_ephemeral(blocks.refusal(reason)))
+        return
+    ack()
+    modals.submit(plan_form.open_form, app.client, settings, handoff, store, command)
+
+
+def click(
+    settings: config.Settings, redis: Any, store: Store, body: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Authorize one click on a swapbot button as the command it stands for and queue it, once:
+    None when queued (or already queued: the same click again), else the private answer to send
+    to its response_url (a refusal, or Redis out of reach)."""
+    user = str((body.get("user") or {}).get("id") or "")
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    action = (body.get("actions") or [{}])[0]
+    action_id = str(action.get("action_id") or "")
+    try:
+        text, extra = _click_command(action_id, str(action.get("value") or ""))
+        cmd = commands.parse(text)
+    except commands.UsageError as exc:
+        return _private(blocks.usage(str(exc)))
+    reason = access.refusal(cmd, user, channel, settings)
+    if reason:
+        return _private(blocks.refusal(reason))
+    action_ts = str(action.get("action_ts") or "")
+    # Slack makes a trigger_id per interaction; without one, the click is who, what and when.
+    key = str(body.get("trigger_id") or f"{action_ts}:{user}:{action_id}")
+    request = {
+        "text": text,
+        "user": user,
+        "channel": channel,
+        "ts": (body.get("message") or {}).get("ts") or container.get("message_ts"),
+        "response_url": body.get("response_url"),
+        "action_ts": _epoch(action_ts),
+        **extra,
+    }
+    try:
+        jobs.push_once(
+            redis,
+            settings,
+            store.key("dedupe", "slack-click", key),
+            CLICK_SEEN_TTL,
+            "swapbot.slack.clicks.handle_click",
+            request,
+            # A step's click runs as long as the typed step would: on the steps queue.
+            kind=jobs.STEPS if cmd.long_running else jobs.INTERACTIVE,
+            key=key,
+            description=f"{cmd.name} button by {user}",
+        )
+    except RedisError:
+        log.error("Redis unreachable: the %s button of %s not queued", cmd.name, user)
+        return {
+            "text": "swapbot cannot reach its Redis right now, so your click was not taken and "
+            "nothing changed. Click again in a minute.",
+            "response_type": "ephemeral",
+            "replace_original": False,
+        }
+    return None
+
+
+def _click_command(action_id: str, value: str) -> tuple[str, dict[str, Any]]:
+    """The command a button stands for, authorized as such, and what the worker needs beside
+    it: Approve and Deny are `approve`/`deny REQUEST_ID`; the card's Run next is the step it
+    names (its value also carries the plan fingerprint, which the worker checks against the
+    live plan), Request approval `request-approval STEP`, Refresh a read (`status`).
+    UsageError for a button that names no such command."""
+    if action_id in ACTIONS:
+        return f"{ACTIONS[action_id]} {value}".strip(), {}
+    if action_id == card.NEXT_ACTION:
+        step, fingerprint = card.parse_next_value(value)
+        if step not in runbook.BY_NAME:
+            raise commands.UsageError(f"that button names no step of the runbook ({step!r})")
+        return step, {"card": {"action": "next", "step": step, "fingerprint": fingerprint}}
+    if action_id == card.REQUEST_ACTION:
+        step = value.strip()
+        if step not in runbook.APPROVED:
+            raise commands.UsageError(f"that button names no step that needs approval ({step!r})")
+        return f"request-approval {step}", {"card": {"action": "request-approval", "step": step}}
+    if action_id == card.REFRESH_ACTION:
+        return "status", {"card": {"action": "refresh"}}
+    raise commands.UsageError(f"unknown button {action_id!r}")
+
+
+def _private(rendered: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """An answer to a click that only the person who clicked sees, beside the message."""
+    return _ephemeral(rendered) | {"replace_original": False}
+
+
+def _epoch(value: str) -> float | None:
+    try:
+        return float(value) or None
+    except ValueError:
+        return None
+
+
+def _answer_click(response_url: str, said: dict[str, Any]) -> None:
+    """Send a click's private answer (a refusal) to its response_url; a failure is logged (the
+    URL never: it is a bearer capability)."""
+    try:
+        resp = webhook(response_url).send_dict(said)
+        if resp.status_code != 200:
+            log.warning("a click's answer was not taken: HTTP %s", resp.status_code)
+    except Exception as exc:
+        log.warning("could not answer a click: %s", type(exc).__name__)
 
 
 def answer(settings: config.Settings, redis: Any, command: dict[str, Any]) -> dict[str, Any]:

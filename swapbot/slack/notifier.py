@@ -1,9 +1,16 @@
 """The channel notifier: follows a swap's event stream in Redis and tells the channel.
 
 One thread per swap. Milestones (a step done or failed, approvals, the outage, rollback) are
-new replies, the important ones also sent to the channel; load progress, ETA and backlog live
-in one progress message edited in place, no more often than `min_edit_interval`. Only one
-notifier leads across processes and dynos (a leader lease, renewed while it waits on Slack).
+new replies, the important ones also sent to the channel, and the swap's report follows the
+last one, whole, in as many replies as it takes. The phase, the step running (or the last done
+and the next), who a waiting step waits on, pending approvals and their expiry, load progress,
+ETA, backlog and the outage's clock live in one message, the swap's live card, edited in place
+no more often than `min_edit_interval`. It is posted in the swap's thread as soon as the
+notifier follows the swap (its plan saved), with its buttons (`blocks.card`: Run next, Request
+approval, Refresh); it is drawn from the swap's record as well as from the events, so it is
+right after a restart too, and while the outage runs it is redrawn every `outage_tick` so that
+its clock runs. A click on Refresh (`request_redraw`) draws it again on the next round. Only one notifier leads across processes
+and dynos (a leader lease, renewed while it waits on Slack).
 
 The channel never drops a milestone. Every message is sent until Slack takes it, in order, and
 no sooner than `min_post_interval` after the previous call (Slack asks for about one message a
@@ -40,15 +47,32 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from swapbot.slack import blocks
+from swapbot.swap import record as swaprecord
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import ApprovalRequest, Approvals, ApprovalStatus
 from swapbot.swap.events import Event
 from swapbot.swap.plan import Plan
-from swapbot.swap.store import Lease, Store, as_text
+from swapbot.swap.store import Checkpoint, Lease, Store, as_text
 
 log = logging.getLogger(__name__)
 
 PROGRESS_KINDS = {"load.progress", "backlog", "state.changed"}
+# What else the progress message shows: the phase, the step running (or the last done and the
+# next), the outage's clock.
+STANDING_KINDS = {
+    "step.started",
+    "step.waiting",
+    "step.done",
+    "step.skipped",
+    "step.failed",
+    "outage.started",
+    "outage.ended",
+    "rollback.started",
+    "rollback.done",
+    "swap.done",
+}
+# The swap's records the progress message reads: they outlive this process and are never late.
+OUTAGE_STARTED, OUTAGE_ENDED = "outage_started_at", "outage_ended_at"
 # Each updates the approval message in place to show the request as it stands now.
 APPROVAL_UPDATES = {"approval.granted", "approval.expired", "approval.withdrawn"}
 
@@ -143,6 +167,11 @@ class _Batch:
     said: int = 0  # of those, events whose messages Slack took
 
 
+def thread_of(store: Store, swap_id: str) -> str | None:
+    """The ts of the swap's thread in the channel, once the notifier has started it."""
+    return as_text(store.redis.get(store.swap_key(swap_id, "slack", "thread")))
+
+
 class ApprovalMessages:
     """Which Slack message asks for which approval, both ways (the notifier writes, the worker
     reads when a reaction arrives)."""
@@ -190,6 +219,7 @@ class ChannelNotifier:
         max_backoff: float = 30.0,
         clock: Callable[[], float] = time.time,
         runner: str = "notifier",
+        outage_tick: float = 15.0,
     ):
         self.store, self.client, self.channel = store, client, channel
         self.approvals = Approvals(store)
@@ -200,6 +230,8 @@ class ChannelNotifier:
         self.max_backoff = max_backoff
         self.clock = clock
         self.runner = runner
+        self.outage_tick = outage_tick
+        self._outage_open: dict[str, bool] = {}  # the outage runs: its clock is kept running
         self._progress: dict[str, dict[str, Any]] = {}
         self._dirty: set[str] = set()
         self._last_edit: dict[str, float] = {}
@@ -325,7 +357,7 @@ class ChannelNotifier:
         kind = event.kind
         if kind == "call":
             return  # a dry run's listing goes to the requester, not the channel
-        if kind in PROGRESS_KINDS or kind in ("step.started", "outage.started"):
+        if kind in PROGRESS_KINDS or kind in STANDING_KINDS:
             self._note_progress(swap_id, event)
             if kind in PROGRESS_KINDS:
                 return
@@ -340,7 +372,7 @@ class ChannelNotifier:
         if kind in APPROVAL_UPDATES:
             self._say(swap_id, batch)
             self._update_approval(swap_id, event)
-        line = blocks.milestone(event)
+        line = blocks.milestone(event, self._people(swap_id, event))
         if blocks.is_broadcast(event):
             self._say(swap_id, batch)
             self._post(swap_id, line, broadcast=True)
@@ -350,10 +382,20 @@ class ChannelNotifier:
             self._say(swap_id, batch)
             self._post_report(swap_id)
 
+    def _people(self, swap_id: str, event: Event) -> list[str]:
+        """Who an approval's milestone may name beyond its actor: the request's requester and
+        approver (its message names them; the event carries only the actor)."""
+        if not event.kind.startswith("approval."):
+            return []
+        req = self._request(swap_id, event)
+        return [p for p in (req.requester, req.approver) if p] if req else []
+
     def _post_report(self, swap_id: str) -> None:
+        """The swap's report, whole: in as many replies as it takes. A restart in the middle
+        goes on from the first part Slack had not taken."""
         from swapbot.swap import report
 
-        text, blks = blocks.reply(
+        pages = blocks.reply_pages(
             {
                 "command": "report",
                 "status": "done",
@@ -362,15 +404,19 @@ class ChannelNotifier:
                 "text": report.render(report.report(self.store, swap_id)),
             }
         )
-        self._post(swap_id, text, blks=blks)
+        key = self.store.swap_key(swap_id, "slack", "report-parts")
+        taken = int(as_text(self.store.redis.get(key)) or 0)
+        for part, (text, blks) in enumerate(pages[taken:], taken + 1):
+            self._post(swap_id, text, blks=blks)
+            self.store.redis.set(key, part)
 
     def _say(self, swap_id: str, batch: _Batch) -> None:
-        """Post the ordinary milestones gathered so far as one reply (kind to rate limits)."""
+        """Post the ordinary milestones gathered so far as one reply (kind to rate limits), or
+        several when they are longer than a section: cut only between lines
+        (`blocks.split_mrkdwn`), never inside a link, a mention or a code block."""
         if not batch.lines:
             return
-        text = "\n".join(batch.lines)
-        while text:
-            chunk, text = text[:3000], text[3000:]
+        for chunk in blocks.chunks("\n".join(batch.lines), blocks.MAX_SECTION_TEXT):
             self._post(swap_id, chunk)
         batch.lines.clear()
         self._commit(batch)
@@ -396,10 +442,10 @@ class ChannelNotifier:
         return str(resp["ts"]) if resp else None
 
     def _thread(self, swap_id: str) -> str | None:
-        key = self.store.swap_key(swap_id, "slack", "thread")
-        ts = as_text(self.store.redis.get(key))
+        ts = thread_of(self.store, swap_id)
         if ts:
             return ts
+        key = self.store.swap_key(swap_id, "slack", "thread")
         plan = self.store.get_plan(swap_id) or {}
         n = len(plan.get("mappings") or {})
         text = (
@@ -530,9 +576,7 @@ class ChannelNotifier:
 
     # -- the progress message -----------------------------------------------------------------
     def _note_progress(self, swap_id: str, event: Event) -> None:
-        p = self._progress.setdefault(
-            swap_id, {"step": None, "loads": {}, "backlog": None, "outage_started_epoch": None}
-        )
+        p = self._progress.setdefault(swap_id, _fresh_progress())
         data, kind = event.payload, event.kind
         if kind == "load.progress" and data.object:
             sf = data.sf or 0
@@ -546,10 +590,6 @@ class ChannelNotifier:
             }
         elif kind == "backlog":
             p["backlog"] = {"rows": data.rows, "oldest_seconds": data.oldest_seconds}
-        elif kind == "step.started":
-            p["step"] = event.step
-        elif kind == "outage.started":
-            p["outage_started_epoch"] = self.clock()
         elif kind == "state.changed":
             p["last_change"] = event.message
             load = p["loads"].get(data.object or "")
@@ -557,22 +597,36 @@ class ChannelNotifier:
                 # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand
                 load.update(state=data.state, progress=None, rate=None, eta_seconds=None)
                 load.update({k: v for k, v in (("db", data.db), ("sf", data.sf)) if v is not None})
-        p["updated_epoch"] = self.clock()
-        if kind in PROGRESS_KINDS and (p["loads"] or p["backlog"]):
-            self._dirty.add(swap_id)  # a progress message only once there is progress to show
+        else:
+            _note_standing(p, event)
+        self._dirty.add(swap_id)
 
     def _flush_progress(self, swap_id: str) -> None:
-        """Edit the progress message, one try: if Slack does not take it, the next try (after
-        `min_edit_interval`) carries the newest figures."""
-        if swap_id not in self._dirty:
-            return
+        """Edit the progress message (the swap's live card), one try: if Slack does not take
+        it, the next try (after `min_edit_interval`) carries the newest figures. During the
+        outage it is edited every `outage_tick` seconds even without news, so that its clock
+        runs. It is posted in the swap's thread on the first round that follows the swap (its
+        plan saved: the thread starts with it), and drawn again at once when someone clicks
+        its Refresh button (`request_redraw`)."""
+        p = self._progress.get(swap_id)
+        if p is None:  # a swap new to this notifier (a plan saved, a restart): draw its card
+            p = self._progress.setdefault(swap_id, _fresh_progress())
+            self._dirty.add(swap_id)
         now = self.clock()
-        if now - self._last_edit.get(swap_id, 0.0) < self.min_edit_interval:
+        last = self._last_edit.get(swap_id, 0.0)
+        ticking = self._outage_open.get(swap_id, False) and now - last >= self.outage_tick
+        asked = bool(self.store.redis.delete(redraw_key(self.store, swap_id)))
+        if not (swap_id in self._dirty or ticking or asked):
+            return
+        if now - last < self.min_edit_interval and not asked:
             return  # the next round carries the newest figures
-        self._last_edit[swap_id] = now
-        text, blks = blocks.progress_message(swap_id, self._progress[swap_id], now=now)
         key = self.store.swap_key(swap_id, "slack", "progress")
         ts = as_text(self.store.redis.get(key))
+        self._last_edit[swap_id] = now
+        view = self._standing(swap_id, p)
+        view.update(self._card(swap_id, view, now))
+        self._outage_open[swap_id] = view.get("phase") == "outage"
+        text, blks = blocks.progress_message(swap_id, view, now=now)
         params = {"channel": self.channel, "text": text, "blocks": blks}
         try:
             if ts:
@@ -587,3 +641,165 @@ class ChannelNotifier:
             log.warning("could not update the progress message: %s", _describe(exc))
             return
         self._dirty.discard(swap_id)
+
+    def _card(self, swap_id: str, view: Mapping[str, Any], now: float) -> dict[str, Any]:
+        """What the card shows beside the progress: the plan's fingerprint (its buttons carry
+        it), the pending approvals with their expiry, and whether the next step's approval
+        is granted, pending or not asked for."""
+        saved = self.store.get_plan(swap_id)
+        fingerprint = Plan.model_validate(saved).fingerprint() if saved else None
+        requests = self.approvals.requests(swap_id)
+        pending = [
+            r for r in requests if r.status is ApprovalStatus.PENDING and r.expires_epoch > now
+        ]
+        return {
+            "swap_id": swap_id,
+            "fingerprint": fingerprint,
+            "approvals": pending,
+            "next_approval": _approval_state(requests, view.get("next"), now),
+            "buttons": True,
+        }
+
+    def _standing(self, swap_id: str, p: dict[str, Any]) -> dict[str, Any]:
+        """What the progress message shows: what the events said, and over it what the swap's
+        record says now (its checkpoints and landmarks outlive a restart of this process and
+        are never behind)."""
+        view = dict(p)
+        names = [OUTAGE_STARTED, OUTAGE_ENDED, swaprecord.FINISHED, swaprecord.ROLLED_BACK]
+        records = self.store.some_records(swap_id, names)
+        checkpoints = self.store.checkpoints(swap_id)
+        if checkpoints:
+            view.update(_steps_of(checkpoints))
+        elif not any(view.get(k) for k in ("step", "next", "last_done")):
+            view["next"] = runbook.STEPS[0].name  # a plan just saved: nothing has run yet
+        for field_, name in (
+            ("outage_started_epoch", OUTAGE_STARTED),
+            ("outage_ended_epoch", OUTAGE_ENDED),
+            ("done_epoch", swaprecord.FINISHED),
+            ("rolled_back_epoch", swaprecord.ROLLED_BACK),
+        ):
+            if isinstance(records.get(name), int | float):
+                view[field_] = float(records[name])
+        view["phase"] = _phase(view)
+        if view["phase"] in ("rolled back", "rolling back", "done"):
+            view["step"] = None
+        started, ended = view.get("outage_started_epoch"), view.get("outage_ended_epoch")
+        if started is not None and ended is None and view["phase"] == "rolled back":
+            # The rollback ended the outage (its undo of stop-writes brought the app back).
+            view["outage_ended_epoch"] = view.get("rolled_back_epoch")
+        return view
+
+
+def redraw_key(store: Store, swap_id: str) -> str:
+    """Set (by a click on the card's Refresh button) until the notifier draws the card again."""
+    return store.swap_key(swap_id, "slack", "redraw")
+
+
+def request_redraw(store: Store, swap_id: str, ttl_s: int = 300) -> None:
+    """Ask the leading notifier to draw the swap's card again on its next round."""
+    store.redis.set(redraw_key(store, swap_id), "1", ex=ttl_s)
+
+
+def card_of(store: Store, swap_id: str) -> str | None:
+    """The ts of the swap's live card (its progress message), once posted."""
+    return as_text(store.redis.get(store.swap_key(swap_id, "slack", "progress")))
+
+
+def next_step(checkpoints: Mapping[str, Checkpoint]) -> str | None:
+    """The step the runbook runs next: the first one neither done nor skipped."""
+    return _steps_of(checkpoints)["next"]  # type: ignore[no-any-return]
+
+
+# -- what the progress message shows, from the events and from the swap's record --------------
+def _fresh_progress() -> dict[str, Any]:
+    return {"step": None, "loads": {}, "backlog": None}
+
+
+def _approval_state(requests: list[ApprovalRequest], step: object, now: float) -> str | None:
+    """The approval of `step` as the card's buttons need it: granted, pending, none (not asked
+    for, or only requests that are over), or None when the step needs no approval."""
+    found = runbook.BY_NAME.get(str(step or ""))
+    if found is None or not found.approval:
+        return None
+    live = [r for r in requests if r.step == found.name and r.expires_epoch > now]
+    if any(r.status is ApprovalStatus.GRANTED for r in live):
+        return "granted"
+    if any(r.status is ApprovalStatus.PENDING for r in live):
+        return "pending"
+    return "none"
+
+
+def _epoch_of(event: Event) -> float:
+    return event.at.timestamp()
+
+
+def _note_standing(p: dict[str, Any], event: Event) -> None:
+    """Follow the phase, the steps and the outage's clock as the events tell them."""
+    kind, step, at = event.kind, event.step, _epoch_of(event)
+    if kind in ("step.started", "step.done", "step.skipped", "step.failed"):
+        p.pop("waiting_on", None)
+    if kind == "step.started":
+        p.update(step=step, step_state="running", step_since=at)
+        p.pop("rolled_back_epoch", None)  # acting again: the swap is in progress
+        p.pop("mark", None)
+    elif kind == "step.waiting":
+        p.update(step=step, step_state="waiting")
+        if event.payload.person:
+            p["waiting_on"] = event.payload.person
+    elif kind in ("step.done", "step.skipped") and step in runbook.BY_NAME:
+        p["last_done"] = step
+        p.update(_after(step))
+        if p.get("step") == step:
+            p["step"] = None
+    elif kind == "step.failed" and step in runbook.BY_NAME:
+        p.update(step=None, next=step, next_state="failed")
+    elif kind == "step.failed" and p.get("mark") == "rollback.started":
+        p.pop("mark")  # the rollback failed: the swap stands where its record says
+    elif kind == "outage.started":
+        p.update(outage_started_epoch=at, outage_ended_epoch=None)
+    elif kind == "outage.ended":
+        p["outage_ended_epoch"] = at
+    elif kind in ("rollback.started", "rollback.done", "swap.done"):
+        p.update(step=None, mark=kind)
+        if kind == "rollback.done":
+            p["rolled_back_epoch"] = at
+        elif kind == "swap.done":
+            p["done_epoch"] = at
+
+
+def _after(step: str) -> dict[str, Any]:
+    """The step the runbook runs after `step`, as the next."""
+    names = [s.name for s in runbook.STEPS]
+    i = names.index(step)
+    return {"next": names[i + 1] if i + 1 < len(names) else None, "next_state": None}
+
+
+def _steps_of(checkpoints: Mapping[str, Checkpoint]) -> dict[str, Any]:
+    """From the checkpoints: the step running (or waiting) now, the last one done in the
+    runbook's order, and the first one not done, with its state (failed, undone, …)."""
+    found: dict[str, Any] = {"step": None, "last_done": None, "next": None, "next_state": None}
+    for step in runbook.STEPS:
+        cp = checkpoints.get(step.name)
+        status = cp.status.value if cp else "pending"
+        if status in ("done", "skipped"):
+            found["last_done"] = step.name
+            continue
+        if status in ("running", "waiting") and found["step"] is None and cp is not None:
+            found.update(step=step.name, step_state=status, step_since=cp.started_epoch)
+        if found["next"] is None:
+            found.update(next=step.name, next_state=status)
+    return found
+
+
+def _phase(view: Mapping[str, Any]) -> str:
+    """prep, outage, after the outage, done, rolling back or rolled back."""
+    mark = view.get("mark")
+    if view.get("done_epoch") is not None or mark == "swap.done":
+        return "done"
+    if mark == "rollback.started":
+        return "rolling back"
+    if view.get("rolled_back_epoch") is not None:
+        return "rolled back"
+    if view.get("outage_started_epoch") is None:
+        return "prep"
+    return "outage" if view.get("outage_ended_epoch") is None else "after the outage"

@@ -8,6 +8,12 @@ engine's events and the notifier, whichever process ran the step.
 No job raises to rq without having answered: whatever fails (Heroku answering 503, Redis,
 PostgreSQL, a bug) is logged with its traceback and told to the person in one line, secrets
 masked — a failed command also to the swap's thread, a failed reaction with what to do next.
+
+An answer is whole: a long one (a report, a dry run's calls) goes in as many messages as it
+takes. It goes through the command's response_url while Slack honours it (30 minutes, five
+messages); otherwise as ephemeral messages, which Slack does not promise to deliver and which
+are gone on a reload, so the answer to a command that changes something then also goes to the
+swap's thread (https://docs.slack.dev/reference/methods/chat.postEphemeral).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from swapbot import commands, config
 from swapbot.logs import SecretFilter, secrets_of
 from swapbot.slack import blocks
 from swapbot.slack.client import membership, web_client, webhook
-from swapbot.slack.notifier import ApprovalMessages
+from swapbot.slack.notifier import ApprovalMessages, thread_of
 from swapbot.swap.approvals import Verdict
 from swapbot.swap.engine import Engine
 from swapbot.swap.outcome import Interrupted
@@ -78,17 +84,17 @@ def run_command(
                 }
             )
             # Slack shows a summary; every mapping is in the terminal's JSON (a one-off dyno).
-            hint = "heroku run swapbot hcswap status --json"
-            rendered = blocks.status_message(doc, detail_hint=hint)
+            pages = [blocks.status_message(doc, detail_hint=blocks.DETAIL_HINT)]
         else:
             reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
-            rendered = blocks.reply(
+            pages = blocks.reply_pages(
                 {
                     "command": f"/hcswap {text}",
                     "status": reply.status,
                     "message": reply.message,
                     "calls": reply.calls,
                     "text": reply.text if cmd.answers_with_text else "",
+                    "people": [user],
                 }
             )
     except (Exception, Interrupted) as exc:  # a stop outside the engine is answered too
@@ -97,14 +103,26 @@ def run_command(
         if client is None:
             settings, client = _answerer()
         rendered = blocks.reply(
-            {"command": f"/hcswap {text}", "status": "failed", "message": _FAILED.format(why=why)}
+            {
+                "command": f"/hcswap {text}",
+                "status": "failed",
+                "message": _FAILED.format(why=why),
+                "people": [user],
+            }
         )
         _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
         if engine is not None and cmd is not None and cmd.changes_something:
             _notice(engine, None, cmd, user, f"/hcswap {text} by {user}: failed: {why}")
         return {"status": "failed", "message": "failed: " + _FAILED.format(why=why)}
-    _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
-    if cmd.changes_something and reply.swap_id and reply.status in ("refused", "failed"):
+    how = _deliver_or_log(client, response_url, channel, user, pages, time.time() - since)
+    in_thread = False
+    if cmd.changes_something and how != BY_RESPONSE_URL:
+        # A step's or a rollback's answer that came too late for the response_url (30
+        # minutes), or that it refused, went as ephemeral messages: Slack does not promise to
+        # deliver those, and they are gone on a reload. The swap's thread keeps it.
+        in_thread = _to_thread(client, engine.store, settings, reply.swap_id, user, text, pages)
+    told = cmd.changes_something and reply.swap_id and reply.status in ("refused", "failed")
+    if told and not in_thread:  # (the thread has the whole answer already)
         # The thread hears of refusals too: the team sees who tried what, and why it stopped.
         message = f"/hcswap {text} by {user}: {reply.status}: {reply.message}"
         _notice(engine, reply.swap_id, cmd, user, message)
@@ -139,23 +157,70 @@ def _answerer() -> tuple[config.Settings | None, WebClient | None]:
         return settings, None
 
 
+Rendered = tuple[str, list[dict[str, Any]]]
+BY_RESPONSE_URL, EPHEMERAL = "response_url", "ephemeral"
+
+
 def _deliver_or_log(
     client: WebClient | None,
     response_url: str | None,
     channel: str,
     user: str,
-    rendered: tuple[str, list[dict[str, Any]]],
+    rendered: Rendered | list[Rendered],
     fresh: float,
-) -> bool:
+) -> str | None:
+    """Answer (`deliver`); how it went (BY_RESPONSE_URL or EPHEMERAL), or None (logged) when
+    it could not."""
     if client is None:
         log.error("could not answer %s: no Slack client", user)
-        return False
+        return None
     try:
-        deliver(client, response_url, channel, user, rendered, fresh=fresh)
-        return True
+        return deliver(client, response_url, channel, user, rendered, fresh=fresh)
     except Exception:
         log.exception("could not answer %s", user)
+        return None
+
+
+def _to_thread(
+    client: WebClient,
+    store: Store,
+    settings: config.Settings,
+    swap_id: str | None,
+    user: str,
+    text: str,
+    pages: list[Rendered],
+) -> bool:
+    """Post a command's answer in its swap's thread (the channel itself before the thread is
+    started), naming the person who asked; False (logged) if it could not."""
+    channel = settings.swapbot_channel
+    swap_id = swap_id or store.current_swap()
+    if not channel or not swap_id:
         return False
+    mention = blocks.mention(user)
+    typed = blocks.escape(text[:200].replace("`", "'"))  # a backtick would end the code
+    note = (
+        f"For {mention}, who typed `/hcswap {typed}`: the answer is here too, as a private one "
+        "may not arrive"
+    )
+    try:
+        thread = thread_of(store, swap_id)
+        for part, (fallback, blks) in enumerate(pages):
+            if part == 0:
+                fallback = blocks._cut_mrkdwn(f"{mention}: {fallback}", blocks.MAX_FALLBACK)
+                blks = [_note_block(note), *blks]
+            client.chat_postMessage(channel=channel, thread_ts=thread, text=fallback, blocks=blks)
+        return True
+    except Exception as exc:  # Slack's errors, or its connection's: said in the log instead
+        log.warning("could not post the answer to %s in the thread: %s", user, exc)
+        return False
+
+
+def _note_block(text: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "block_id": "answer-for",
+        "elements": [{"type": "mrkdwn", "text": text, "verbatim": True}],
+    }
 
 
 def _notice(
@@ -313,7 +378,7 @@ def _bot_user(client: WebClient) -> str | None:
 
 
 def _tell(client: WebClient, channel: str, user: str, text: str, thread_ts: str | None) -> None:
-    rendered = blocks.refusal(text)
+    rendered = blocks.refusal(text, people=[user])
     try:
         client.chat_postEphemeral(
             channel=channel, user=user, text=rendered[0], blocks=rendered[1], thread_ts=thread_ts
@@ -322,26 +387,43 @@ def _tell(client: WebClient, channel: str, user: str, text: str, thread_ts: str 
         log.warning("could not tell %s: %s", user, exc)
 
 
+RESPONSE_URL_USES = 5  # Slack takes at most five answers through one response_url
+
+
 def deliver(
     client: WebClient,
     response_url: str | None,
     channel: str,
     user: str,
-    rendered: tuple[str, list[dict[str, Any]]],
+    rendered: Rendered | list[Rendered],
     *,
     fresh: float = 0.0,
-) -> None:
-    """Answer the person who typed the command: through its response_url while Slack honours
-    it, else as an ephemeral message in the channel."""
-    text, blks = rendered
+) -> str:
+    """Answer the person who typed the command, every message of it (`rendered` is one or a
+    list, e.g. a long report's parts): through its response_url while Slack honours it (and
+    for at most five messages), the rest as ephemeral messages in the channel. Returns
+    BY_RESPONSE_URL when all went through the response_url, else EPHEMERAL."""
+    pages = rendered if isinstance(rendered, list) else [rendered]
+    sent = 0
     if response_url and fresh < RESPONSE_URL_LIFETIME:
+        sent = _by_response_url(response_url, pages[:RESPONSE_URL_USES])
+    for text, blks in pages[sent:]:
+        client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blks)
+    return BY_RESPONSE_URL if sent == len(pages) else EPHEMERAL
+
+
+def _by_response_url(response_url: str, pages: list[Rendered]) -> int:
+    """Send `pages` through the response_url, in order, until one is not taken; how many were."""
+    hook = webhook(response_url)
+    for sent, (text, blks) in enumerate(pages):
         try:
-            resp = webhook(response_url).send(
+            resp = hook.send(
                 text=text, blocks=blks, response_type="ephemeral", replace_original=False
             )
-            if resp.status_code == 200:
-                return
-            log.warning("response_url answered %s; answering in the channel", resp.status_code)
         except SlackClientError as exc:
             log.warning("response_url failed (%s); answering in the channel", exc)
-    client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=blks)
+            return sent
+        if resp.status_code != 200:
+            log.warning("response_url answered %s; answering in the channel", resp.status_code)
+            return sent
+    return len(pages)

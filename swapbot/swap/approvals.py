@@ -10,11 +10,14 @@ it once, only while the fingerprint and digest are still the same and it has not
        |                     |
        +--> superseded       +--> expired   (pending also expires)
        +--> expired
+       +--deny--> denied                    (by an approver, not the requester: never granted)
 
 A pending request waits at most `ttl_s` for a second person; a grant is good for `ttl_s` from
 the moment it is given, so an approval asked for ahead of the outage costs the outage nothing.
 The person who granted an approval may withdraw it (in Slack: remove the reaction) until a step
-uses it: the request is pending again, without an approver, until the grant's expiry.
+uses it: the request is pending again, without an approver, until the grant's expiry. An approver
+other than the requester may deny a pending request instead (in Slack: the Deny button): it can
+no longer be granted, and the step stays unapproved until someone asks again.
 Each status change is one Lua script that checks the current status and expiry, sets the new
 status and appends its audit entry, so two people reacting at once, or Slack delivering the same
 reaction twice, give exactly one grant. Refusals change nothing and are audited too.
@@ -39,6 +42,7 @@ __all__ = [
     "ApprovalStatus",
     "Approvals",
     "Decision",
+    "Denial",
     "Verdict",
     "Withdrawal",
     "SYSTEM",
@@ -54,6 +58,7 @@ class ApprovalStatus(StrEnum):
     USED = "used"
     EXPIRED = "expired"
     SUPERSEDED = "superseded"
+    DENIED = "denied"
 
 
 class ApprovalRequest(BaseModel):
@@ -76,6 +81,8 @@ class ApprovalRequest(BaseModel):
     used_by: str | None = None
     expired_at: str | None = None
     superseded_by: str | None = None
+    denied_by: str | None = None
+    denied_at: str | None = None
 
 
 class Verdict(StrEnum):
@@ -91,10 +98,19 @@ class Verdict(StrEnum):
     LIVE_CHANGED = "live-changed"
     WITHDRAWN = "withdrawn"
     NOT_GRANTER = "not-granter"  # withdraw: no approval of theirs to take back
+    DENIED = "denied"  # deny: done
+    ALREADY_DENIED = "already-denied"
 
 
 class Decision(BaseModel):
     granted: bool
+    verdict: Verdict
+    reason: str
+    request: ApprovalRequest | None = None
+
+
+class Denial(BaseModel):
+    denied: bool
     verdict: Verdict
     reason: str
     request: ApprovalRequest | None = None
@@ -409,6 +425,51 @@ class Approvals:
             )
         return Withdrawal(withdrawn=False, verdict=verdict, reason=reason, request=req)
 
+    def deny(self, swap_id: str, request_id: str, actor: str, approvers: Iterable[str]) -> Denial:
+        """An approver other than the requester denies a pending request: it can no longer be
+        granted (the step stays unapproved until someone asks again). The same rules as a grant
+        decide who may, and the same one-shot move as a grant makes a deny and a grant given at
+        once end in one of the two. Refusals change nothing and are audited."""
+        now = self.clock()
+        req = self.get(swap_id, request_id)
+        refusal = self._refusal(req, request_id, actor, set(approvers), now, verb="deny")
+        if refusal is None:
+            assert req is not None  # _refusal refuses a missing request
+            answer = self._transition(
+                req,
+                allowed=("pending",),
+                expiry="live",
+                changes={"status": "denied", "denied_by": actor, "denied_at": iso(now)},
+                actor=actor,
+                action="approval.denied",
+                detail={"request": req.id, "requester": req.requester},
+                now=now,
+            )
+            if answer == "ok":
+                return Denial(
+                    denied=True,
+                    verdict=Verdict.DENIED,
+                    reason=f"{actor} denied {req.step} ({req.id}) for {req.requester}: it can no "
+                    "longer be approved; ask for a new approval",
+                    request=self.get(swap_id, request_id),
+                )
+            # Granted, denied or expired meanwhile: explain from what it is now.
+            req = self.get(swap_id, request_id)
+            refusal = self._refusal(req, request_id, actor, set(approvers), now, verb="deny")
+            refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
+        verdict, reason = refusal
+        if req is not None and verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
+            self._expire(req, now)
+        self.store.audit(
+            swap_id,
+            actor,
+            "approval.deny-refused",
+            step=req.step if req else None,
+            detail={"request": request_id, "verdict": verdict.value, "reason": reason},
+            at=now,
+        )
+        return Denial(denied=False, verdict=verdict, reason=reason, request=req)
+
     def why_not(self, swap_id: str, step: str, *, fingerprint: str, live_digest: str) -> str:
         """Why `consume` finds no approval of `step` to use, in a sentence for the channel."""
         now = self.clock()
@@ -425,6 +486,8 @@ class Approvals:
             return f"the approval {req.id} of {step} expired at {_short(req.expires_epoch)}"
         if req.status is ApprovalStatus.USED:
             return f"the approval {req.id} of {step} was used at {req.used_at}; ask for a new one"
+        if req.status is ApprovalStatus.DENIED:
+            return f"{req.id} of {step} was denied by {req.denied_by}; ask for a new approval"
         changed = _changed(req, fingerprint, live_digest)
         if changed:
             return changed[1]
@@ -450,15 +513,22 @@ class Approvals:
     # -- internals --------------------------------------------------------------------------
     @staticmethod
     def _refusal(
-        req: ApprovalRequest | None, request_id: str, approver: str, approvers: set[str], now: float
+        req: ApprovalRequest | None,
+        request_id: str,
+        approver: str,
+        approvers: set[str],
+        now: float,
+        *,
+        verb: str = "approve",
     ) -> tuple[Verdict, str] | None:
-        """Why `approver` may not grant `req` now, or None. Conditions are checked apart."""
+        """Why `approver` may not grant (or, with `verb="deny"`, deny) `req` now, or None.
+        Conditions are checked apart."""
         if req is None:
             return Verdict.UNKNOWN, f"there is no approval request {request_id}"
         if approver == req.requester:
             return (
                 Verdict.OWN_STEP,
-                f"{approver} asked for {req.step} and cannot approve it; a second person must",
+                f"{approver} asked for {req.step} and cannot {verb} it; a second person must",
             )
         if approver not in approvers:
             return Verdict.NOT_APPROVER, f"{approver} is not one of the approvers"
@@ -474,6 +544,11 @@ class Approvals:
             )
         if req.status is ApprovalStatus.USED:
             return Verdict.ALREADY_USED, f"{req.id} was already approved and used at {req.used_at}"
+        if req.status is ApprovalStatus.DENIED:
+            return (
+                Verdict.ALREADY_DENIED,
+                f"{req.id} was denied by {req.denied_by} at {req.denied_at}; ask for a new approval",
+            )
         if req.status is ApprovalStatus.EXPIRED or req.expires_epoch <= now:
             return (
                 Verdict.EXPIRED,

@@ -732,6 +732,11 @@ class Engine:
         """`actor` approves a request; `at` is when they did (a Slack reaction's event time)."""
         return gate.approve(self, request_id, actor, at=at)
 
+    def deny(self, request_id: str, actor: str) -> Outcome:
+        """`actor` (an approver, not the requester) denies a pending request: it can no longer
+        be approved, and the step stays unapproved until someone asks again."""
+        return gate.deny(self, request_id, actor)
+
     # -- things only a person can confirm ---------------------------------------------------
     CONFIRMABLE = runbook.CONFIRMABLE
 

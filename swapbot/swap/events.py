@@ -40,6 +40,7 @@ Kind = Literal[
     "rollback.started",
     "rollback.done",
     "swap.done",
+    "reminder",  # someone holds the swap up: approvers before an expiry, a person asked long ago
     "call",  # an API call or SQL statement (dry runs list these)
     "notice",
 ]
@@ -77,6 +78,9 @@ class Payload(BaseModel):
     point_of_no_return: bool = False
     # outage.ended: how long the outage lasted
     seconds: float | None = None
+    # reminder: whom it nudges (Slack ids where the plan names them), and when a request expires
+    people: list[str] | None = None
+    expires_epoch: float | None = None
 
 
 class Event(BaseModel):

@@ -2,8 +2,8 @@
 the plan's fingerprint and to the live state it was given for, used once.
 
 The requests themselves live in `swapbot.swap.approvals`; this is the engine's side: asking,
-granting, and taking an approval when the step runs (or going on under the one an interrupted
-attempt already used).
+granting or denying, and taking an approval when the step runs (or going on under the one an
+interrupted attempt already used).
 """
 
 from __future__ import annotations
@@ -128,6 +128,34 @@ def approve(engine: Engine, request_id: str, actor: str, *, at: float | None = N
         "done" if decision.granted else "refused",
         decision.reason,
         data={"verdict": decision.verdict.value, "request_id": request_id, "step": step},
+    )
+
+
+def deny(engine: Engine, request_id: str, actor: str) -> Outcome:
+    """An approver other than the requester denies a pending request: it can no longer be
+    approved. No live state is read: saying no is safe whatever Heroku Connect shows."""
+    plan = engine.current_plan()
+    if plan is None:
+        return Outcome("deny", "refused", "there is no plan yet")
+    denial = engine.approvals.deny(plan.swap_id, request_id, actor, engine.approvers)
+    step = denial.request.step if denial.request else None
+    if denial.denied:
+        # `approval.withdrawn`: the kind whose front ends show the request as it now stands
+        # (the Slack notifier edits the approval message: denied, its buttons gone).
+        engine.emit(
+            "approval.withdrawn",
+            plan.swap_id,
+            step=step,
+            actor=actor,
+            message=denial.reason,
+            request_id=request_id,
+            verdict=denial.verdict.value,
+        )
+    return Outcome(
+        "deny",
+        "done" if denial.denied else "refused",
+        denial.reason,
+        data={"verdict": denial.verdict.value, "request_id": request_id, "step": step},
     )
 
 

@@ -34,6 +34,10 @@ def kill_point(step: str, point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# The record of a person asked by a step: `asked:<step>` -> {person, at}.
+ASKED = "asked:"
+
+
 class StepStopped(Exception):
     """The step cannot go on; the message says why and what a person should do."""
 
@@ -108,6 +112,8 @@ class Run:
         data: dict[str, Any] = {"person": person}
         if link:
             data["link"] = link
+        if not self.live.dry_run:  # who was asked, and when: the watcher nudges them again
+            self.remember(f"{ASKED}{self.step}", {"person": person, "at": time.time()})
         self.emit(
             "step.waiting", self.plan.swap_id, step=self.step, actor=self.actor, message=message,
             **data,

@@ -18,12 +18,23 @@ import psycopg
 from swapbot.database import backlog
 from swapbot.database._common import UserError
 from swapbot.swap import overview
+from swapbot.swap import steps as runbook
+from swapbot.swap.approvals import ApprovalStatus
 from swapbot.swap.engine import Engine
 from swapbot.swap.events import Kind
 from swapbot.swap.plan import Plan
+from swapbot.swap.record import is_done
+from swapbot.swap.run import ASKED
 from swapbot.swap.views import Backlog, Connection
 
 log = logging.getLogger(__name__)
+
+# Approvers are nudged this long before a pending request expires.
+EXPIRY_NUDGE_SECONDS = 300.0
+# A person a step asked is nudged again after this long, and again each time it passes.
+PERSON_NUDGE_SECONDS = 600.0
+# How long the watcher remembers it told a reminder (longer than any swap's wait).
+REMINDER_MEMORY_SECONDS = 7 * 86_400
 
 
 def write_backlog(engine: Engine, plan: Plan) -> Backlog:
@@ -77,6 +88,7 @@ class Watcher:
             self._last[conn.addon] = (conn, now)
         changes += self._backlog(plan)
         changes += self._interrupted(plan)
+        changes += self._reminders(plan, now)
         return changes
 
     def _changes(
@@ -137,6 +149,91 @@ class Watcher:
                     f"{name} was interrupted: the process running it stopped, and nothing runs "
                     f"it now. Run `{name}` again to resume it; it looks at the live system first.",
                     step=name,
+                )
+            )
+        return found
+
+    def _reminders(self, plan: Plan, now: float) -> list[dict[str, Any]]:
+        """Nudge whoever holds the swap up, once each: approvers before a request expires and
+        when the cutover's next step waits on their approval; a person asked more than
+        PERSON_NUDGE_SECONDS ago, again every PERSON_NUDGE_SECONDS."""
+        found = self._expiring(plan, now) + self._approval_awaited(plan)
+        return found + self._asked_long_ago(plan, now)
+
+    def _first(self, key: str) -> bool:
+        return self.engine.store.first_time(f"remind:{key}", REMINDER_MEMORY_SECONDS)
+
+    def _expiring(self, plan: Plan, now: float) -> list[dict[str, Any]]:
+        found = []
+        approvers = sorted(self.engine.approvers)
+        for r in self.engine.approvals.pending(plan.swap_id):
+            left = r.expires_epoch - now
+            if left > EXPIRY_NUDGE_SECONDS or not self._first(f"{plan.swap_id}:expiry:{r.id}"):
+                continue
+            message = (
+                f"the approval {r.id} of {r.step} expires in {left / 60:.0f} min: an approver, "
+                f"not {r.requester}, can approve it now"
+            )
+            found.append(
+                self._emit(
+                    "reminder",
+                    plan.swap_id,
+                    message,
+                    step=r.step,
+                    request_id=r.id,
+                    people=approvers,
+                    expires_epoch=r.expires_epoch,
+                )
+            )
+        return found
+
+    def _approval_awaited(self, plan: Plan) -> list[dict[str, Any]]:
+        """Inside the outage, the next step needs an approval nobody has given yet."""
+        store = self.engine.store
+        if store.get_record(plan.swap_id, "outage_started_at") is None:
+            return []
+        checkpoints = store.checkpoints(plan.swap_id)
+        step = next((s for s in runbook.CUTOVER if not is_done(checkpoints.get(s.name))), None)
+        if step is None or not step.approval:
+            return []
+        asked = self.engine.approvals.requests(plan.swap_id, step.name)
+        if any(r.status in (ApprovalStatus.GRANTED, ApprovalStatus.USED) for r in asked):
+            return []
+        if not self._first(f"{plan.swap_id}:awaited:{step.name}"):
+            return []
+        pending = [r.id for r in asked if r.status is ApprovalStatus.PENDING]
+        message = f"the outage is running and {step.name} waits on an approval: " + (
+            f"an approver can approve {pending[-1]} now"
+            if pending
+            else f"`request-approval {step.name}`, then an approver approves it"
+        )
+        approvers = sorted(self.engine.approvers)
+        return [self._emit("reminder", plan.swap_id, message, step=step.name, people=approvers)]
+
+    def _asked_long_ago(self, plan: Plan, now: float) -> list[dict[str, Any]]:
+        store = self.engine.store
+        found = []
+        for name, cp in store.checkpoints(plan.swap_id).items():
+            asked = (
+                store.get_record(plan.swap_id, f"{ASKED}{name}") if cp.status == "waiting" else None
+            )
+            if not asked:
+                continue
+            waited = now - float(asked.get("at") or now)
+            rounds = int(waited // PERSON_NUDGE_SECONDS)
+            if rounds < 1 or not self._first(f"{plan.swap_id}:asked:{name}:{cp.attempt}:{rounds}"):
+                continue
+            person = asked.get("person") or plan.authorizer or plan.created_by
+            message = f"{name} has waited {waited / 60:.0f} min on a person: " + (
+                runbook.get(name).person or "see the step's request above"
+            )
+            found.append(
+                self._emit(
+                    "reminder",
+                    plan.swap_id,
+                    message,
+                    step=name,
+                    people=[person] if person else [],
                 )
             )
         return found

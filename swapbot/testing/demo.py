@@ -4,8 +4,10 @@ as the Slack channel sees it.
 It starts the sandbox on a fresh database with the app writing all along, a local stand-in for
 Slack, and swapbot itself (`swapbot serve` and `swapbot worker`, as on Heroku). Scripted people
 type `/hcswap` commands (signed as Slack signs them), open the Salesforce link, confirm what
-only a person can, and approve by reacting with an emoji; the terminal shows the channel's
-conversation as it happens, then the final report.
+only a person can, approve (pause with the request's Approve button, delete-old by reacting
+with an emoji) and run the cutover by clicking "Run next" on the swap's live card; the terminal
+shows the channel's conversation as it happens, the card at the start of the outage and at
+the end, then the final report.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from swapbot.runtime import build_engine
 from swapbot.sandbox import scenarios
 from swapbot.sandbox.options import SandboxOptions
 from swapbot.sandbox.server import Sandbox
+from swapbot.slack.blocks.approvals import APPROVE_ACTION
 from swapbot.swap import steps as runbook
 from swapbot.swap.engine import Engine
 from swapbot.swap.plan import Plan, format_mappings
-from swapbot.testing.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget
+from swapbot.testing.rehearsal import CHANNEL, Colleague, LocalSlack, environment, forget, said
 from swapbot.testing.script import ScriptStopped, Team, WholeSwap
 from swapbot.testing.standin import Message, SlackStandIn, render_blocks
 
@@ -72,6 +75,16 @@ class ChannelPrinter:
 
     def typed(self, user: str, text: str) -> None:
         say(f"{self.clock()} {self.slack.user_name(user)}: /hcswap {text}")
+
+    def clicked(self, user: str, label: str, on: str = "") -> None:
+        where = f" {on}" if on else ""
+        say(f"{self.clock()} ⟶ {self.slack.user_name(user)} clicks “{label}”{where}")
+
+    def card(self, title: str, message: Message) -> None:
+        """The swap's live card as the channel shows it now, whole."""
+        say(f"\n== {title}")
+        for line in render_blocks(message.blocks or []) or [message.text or ""]:
+            say(f"   | {line}")
 
     def __call__(self, kind: str, message: Message) -> None:
         if message.source == "ack" and "Working on it" in (message.text or ""):
@@ -199,12 +212,28 @@ class DemoSwap(WholeSwap):
             " values; see plan show)"
         )
 
+    def clicked(self, user: str, label: str) -> None:
+        self.printer.clicked(user, label, "on the swap's card")
+
     def reacted(self, step: str, message: Message) -> None:
+        """pause is approved with the request's Approve button, delete-old with a reaction."""
         time.sleep(0.3)
+        if step == "pause":
+            self.printer.clicked(APPROVER, "Approve", f"on the approval request for {step}")
+            _, reply = self.local.click(self.driver, APPROVER, message, APPROVE_ACTION)
+            if "approved" not in said(reply):
+                raise ScriptStopped(f"Approve {step}: {said(reply)[:2000]}")
+            return
         self.printer.typed(
             APPROVER, f"(reacts :white_check_mark: to the approval request for {step})"
         )
         super().reacted(step, message)
+
+    def after(self, step: runbook.Step) -> None:
+        if step.name == runbook.OUTAGE_START:
+            following = runbook.CUTOVER[1].name
+            shown = self.card(showing=f"Run next: {following}")
+            self.printer.card("the swap's card, the outage begun", shown)
 
     def before(self, step: runbook.Step) -> None:
         if step.name == self.rollback_at:
@@ -234,6 +263,7 @@ def _rehearse(
         role=scenarios.role_names(url.rsplit("/", 1)[-1])[0],
         app=scenario.app,
         timeout=300,
+        by_button=True,
     )
     swap.rollback_at = args.rollback_at
     say("\n== the channel, as Slack shows it (the app keeps writing)")
@@ -246,6 +276,7 @@ def _rehearse(
     except ScriptStopped as exc:
         return _stopped("the swap stopped", str(exc))
     _settle(local)
+    printer.card("the swap's card at the end", swap.card(saying="*done*"))
     plan = engine.current_plan()
     _report(engine, plan)
     from swapbot.swap.predict import beside

@@ -1,5 +1,7 @@
 """Talk to a Bolt app over real HTTP the way Slack does: signed slash commands, reaction
-events (with Slack's retries) and the URL-verification challenge.
+events (with Slack's retries), button clicks (`block_actions`), modals (a form opened by a
+command's trigger_id, its external selects' `block_suggestion`s and its `view_submission`) and
+the URL-verification challenge.
 
 It pairs with `SlackStandIn`: commands carry a response URL from the stand-in, and a reaction is
 first put on the stand-in's message, then delivered as an event, only if the bot is in the
@@ -15,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import requests
 from slack_sdk.signature import SignatureVerifier
@@ -62,6 +64,8 @@ class SlackDriver:
         self.api_app_id, self.clock, self.timeout = api_app_id, clock, timeout
         # Raw bodies of delivered events by event_id: a retry resends exactly these bytes.
         self.deliveries: dict[str, str] = {}
+        # Raw bodies of clicks by trigger_id, for sending the same click again.
+        self.clicks: dict[str, str] = {}
         self._triggers = itertools.count(1)
 
     # -- slash commands --------------------------------------------------------------------------
@@ -116,6 +120,7 @@ class SlackDriver:
             "response_url": self.standin.response_url(user, channel),
             "trigger_id": trigger_id or self._trigger_id(),
         }
+        self.standin.issue_trigger(form["trigger_id"], user, channel)
         return urlencode(form)
 
     def _show_ack(self, user: str, channel: str, response: DriverResponse) -> None:
@@ -253,6 +258,124 @@ class SlackDriver:
         response.event_id = response.envelope["event_id"]
         return response
 
+    # -- clicks ------------------------------------------------------------------------------------
+    def click(
+        self,
+        user: str,
+        message: Message,
+        action_id: str,
+        *,
+        confirmed: bool = True,
+        trigger_id: str | None = None,
+        timestamp: str | int | None = None,
+        signature: str | None = None,
+        unsigned: bool = False,
+    ) -> DriverResponse | None:
+        """`user` clicks the button `action_id` of `message` (as the stand-in shows it now) and
+        confirms its dialog: Slack POSTs a signed form whose `payload` field is the
+        `block_actions` JSON (https://api.slack.com/interactivity/handling#payloads). With
+        `confirmed=False` they cancel the dialog, and Slack sends nothing (None)."""
+        payload = self.standin.block_actions(
+            user,
+            message.channel,
+            message.ts,
+            action_id,
+            trigger_id=trigger_id or self._trigger_id(),
+            api_app_id=self.api_app_id,
+            token=VERIFICATION_TOKEN,
+        )
+        if not confirmed:
+            return None
+        self.standin.issue_trigger(payload["trigger_id"], user, message.channel)
+        body = urlencode({"payload": json.dumps(payload)})
+        self.clicks[payload["trigger_id"]] = body
+        response = self._post(
+            body, FORM, timestamp=timestamp, signature=signature, unsigned=unsigned
+        )
+        response.envelope = payload
+        return response
+
+    def click_again(self, trigger_id: str) -> DriverResponse:
+        """The same click sent again, byte for byte and signed afresh (a retry by a proxy, or a
+        replay): the app must treat it as the one click it is."""
+        body = self.clicks[trigger_id]
+        response = self._post(body, FORM)
+        response.envelope = json.loads(_form_payload(body))
+        return response
+
+    # -- modals ------------------------------------------------------------------------------------
+    def open_plan_form(
+        self, user: str, *, channel: str = DEFAULT_CHANNEL, timeout: float = 5.0
+    ) -> tuple[DriverResponse, dict[str, Any] | None]:
+        """`user` types `/hcswap plan new` with no arguments: the app's acknowledgement and the
+        modal it opened with the command's trigger_id (as views.open left it: a first view the
+        worker then fills), or None when the acknowledgement said something (a refusal) or
+        nothing opened within `timeout` seconds."""
+        trigger_id = self._trigger_id()
+        response = self.command(user, "plan new", channel=channel, trigger_id=trigger_id)
+        if response.status != 200 or response.body.strip():
+            return response, None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.standin.views(user, trigger_id=trigger_id)
+            if found:
+                return response, self.standin.view(found[0].view["id"])
+            time.sleep(0.02)
+        return response, None
+
+    def suggest(
+        self,
+        user: str,
+        view: dict[str, Any] | str,
+        action_id: str,
+        text: str,
+        *,
+        values: dict[str, Any] | None = None,
+    ) -> DriverResponse:
+        """`user` types `text` in the external select `action_id` of an open modal (with the
+        form's other inputs set to `values`): Slack POSTs a signed `block_suggestion` form and
+        shows the options the app answers, which may then be chosen in `submit`. The answer's
+        problems, if any, are in the stand-in's violations."""
+        view_id = view if isinstance(view, str) else str(view["id"])
+        payload = self.standin.block_suggestion(
+            user,
+            view_id,
+            action_id,
+            text,
+            api_app_id=self.api_app_id,
+            token=VERIFICATION_TOKEN,
+            values=values,
+        )
+        response = self._post(urlencode({"payload": json.dumps(payload)}), FORM)
+        response.envelope = payload
+        if response.status == 200 and response.body.strip():
+            self.standin.offer(view_id, action_id, response.json())
+        return response
+
+    def submit(
+        self, user: str, view: dict[str, Any] | str, values: dict[str, Any]
+    ) -> DriverResponse:
+        """`user` fills the open modal with `values` (block id -> a string for a text input or
+        a users_select, a list of option values for a multi select; untouched inputs keep
+        their initial values) and clicks its submit button: Slack POSTs a signed
+        `view_submission` form, then closes the modal, shows the errors beside the fields, or
+        replaces it, as the app answered. ValueError if Slack would not submit it."""
+        view_id = view if isinstance(view, str) else str(view["id"])
+        payload = self.standin.view_submission(
+            user,
+            view_id,
+            values,
+            api_app_id=self.api_app_id,
+            token=VERIFICATION_TOKEN,
+            trigger_id=self._trigger_id(),
+        )
+        response = self._post(urlencode({"payload": json.dumps(payload)}), FORM)
+        response.envelope = payload
+        body = response.body.strip()
+        answer = response.json() if body.startswith("{") else None
+        self.standin.view_answered(view_id, response.status, answer)
+        return response
+
     def url_verification(self, challenge: str | None = None) -> DriverResponse:
         """The challenge Slack sends when the request URL is set; the app must echo it."""
         body = {
@@ -296,6 +419,10 @@ class SlackDriver:
             headers=dict(reply.headers),
             elapsed=time.perf_counter() - started,
         )
+
+
+def _form_payload(body: str) -> str:
+    return parse_qs(body)["payload"][0]
 
 
 def _retry_headers(retry_num: int | None, reason: str) -> dict[str, str]:

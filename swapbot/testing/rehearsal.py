@@ -1,5 +1,5 @@
 """Slack and swapbot on one machine: the Slack stand-in, `swapbot serve` and `swapbot worker`
-as separate processes, and people who type `/hcswap` and react as Slack users would.
+as separate processes, and people who type `/hcswap`, react and click as Slack users would.
 
 The demo, the benchmarks and the tests run the real front end this way: signed requests over
 loopback HTTP into gunicorn, jobs through Redis into the worker, messages out to the stand-in.
@@ -161,6 +161,61 @@ class LocalSlack:
                 f"--- worker log ---\n{self.log('worker')[-3000:]}"
             ) from None
         return (acks[-1] if acks else None), reply
+
+    def buttons(self, message: Message) -> dict[str, dict[str, Any]]:
+        """The buttons `message` shows now (it may have been edited since it was read), by
+        action id: what a person could click."""
+        found = self.slack.buttons(message.channel, message.ts)
+        return {str(b.get("action_id")): b for b in found}
+
+    def click(
+        self,
+        driver: SlackDriver,
+        user: str,
+        message: Message,
+        action_id: str,
+        *,
+        timeout: float = 60.0,
+    ) -> tuple[Any, Message]:
+        """`user` clicks a button of `message` and confirms its dialog: the app's HTTP answer and
+        the first private message to `user` after it (the worker's answer, or a refusal)."""
+        before = len(self.replies(user))
+        response = driver.click(user, message, action_id)
+        if response is None or response.status != 200:
+            status = response.status if response else "nothing sent"
+            raise RuntimeError(f"click {action_id} on {message.ts}: HTTP {status}")
+
+        def answered() -> Message | None:
+            seen = self.replies(user)
+            return seen[before] if len(seen) > before else None
+
+        try:
+            reply = self.slack.wait_for(answered, timeout=timeout)
+        except AssertionError:
+            raise RuntimeError(
+                f"no answer to the click {action_id} within {timeout}s\n"
+                f"--- worker log ---\n{self.log('worker')[-3000:]}"
+            ) from None
+        return response, reply
+
+    def plan_form(self, driver: SlackDriver, user: str, *, timeout: float = 60.0) -> dict[str, Any]:
+        """`user` types `/hcswap plan new` with no arguments: the modal once the worker has
+        filled it (the form, or why it could not be filled)."""
+        response, first = driver.open_plan_form(user)
+        if first is None:
+            raise RuntimeError(f"no modal opened: HTTP {response.status} {response.body[:300]}")
+
+        def filled() -> dict[str, Any] | None:
+            now = self.slack.view(first["id"])
+            return now if now and now.get("hash") != first.get("hash") else None
+
+        try:
+            return self.slack.wait_for(filled, timeout=timeout)
+        except AssertionError:
+            raise RuntimeError(
+                f"the plan form was not filled within {timeout}s\n"
+                f"--- worker log ---\n{self.log('worker')[-3000:]}"
+            ) from None
 
     def approval_message(self, step: str, timeout: float = 30.0) -> Message:
         def find() -> Message | None:

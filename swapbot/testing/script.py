@@ -1,16 +1,23 @@
 """A whole swap from Slack, as a team runs it: the plan, prep one `next` at a time, approvals
-by reaction, the cutover step by step, each step taken from the runbook's table.
+by reaction, the cutover step by step, each step taken from the runbook's table: typed
+(`/hcswap drain`), or with `by_button` clicked on the swap's live card ("Run next: drain"),
+once the card offers it.
 
-One script for `make demo` (which narrates it), bench/slack.py (which times it) and the
-end-to-end test (which adds the people who may not, restarts and retries at the approvals):
-each overrides the hooks it needs, and nothing else repeats the procedure.
+One script for `make demo` (which narrates it and clicks), bench/slack.py (which times it) and
+the end-to-end test (which adds the people who may not, restarts and retries at the
+approvals): each overrides the hooks it needs, and nothing else repeats the procedure.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
+from swapbot.slack.blocks.card import NEXT_ACTION
+from swapbot.slack.notifier import card_of
 from swapbot.swap import steps as runbook
+from swapbot.swap.store import Store
 from swapbot.testing.driver import SlackDriver
 from swapbot.testing.rehearsal import CHANNEL, LocalSlack, said
 from swapbot.testing.standin import Message
@@ -41,10 +48,12 @@ class WholeSwap:
         role: str,
         app: str = "acme-prod",
         timeout: float = 120.0,
+        by_button: bool = False,
     ):
         self.local, self.driver, self.team = local, driver, team
         self.swap_id, self.mappings, self.role, self.app = swap_id, mappings, role, app
         self.timeout = timeout
+        self.by_button = by_button  # the cutover's steps clicked on the card, else typed
 
     # -- hooks ---------------------------------------------------------------------------------
     def typed(self, user: str, text: str) -> None:
@@ -52,6 +61,9 @@ class WholeSwap:
 
     def stage(self, title: str) -> None:
         """A new part of the swap begins (the demo prints a heading)."""
+
+    def clicked(self, user: str, label: str) -> None:
+        """Someone clicks the button `label` (and confirms its dialog; the demo prints it)."""
 
     def reacted(self, step: str, message: Message) -> None:
         """The approver reacts to the approval request for `step`; the approval is then awaited."""
@@ -118,8 +130,49 @@ class WholeSwap:
             if step.approval and step not in ahead:
                 self.approve(step)
             self.before(step)
-            app = f" {self.app}" if step.name == runbook.OUTAGE_START else ""
-            self.ask(f"{step.name}{app}", *DONE)
+            if self.by_button:
+                self.click_next(step, *DONE)
+            else:
+                app = f" {self.app}" if step.name == runbook.OUTAGE_START else ""
+                self.ask(f"{step.name}{app}", *DONE)
+            self.after(step)
+
+    # -- the card --------------------------------------------------------------------------------
+    def card(self, showing: str | None = None, saying: str | None = None) -> Message:
+        """The swap's live card as it is now; with `showing`, once its Run-next button says
+        that, with `saying` once its text has that (the notifier redraws it a moment after
+        each step)."""
+        env = self.local.env
+        store = Store(redis.Redis.from_url(env["REDIS_URL"]), env["SWAPBOT_REDIS_PREFIX"])
+        slack = self.local.slack
+
+        def found() -> Message | None:
+            ts = card_of(store, self.swap_id)
+            msg = slack.message(CHANNEL, ts) if ts else None
+            if msg is None or (saying is not None and saying not in said(msg)):
+                return None
+            if showing is None:
+                return msg
+            run = self.local.buttons(msg).get(NEXT_ACTION)
+            return msg if run and run["text"]["text"] == showing else None
+
+        return slack.wait_for(found, timeout=self.timeout)  # type: ignore[no-any-return]
+
+    def click_next(self, step: runbook.Step, *expected: str) -> str:
+        """The operator clicks "Run next: STEP" on the card and confirms; the bot's answer."""
+        label = f"Run next: {step.name}"
+        card = self.card(showing=label)
+        self.clicked(self.team.operator, label)
+        _, reply = self.local.click(
+            self.driver, self.team.operator, card, NEXT_ACTION, timeout=self.timeout
+        )
+        answer = said(reply)
+        if expected and not any(word in answer for word in expected):
+            raise ScriptStopped(f"{label}: {answer[:2000]}")
+        return answer
 
     def before(self, step: runbook.Step) -> None:
         """Just before a cutover step is typed (the demo rehearses a rollback here)."""
+
+    def after(self, step: runbook.Step) -> None:
+        """Once a cutover step is done (the demo shows the card when the outage has begun)."""

@@ -8,6 +8,23 @@ Slack lets through but we never want (blocks without fallback text, a `chat.upda
 the blocks, a secret or an `@channel` in a message, a method the manifest's scopes do not cover)
 are answered `ok` and listed in `violations`, so a test can assert there are none.
 `outage()` makes the Web API answer as Slack does while it is down.
+
+Buttons are kept with their messages as the bot sent them (chat.postMessage, chat.update) and
+checked against Block Kit's limits. `buttons()` lists a message's buttons and `block_actions()`
+builds what Slack sends when a person clicks one (a `block_actions` payload with a fresh
+`response_url` whose `replace_original` edits the clicked message,
+https://api.slack.com/reference/interaction-payloads/block-actions); `SlackDriver.click` signs
+and sends it.
+
+Modals: `views.open` takes a trigger_id the driver sent with a command or a click, within 3
+seconds and once (`invalid_trigger_id`, `expired_trigger_id`, `exchanged_trigger_id`);
+`views.update` needs the view open and, when given, its current hash (`hash_conflict`). Views
+are checked against Slack's limits (`validate_view`: a title of 24 characters, 100 blocks, input
+blocks with their select menus of at most 100 options) and kept with whom they are open for.
+`block_suggestion()` and `view_submission()` build what Slack sends when a person types in an
+external select or submits the form (https://docs.slack.dev/reference/interaction-payloads);
+`view_answered()` does what Slack does with the app's answer (close, errors beside the fields,
+update); `SlackDriver.suggest` and `SlackDriver.submit` sign and send them.
 """
 
 from __future__ import annotations
@@ -66,6 +83,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "reactions.add": TIER_3,
     "chat.postEphemeral": TIER_4,
     "users.info": TIER_4,
+    "views.open": TIER_4,
+    "views.update": TIER_4,
 }
 
 # The scope each method needs; a call the granted scopes do not cover is a violation.
@@ -173,6 +192,7 @@ class _Hook:
     created_at: float
     uses: int = 0
     last_ts: str | None = None
+    message_ts: str | None = None  # an interaction's: the message whose button was clicked
 
 
 class ApiError(Exception):
@@ -212,13 +232,19 @@ Listener = Callable[[str, Message], None]
 
 
 # -- Block Kit validation (https://api.slack.com/reference/block-kit/blocks) ---------------------------------------------------------
-def validate_blocks(blocks: Any) -> list[str]:
-    """Why Slack would answer `invalid_blocks`, in its own message style; empty if it would not."""
+def validate_blocks(
+    blocks: Any,
+    *,
+    most: int = MAX_BLOCKS,
+    checks: dict[str, Callable[[dict[str, Any], str], list[str]]] | None = None,
+) -> list[str]:
+    """Why Slack would answer `invalid_blocks`, in its own message style; empty if it would not.
+    A message holds at most 50 blocks, a modal 100 (`validate_view`)."""
     if not isinstance(blocks, list):
         return ["[ERROR] must be an array [json-pointer:/blocks]"]
     problems: list[str] = []
-    if len(blocks) > MAX_BLOCKS:
-        problems.append(_problem(f"no more than {MAX_BLOCKS} items allowed", "/blocks"))
+    if len(blocks) > most:
+        problems.append(_problem(f"no more than {most} items allowed", "/blocks"))
     seen_ids: set[str] = set()
     for i, block in enumerate(blocks):
         where = f"/blocks/{i}"
@@ -226,7 +252,7 @@ def validate_blocks(blocks: Any) -> list[str]:
             problems.append(_problem("must be an object", where))
             continue
         problems += _block_id_problems(block, where, seen_ids)
-        check = _BLOCK_CHECKS.get(block.get("type"))
+        check = (checks or _BLOCK_CHECKS).get(block.get("type"))
         if check is None:
             problems.append(_problem(f"unsupported type: {block.get('type')!r}", f"{where}/type"))
         else:
@@ -315,7 +341,53 @@ def _check_context(block: dict[str, Any], where: str) -> list[str]:
 
 
 def _check_actions(block: dict[str, Any], where: str) -> list[str]:
-    return _elements(block, where, most=25)[1]
+    elements, problems = _elements(block, where, most=25)
+    action_ids: set[str] = set()
+    for j, element in enumerate(elements):
+        at = f"{where}/elements/{j}"
+        if not isinstance(element, dict):
+            problems.append(_problem("must be an object", at))
+            continue
+        action_id = element.get("action_id")
+        if action_id is not None:
+            if not isinstance(action_id, str) or not 1 <= len(action_id) <= 255:
+                problems.append(
+                    _problem("must be a string of 1 to 255 characters", f"{at}/action_id")
+                )
+            elif action_id in action_ids:
+                problems.append(_problem(f"duplicate action_id {action_id!r}", f"{at}/action_id"))
+            else:
+                action_ids.add(action_id)
+        if element.get("type") == "button":
+            problems += _check_button(element, at)
+    return problems
+
+
+def _check_button(button: dict[str, Any], where: str) -> list[str]:
+    """https://api.slack.com/reference/block-kit/block-elements#button"""
+    problems = _text_object(button.get("text"), f"{where}/text", max_len=75, plain_only=True)
+    value = button.get("value")
+    if value is not None and (not isinstance(value, str) or len(value) > 2000):
+        problems.append(_problem("must be a string of at most 2000 characters", f"{where}/value"))
+    if button.get("style") not in (None, "primary", "danger"):
+        problems.append(_problem("must be primary or danger", f"{where}/style"))
+    confirm = button.get("confirm")
+    if confirm is not None:
+        problems += _check_confirm(confirm, f"{where}/confirm")
+    return problems
+
+
+def _check_confirm(confirm: Any, where: str) -> list[str]:
+    """https://api.slack.com/reference/block-kit/composition-objects#confirm"""
+    if not isinstance(confirm, dict):
+        return [_problem("must be an object", where)]
+    problems = _text_object(confirm.get("title"), f"{where}/title", max_len=100, plain_only=True)
+    problems += _text_object(confirm.get("text"), f"{where}/text", max_len=300)
+    for key in ("confirm", "deny"):
+        problems += _text_object(confirm.get(key), f"{where}/{key}", max_len=30, plain_only=True)
+    if confirm.get("style") not in (None, "primary", "danger"):
+        problems.append(_problem("must be primary or danger", f"{where}/style"))
+    return problems
 
 
 def _check_rich_text(block: dict[str, Any], where: str) -> list[str]:
@@ -354,6 +426,162 @@ _BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
 }
 
 
+# -- modals (https://docs.slack.dev/reference/views/modal-views) --------------------------------
+MAX_VIEW_BLOCKS = 100
+MAX_VIEW_TITLE = 24  # title, submit and close
+MAX_PRIVATE_METADATA = 3000
+MAX_CALLBACK_ID = 255
+MAX_OPTIONS = 100  # a static select's options; an external select's answer
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+TRIGGER_TTL_SECONDS = 3.0  # a trigger_id opens a view within 3 seconds, once
+INPUT_ELEMENTS = (
+    "plain_text_input",
+    "static_select",
+    "multi_static_select",
+    "external_select",
+    "multi_external_select",
+    "users_select",
+    "multi_users_select",
+    "checkboxes",
+)
+
+
+def validate_view(view: Any) -> list[str]:
+    """Why Slack would refuse a modal in views.open / views.update (`invalid_arguments`): its
+    title, buttons, metadata, and blocks (input blocks and select menus included)."""
+    if not isinstance(view, dict):
+        return [_problem("must be an object", "/view")]
+    problems: list[str] = []
+    if view.get("type") != "modal":
+        problems.append(_problem("must be modal", "/view/type"))
+    problems += _text_object(
+        view.get("title"), "/view/title", max_len=MAX_VIEW_TITLE, plain_only=True
+    )
+    for key in ("submit", "close"):
+        if key in view:
+            problems += _text_object(
+                view[key], f"/view/{key}", max_len=MAX_VIEW_TITLE, plain_only=True
+            )
+    metadata = view.get("private_metadata", "")
+    if not isinstance(metadata, str) or len(metadata) > MAX_PRIVATE_METADATA:
+        problems.append(
+            _problem("must be a string of at most 3000 characters", "/view/private_metadata")
+        )
+    callback_id = view.get("callback_id", "")
+    if not isinstance(callback_id, str) or len(callback_id) > MAX_CALLBACK_ID:
+        problems.append(_problem("must be a string of at most 255 characters", "/view/callback_id"))
+    blocks = view.get("blocks")
+    has_input = isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "input" for b in blocks
+    )
+    if has_input and "submit" not in view:
+        problems.append(_problem("a view with input blocks needs a submit button", "/view/submit"))
+    return problems + validate_blocks(blocks, most=MAX_VIEW_BLOCKS, checks=_VIEW_CHECKS)
+
+
+def validate_options(answer: Any) -> list[str]:
+    """Why Slack would not show an external select's options (the app's `block_suggestion`
+    answer): at most 100 options, each text at most 75 characters, each value at most 150."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("options", []), list):
+        return [_problem("must be an object with a list of options", "/options")]
+    found = answer.get("options", [])
+    problems = (
+        []
+        if len(found) <= MAX_OPTIONS
+        else [_problem("no more than 100 items allowed", "/options")]
+    )
+    for j, item in enumerate(found):
+        problems += _check_option(item, f"/options/{j}")
+    return problems
+
+
+def _check_option(item: Any, where: str) -> list[str]:
+    if not isinstance(item, dict):
+        return [_problem("must be an object", where)]
+    problems = _text_object(item.get("text"), f"{where}/text", max_len=MAX_OPTION_TEXT)
+    value = item.get("value")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_OPTION_VALUE:
+        problems.append(_problem("must be a string of 1 to 150 characters", f"{where}/value"))
+    return problems
+
+
+def _check_input(block: dict[str, Any], where: str) -> list[str]:
+    problems = _text_object(block.get("label"), f"{where}/label", max_len=2000, plain_only=True)
+    if "hint" in block:
+        problems += _text_object(block["hint"], f"{where}/hint", max_len=2000, plain_only=True)
+    element = block.get("element")
+    if not isinstance(element, dict) or element.get("type") not in INPUT_ELEMENTS:
+        return [*problems, _problem("must be an input element", f"{where}/element")]
+    at = f"{where}/element"
+    action_id = element.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or not 1 <= len(action_id) <= 255):
+        problems.append(_problem("must be a string of 1 to 255 characters", f"{at}/action_id"))
+    if "placeholder" in element:
+        problems += _text_object(
+            element["placeholder"], f"{at}/placeholder", max_len=150, plain_only=True
+        )
+    kind = element["type"]
+    if kind in ("static_select", "multi_static_select"):
+        problems += _check_static_options(element, at)
+    if kind == "plain_text_input":
+        most = element.get("max_length", 3000)
+        value = element.get("initial_value")
+        if value is not None and (not isinstance(value, str) or len(value) > most):
+            problems.append(
+                _problem("must be at most max_length characters", f"{at}/initial_value")
+            )
+    most_items = element.get("max_selected_items", 1)
+    if kind.startswith("multi_") and (not isinstance(most_items, int) or most_items < 1):
+        problems.append(_problem("must be at least 1", f"{at}/max_selected_items"))
+    return problems
+
+
+def _check_static_options(element: dict[str, Any], at: str) -> list[str]:
+    found = element.get("options")
+    if not isinstance(found, list) or not 1 <= len(found) <= MAX_OPTIONS:
+        return [_problem("must have 1 to 100 items", f"{at}/options")]
+    problems: list[str] = []
+    for j, item in enumerate(found):
+        problems += _check_option(item, f"{at}/options/{j}")
+    values = {o.get("value") for o in found if isinstance(o, dict)}
+    initial = element.get("initial_options") or (
+        [element["initial_option"]] if element.get("initial_option") else []
+    )
+    for j, item in enumerate(initial):
+        if not isinstance(item, dict) or item.get("value") not in values:
+            problems.append(_problem("must be one of the options", f"{at}/initial_options/{j}"))
+    return problems
+
+
+_VIEW_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    **_BLOCK_CHECKS,
+    "input": _check_input,
+}
+
+
+@dataclass
+class _Trigger:
+    user: str
+    channel: str | None
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class OpenView:
+    """A modal as Slack keeps it: the view (as views.open answers it), whom it is open for,
+    the trigger that opened it, whether it is still open, and the errors shown beside its
+    fields after a submission."""
+
+    view: dict[str, Any]
+    user: str
+    trigger_id: str
+    open: bool = True
+    errors: dict[str, str] = field(default_factory=dict)
+    offered: dict[str, set[str]] = field(default_factory=dict)  # external selects: action -> values
+
+
 # -- the stand-in -------------------------------------------------------------------------------
 class SlackStandIn:
     """One workspace with its channels, users and messages, served on 127.0.0.1."""
@@ -389,6 +617,8 @@ class SlackStandIn:
         self._messages: dict[str, list[Message]] = {cid: [] for cid in self._channels}
         self._by_ts: dict[tuple[str, str], Message] = {}
         self._hooks: dict[str, _Hook] = {}
+        self._triggers: dict[str, _Trigger] = {}
+        self._views: dict[str, OpenView] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._listeners: list[Listener] = []
         self._last_ts_micros = 0
@@ -404,6 +634,8 @@ class SlackStandIn:
             "conversations.info": self._conversations_info,
             "users.info": self._users_info,
             "reactions.add": self._reactions_add,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
         }
 
     def _make_users(self, users: dict[str, dict[str, Any]] | None) -> dict[str, _User]:
@@ -565,12 +797,348 @@ class SlackStandIn:
         with self._lock:
             self._outage = _Outage(self.clock() + seconds, _Reply(status, body, headers), only)
 
-    def response_url(self, user: str, channel: str = DEFAULT_CHANNEL) -> str:
-        """A fresh response URL for one interaction by `user` in `channel`."""
-        hook = _Hook(secrets.token_hex(12), user, channel, self.clock())
+    def response_url(
+        self, user: str, channel: str = DEFAULT_CHANNEL, *, message_ts: str | None = None
+    ) -> str:
+        """A fresh response URL for one interaction by `user` in `channel`; for a click,
+        `message_ts` is the message clicked (what `replace_original` edits)."""
+        hook = _Hook(secrets.token_hex(12), user, channel, self.clock(), message_ts=message_ts)
         with self._lock:
             self._hooks[hook.id] = hook
         return f"{self.url}hooks/{hook.id}"
+
+    # -- buttons -----------------------------------------------------------------------------------
+    def buttons(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The buttons of a message as it is now, each with its actions block's `block_id`."""
+        with self._lock:
+            msg = self._by_ts.get((channel, ts))
+            blocks = copy.deepcopy(msg.blocks) if msg and msg.blocks else []
+        return [
+            {**element, "block_id": block.get("block_id")}
+            for block in blocks
+            if block.get("type") == "actions"
+            for element in block.get("elements", [])
+            if isinstance(element, dict) and element.get("type") == "button"
+        ]
+
+    def block_actions(
+        self,
+        user: str,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        trigger_id: str,
+        api_app_id: str,
+        token: str,
+        action_ts: float | None = None,
+    ) -> dict[str, Any]:
+        """What Slack sends when `user` clicks the button `action_id` of message `ts` (after
+        its confirmation dialog, if it has one): a `block_actions` payload with a fresh
+        response URL (https://api.slack.com/reference/interaction-payloads/block-actions).
+        LookupError if that person cannot see such a button."""
+        with self._lock:
+            msg = self._by_ts.get((channel, ts))
+            if msg is None or (msg.ephemeral_to and msg.ephemeral_to != user):
+                raise LookupError(f"{user} sees no message {ts} in {channel}")
+            message = msg.as_api(self.bot_id if msg.user == self.bot_user_id else None)
+            thread_ts, ephemeral = msg.thread_ts, bool(msg.ephemeral_to)
+        button = next(
+            (b for b in self.buttons(channel, ts) if b.get("action_id") == action_id), None
+        )
+        if button is None:
+            raise LookupError(f"message {ts} in {channel} has no button {action_id!r}")
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": channel,
+            "is_ephemeral": ephemeral,
+        }
+        if thread_ts:
+            container["thread_ts"] = thread_ts
+        action = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": button.get("block_id"),
+            "text": button.get("text"),
+            "action_ts": f"{self.wall_clock() if action_ts is None else action_ts:.6f}",
+        }
+        action.update({k: button[k] for k in ("value", "style") if k in button})
+        return {
+            "type": "block_actions",
+            "user": {
+                "id": user,
+                "username": self.user_name(user),
+                "name": self.user_name(user),
+                "team_id": self.team_id,
+            },  # fmt: skip
+            "api_app_id": api_app_id,
+            "token": token,
+            "container": container,
+            "trigger_id": trigger_id,
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel, "name": self.channel_name(channel)},
+            "message": message | {"team": self.team_id},
+            "state": {"values": {}},
+            "response_url": self.response_url(user, channel, message_ts=ts),
+            "actions": [action],
+        }
+
+    # -- modals ------------------------------------------------------------------------------------
+    def issue_trigger(self, trigger_id: str, user: str, channel: str | None = None) -> None:
+        """A trigger_id Slack sent with a command or a click of `user`: views.open takes it
+        within 3 seconds, once (https://docs.slack.dev/reference/methods/views.open)."""
+        with self._lock:
+            self._triggers[trigger_id] = _Trigger(user, channel, self.clock())
+
+    def view(self, view_id: str) -> dict[str, Any] | None:
+        """A copy of a view as it is now (open or closed), None if there is no such view."""
+        with self._lock:
+            found = self._views.get(view_id)
+            return copy.deepcopy(found.view) if found else None
+
+    def opened(self, view_id: str) -> OpenView | None:
+        """A copy of a view with whom it is open for, whether it still is, and its errors."""
+        with self._lock:
+            return copy.deepcopy(self._views.get(view_id))
+
+    def views(self, user: str | None = None, *, trigger_id: str | None = None) -> list[OpenView]:
+        """Copies of the views opened (for `user`, by `trigger_id`), oldest first."""
+        with self._lock:
+            return [
+                copy.deepcopy(v)
+                for v in self._views.values()
+                if (user is None or v.user == user)
+                and (trigger_id is None or v.trigger_id == trigger_id)
+            ]
+
+    def _open_view(self, view_id: str, user: str) -> OpenView:
+        found = self._views.get(view_id)
+        if found is None or not found.open:
+            raise LookupError(f"no open view {view_id}")
+        if found.user != user:
+            raise LookupError(f"view {view_id} is open for {found.user}, not {user}")
+        return found
+
+    def _payload_user(self, user: str) -> dict[str, Any]:
+        name = self.user_name(user)
+        return {"id": user, "username": name, "name": name, "team_id": self.team_id}
+
+    def block_suggestion(
+        self,
+        user: str,
+        view_id: str,
+        action_id: str,
+        value: str,
+        *,
+        api_app_id: str,
+        token: str,
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """What Slack sends when `user` types `value` in the external select `action_id` of an
+        open modal (https://docs.slack.dev/reference/interaction-payloads/block_suggestion-payload):
+        the view with its state (`values` as in `view_submission`). LookupError if the view
+        has no such select."""
+        with self._lock:
+            found = self._open_view(view_id, user)
+            block = _block_of(found.view, action_id)
+            if block is None or "external_select" not in str(block["element"].get("type")):
+                raise LookupError(f"view {view_id} has no external select {action_id!r}")
+            view = self._with_state(found, values or {}, required=False)
+        return {
+            "type": "block_suggestion",
+            "user": self._payload_user(user),
+            "container": {"type": "view", "view_id": view_id},
+            "api_app_id": api_app_id,
+            "token": token,
+            "action_id": action_id,
+            "block_id": block.get("block_id"),
+            "value": value,
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": view,
+        }
+
+    def offer(self, view_id: str, action_id: str, answer: dict[str, Any]) -> list[str]:
+        """Show the app's answer to a `block_suggestion` (its options may be chosen from then
+        on); the problems Slack would have with it, also listed in `violations`."""
+        problems = validate_options(answer)
+        with self._lock:
+            found = self._views.get(view_id)
+            if found is not None:
+                offered = found.offered.setdefault(action_id, set())
+                offered |= {
+                    str(o.get("value")) for o in answer.get("options") or [] if isinstance(o, dict)
+                }
+            ctx = _Ctx("block_suggestion", {"view_id": view_id})
+            for problem in problems:
+                self._violate(ctx, f"options: {problem}")
+        return problems
+
+    def view_submission(
+        self,
+        user: str,
+        view_id: str,
+        values: dict[str, Any],
+        *,
+        api_app_id: str,
+        token: str,
+        trigger_id: str,
+    ) -> dict[str, Any]:
+        """What Slack sends when `user` submits an open modal, having set `values` (block id ->
+        a string for a text input or a users_select, a list of option values for a multi
+        select): every input's state, untouched ones at their initial value
+        (https://docs.slack.dev/reference/interaction-payloads/view-interactions-payload).
+        ValueError when Slack would not submit (a required input left empty), LookupError for a
+        value the form does not offer."""
+        with self._lock:
+            found = self._open_view(view_id, user)
+            view = self._with_state(found, values, required=True)
+        return {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": self.team_domain},
+            "user": self._payload_user(user),
+            "api_app_id": api_app_id,
+            "token": token,
+            "trigger_id": trigger_id,
+            "view": view,
+            "response_urls": [],
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+
+    def view_answered(self, view_id: str, status: int, answer: dict[str, Any] | None) -> None:
+        """What Slack does with the app's answer to a submission: an empty 200 or `clear`
+        closes the modal, `errors` shows them beside the fields (keys must be input blocks),
+        `update` replaces it. Anything else leaves it open (Slack shows the person an error)."""
+        with self._lock:
+            found = self._views.get(view_id)
+            if found is None or status != 200:
+                return
+            ctx = _Ctx("view_submission", {"view_id": view_id})
+            action = (answer or {}).get("response_action")
+            if action in (None, "clear"):
+                found.open, found.errors = False, {}
+            elif action == "errors":
+                errors = dict((answer or {}).get("errors") or {})
+                inputs = {
+                    b.get("block_id")
+                    for b in found.view.get("blocks", [])
+                    if b.get("type") == "input"
+                }
+                for block_id in errors:
+                    if block_id not in inputs:
+                        self._violate(ctx, f"an error for {block_id!r}, which is no input block")
+                found.errors = errors
+            elif action == "update":
+                self._replace_view(ctx, found, dict((answer or {}).get("view") or {}))
+            else:
+                self._violate(ctx, f"unknown response_action {action!r}")
+
+    def _with_state(
+        self, found: OpenView, values: dict[str, Any], *, required: bool
+    ) -> dict[str, Any]:
+        """The view with `state.values` as Slack would send it."""
+        view = copy.deepcopy(found.view)
+        inputs = {
+            b["block_id"]: b
+            for b in view.get("blocks", [])
+            if b.get("type") == "input" and b.get("block_id")
+        }
+        unknown = set(values) - set(inputs)
+        if unknown:
+            raise LookupError(f"the view has no input {', '.join(sorted(unknown))}")
+        state: dict[str, Any] = {}
+        for block_id, block in inputs.items():
+            element = block["element"]
+            given = values.get(block_id)
+            value = _element_state(
+                element, given, found.offered.get(str(element.get("action_id")), set())
+            )
+            if required and not block.get("optional") and _empty(value):
+                raise ValueError(f"Slack would not submit: {block_id!r} is required")
+            state[block_id] = {str(element.get("action_id")): value}
+        view["state"] = {"values": state}
+        return view
+
+    def _replace_view(self, ctx: _Ctx, found: OpenView, view: dict[str, Any]) -> None:
+        problems = validate_view(view)
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": problems})
+        old = found.view
+        found.view = {
+            **{
+                k: old[k]
+                for k in (
+                    "id",
+                    "team_id",
+                    "app_id",
+                    "bot_id",
+                    "root_view_id",
+                    "app_installed_team_id",
+                )
+            },
+            "type": "modal",
+            "callback_id": view.get("callback_id", ""),
+            "private_metadata": view.get("private_metadata", ""),
+            "external_id": view.get("external_id", ""),
+            "title": view.get("title"),
+            "blocks": view.get("blocks", []),
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "clear_on_close": bool(view.get("clear_on_close")),
+            "notify_on_close": bool(view.get("notify_on_close")),
+            "previous_view_id": None,
+            "state": {"values": {}},
+            "hash": f"{int(self.wall_clock())}.{secrets.token_hex(4)}",
+        }
+        found.errors, found.offered = {}, {}
+
+    def _views_open(self, ctx: _Ctx) -> dict[str, Any]:
+        trigger_id = str(ctx.params.get("trigger_id") or "")
+        trigger = self._triggers.get(trigger_id)
+        if trigger is None:
+            raise ApiError("invalid_trigger_id")
+        if trigger.used:
+            raise ApiError("exchanged_trigger_id")
+        if self.clock() - trigger.issued_at > TRIGGER_TTL_SECONDS:
+            raise ApiError("expired_trigger_id")
+        view = ctx.params.get("view")
+        if isinstance(view, str):
+            view = _json_of(view, dict, ApiError("invalid_arguments"))
+        view_id = "V" + secrets.token_hex(5).upper()
+        found = OpenView(
+            view={
+                "id": view_id,
+                "team_id": self.team_id,
+                "app_id": "A0SWAPBOT",
+                "bot_id": self.bot_id,
+                "root_view_id": view_id,
+                "app_installed_team_id": self.team_id,
+            },
+            user=trigger.user,
+            trigger_id=trigger_id,
+        )
+        self._replace_view(ctx, found, view if isinstance(view, dict) else {})
+        trigger.used = True
+        self._views[view_id] = found
+        return {"view": copy.deepcopy(found.view)}
+
+    def _views_update(self, ctx: _Ctx) -> dict[str, Any]:
+        found = self._views.get(str(ctx.params.get("view_id") or ""))
+        if found is None or not found.open:
+            raise ApiError("not_found")
+        given = ctx.params.get("hash")
+        if given and given != found.view["hash"]:
+            raise ApiError("hash_conflict")
+        view = ctx.params.get("view")
+        if isinstance(view, str):
+            view = _json_of(view, dict, ApiError("invalid_arguments"))
+        self._replace_view(ctx, found, view if isinstance(view, dict) else {})
+        return {"view": copy.deepcopy(found.view)}
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -1010,7 +1578,8 @@ class SlackStandIn:
         blocks: list[dict] | None,
         thread_ts: str | None,
     ) -> None:
-        previous = self._by_ts.get((hook.channel, hook.last_ts or ""))
+        # An interaction's URL edits the message clicked; a command's, its own last response.
+        previous = self._by_ts.get((hook.channel, hook.message_ts or hook.last_ts or ""))
         if _flag(ctx.params.get("delete_original")) and previous:
             self._messages[hook.channel].remove(previous)
             del self._by_ts[(hook.channel, previous.ts)]
@@ -1096,6 +1665,59 @@ def _strings(value: Any) -> Iterator[str]:
         for key, item in value.items():
             if key not in ("type", "style", "block_id", "action_id"):
                 yield from _strings(item)
+
+
+def _block_of(view: dict[str, Any], action_id: str) -> dict[str, Any] | None:
+    """The input block whose element is `action_id`."""
+    for block in view.get("blocks", []):
+        element = block.get("element") if isinstance(block, dict) else None
+        if (
+            block.get("type") == "input"
+            and isinstance(element, dict)
+            and element.get("action_id") == action_id
+        ):
+            return block
+    return None
+
+
+def _element_state(element: dict[str, Any], given: Any, offered: set[str]) -> dict[str, Any]:
+    """One input's value as `view.state.values` shows it: what was `given`, else its initial."""
+    kind = str(element.get("type"))
+    if kind == "plain_text_input":
+        value = given if given is not None else element.get("initial_value")
+        return {"type": kind, "value": value or None}
+    if kind in ("users_select", "multi_users_select"):
+        key = "selected_users" if kind.startswith("multi_") else "selected_user"
+        default = element.get("initial_users" if kind.startswith("multi_") else "initial_user")
+        return {"type": kind, key: given if given is not None else default}
+    multi = kind.startswith("multi_")
+    if given is None:
+        chosen = element.get("initial_options") or (
+            [element["initial_option"]] if element.get("initial_option") else []
+        )
+    else:
+        chosen = [_chosen_option(element, str(v), offered) for v in (given if multi else [given])]
+    if multi:
+        return {"type": kind, "selected_options": chosen}
+    return {"type": kind, "selected_option": chosen[0] if chosen else None}
+
+
+def _chosen_option(element: dict[str, Any], value: str, offered: set[str]) -> dict[str, Any]:
+    if "external_select" in str(element.get("type")):
+        if value not in offered:
+            raise LookupError(f"{value!r} was never offered by {element.get('action_id')!r}")
+        return {
+            "text": {"type": "plain_text", "text": value[:MAX_OPTION_TEXT], "emoji": True},
+            "value": value,
+        }
+    for item in element.get("options") or []:
+        if item.get("value") == value:
+            return copy.deepcopy(item)
+    raise LookupError(f"{value!r} is not an option of {element.get('action_id')!r}")
+
+
+def _empty(state: dict[str, Any]) -> bool:
+    return not any(v for k, v in state.items() if k != "type")
 
 
 def _redact(text: str) -> str:

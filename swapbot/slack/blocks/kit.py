@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from swapbot.slack.blocks.text import _cut, _cut_mrkdwn, _fence_safe, escape
+from swapbot.slack.blocks.text import _cut, _cut_mrkdwn, _fence_safe, escape, split_mrkdwn
 
 # One logger for the package, under the name the module had before it was split.
 log = logging.getLogger(__package__)
@@ -201,46 +201,38 @@ def _block_problems(block: Mapping[str, Any], seen: set[str]) -> Iterator[str]:
 
 
 # -- packing ---------------------------------------------------------------------------------
+def chunks(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
+    """`split_mrkdwn`'s chunks as a block shows them: without the newline a cut leaves at the
+    end of a chunk, and none that is only white space."""
+    stripped = (c.rstrip("\n") for c in split_mrkdwn(text, limit))
+    return [c for c in stripped if c.strip()]
+
+
 def _pack(lines: Iterable[str], limit: int = MAX_SECTION_TEXT) -> list[str]:
-    """Join lines into as few texts of at most `limit` characters as they fit in."""
-    packs: list[str] = []
-    current = ""
-    for raw in lines:
-        line = _cut_mrkdwn(raw, limit)
-        if current and len(current) + 1 + len(line) > limit:
-            packs.append(current)
-            current = line
-        else:
-            current = f"{current}\n{line}" if current else line
-    if current:
-        packs.append(current)
-    return packs
+    """Join lines into as few texts of at most `limit` characters as they fit in; a line
+    longer than `limit` is split (`split_mrkdwn`), never cut short."""
+    return chunks("\n".join(lines), limit)
+
+
+def _code_text(lines: Sequence[str]) -> str:
+    """Preformatted lines as one ``` block of escaped text (a ``` in a line cannot close it)."""
+    return "```\n" + "\n".join(_fence_safe(escape(line)) for line in lines) + "\n```"
 
 
 def _code_sections(
     lines: Sequence[str], budget: _Budget, max_blocks: int
 ) -> tuple[list[Block], int]:
-    """Lines in ``` sections of at most 3000 characters, as many as fit; and how many fit."""
-    fence = len("```\n\n```")
-    room = MAX_SECTION_TEXT - fence
-    safe = [_cut_mrkdwn(_fence_safe(escape(line)), room) or " " for line in lines]
+    """Lines in ``` sections of at most 3000 characters, as many as fit; and how many lines
+    are shown whole."""
     blocks: list[Block] = []
     shown = 0
-    while shown < len(safe) and len(blocks) < max_blocks:
-        # As many lines as fit in one section and in what the budget has left.
-        limit = min(room, budget.chars - fence)
-        chunk: list[str] = []
-        size = -1
-        for line in safe[shown:]:
-            if size + 1 + len(line) > limit:
-                break
-            chunk.append(line)
-            size += 1 + len(line)
-        if not chunk:
+    for chunk in chunks(_code_text(lines)):
+        if len(blocks) >= max_blocks:
             break
-        block = _section("```\n" + "\n".join(chunk) + "\n```")
+        block = _section(chunk)
         if not budget.take(block):
             break
         blocks.append(block)
-        shown += len(chunk)
-    return blocks, shown
+        # Each line ends in a newline; the block's own opening fence is followed by one too.
+        shown += chunk.count("\n") - (1 if chunk.startswith("```\n") else 0)
+    return blocks, min(shown, len(lines))

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from swapbot.slack.blocks.kit import Rendered, _finish, _section
 from swapbot.slack.blocks.text import (
     _NAME,
     _clean,
+    _clock,
     _cut_mrkdwn,
+    _epoch,
     _float,
     _now,
+    date_times,
     duration,
     escape,
     mention,
+    name_people,
 )
 from swapbot.swap import steps as runbook
 from swapbot.swap.events import Event, Payload
@@ -45,15 +50,22 @@ def is_broadcast(event: Event) -> bool:
     return False
 
 
-def milestone(event: Event) -> str:
+def milestone(event: Event, people: Iterable[str] = ()) -> str:
     """One line of escaped mrkdwn for an engine event, short enough for a section. Put it in a
-    mrkdwn object with `verbatim: True`, as `milestone_message` does."""
-    return _cut_mrkdwn(_milestone_line(event), _MILESTONE)
+    mrkdwn object with `verbatim: True`, as `milestone_message` does.
+
+    Every person it names is a mention: the event's actor and the people its data names,
+    `people` (e.g. an approval's requester, which the event does not carry), and any word that
+    can only be a member id (`name_people`). Every time it names is a date token, the outage's
+    start and end included (`date_times`)."""
+    return _cut_mrkdwn(_milestone_line(event, people), _MILESTONE)
 
 
-def milestone_message(event: Event, *, now: float | None = None) -> Rendered:
+def milestone_message(
+    event: Event, *, now: float | None = None, people: Iterable[str] = ()
+) -> Rendered:
     """A milestone as a message of its own: one verbatim section."""
-    line = milestone(event)
+    line = milestone(event, people)
     return _finish("event", line, [_section(line)], _now(now))
 
 
@@ -69,18 +81,24 @@ class _Said:
     raw_message: str
     actor: str | None  # a mention
     data: Payload
+    raw: Mapping[str, Any]  # the event's data as it came
+    at: float | None = None  # when the event happened
 
     @classmethod
-    def of(cls, ev: Event) -> _Said:
+    def of(cls, ev: Event, people: Iterable[str] = ()) -> _Said:
         raw_message = " ".join(ev.message.split())
+        at = _epoch(ev.at)
+        message = date_times(_clean(raw_message), _now(at))  # its times as date tokens
         return cls(
             kind=ev.kind,
             step=f"*{_clean(ev.step, _NAME)}*" if ev.step else "*swap*",
             has_step=bool(ev.step),
-            message=_clean(raw_message),
+            message=name_people(message, [*_people_of(ev), *people]),
             raw_message=raw_message,
             actor=mention(ev.actor) if ev.actor else None,
             data=ev.payload,
+            raw=ev.data,
+            at=at,
         )
 
     @property
@@ -90,6 +108,20 @@ class _Said:
     def tail(self, said: str = "") -> str:
         # The engine's message often repeats what the line already says ("outage started").
         return f" — {self.message}" if self.message and self.raw_message != said else ""
+
+
+# Where an event's data names people (a step's person, a reminder's approvers, …).
+_PEOPLE_KEYS = ("person", "people", "requester", "approver", "owner", "user")
+
+
+def _people_of(ev: Event) -> list[str]:
+    """The member ids an event names: its actor and the people its data names."""
+    found = [ev.actor] if ev.actor else []
+    for key in _PEOPLE_KEYS:
+        value = ev.data.get(key)
+        values = value if isinstance(value, list | tuple) else [value]
+        found += [str(v) for v in values if isinstance(v, str)]
+    return found
 
 
 _Format = Callable[[_Said], str]
@@ -146,10 +178,31 @@ def _approval_refused(e: _Said) -> str:
     return f":no_entry: approval of {what} refused{by}{e.tail()}"
 
 
+def _at(e: _Said) -> str:
+    return f" at {_clock(e.at)}" if e.at is not None else ""
+
+
+def _outage_started(e: _Said) -> str:
+    return f":rotating_light: outage started{_at(e)}{e.tail('outage started')}"
+
+
 def _outage_ended(e: _Said) -> str:
     seconds = _float(e.data.seconds)
     after = f" after {duration(seconds)}" if seconds is not None else ""
-    return f":tada: outage ended{after}{e.tail('outage ended')}"
+    return f":tada: outage ended{_at(e)}{after}{e.tail('outage ended')}"
+
+
+def _reminder(e: _Said) -> str:
+    """A nudge: the people it is for as mentions, and a request's expiry as a date token."""
+    nudged = e.raw.get("people")
+    who = (
+        " ".join(mention(p) for p in nudged if isinstance(p, str))
+        if isinstance(nudged, list)
+        else ""
+    )
+    expires = _float(e.raw.get("expires_epoch"))
+    until = f" (expires {_clock(expires, seconds=False)})" if expires is not None else ""
+    return f":bell: {e.message or 'reminder'}{until}" + (f" — {who}" if who else "")
 
 
 _LINES: dict[str, _Format] = {
@@ -166,12 +219,13 @@ _LINES: dict[str, _Format] = {
     "approval.withdrawn": _line(
         ":leftwards_arrow_with_hook: approval of {step} withdrawn{by}{tail}"
     ),
-    "outage.started": _line(":rotating_light: outage started{tail}", "outage started"),
+    "outage.started": _outage_started,
     "outage.ended": _outage_ended,
     "point_of_no_return": _line(":warning: {step} passed the point of no return{tail}"),
     "rollback.started": _line(":rewind: rollback started{tail}", "rollback started"),
     "rollback.done": _line(":leftwards_arrow_with_hook: rollback done{tail}", "rollback done"),
     "swap.done": _line(":tada: swap done{tail}", "swap done"),
+    "reminder": _reminder,
     "load.progress": _note(":arrows_counterclockwise: {step} {message}", "loading"),
     "backlog": _note(":inbox_tray: write backlog: {message}", "?"),
     "call": _note(":gear: {message}"),
@@ -179,8 +233,8 @@ _LINES: dict[str, _Format] = {
 }
 
 
-def _milestone_line(ev: Event) -> str:
-    said = _Said.of(ev)
+def _milestone_line(ev: Event, people: Iterable[str] = ()) -> str:
+    said = _Said.of(ev, people)
     line = _LINES.get(said.kind)
     if line is None:
         return f":speech_balloon: {said.message or _clean(said.kind, 40)}"

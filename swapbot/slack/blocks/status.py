@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from swapbot.slack.blocks.card import card_actions
 from swapbot.slack.blocks.kit import (
     Block,
     Rendered,
@@ -30,7 +31,6 @@ from swapbot.slack.blocks.text import (
     _code,
     _float,
     _int,
-    _minutes_left,
     _now,
     _plan_move,
     bar,
@@ -41,7 +41,9 @@ from swapbot.slack.blocks.text import (
 from swapbot.swap.approvals import ApprovalRequest
 from swapbot.swap.views import Connection, LedgerRow, Status, StepRow
 
-DETAIL_HINT = "/hcswap status --json"
+# Every mapping is in the terminal's JSON: Slack passes no options to a slash command's
+# answer, so the hint names the one-off dyno's command (docs/operator-guide.md §11).
+DETAIL_HINT = "heroku run swapbot hcswap status --json"
 
 _MAX_CONNECTIONS = 10
 _MAX_ITEMS = 5  # approvals, ledger items listed in a status message
@@ -144,13 +146,15 @@ def _current_step(doc: Status) -> StepRow | None:
     return next((s for s in steps if s.status not in _DONE), None)
 
 
-def _outage_text(started: float | None, ended: float | None, now: float) -> str | None:
-    started, ended = _float(started), _float(ended)  # None when not finite
-    if started is None:
+def _outage_text(started: object, ended: object, now: float) -> str | None:
+    """The outage's clock: running (since when) between its start and its end, then its final
+    figure and when it ended; the times as date tokens."""
+    begun, over = _float(started), _float(ended)  # None when not finite
+    if begun is None:
         return None
-    if ended is not None:
-        return f":stopwatch: outage lasted {duration(ended - started)}"
-    return f":rotating_light: outage running {duration(now - started)}"
+    if over is not None:
+        return f":stopwatch: outage {duration(over - begun)}, ended {_clock(over)}"
+    return f":rotating_light: outage running {duration(now - begun)} (since {_clock(begun)})"
 
 
 def _backlog_text(rows: int | None, oldest: float | None) -> str | None:
@@ -205,8 +209,11 @@ def _progress_section(doc: Status, now: float) -> Block | None:
 
 
 def _approval_line(item: ApprovalRequest, now: float) -> str:
-    left = _minutes_left(_float(item.expires_epoch), now)
-    when = "expired" if left == "expired" else f"expires {left}"
+    expires = _float(item.expires_epoch)
+    if expires is None:
+        when = "no expiry given"
+    else:
+        when = "expired" if expires <= now else f"expires {_clock(expires, seconds=False)}"
     state = "" if item.status == "pending" else f" ({_clean(item.status, 20)})"
     return (
         f":raised_hand: {_code(item.id or '?')} *{_clean(item.step, _NAME)}*{state}"
@@ -270,6 +277,16 @@ def _status_fallback(doc: Status, title: str, now: float) -> str:
 
 
 # -- progress --------------------------------------------------------------------------------
+_PHASE_ICONS = {
+    "prep": ":hourglass_flowing_sand:",
+    "outage": ":rotating_light:",
+    "after the outage": ":hourglass_flowing_sand:",
+    "done": ":tada:",
+    "rolling back": ":rewind:",
+    "rolled back": ":leftwards_arrow_with_hook:",
+}
+
+
 def progress_message(
     swap_id: str,
     progress: Mapping[str, Any],
@@ -277,19 +294,32 @@ def progress_message(
     now: float | None = None,
     detail_hint: str = DETAIL_HINT,
 ) -> Rendered:
-    """The in-thread message edited in place while loads run or the cutover waits."""
+    """The in-thread message edited in place while loads run and through the cutover: the
+    phase (prep, outage, after the outage, done, rolling back, rolled back), the step running
+    now (else the last one done and the next), the loads, the outage's clock (running only
+    between its start and its end, then its final figure) and the write backlog.
+
+    `progress` holds `phase`, `step` (the step running, or None) with `step_state` and
+    `step_since`, `last_done`, `next` with `next_state`, `outage_started_epoch`,
+    `outage_ended_epoch`, `loads` and `backlog`; any may be missing.
+
+    As the swap's live card it also shows the pending `approvals` (each with its expiry), who
+    a waiting step waits on (`waiting_on`, a mention) and, with `buttons`, the card's buttons
+    (`swapbot.slack.blocks.card`: they read `swap_id`, `fingerprint`, `next_approval`)."""
     now = _now(now)
     data = progress if isinstance(progress, Mapping) else {}
     rows = _load_rows(data.get("loads"))
-    step = data.get("step")
     synced = sum(1 for r in rows if r.synced)
     swap = _clean(swap_id, _NAME)
+    phase = _phase(data)
 
-    lines = [
-        f":hourglass_flowing_sand: *{_clean(step, _NAME)}* · swap {swap}"
-        if step
-        else f"swap {swap}"
-    ]
+    lines = [f"{_PHASE_ICONS.get(phase, ':hourglass_flowing_sand:')} swap {swap} · *{phase}*"]
+    step = _progress_step(data, phase)
+    if step:
+        lines.append(step)
+    waiting_on = data.get("waiting_on")
+    if data.get("step") and data.get("step_state") == "waiting" and waiting_on:
+        lines.append(f":bust_in_silhouette: waiting on {mention(waiting_on)}")
     if rows:
         summary = f"{synced} of {len(rows)} loads in sync"
         total_sf = sum(r.sf or 0 for r in rows if (r.sf or 0) > 0)
@@ -297,9 +327,9 @@ def progress_message(
             total_db = sum(min(r.db or 0, r.sf or 0) for r in rows if (r.sf or 0) > 0)
             summary += f" · overall {bar(100.0 * total_db / total_sf)}"
         lines.append(summary)
-    started = _float(data.get("outage_started_epoch"))
-    if started is not None:
-        lines.append(f":rotating_light: outage running {duration(now - started)}")
+    outage = _outage_text(data.get("outage_started_epoch"), data.get("outage_ended_epoch"), now)
+    if outage:
+        lines.append(outage)
     found = _as_dict(data.get("backlog"))
     backlog = _backlog_text(_int(found.get("rows")), _float(found.get("oldest_seconds")))
     if backlog:
@@ -308,19 +338,76 @@ def progress_message(
     budget = _Budget()
     head = _section("\n".join(lines))
     budget.take(head)
+    # The buttons and the approvals come before the loads: the listing shortens, they never go.
+    actions = card_actions(data) if data.get("buttons") else None
+    if actions is not None and not budget.take(actions):
+        actions = None
+    approvals = _approvals_section(_approval_items(data.get("approvals")), now)
+    if approvals is not None and not budget.take(approvals):
+        approvals = None
     listing, hidden, _ = _fit_groups([_rows_group("*Loads*", rows)] if rows else [], budget)
-    blocks = [head, *listing]
+    blocks = [head, *([approvals] if approvals else []), *listing]
     more = _more_line(hidden, 0, "", detail_hint)
     if more:
         blocks.append(_context(more))
-    updated = _float(data.get("updated_epoch"))
-    blocks.append(_context(f"updated {_clock(now if updated is None else updated)}"))
+    if actions is not None:
+        blocks.append(actions)
+    blocks.append(_context(f"updated {_clock(now)}"))
 
-    fallback = f"swap {swap}"
-    if step:
-        fallback += f": {_clean(step, _NAME)}"
+    fallback = f"swap {swap} · {phase}"
+    running = data.get("step")
+    if running:
+        fallback += f": {_clean(running, _NAME)} {_clean(data.get('step_state') or 'running', 20)}"
+    elif data.get("next") and phase not in ("done", "rolled back"):
+        fallback += f": next {_clean(data.get('next'), _NAME)}"
     if rows:
         fallback += f" — {synced} of {len(rows)} loads in sync"
-    if started is not None:
-        fallback += f", outage running {duration(now - started)}"
+    if outage:
+        fallback += ", " + outage.split(" ", 1)[1]  # without the emoji
     return _finish("progress", fallback, blocks, now)
+
+
+def _approval_items(found: object) -> list[ApprovalRequest]:
+    """The pending approvals the card lists (requests, or their dicts)."""
+    items: list[ApprovalRequest] = []
+    for item in found if isinstance(found, list) else []:
+        if isinstance(item, ApprovalRequest):
+            items.append(item)
+        elif isinstance(item, Mapping):
+            try:
+                items.append(ApprovalRequest.model_validate(item))
+            except ValueError:
+                continue
+    return items
+
+
+def _phase(data: Mapping[str, Any]) -> str:
+    """The phase as given, else as the outage's clock tells it."""
+    given = data.get("phase")
+    if isinstance(given, str) and given in _PHASE_ICONS:
+        return given
+    if _float(data.get("outage_ended_epoch")) is not None:
+        return "after the outage"
+    return "outage" if _float(data.get("outage_started_epoch")) is not None else "prep"
+
+
+def _progress_step(data: Mapping[str, Any], phase: str) -> str | None:
+    """The step running now; when none runs, the last one done and the one to run next."""
+    running = data.get("step")
+    if running:
+        state = _clean(data.get("step_state") or "running", 20)
+        since = _float(data.get("step_since"))
+        when = f" since {_clock(since)}" if since is not None else ""
+        return f"*Step:* {_clean(running, _NAME)} — {state}{when}"
+    if phase == "done":
+        return "*Step:* every step is done"
+    parts = []
+    if data.get("last_done"):
+        parts.append(f"last done *{_clean(data.get('last_done'), _NAME)}*")
+    upcoming = data.get("next")
+    if upcoming and phase != "rolled back":
+        failed = " (failed: run it again)" if data.get("next_state") == "failed" else ""
+        parts.append(f"next *{_clean(upcoming, _NAME)}*{failed}")
+    if not parts:
+        return None
+    return "*Step:* none running · " + " · ".join(parts)

@@ -6,10 +6,11 @@ before it reaches a block; see the package docstring for why.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 _NAME = 60  # raw characters kept of one name
 _TEXT = 500  # raw characters kept of one message or error
 
-_USER_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{1,31}")  # a Slack member id
 _CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 
 
@@ -93,19 +94,120 @@ def _fence_safe(text: str) -> str:
 
 
 def _cut_mrkdwn(text: str, limit: int) -> str:
-    """Cut rendered mrkdwn without leaving half an entity, half a <…> token or an open fence."""
+    """Cut rendered mrkdwn to `limit` characters, marking the cut with "…": never inside an
+    entity, a <…> sequence or a ``` fence, and a code block left open is closed after the mark.
+    Where the text may be cut is `_Marks`'s, as for `split_mrkdwn`."""
     if len(text) <= limit:
         return text
-    cut = text[: max(0, limit - 5)]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    lt = cut.rfind("<")
-    if lt != -1 and ">" not in cut[lt:]:
-        cut = cut[:lt]
-    if cut.count("```") % 2:
-        return cut + "…\n```"
-    return cut + "…"
+    marks = _Marks(text)
+    end = max(0, limit - 4)  # room for "…" and a closing fence
+    cut = marks.cut(0, end, lines=False) if end > 0 else 0
+    if marks.never[cut]:  # a <…> sequence longer than the cut: leave it out whole
+        cut = max(0, text.rfind("<", 0, cut))
+    kept = text[:cut].rstrip()
+    return kept + "…" + (_FENCE if marks.inside(cut) else "")
+
+
+# -- chunks ----------------------------------------------------------------------------------
+_FENCE = "```"
+_SEQUENCE = re.compile(r"<[^<>]*>")  # a link, mention, channel or date token
+_ENTITY = re.compile(r"&(?:[A-Za-z]+|#[0-9]+);")
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_MIN_CHUNK = 16
+
+
+def split_mrkdwn(text: str, limit: int) -> list[str]:
+    """Rendered mrkdwn in chunks of at most `limit` characters, each whole for Slack: the one
+    function swapbot cuts a long text with (sections, a batch of milestones, a long report).
+
+    A chunk ends at a line end; a single line longer than `limit` is cut at a space, never
+    inside a <…> sequence (a link, a mention, a channel, a date token), an entity or an inline
+    code span (only a run with nothing else to cut at is cut anywhere, and never inside a <…>).
+    A ``` block open at a cut is closed at the end of the chunk and opened again at the start
+    of the next. Nothing is dropped: the cut's newline or space ends the earlier chunk, so the
+    chunks, less the fences added at the cuts, make the text. A <…> sequence longer than a
+    chunk could hold (none of swapbot's) is shown as text, escaped."""
+    return [head + body + tail for head, body, tail in _split(text, limit)]
+
+
+def _split(text: str, limit: int) -> list[tuple[str, str, str]]:
+    """`split_mrkdwn`'s chunks as (fence added before, the text's own part, fence added
+    after)."""
+    if limit < _MIN_CHUNK:
+        raise ValueError(f"chunks of at least {_MIN_CHUNK} characters")
+    text = _SEQUENCE.sub(lambda m: _unlinked(m.group(), limit), text)
+    marks = _Marks(text)
+    chunks: list[tuple[str, str, str]] = []
+    pos = 0
+    while pos < len(text):
+        head = ""
+        if marks.inside(pos):  # reopen the block; on a line of its own when the cut was one
+            head = _FENCE + "\n" if text[pos - 1] == "\n" else _FENCE
+        tail = _FENCE if marks.inside(len(text)) else ""  # the text itself left a block open
+        if len(head) + len(text) - pos + len(tail) <= limit:
+            chunks.append((head, text[pos:], tail))
+            break
+        cut = marks.cut(pos, pos + limit - len(head) - len(_FENCE))
+        chunks.append((head, text[pos:cut], _FENCE if marks.inside(cut) else ""))
+        pos = cut
+    return chunks
+
+
+def _unlinked(sequence: str, limit: int) -> str:
+    if len(sequence) <= limit - 2 * len(_FENCE) - 2:
+        return sequence
+    return sequence.replace("<", "&lt;").replace(">", "&gt;")
+
+
+class _Marks:
+    """Where a text may be cut. A cut at `i` falls between text[i - 1] and text[i]."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        n = len(text)
+        self.never = bytearray(n + 1)  # inside a <…> sequence, an entity or a fence
+        self.rather_not = bytearray(n + 1)  # inside an inline code span
+        fences = [m.start() for m in re.finditer(_FENCE, text)]
+        self.fence_ends = [start + len(_FENCE) for start in fences]
+        for pattern in (_SEQUENCE, _ENTITY):
+            for m in pattern.finditer(text):
+                self.never[m.start() + 1 : m.end()] = b"\x01" * (m.end() - m.start() - 1)
+        for start in fences:
+            self.never[start + 1 : start + len(_FENCE)] = b"\x01" * (len(_FENCE) - 1)
+        for m in _INLINE_CODE.finditer(text):
+            if not self.inside(m.start()):
+                self.rather_not[m.start() + 1 : m.end()] = b"\x01" * (m.end() - m.start() - 1)
+
+    def inside(self, i: int) -> bool:
+        """Whether position `i` is inside a ``` block (after an odd number of fences)."""
+        return bisect.bisect_right(self.fence_ends, i) % 2 == 1
+
+    def cut(self, start: int, end: int, *, lines: bool = True) -> int:
+        """The best cut in (start, end]: the last line end, else the last space, else the last
+        place outside anything; `end` itself only when a <…> sequence spans the whole run."""
+        text = self.text
+        tests: list[Callable[[int], bool]] = [
+            lambda j: text[j - 1] == " " and not self.rather_not[j] and self._clean_edge(j),
+            lambda j: not self.rather_not[j] and self._clean_edge(j),
+            lambda j: True,
+        ]
+        if lines:
+            tests.insert(0, lambda j: text[j - 1] == "\n" and self._clean_edge(j))
+        for test in tests:
+            for j in range(end, start, -1):
+                if not self.never[j] and test(j):
+                    return j
+        return end
+
+    def _clean_edge(self, j: int) -> bool:
+        """A cut inside a ``` block that leaves neither chunk an empty block: not right after
+        the fence that opens it, nor right before the one that closes it."""
+        if not self.inside(j):
+            return True
+        if self.text.startswith(_FENCE, j):
+            return False
+        opened = self.fence_ends[bisect.bisect_right(self.fence_ends, j) - 1]
+        return bool(self.text[opened:j].strip())
 
 
 # -- numbers and times -----------------------------------------------------------------------
@@ -150,8 +252,11 @@ def _epoch(value: object) -> float | None:
     return moment.timestamp()
 
 
-def _clock(value: object, *, seconds: bool = True) -> str:
-    """ "HH:MM:SS UTC" (or "HH:MM UTC"); "?" when the time cannot be read."""
+def date_token(value: object, fmt: str = "{time}") -> str:
+    """A time as Slack's date token, which each reader sees in their own time zone and format:
+    `<!date^1700000133^{time}|22:15 UTC>` (https://docs.slack.dev/messaging/formatting-message-text#date-formatting).
+    The text after `|` is what a client that cannot render the token shows: UTC, to the second
+    when the format shows seconds. "?" when the time cannot be read."""
     epoch = _epoch(value)
     if epoch is None:
         return "?"
@@ -159,17 +264,79 @@ def _clock(value: object, *, seconds: bool = True) -> str:
         moment = datetime.fromtimestamp(epoch, UTC)
     except (OverflowError, OSError, ValueError):
         return "?"
-    return moment.strftime("%H:%M:%S UTC" if seconds else "%H:%M UTC")
+    seconds = "{time_secs}" in fmt
+    fallback = moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"
+
+
+def _clock(value: object, *, seconds: bool = True) -> str:
+    """A time of day as a date token (`date_token`): with seconds, or to the minute."""
+    return date_token(value, "{time_secs}" if seconds else "{time}")
 
 
 def _minutes_left(expires: float | None, now: float) -> str:
-    """ "in 12 min", "in 1 min" (under a minute rounds up), "expired"."""
+    """How long is left, said so that it stays true however late it is read: "15 min left at
+    22:15" (the time a date token), "expired", or "no expiry given"."""
     if expires is None:
         return "no expiry given"
     left = expires - now
     if left <= 0:
         return "expired"
-    return f"in {math.ceil(left / 60)} min"
+    return f"{math.ceil(left / 60)} min left at {_clock(now, seconds=False)}"
+
+
+# A time as the engine writes it in a message: ISO-8601 in UTC ("2026-11-26T01:29:16.592Z"),
+# or a time of day in UTC ("01:45:06 UTC").
+_TIME = re.compile(
+    r"(?<![\w:.-])(?:(?P<iso>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|\+00:00))"
+    r"|(?P<clock>(?P<h>[01]\d|2[0-3]):(?P<m>[0-5]\d)(?::(?P<s>[0-5]\d))? UTC))(?![\w:])"
+)
+
+
+def date_times(text: str, near: float) -> str:
+    """Rendered mrkdwn with each time the engine wrote in it (ISO-8601 UTC, or "01:45:06 UTC")
+    as a date token (`date_token`). A time of day is taken on the day that puts it nearest to
+    `near` (when the text was written): the engine names times within hours of its message.
+    Nothing inside a <…> sequence or a code span changes."""
+
+    def token(m: re.Match[str]) -> str:
+        if m.group("iso"):
+            return date_token(m.group("iso"), "{date_short_pretty} {time_secs}")
+        seconds = m.group("s")
+        of_day = int(m.group("h")) * 3600 + int(m.group("m")) * 60 + int(seconds or 0)
+        day = math.floor(near / 86_400) * 86_400
+        moment = min((day + d * 86_400 + of_day for d in (-1, 0, 1)), key=lambda t: abs(t - near))
+        return date_token(moment, "{time_secs}" if seconds else "{time}")
+
+    parts = _LEAVE.split(text)
+    for i in range(0, len(parts), 2):  # the even parts are outside sequences and code
+        parts[i] = _TIME.sub(token, parts[i])
+    return "".join(parts)
+
+
+# -- people ----------------------------------------------------------------------------------
+# A word that can only be a Slack member id: U or W, at least eight more capitals and digits,
+# one of them a digit (Slack's ids are 9 or 11 characters; words such as UPDATED or UTF8 are
+# not ids). Shorter ids are mentioned when the caller names them as people.
+_SURE_ID = re.compile(r"[UW](?=[A-Z]*[0-9])[A-Z0-9]{8,31}")
+_WORD = re.compile(r"(?<![\w@#&;/.:|-])[UW][A-Z0-9]{1,31}(?![\w>|])")
+_LEAVE = re.compile(r"(<[^<>]*>|`[^`]*`)")  # sequences and code are left as they are
+
+
+def name_people(text: str, people: Iterable[object] = ()) -> str:
+    """Rendered mrkdwn with each person it names as a mention (`<@U…>`): a member id among
+    `people`, or any word that can only be a member id. Nothing inside a <…> sequence or a
+    code span changes, and a name that is not an id (a terminal user) stays as it is."""
+    known = {str(p) for p in people if p is not None and _USER_ID.fullmatch(str(p))}
+
+    def mentioned(m: re.Match[str]) -> str:
+        word = m.group()
+        return f"<@{word}>" if word in known or _SURE_ID.fullmatch(word) else word
+
+    parts = _LEAVE.split(text)
+    for i in range(0, len(parts), 2):  # the even parts are outside sequences and code
+        parts[i] = _WORD.sub(mentioned, parts[i])
+    return "".join(parts)
 
 
 # -- documents -------------------------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""What `swapbot worker` does with a click on one of swapbot's buttons: run the command the
+button stands for, exactly as if it had been typed, and answer the person who clicked.
+
+The web process (`swapbot.slack.app.click`) has already checked the click as that command
+(`access.refusal`) and queued it once. Here it runs through `swapbot.commands.execute`, so every
+rule of the engine applies as to `/hcswap approve REQUEST_ID` or `/hcswap deny REQUEST_ID`:
+approvers only, never the requester, bound to the plan fingerprint and the live state, once,
+before the request expires. The answer goes to the person privately (the click's
+`response_url`, else an ephemeral message in the channel). The approval message itself is edited
+where every approval edits it: the engine's event (`approval.granted`, `approval.withdrawn` for
+a denial) reaches the notifier, which shows the request as it now stands, without buttons once
+decided. A click that was refused because the request is decided already (expired, used,
+denied, superseded) emits no such event, so it edits the message itself: its buttons go.
+
+The swap card's buttons (`swapbot.slack.blocks.card`) come this way too. Run next runs the step
+its button names, only while the card is current: the plan's fingerprint is the one the card
+was drawn for and the step is still the next by the checkpoints (else it is refused, nothing
+run). Request approval is `request-approval STEP`. Refresh asks the notifier to draw the card
+again; the card itself changes, so nothing is answered.
+
+Like every job of `swapbot.slack.work`, a click never raises to rq without an answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+
+from swapbot import commands, config
+from swapbot.slack import blocks
+from swapbot.slack.notifier import ApprovalMessages, next_step, request_redraw
+from swapbot.slack.work import _answerer, _context, _deliver_or_log, _notice, _why
+from swapbot.swap import steps as runbook
+from swapbot.swap.approvals import ApprovalStatus
+from swapbot.swap.engine import Engine
+from swapbot.swap.outcome import Interrupted
+from swapbot.swap.plan import Plan
+
+log = logging.getLogger(__name__)
+
+
+def handle_click(click: dict[str, Any]) -> dict[str, Any]:
+    """Run the command of one click (`text`, e.g. "approve pause-3") for `user` and answer
+    them; returns what was answered. Never raises. A click on the swap's card (`card`) is
+    checked against the live plan and checkpoints first (a stale Run next runs nothing); its
+    Refresh only asks the notifier to draw the card again, and answers nothing."""
+    user, channel, ts, text = click["user"], click["channel"], click.get("ts"), click["text"]
+    response_url = click.get("response_url")
+    since = click.get("action_ts") or time.time()
+    on_card = click.get("card") or {}
+    settings: config.Settings | None = None
+    client: WebClient | None = None
+    engine: Engine | None = None
+    cmd: commands.Command | None = None
+    try:
+        settings, client, engine = _context()
+        if on_card.get("action") == "refresh":
+            return _refresh(engine)
+        cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
+        if on_card:
+            why = _stale_card(engine, on_card)
+            cmd = _with_app(engine, cmd)
+        else:
+            why = _not_this_message(engine, cmd, channel, ts)
+        if why:
+            reply = commands.Reply(cmd, "refused", why)
+        else:
+            reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
+    except (Exception, Interrupted) as exc:  # as a typed command's job: answered, logged
+        log.exception("the click %r of %s was not recorded", text, user)
+        if client is None:
+            settings, client = _answerer()
+        message = f"{_why(exc, settings)}; nothing changed. Click again, or type `/hcswap {text}`"
+        rendered = blocks.reply(
+            {"command": _label(text), "status": "failed", "message": message, "people": [user]}
+        )
+        _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
+        if engine is not None and cmd is not None:
+            _notice(engine, None, cmd, user, f"{_label(text)} button by {user}: failed: {message}")
+        return {"status": "failed", "message": message}
+    rendered = blocks.reply(
+        {
+            "command": _label(text),
+            "status": reply.status,
+            "message": reply.message,
+            "people": [user],
+        }
+    )
+    _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
+    if reply.status in ("refused", "failed"):
+        # An approval refused says so in the thread already (`approval.refused`); a denial, or
+        # a check that could not be made, is told there as a typed command's would be.
+        if reply.status == "failed" or cmd.name != "approve":
+            line = f"{_label(text)} button by {user}: {reply.status}: {reply.message}"
+            _notice(engine, reply.swap_id, cmd, user, line)
+        _drop_buttons_if_decided(engine, client, settings, channel, ts)
+    return {"status": reply.status, "message": reply.message}
+
+
+def _refresh(engine: Engine) -> dict[str, Any]:
+    """The card's Refresh: the notifier draws the current swap's card again on its next round
+    (it alone edits the card, so two writers never race). The redrawn card is the answer."""
+    swap_id = engine.store.current_swap()
+    if swap_id is None:
+        return {"status": "ok", "message": "no current swap: no card to draw"}
+    request_redraw(engine.store, swap_id)
+    return {"status": "ok", "message": f"the card of swap {swap_id} is drawn again"}
+
+
+def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
+    """Why a Run-next click cannot run the step its button names, or None: the card it was
+    clicked on was drawn for another plan, or that step is no longer the next one."""
+    if on_card.get("action") != "next":
+        return None
+    step, fingerprint = str(on_card.get("step") or ""), str(on_card.get("fingerprint") or "")
+    plan = engine.current_plan()
+    if plan is None:
+        return "There is no plan any more, so that card is stale: nothing ran."
+    if fingerprint != plan.fingerprint():
+        return (
+            f"That card was drawn for another plan (fingerprint {fingerprint or '?'}; the plan "
+            f"is now {plan.fingerprint()}): nothing ran. Look at the card as it is now."
+        )
+    upcoming = next_step(engine.store.checkpoints(plan.swap_id))
+    if upcoming != step:
+        now = f"the next step is {upcoming}" if upcoming else "every step is done"
+        return (
+            f"That card is stale: {step} is no longer the next step ({now}), so nothing ran. "
+            "Look at the card as it is now."
+        )
+    return None
+
+
+def _with_app(engine: Engine, cmd: commands.Command) -> commands.Command:
+    """The step that starts the outage is typed with the app's name; its button gives the
+    plan's app, as the person would have typed it."""
+    if cmd.name != runbook.OUTAGE_START or cmd.args:
+        return cmd
+    plan = engine.current_plan()
+    return commands.parse(f"{cmd.name} {plan.app}") if plan and plan.app else cmd
+
+
+def _label(text: str) -> str:
+    """What the button said, and the request: "approve pause-3" -> "Approve pause-3"."""
+    return text[:1].upper() + text[1:]
+
+
+def _not_this_message(
+    engine: Engine, cmd: commands.Command, channel: str, ts: str | None
+) -> str | None:
+    """Why the clicked message cannot decide the request its button names, or None: a button
+    of an earlier swap's request (request ids restart with each swap) decides nothing now."""
+    found = ApprovalMessages(engine.store).request_for(channel, ts) if ts else None
+    if found is None:
+        return None  # not remembered: the request id alone, as typed
+    swap_id, request_id = found
+    if request_id != (cmd.args[0] if cmd.args else None):
+        return f"That button does not belong to request {request_id}; nothing changed."
+    plan = engine.current_plan()
+    if plan is None or plan.swap_id != swap_id:
+        return f"That approval belongs to swap {swap_id}, which is not the current swap."
+    return None
+
+
+def _drop_buttons_if_decided(
+    engine: Engine,
+    client: WebClient,
+    settings: config.Settings,
+    channel: str,
+    ts: str | None,
+) -> None:
+    """Show a request that is no longer pending as decided, without its buttons. Best effort:
+    a failure is logged, the person has had their answer."""
+    try:
+        found = ApprovalMessages(engine.store).request_for(channel, ts) if ts else None
+        if found is None or ts is None:
+            return
+        swap_id, request_id = found
+        req = engine.approvals.get(swap_id, request_id)
+        now = time.time()
+        if req is None or (req.status is ApprovalStatus.PENDING and req.expires_epoch > now):
+            return  # still open: its buttons stay
+        saved = engine.store.get_plan(swap_id)
+        step = runbook.BY_NAME.get(req.step)
+        text, blks = blocks.approval_decided(
+            req,
+            Plan.model_validate(saved) if saved else None,
+            step_summary=step.summary if step else req.step,
+            emoji=settings.swapbot_approval_emoji,
+            now=now,
+        )
+        client.chat_update(channel=channel, ts=ts, text=text, blocks=blks)
+    except Exception as exc:
+        log.warning("could not show approval message %s as decided: %s", ts, exc)

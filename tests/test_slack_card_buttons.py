@@ -1,0 +1,365 @@
+"""The swap's live card and its buttons: Run next, Request approval, Refresh.
+
+The card (the notifier's progress message) is posted as soon as the notifier follows a swap,
+edited in place, and carries the buttons that fit where the swap stands. A click takes the
+approve button's path: authorized as the command it stands for, acknowledged at once, queued
+once per trigger id (a step's click on the steps queue), run by the worker, which refuses a
+Run next clicked on a card gone stale.
+
+First the card alone (rendering, the notifier), then the acknowledgement in process, then the
+whole front end with the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import redis
+from slack_bolt.request import BoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from swapbot import jobs
+from swapbot.slack import blocks as B
+from swapbot.slack.app import build_app
+from swapbot.slack.blocks.card import NEXT_ACTION, REFRESH_ACTION, REQUEST_ACTION
+from swapbot.swap import steps as runbook
+from swapbot.swap.approvals import Approvals
+from swapbot.swap.plan import Plan
+from swapbot.swap.store import Store
+from swapbot.testing.driver import FORM
+from swapbot.testing.rehearsal import LocalSlack
+from swapbot.testing.services import REDIS_TEST_URL
+from swapbot.testing.slack_stack import (
+    CHANNEL,
+    OPERATOR,
+    READER,
+    plan_new,
+    running_stack,
+    said,
+    store,
+)
+from swapbot.testing.standin import Message, SlackStandIn
+from tests.test_slack_buttons import SECRET, buttons_of, valid, web_settings
+from tests.test_slack_notifier import SWAP, Clock, publish, setup
+
+NOW = 1_700_000_000.0
+FP = "fp0123456789"
+
+
+# -- the card, rendered ------------------------------------------------------------------------
+def view(**changes: Any) -> dict[str, Any]:
+    base = {
+        "swap_id": "acme-1",
+        "phase": "prep",
+        "step": None,
+        "last_done": "preflight",
+        "next": "create-addon",
+        "fingerprint": FP,
+        "buttons": True,
+        "loads": {},
+        "backlog": None,
+    }
+    return base | changes
+
+
+def shown(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    _, blocks = B.progress_message(v["swap_id"], v, now=NOW)
+    return buttons_of(valid(blocks))
+
+
+def pending(step: str = "pause", **changes: Any) -> dict[str, Any]:
+    return {
+        "id": f"{step}-1",
+        "swap_id": "acme-1",
+        "step": step,
+        "requester": OPERATOR,
+        "fingerprint": "ab12",
+        "live_digest": "d1",
+        "requested_at": "2023-11-14T22:13:20Z",
+        "requested_epoch": NOW,
+        "expires_at": "2023-11-14T22:28:20Z",
+        "expires_epoch": NOW + 900,
+    } | changes
+
+
+def test_a_prep_step_has_run_next_with_a_plain_confirmation_and_refresh():
+    found = shown(view())
+    assert list(found) == [NEXT_ACTION, REFRESH_ACTION]
+    run = found[NEXT_ACTION]
+    assert run["text"]["text"] == "Run next: create-addon" and run["style"] == "primary"
+    assert run["value"] == f"create-addon {FP}"
+    dialog = run["confirm"]
+    assert "style" not in dialog  # plain: prep changes nothing the app feels
+    assert dialog["title"]["text"] == "Run create-addon?"
+    assert runbook.BY_NAME["create-addon"].summary in dialog["text"]["text"]
+    assert "style" not in found[REFRESH_ACTION] and "confirm" not in found[REFRESH_ACTION]
+
+
+@pytest.mark.parametrize(
+    ("step", "says"),
+    [
+        ("stop-writes", "This starts the outage"),
+        ("drain", "The outage is running"),
+        ("pause", "The outage is running"),
+        ("delete-old", "point of no return"),
+        ("restore", "The outage is running"),
+    ],
+)
+def test_inside_the_outage_run_next_is_danger_and_its_dialog_says_what_it_does(step, says):
+    approved = "granted" if runbook.BY_NAME[step].approval else None
+    phase = "prep" if step == "stop-writes" else "outage"
+    run = shown(view(phase=phase, next=step, next_approval=approved))[NEXT_ACTION]
+    assert run["text"]["text"] == f"Run next: {step}"
+    assert run["style"] == run["confirm"]["style"] == "danger"
+    text = run["confirm"]["text"]["text"]
+    assert runbook.BY_NAME[step].summary in text and says in text and len(text) <= 300
+    assert run["confirm"]["confirm"]["text"] == f"Run {step}"
+
+
+def test_a_step_that_needs_an_approval_not_yet_asked_for_offers_to_request_it():
+    found = shown(view(phase="outage", next="pause", next_approval="none"))
+    assert list(found) == [REQUEST_ACTION, REFRESH_ACTION]
+    ask = found[REQUEST_ACTION]
+    assert ask["text"]["text"] == "Request approval for pause" and ask["value"] == "pause"
+
+
+def test_a_pending_approval_is_listed_with_its_expiry_and_no_step_button_is_shown():
+    v = view(phase="outage", next="pause", next_approval="pending", approvals=[pending()])
+    _, blocks = B.progress_message("acme-1", v, now=NOW)
+    assert list(buttons_of(valid(blocks))) == [REFRESH_ACTION]
+    text = json.dumps(blocks)
+    assert "*Approvals pending*" in text and "`pause-1` *pause*" in text
+    assert f"asked by <@{OPERATOR}>" in text and f"expires <!date^{int(NOW + 900)}^" in text
+
+
+def test_a_waiting_step_names_who_it_waits_on_and_no_step_can_be_run_meanwhile():
+    v = view(step="authorize", step_state="waiting", waiting_on="U0AUTHORIZER")
+    _, blocks = B.progress_message("acme-1", v, now=NOW)
+    assert ":bust_in_silhouette: waiting on <@U0AUTHORIZER>" in blocks[0]["text"]["text"]
+    assert list(buttons_of(valid(blocks))) == [REFRESH_ACTION]
+    running = view(phase="outage", step="drain", step_state="running", next="drain")
+    assert list(shown(running)) == [REFRESH_ACTION]
+
+
+@pytest.mark.parametrize("phase", ["done", "rolled back", "rolling back"])
+def test_a_swap_that_is_over_has_no_buttons(phase):
+    assert shown(view(phase=phase, next="restore")) == {}
+
+
+def test_the_card_at_its_biggest_keeps_its_buttons():
+    loads = {f"Object_{i}__c" * 3: {"state": "SYNC_ERROR", "db": i, "sf": 1000} for i in range(300)}
+    approvals = [pending(id=f"pause-{i}", note="n" * 200) for i in range(30)]
+    v = view(phase="outage", next="drain", loads=loads, approvals=approvals)
+    _, blocks = B.progress_message("s" * 300, v, now=NOW)
+    valid(blocks)
+    assert NEXT_ACTION in buttons_of(blocks) and len(blocks) <= B.MAX_BLOCKS
+    assert sum(len(t) for t in B._texts(blocks)) <= B.MAX_TOTAL_TEXT
+
+
+# -- the card, from the notifier -------------------------------------------------------------
+def card(slack: SlackStandIn, s: Store) -> Message:
+    ts = s.redis.get(s.swap_key(SWAP, "slack", "progress"))
+    assert ts, "no card yet"
+    found = slack.message("C0SWAP", ts.decode())
+    assert found is not None
+    return found
+
+
+def check(s: Store, *done: str, **others: str) -> None:
+    lease = s.acquire(SWAP, "test", 10_000)
+    assert lease is not None
+    for name in done:
+        s.checkpoint(lease, name, status="done")
+    for name, status in others.items():
+        s.checkpoint(lease, name.replace("_", "-"), status=status)
+    s.release(lease)
+
+
+def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_prefix):
+    clock = Clock()
+    clock.now = time.time()
+    with SlackStandIn() as slack:
+        s, notifier = setup(redis_prefix, slack, clock, min_edit_interval=0.0)
+        notifier.pump()  # no event yet: the saved plan is enough
+        msg = card(slack, s)
+        assert msg.thread_ts  # in the swap's thread, right after its first message
+        fingerprint = Plan.model_validate(s.get_plan(SWAP)).fingerprint()
+        assert slack.buttons("C0SWAP", msg.ts)[0]["value"] == f"preflight {fingerprint}"
+
+        prep = [st.name for st in runbook.PREP]
+        check(s, *prep, stop_writes="done", drain="done")
+        notifier._dirty.add(SWAP)
+        notifier.pump()
+        assert list(buttons_of(card(slack, s).blocks)) == [REQUEST_ACTION, REFRESH_ACTION]
+
+        req = Approvals(s).request(SWAP, "pause", OPERATOR, "fp", "live")
+        notifier._dirty.add(SWAP)
+        notifier.pump()
+        now = card(slack, s)
+        assert list(buttons_of(now.blocks)) == [REFRESH_ACTION]
+        assert f"`{req.id}` *pause*" in said(now)
+
+        Approvals(s).grant(
+            SWAP, req.id, "U0APPROVER", {"U0APPROVER"}, fingerprint="fp", live_digest="live"
+        )
+        notifier._dirty.add(SWAP)
+        notifier.pump()
+        run = buttons_of(card(slack, s).blocks)[NEXT_ACTION]
+        assert run["text"]["text"] == "Run next: pause" and run["style"] == "danger"
+
+        check(s, pause="running")
+        notifier._dirty.add(SWAP)
+        notifier.pump()
+        assert list(buttons_of(card(slack, s).blocks)) == [REFRESH_ACTION]
+
+        rest = [st.name for st in runbook.CUTOVER]
+        check(s, *rest)
+        publish(s, "swap.done", message="every step is done")
+        notifier.pump()
+        assert buttons_of(card(slack, s).blocks) == {}  # every step done: nothing to click
+        assert not slack.violations
+
+
+# -- the acknowledgement, in process ------------------------------------------------------------
+def dispatch(app, slack: SlackStandIn, user: str, msg: Message, action_id: str, trigger_id: str):
+    payload = slack.block_actions(
+        user, CHANNEL, msg.ts, action_id, trigger_id=trigger_id, api_app_id="A0", token="t"
+    )
+    body = urlencode({"payload": json.dumps(payload)})
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "content-type": [FORM],
+        "x-slack-request-timestamp": [stamp],
+        "x-slack-signature": [signature],
+    }
+    return app.dispatch(BoltRequest(body=body, headers=headers))
+
+
+def posted_card(slack: SlackStandIn, v: dict[str, Any]) -> Message:
+    from slack_sdk import WebClient
+
+    text, blocks = B.progress_message("acme-1", v, now=time.time())
+    client = WebClient(token=slack.token, base_url=slack.api_url)
+    ts = client.chat_postMessage(channel=CHANNEL, text=text, blocks=blocks)["ts"]
+    found = slack.message(CHANNEL, ts)
+    assert found is not None
+    return found
+
+
+def queued(prefix: str) -> list[dict[str, Any]]:
+    raw = redis.Redis.from_url(REDIS_TEST_URL).lrange(prefix + "intake", 0, -1)
+    return [json.loads(r) for r in raw]
+
+
+def test_clicks_are_authorized_as_their_commands_and_queued_once(redis_prefix):
+    members = {OPERATOR, READER, "U0SWAPBOT"}
+    with SlackStandIn(channels={CHANNEL: {"name": "swaps", "members": members}}) as slack:
+        settings = web_settings(slack, redis_prefix)
+        app = build_app(settings)
+        msg = posted_card(slack, view(phase="outage", next="drain"))
+
+        # a reader may not run a step: refused privately, nothing queued
+        response = dispatch(app, slack, READER, msg, NEXT_ACTION, "t-reader")
+        assert (response.status, response.body) == (200, "")
+        told = slack.wait_for(lambda: slack.ephemerals(READER))
+        assert "Only operators may run `drain`" in said(told[0])
+        answer = slack.calls_to("response_url")[-1].params
+        assert (answer["response_type"], answer["replace_original"]) == ("ephemeral", False)
+        assert queued(redis_prefix) == []
+
+        # a reader may refresh (a read); it is interactive work
+        assert dispatch(app, slack, READER, msg, REFRESH_ACTION, "t-refresh").status == 200
+        # the operator's Run next, sent twice: one job, on the steps queue
+        for _ in range(2):
+            response = dispatch(app, slack, OPERATOR, msg, NEXT_ACTION, "t-next")
+            assert (response.status, response.body) == (200, "")
+        jobs_ = {j["key"]: j for j in queued(redis_prefix)}
+        assert set(jobs_) == {"t-refresh", "t-next"}
+        (refresh,) = jobs_["t-refresh"]["args"]
+        assert jobs_["t-refresh"]["kind"] == jobs.INTERACTIVE
+        assert (refresh["text"], refresh["card"]) == ("status", {"action": "refresh"})
+        (run,) = jobs_["t-next"]["args"]
+        assert jobs_["t-next"]["kind"] == jobs.STEPS
+        assert (run["text"], run["user"], run["ts"]) == ("drain", OPERATOR, msg.ts)
+        assert run["card"] == {"action": "next", "step": "drain", "fingerprint": FP}
+        assert not slack.violations
+
+
+# -- the whole front end ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalSlack]:
+    with running_stack(tmp_path_factory.mktemp("logs")) as local:
+        plan_new(
+            local, local.driver(), "card-swap", "--mappings Account:Rating --process-types web"
+        )
+        yield local
+
+
+def live_card(stack: LocalSlack, showing: str | None = None) -> Message:
+    """The swap's card, once it shows the button `showing` names (a step's Run next)."""
+    s = store(stack)
+
+    def found() -> Message | None:
+        ts = s.redis.get(s.swap_key("card-swap", "slack", "progress"))
+        msg = stack.slack.message(CHANNEL, ts.decode()) if ts else None
+        if msg is None:
+            return None
+        run = stack.buttons(msg).get(NEXT_ACTION)
+        if showing is not None and (run is None or run["text"]["text"] != showing):
+            return None
+        return msg
+
+    return stack.slack.wait_for(found, timeout=30)
+
+
+@pytest.mark.slow
+def test_run_next_runs_the_step_and_a_stale_card_is_refused(stack):
+    driver = stack.driver()
+    msg = live_card(stack, "Run next: preflight")
+    valid(msg.blocks)
+    # the same card, clicked again later (a second person, a second tab): built now, sent later
+    stale = stack.slack.block_actions(
+        OPERATOR, CHANNEL, msg.ts, NEXT_ACTION, trigger_id="stale-1", api_app_id="A0", token="t"
+    )
+    response, reply = stack.click(driver, OPERATOR, msg, NEXT_ACTION, timeout=120)
+    assert (response.status, response.body) == (200, "")
+    assert "preflight" in said(reply) and "done" in said(reply), said(reply)
+    assert store(stack).checkpoints("card-swap")["preflight"].status == "done"
+    n = len(stack.replies(OPERATOR))
+    again = driver.click_again(response.envelope["trigger_id"])  # one click, sent twice
+    assert again.status == 200
+    live_card(stack, "Run next: create-addon")  # the card moved on
+
+    body = urlencode({"payload": json.dumps(stale)})
+    stack.slack.issue_trigger("stale-1", OPERATOR, CHANNEL)
+    assert driver._post(body, FORM).status == 200
+    told = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:], timeout=30)
+    assert "That card is stale: preflight is no longer the next step" in said(told[0])
+    assert "next step is create-addon" in said(told[0])
+    time.sleep(1.5)
+    assert len(stack.replies(OPERATOR)) == n + 1  # the retried click ran nothing more
+    nothing = store(stack).checkpoints("card-swap").get("create-addon")
+    assert nothing is None or nothing.status == "pending"
+    assert not stack.slack.violations, stack.slack.violations
+
+
+@pytest.mark.slow
+def test_a_reader_may_refresh_the_card_but_not_run_a_step(stack):
+    driver = stack.driver()
+    msg = live_card(stack)
+    n = len(stack.replies(READER))
+    response, reply = stack.click(driver, READER, msg, NEXT_ACTION)
+    assert "Only operators may run" in said(reply) and reply.ephemeral_to == READER
+    edits = len(stack.slack.message(CHANNEL, msg.ts).edits)
+    time.sleep(1.0)
+    assert driver.click(READER, msg, REFRESH_ACTION).status == 200
+    stack.slack.wait_for(lambda: len(stack.slack.message(CHANNEL, msg.ts).edits) > edits, 20)
+    valid(stack.slack.message(CHANNEL, msg.ts).blocks)
+    assert len(stack.replies(READER)) == n + 1  # the refusal; a refresh answers with the card
+    assert not stack.slack.violations

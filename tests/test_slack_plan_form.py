@@ -1,0 +1,379 @@
+"""`/hcswap plan new` with no arguments: the plan as a form.
+
+The web process authorizes it as `plan new`, acknowledges it empty and opens a small modal with
+the command's trigger_id; the worker fills it with hc1's mappings, the database's roles and the
+app's process types. The field search is answered from the describes the worker cached; a
+submission is checked on its own at once (errors beside the fields) and saved by the worker as
+the equivalent `plan new`, with every check of the engine.
+
+First the views and the way back from a submission (no processes), then the whole front end:
+`swapbot serve` and `swapbot worker` with the sandbox and the Slack stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from slack_sdk.models.views import View
+
+from swapbot import commands
+from swapbot.sandbox.scenarios import role_names
+from swapbot.slack.blocks import plan_form as form
+from swapbot.testing.rehearsal import LocalSlack
+from swapbot.testing.services import database_url
+from swapbot.testing.slack_stack import (
+    APPROVER,
+    OPERATOR,
+    READER,
+    SECOND_APPROVER,
+    running_stack,
+    said,
+    store,
+)
+from swapbot.testing.standin import validate_options, validate_view
+
+
+def valid(view: dict[str, Any]) -> dict[str, Any]:
+    """A view as slack_sdk's models, the stand-in's checks and Block Kit's limits take it."""
+    sent = {k: view[k] for k in ("type", "callback_id", "title", "blocks", "private_metadata")}
+    sent |= {k: view[k] for k in ("submit", "close") if view.get(k)}
+    model = View(**sent)
+    model.validate_json()  # raises SlackObjectFormationError on a violation
+    assert model.to_dict()
+    assert validate_view(sent) == []
+    assert len(view["title"]["text"]) <= 24 and len(view["blocks"]) <= 100
+    assert len(view.get("private_metadata") or "") <= 3000
+    for block in view["blocks"]:
+        element = block.get("element") or {}
+        assert len(element.get("options") or []) <= 100
+    return view
+
+
+def element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
+    return next(b["element"] for b in view["blocks"] if b.get("block_id") == block_id)
+
+
+def option_values(view: dict[str, Any], block_id: str, key: str = "options") -> list[str]:
+    return [o["value"] for o in element(view, block_id).get(key) or []]
+
+
+FACTS = form.FormFacts(
+    app="acme-prod",
+    old_addon="hc1",
+    old_schema="salesforce",
+    new_addon="hc2",
+    swap_id="acme-prod-20261201",
+    new_schema="salesforce2",
+    objects=["Account", "Contact"],
+    roles=["acme_app", "acme_reports"],
+    default_roles=["acme_app"],
+    process_types=["web", "worker"],
+    default_process_types=["web", "worker"],
+    bot_process_types=["swapbot"],
+)
+
+
+# -- the views ------------------------------------------------------------------------------------
+def test_the_loading_form_and_unavailable_views_are_valid_modals():
+    loading = valid(form.loading_view("C0SWAP", "acme-prod"))
+    assert "Reading hc1's mappings" in json.dumps(loading) and "submit" not in loading
+    shown = valid(form.form_view(FACTS, "C0SWAP"))
+    assert shown["callback_id"] == form.CALLBACK_ID and shown["submit"]["text"] == "Save the plan"
+    assert element(shown, form.SWAP_ID)["initial_value"] == "acme-prod-20261201"
+    assert element(shown, form.NEW_SCHEMA)["initial_value"] == "salesforce2"
+    assert option_values(shown, form.OBJECTS) == ["Account", "Contact"]
+    assert element(shown, form.FIELDS)["type"] == "multi_external_select"
+    assert option_values(shown, form.ROLES, "initial_options") == ["acme_app"]
+    assert option_values(shown, form.PROCESS_TYPES, "initial_options") == ["web", "worker"]
+    assert element(shown, form.AUTHORIZER)["type"] == "users_select"
+    facts = form.read_metadata(shown["private_metadata"])
+    assert facts == {
+        "channel": "C0SWAP",
+        "app": "acme-prod",
+        "old_addon": "hc1",
+        "old_schema": "salesforce",
+        "new_addon": "hc2",
+        "bot_process_types": ["swapbot"],
+    }
+    valid(form.unavailable_view("C0SWAP", "HerokuError: 503 " + "x" * 4000))
+
+
+def test_more_than_100_objects_are_searched_not_listed():
+    many = [f"Obj{i:03d}__c" for i in range(300)]
+    shown = valid(form.form_view(FACTS.__class__(**{**FACTS.__dict__, "objects": many}), "C"))
+    assert element(shown, form.OBJECTS) == {
+        "type": "multi_external_select",
+        "action_id": form.OBJECTS_ACTION,
+        "placeholder": {"type": "plain_text", "text": "Type an object's name", "emoji": True},
+        "min_query_length": 1,
+    }
+    found = form.suggestions(many, "obj2")
+    assert len(found) == 100 and validate_options({"options": found}) == []
+    assert found[0]["value"] == "Obj200__c"
+
+
+def test_suggestions_are_fields_as_object_dot_field_best_first_at_most_100():
+    fields = {"Account": ["AnnualRevenue", "Rating", "NumberOfEmployees"], "Contact": ["Phone"]}
+    assert [o["value"] for o in form.suggestions(fields, "rat")] == ["Account.Rating"]
+    assert [o["value"] for o in form.suggestions(fields, "num")] == ["Account.NumberOfEmployees"]
+    assert [o["value"] for o in form.suggestions(fields, "e")] == [
+        "Account.AnnualRevenue",  # none starts with e: those that hold it, in their order
+        "Account.NumberOfEmployees",
+        "Contact.Phone",
+    ]
+    assert [o["value"] for o in form.suggestions(fields, "a")] == [
+        "Account.AnnualRevenue",  # starts with it, then holds it
+        "Account.Rating",
+    ]
+    assert [o["value"] for o in form.suggestions(fields, "contact.")] == ["Contact.Phone"]
+    assert len(form.suggestions(fields, "")) == 4
+    long = {"Obj__c": [f"F{i}_{'x' * 200}" for i in range(3)] + [f"F{i}__c" for i in range(150)]}
+    found = form.suggestions(long, "f")
+    assert len(found) == 100 and validate_options({"options": found}) == []  # too long: left out
+
+
+def state(**chosen: Any) -> dict[str, Any]:
+    """`view.state.values` as Slack sends it, for the form's inputs."""
+    values: dict[str, Any] = {}
+    for block_id in (form.SWAP_ID, form.NEW_SCHEMA):
+        values[block_id] = {block_id: {"type": "plain_text_input", "value": chosen.get(block_id)}}
+    for block_id, action_id in (
+        (form.OBJECTS, form.OBJECTS_ACTION),
+        (form.FIELDS, form.FIELDS_ACTION),
+        (form.ROLES, form.ROLES),
+        (form.PROCESS_TYPES, form.PROCESS_TYPES),
+    ):
+        picked = [
+            {"text": {"type": "plain_text", "text": v}, "value": v}
+            for v in chosen.get(block_id, [])
+        ]
+        values[block_id] = {action_id: {"type": "multi_static_select", "selected_options": picked}}
+    values[form.AUTHORIZER] = {
+        form.AUTHORIZER: {"type": "users_select", "selected_user": chosen.get(form.AUTHORIZER)}
+    }
+    return values
+
+
+GOOD = {
+    form.SWAP_ID: "acme-20261201",
+    form.NEW_SCHEMA: "salesforce2",
+    form.OBJECTS: ["Account", "Contact"],
+    form.FIELDS: ["Account.Rating", "Account.NumberOfEmployees"],
+    form.ROLES: ["acme_app"],
+    form.PROCESS_TYPES: ["web", "worker"],
+    form.AUTHORIZER: "U0APPROVER2",
+}
+META = json.loads(form.metadata("C0SWAP", old_addon="hc1", old_schema="salesforce", new_addon="hc2", bot_process_types=["swapbot"]))  # fmt: skip
+
+
+def test_a_submission_is_the_plan_new_command_it_stands_for():
+    submitted = form.read_state(state(**GOOD))
+    assert form.check(submitted, META, app="acme-prod", actor=OPERATOR) == {}
+    text = shlex.join(form.command_words(submitted, META))
+    cmd = commands.parse(text)
+    plan = commands.new_plan(cmd, app="acme-prod", actor=OPERATOR)
+    assert plan.mappings == {"Account": ["Rating", "NumberOfEmployees"], "Contact": []}
+    assert (plan.swap_id, plan.new_schema, plan.old_addon, plan.new_addon) == (
+        "acme-20261201",
+        "salesforce2",
+        "hc1",
+        "hc2",
+    )
+    assert (plan.roles, plan.process_types, plan.bot_process_types) == (
+        ["acme_app"],
+        ["web", "worker"],
+        ["swapbot"],
+    )
+    assert plan.authorizer == "U0APPROVER2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "block_id", "message"),
+    [
+        ({form.NEW_SCHEMA: "Bad Schema!"}, form.NEW_SCHEMA, "schema 'Bad Schema!' is not valid"),
+        ({form.NEW_SCHEMA: "pg_mine"}, form.NEW_SCHEMA, "is reserved"),
+        ({form.NEW_SCHEMA: "salesforce"}, form.NEW_SCHEMA, "new_schema must differ"),
+        ({form.SWAP_ID: "Bad id"}, form.SWAP_ID, "swap id 'Bad id' is not valid"),
+        ({form.OBJECTS: [], form.FIELDS: []}, form.OBJECTS, "Choose at least one object"),
+        ({form.OBJECTS: ["Contact"]}, form.FIELDS, "Account.Rating, Account.NumberOfEmployees"),
+        ({form.PROCESS_TYPES: ["swapbot"]}, form.PROCESS_TYPES, "never scale the bot's own"),
+    ],
+)  # fmt: skip
+def test_what_is_wrong_on_its_own_is_said_beside_its_field(changes, block_id, message):
+    errors = form.check(
+        form.read_state(state(**(GOOD | changes))), META, app="acme-prod", actor="U"
+    )
+    assert list(errors) == [block_id] and message in errors[block_id], errors
+    assert len(errors[block_id]) <= 300
+
+
+# -- the whole front end --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalSlack]:
+    with running_stack(tmp_path_factory.mktemp("logs")) as local:
+        yield local
+
+
+@pytest.fixture
+def driver(stack):
+    return stack.driver()
+
+
+def app_role(stack: LocalSlack) -> str:
+    return role_names(stack.db_name)[0]  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_plan_new_alone_opens_a_modal_at_once_and_the_worker_fills_it(stack, driver):
+    acks = len(stack.acks(OPERATOR))
+    response, first = driver.open_plan_form(OPERATOR)
+    assert (response.status, response.body) == (200, "")  # the modal is the answer
+    assert response.elapsed < 1.0
+    assert first is not None and "Reading hc1's mappings" in json.dumps(first["blocks"])
+    opened = stack.slack.calls_to("views.open")[-1]
+    assert opened.ok and opened.params["trigger_id"] == response_trigger(stack, first)
+    valid(first)
+    assert len(stack.acks(OPERATOR)) == acks  # nothing said beside it
+
+    shown = stack.slack.wait_for(lambda: (stack.slack.view(first["id"]) or {}).get("submit"), 60)
+    shown = stack.slack.view(first["id"])
+    valid(shown)
+    assert shown["callback_id"] == form.CALLBACK_ID and shown["id"] == first["id"]
+    assert option_values(shown, form.OBJECTS) == ["Account", "Case", "Contact", "Invoice__c", "Opportunity"]  # fmt: skip
+    assert option_values(shown, form.ROLES) == [app_role(stack)]
+    assert option_values(shown, form.ROLES, "initial_options") == [app_role(stack)]
+    assert option_values(shown, form.PROCESS_TYPES) == ["clock", "web", "worker"]
+    assert option_values(shown, form.PROCESS_TYPES, "initial_options") == ["clock", "web", "worker"]
+    swap_id = element(shown, form.SWAP_ID)["initial_value"]
+    assert swap_id.startswith("acme-prod-2") and len(swap_id) == len("acme-prod-20261201")
+    assert element(shown, form.NEW_SCHEMA)["initial_value"] == "salesforce2"
+    assert form.read_metadata(shown["private_metadata"])["channel"] == "C0SWAP"
+    (update,) = [
+        c for c in stack.slack.calls_to("views.update") if c.params["view_id"] == first["id"]
+    ]
+    assert update.ok and update.params["hash"] == first["hash"]  # guarded by the view's hash
+    assert stack.slack.violations == []
+
+
+def response_trigger(stack: LocalSlack, view: dict[str, Any]) -> str:
+    return stack.slack.opened(view["id"]).trigger_id
+
+
+@pytest.mark.slow
+def test_the_field_search_offers_fields_of_the_chosen_objects(stack, driver):
+    shown = stack.plan_form(driver, OPERATOR)
+    answer = driver.suggest(
+        OPERATOR, shown, form.FIELDS_ACTION, "rat", values={form.OBJECTS: ["Account"]}
+    )
+    assert answer.status == 200 and answer.elapsed < 1.0
+    assert [o["value"] for o in answer.json()["options"]] == ["Account.Rating"]
+    phone = driver.suggest(
+        OPERATOR, shown, form.FIELDS_ACTION, "pho", values={form.OBJECTS: ["Account"]}
+    )
+    assert phone.json()["options"] == []  # Contact's, and Contact is not chosen
+    contact = driver.suggest(
+        OPERATOR, shown, form.FIELDS_ACTION, "p", values={form.OBJECTS: ["Contact"]}
+    )
+    found = [o["value"] for o in contact.json()["options"]]
+    assert "Contact.Phone" in found and "Contact.Preferred_Channel__c" in found
+    assert all(v.startswith("Contact.") for v in found)
+    assert "Contact.Email" not in found  # mapped already: nothing to add
+    anything = driver.suggest(OPERATOR, shown, form.FIELDS_ACTION, "rating")  # nothing chosen yet
+    assert [o["value"] for o in anything.json()["options"]] == ["Account.Rating"]
+    assert stack.slack.violations == []
+
+
+@pytest.mark.slow
+def test_a_bad_schema_name_is_said_on_its_field_and_nothing_is_saved(stack, driver):
+    shown = stack.plan_form(driver, OPERATOR)
+    before = store(stack).current_swap()
+    response = driver.submit(
+        OPERATOR,
+        shown,
+        {
+            form.SWAP_ID: "form-bad-schema",
+            form.NEW_SCHEMA: "Bad Schema!",
+            form.OBJECTS: ["Account"],
+        },
+    )
+    assert response.status == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors" and list(answer["errors"]) == [form.NEW_SCHEMA]
+    assert "schema 'Bad Schema!' is not valid" in answer["errors"][form.NEW_SCHEMA]
+    still = stack.slack.opened(shown["id"])
+    assert still.open and still.errors == answer["errors"]  # the modal stays, with the error
+    time.sleep(1.0)
+    assert store(stack).get_plan("form-bad-schema") is None
+    assert store(stack).current_swap() == before
+
+
+@pytest.mark.slow
+def test_a_good_submission_saves_the_plan(stack, driver):
+    shown = stack.plan_form(driver, OPERATOR)
+    n = len(stack.replies(OPERATOR))
+    driver.suggest(OPERATOR, shown, form.FIELDS_ACTION, "rat", values={form.OBJECTS: ["Account"]})
+    driver.suggest(OPERATOR, shown, form.FIELDS_ACTION, "pho", values={form.OBJECTS: ["Contact"]})
+    response = driver.submit(
+        OPERATOR,
+        shown,
+        {
+            form.SWAP_ID: "form-swap",
+            form.OBJECTS: ["Account", "Contact"],
+            form.FIELDS: ["Account.Rating", "Contact.Phone"],
+            form.PROCESS_TYPES: ["web", "worker"],
+            form.AUTHORIZER: SECOND_APPROVER,
+        },
+    )
+    assert (response.status, response.json()) == (200, {"response_action": "clear"})
+    assert not stack.slack.opened(shown["id"]).open
+    reply = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:][:1], timeout=60)[0]
+    assert "saved" in said(reply) and "form-swap" in said(reply), said(reply)
+    saved = store(stack).get_plan("form-swap")
+    assert store(stack).current_swap() == "form-swap"
+    assert saved["mappings"] == {"Account": ["Rating"], "Contact": ["Phone"]}
+    assert saved["roles"] == [app_role(stack)]
+    assert saved["process_types"] == ["web", "worker"]
+    assert saved["authorizer"] == SECOND_APPROVER and saved["created_by"] == OPERATOR
+    assert (saved["new_schema"], saved["old_addon"], saved["new_addon"]) == (
+        "salesforce2",
+        "hc1",
+        "hc2",
+    )
+    assert stack.slack.violations == []
+
+
+@pytest.mark.slow
+def test_a_plan_the_live_system_refuses_is_told_to_the_operator(stack, driver):
+    with psycopg.connect(database_url(stack.db_name), autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute("CREATE SCHEMA IF NOT EXISTS taken_schema")
+    shown = stack.plan_form(driver, OPERATOR)
+    n = len(stack.replies(OPERATOR))
+    response = driver.submit(
+        OPERATOR,
+        shown,
+        {form.SWAP_ID: "form-taken", form.NEW_SCHEMA: "taken_schema", form.OBJECTS: ["Case"]},
+    )
+    assert response.json() == {"response_action": "clear"}  # pure checks pass: the engine decides
+    reply = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:][:1], timeout=60)[0]
+    assert "schema taken_schema already exists" in said(reply), said(reply)
+    assert reply.ephemeral_to == OPERATOR
+    assert store(stack).get_plan("form-taken") is None
+
+
+@pytest.mark.slow
+def test_a_non_operator_is_refused_and_no_modal_opens(stack, driver):
+    opened = stack.slack.count("views.open")
+    for user in (READER, APPROVER):
+        response, view = driver.open_plan_form(user, timeout=1.0)
+        assert response.status == 200 and view is None
+        assert "Only operators may run `plan`" in said(stack.acks(user)[-1])
+    response, view = driver.open_plan_form(OPERATOR, channel="C0OTHER", timeout=1.0)
+    assert view is None and "run only in" in said(stack.acks(OPERATOR)[-1])
+    time.sleep(0.5)
+    assert stack.slack.count("views.open") == opened
