@@ -279,7 +279,7 @@ def test_a_command_whose_job_failed_is_answered_and_the_thread_told(stack, drive
     assert "nothing else was done" in shown and "/hcswap status" in shown, shown
     assert stack.env["REDIS_URL"] not in shown
     # the person named as a mention, or by id (before mentions were rendered)
-    failed = re.compile(rf"request-approval pause by (<@)?{OPERATOR}>?: failed")
+    failed = re.compile(rf"request-approval pause`? by (<@)?{OPERATOR}>?: failed")
     stack.slack.wait_for(lambda: failed.search(stack.slack.transcript(CHANNEL)), timeout=20)
     _, reply = stack.ask(driver, OPERATOR, "request-approval pause")  # repaired: it works again
     assert "requested" in said(reply), said(reply)

@@ -898,6 +898,21 @@ def test_people_a_reply_or_a_refusal_names_are_mentions():
     assert text == "<@U0X> asked for pause and cannot approve it"
 
 
+def test_what_a_person_typed_in_a_command_never_becomes_a_mention():
+    """The issue: a word shaped like a member id in a typed command (a note, a plan's value)
+    pinged whoever has that id. The engine's message still names its people."""
+    result = {
+        "command": "/hcswap request-approval pause ask UABCDEFGH12",
+        "status": "done",
+        "message": "approval pause-1 requested by U0OPERATOR",
+        "people": ["U0OPERATOR"],
+    }
+    for text, blocks in [valid(B.reply(result)), *map(valid, B.reply_pages(result))]:
+        shown = text + json.dumps(blocks)
+        assert "UABCDEFGH12" in shown and "<@UABCDEFGH12>" not in shown
+        assert "requested by <@U0OPERATOR>" in shown
+
+
 def test_a_reminder_mentions_whom_it_nudges_and_dates_the_expiry():
     ev = event(
         "reminder",

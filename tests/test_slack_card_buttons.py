@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import types
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -21,10 +22,12 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
-from swapbot import jobs
+from swapbot import commands, jobs
 from swapbot.slack import blocks as B
+from swapbot.slack import clicks, work
 from swapbot.slack.app import build_app
 from swapbot.slack.blocks.card import NEXT_ACTION, REFRESH_ACTION, REQUEST_ACTION
 from swapbot.swap import steps as runbook
@@ -125,7 +128,8 @@ def test_a_step_that_needs_an_approval_not_yet_asked_for_offers_to_request_it():
     found = shown(view(phase="outage", next="pause", next_approval="none"))
     assert list(found) == [REQUEST_ACTION, REFRESH_ACTION]
     ask = found[REQUEST_ACTION]
-    assert ask["text"]["text"] == "Request approval for pause" and ask["value"] == "pause"
+    assert ask["text"]["text"] == "Request approval for pause"
+    assert ask["value"] == f"pause {FP}"  # a stale card's click asks for nothing
 
 
 def test_a_pending_approval_is_listed_with_its_expiry_and_no_step_button_is_shown():
@@ -288,6 +292,114 @@ def test_clicks_are_authorized_as_their_commands_and_queued_once(redis_prefix):
         assert jobs_["t-next"]["kind"] == jobs.STEPS
         assert (run["text"], run["user"], run["ts"]) == ("drain", OPERATOR, msg.ts)
         assert run["card"] == {"action": "next", "step": "drain", "fingerprint": FP}
+
+        # Request approval carries the card's fingerprint too, for the worker's check
+        asking = posted_card(slack, view(phase="outage", next="pause", next_approval="none"))
+        assert dispatch(app, slack, OPERATOR, asking, REQUEST_ACTION, "t-ask").status == 200
+        (ask,) = {j["key"]: j for j in queued(redis_prefix)}["t-ask"]["args"]
+        assert ask["text"] == "request-approval pause"
+        assert ask["card"] == {"action": "request-approval", "step": "pause", "fingerprint": FP}
+        assert not slack.violations
+
+
+# -- the worker's side of a card's click, in process ---------------------------------------------
+class CardEngine:
+    """What `clicks` uses of an engine: the store, the approvals and a plan of fingerprint FP."""
+
+    def __init__(self, store: Store):
+        self.store, self.approvals = store, Approvals(store)
+        self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+
+    def current_plan(self) -> Any:
+        return types.SimpleNamespace(swap_id=SWAP, app="acme-prod", fingerprint=lambda: FP)
+
+    def emit(self, kind: str, swap_id: str, **kw: Any) -> None:
+        self.emitted.append((kind, swap_id, kw))
+
+
+def clicking(monkeypatch, slack: SlackStandIn, prefix: str) -> tuple[CardEngine, list[str]]:
+    """The worker's context on this test's Redis, with the commands it runs recorded (and
+    answered with `CardEngine.reply`) instead of run."""
+    settings = web_settings(slack, prefix)
+    engine = CardEngine(Store(redis.Redis.from_url(REDIS_TEST_URL), prefix))
+    engine.store.redis.set(engine.store.key("swap", "current"), SWAP)
+    client = WebClient(token=slack.token, base_url=slack.api_url)
+    monkeypatch.setattr(work, "context", lambda: (settings, client, engine))
+    ran: list[str] = []
+
+    def execute(_engine: Any, cmd: Any, _user: Any, **_kw: Any) -> Any:
+        ran.append(cmd.name)
+        return getattr(engine, "reply", None) or commands.Reply(cmd, "done", "ok", swap_id=SWAP)
+
+    monkeypatch.setattr(clicks.commands, "execute", execute)
+    return engine, ran
+
+
+def card_click(slack: SlackStandIn, text: str, **on_card: str) -> dict[str, Any]:
+    return {
+        "text": text,
+        "user": OPERATOR,
+        "channel": CHANNEL,
+        "ts": None,
+        "response_url": slack.response_url(OPERATOR, CHANNEL),
+        "action_ts": time.time(),
+        "card": on_card,
+    }
+
+
+def test_request_approval_on_a_stale_card_asks_for_nothing(monkeypatch, redis_prefix):
+    """The issue: only Run next was checked against the card; a Request approval clicked on a
+    stale card superseded a pending request and pinged the approvers twice."""
+    members = {OPERATOR, "U0SWAPBOT"}
+    with SlackStandIn(channels={CHANNEL: {"name": "swaps", "members": members}}) as slack:
+        engine, ran = clicking(monkeypatch, slack, redis_prefix)
+        check(engine.store, *[st.name for st in runbook.PREP], stop_writes="done", drain="done")
+        ask = {"action": "request-approval", "step": "pause"}
+
+        def refused(on_card: dict[str, str], why: str) -> None:
+            result = clicks.handle_click(card_click(slack, "request-approval pause", **on_card))
+            assert result["status"] == "refused" and why in result["message"], result
+            assert why in said(slack.ephemerals(OPERATOR)[-1])
+
+        refused(ask | {"fingerprint": "other"}, "That card was drawn for another plan")
+        refused(ask | {"fingerprint": FP, "step": "delete-old"}, "delete-old is no longer")
+        assert ran == []
+        req = Approvals(engine.store).request(SWAP, "pause", OPERATOR, "fp", "live")
+        refused(ask | {"fingerprint": FP}, f"the approval {req.id} of pause is pending already")
+        Approvals(engine.store).grant(
+            SWAP, req.id, "U0APPROVER", {"U0APPROVER"}, fingerprint="fp", live_digest="live"
+        )
+        refused(ask | {"fingerprint": FP}, f"the approval {req.id} of pause is granted already")
+        assert ran == []  # nothing was asked for: no request superseded, no approver pinged
+        assert [k for k, _, _ in engine.emitted] == ["notice"] * 4  # the thread hears of each
+
+        engine.store.redis.hset(
+            engine.store.swap_key(SWAP, "approval", req.id), "expires_epoch", "1000.0"
+        )
+        result = clicks.handle_click(card_click(slack, "request-approval pause", **ask, fingerprint=FP))  # fmt: skip
+        assert result["status"] == "done" and ran == ["request-approval"]
+
+
+def test_a_run_next_answered_after_30_minutes_also_lands_in_the_thread(monkeypatch, redis_prefix):
+    """The issue: a click's answer went in one cut message, privately only: a long step's,
+    answered after the click's response_url had expired (30 minutes), could be lost."""
+    members = {OPERATOR, "U0SWAPBOT"}
+    with SlackStandIn(channels={CHANNEL: {"name": "swaps", "members": members}}) as slack:
+        engine, ran = clicking(monkeypatch, slack, redis_prefix)
+        root = slack.post_as("U0SWAPBOT", CHANNEL, "swap: progress follows")
+        engine.store.redis.set(engine.store.swap_key(SWAP, "slack", "thread"), root.ts)
+        calls = [f"PATCH /apps/acme-prod/formation web={i}" for i in range(600)]
+        cmd = commands.parse("preflight")
+        engine.reply = commands.Reply(cmd, "done", "preflight done", calls=calls, swap_id=SWAP)  # type: ignore[attr-defined]
+        click = card_click(slack, "preflight", action="next", step="preflight", fingerprint=FP)
+        click["action_ts"] = time.time() - 31 * 60
+        assert clicks.handle_click(click)["status"] == "done" and ran == ["preflight"]
+        answers = slack.ephemerals(OPERATOR)
+        posted = slack.thread(CHANNEL, root.ts)
+        assert len(posted) == len(answers) > 1  # the whole answer, every part, in both
+        assert f"For <@{OPERATOR}>, who clicked *Preflight*" in said(posted[0])
+        shown = "\n".join(t for m in posted for t in B._texts(m.blocks))
+        assert all(f"formation web={i}\n" in shown for i in range(600))
         assert not slack.violations
 
 
@@ -339,11 +451,14 @@ def test_run_next_runs_the_step_and_a_stale_card_is_refused(stack):
     body = urlencode({"payload": json.dumps(stale)})
     stack.slack.issue_trigger("stale-1", OPERATOR, CHANNEL)
     assert driver._post(body, FORM).status == 200
-    told = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:], timeout=30)
+    stack.slack.wait_for(lambda: stack.slack.uses(stale["response_url"]) == 1, timeout=30)
+    # The retried click went before the stale one, to the same (steps) queue, which runs one
+    # job at a time: a job of it would have answered, through the first click's URL, by now.
+    assert stack.slack.uses(response.envelope["response_url"]) == 1
+    told = stack.replies(OPERATOR)[n:]
+    assert len(told) == 1, [said(m) for m in told]  # the retried click ran nothing more
     assert "That card is stale: preflight is no longer the next step" in said(told[0])
     assert "next step is create-addon" in said(told[0])
-    time.sleep(1.5)
-    assert len(stack.replies(OPERATOR)) == n + 1  # the retried click ran nothing more
     nothing = store(stack).checkpoints("card-swap").get("create-addon")
     assert nothing is None or nothing.status == "pending"
     assert not stack.slack.violations, stack.slack.violations

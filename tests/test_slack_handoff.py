@@ -161,9 +161,9 @@ def test_what_a_failed_job_says_carries_no_secret(slack, redis_prefix):
         f'connection to "{db}" failed: FATAL: no token hrku-secret-99\n'
         "DETAIL: second line with xoxb-1-2-3"
     )
-    said = work._why(error, settings)
+    said = work.why(error, settings)
     assert said.startswith("RuntimeError: connection to ")
     assert "\n" not in said and "second line" not in said  # one line
     for leaked in ("hunter2-pw", db, "hrku-secret-99"):
         assert leaked not in said, said
-    assert len(work._why(RuntimeError("x" * 5000), settings)) <= 300
+    assert len(work.why(RuntimeError("x" * 5000), settings)) <= 300

@@ -17,6 +17,7 @@ from swapbot.heroku import ServerError
 from swapbot.slack import blocks, work
 from swapbot.slack.notifier import ApprovalMessages
 from swapbot.swap.approvals import Approvals
+from swapbot.swap.events import Event
 from swapbot.swap.store import Store
 from swapbot.swap.views import Status
 from swapbot.testing.rehearsal import said
@@ -70,7 +71,7 @@ def setting_env(monkeypatch, slack, redis_prefix) -> config.Settings:
 
 def with_engine(monkeypatch, settings, slack, engine) -> None:
     client = work.web_client(settings)
-    monkeypatch.setattr(work, "_context", lambda: (settings, client, engine))
+    monkeypatch.setattr(work, "context", lambda: (settings, client, engine))
 
 
 def approval_message(slack: SlackStandIn, store: Store) -> tuple[str, str]:
@@ -116,7 +117,7 @@ def test_a_reaction_answers_even_when_the_worker_cannot_build_its_engine(
     def broken() -> Any:
         raise psycopg.OperationalError(f"could not connect to {DB_URL}")
 
-    monkeypatch.setattr(work, "_context", broken)
+    monkeypatch.setattr(work, "context", broken)
     ts = slack.post_as("U0SWAPBOT", CHANNEL, "Approval needed: pause").ts
     result = work.handle_reaction({"user": APPROVER, "channel": CHANNEL, "ts": ts})
     assert result["status"] == "failed"
@@ -163,7 +164,8 @@ def test_a_command_whose_job_raised_is_answered_and_told_to_the_thread(
     assert "hunter2-pw" not in answer and DB_URL not in answer
     [(kind, swap_id, notice)] = engine.emitted
     assert (kind, swap_id, notice["step"], notice["actor"]) == ("notice", SWAP, "pause", OPERATOR)
-    assert notice["message"].startswith(f"/hcswap pause by {OPERATOR}: failed: OperationalError")
+    # what was typed is code in the thread: never a mention
+    assert notice["message"].startswith(f"`/hcswap pause` by {OPERATOR}: failed: OperationalError")
     assert "hunter2-pw" not in notice["message"]
 
     # a read that fails is answered too, without troubling the thread
@@ -241,3 +243,24 @@ def test_an_answer_through_the_response_url_stays_private(
     assert slack.thread(CHANNEL, thread) == []
     parts = [m for m in slack.messages(CHANNEL) if m.source == "response_url"]
     assert len(parts) > 1 and all(m.ephemeral_to == OPERATOR for m in parts)
+
+
+def test_a_command_noted_in_the_thread_is_code_so_what_was_typed_pings_no_one(
+    monkeypatch, slack, setting_env, redis_prefix
+):
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    store.redis.set(store.key("swap", "current"), SWAP)
+    engine = FailingEngine(store, RuntimeError("x"))
+    with_engine(monkeypatch, setting_env, slack, engine)
+
+    def execute(_engine: Any, cmd: Any, _user: Any, **_kw: Any) -> Any:
+        return commands.Reply(cmd, "refused", "there is no plan yet", swap_id=SWAP)
+
+    monkeypatch.setattr(work.commands, "execute", execute)
+    url = slack.response_url(OPERATOR, CHANNEL)  # answered there: the thread gets a notice
+    work.run_command("request-approval pause ask UABCDEFGH12 `now`", OPERATOR, CHANNEL, url)
+    [(kind, swap_id, notice)] = engine.emitted
+    line = blocks.milestone(Event(kind="notice", swap_id=SWAP, **notice))
+    assert "UABCDEFGH12" in line and "<@UABCDEFGH12>" not in line
+    assert f"by <@{OPERATOR}>: refused: there is no plan yet" in line
+    assert "`/hcswap request-approval pause ask UABCDEFGH12 'now'`" in line

@@ -441,3 +441,23 @@ def test_a_withdrawal_checks_the_approver_in_the_same_step_as_the_move(approvals
     w = approvals.withdraw("s1", req.id, "U_BOB")  # its first read is the stale one
     assert not stale and not w.withdrawn and w.verdict is Verdict.NOT_GRANTER
     assert approvals.get("s1", req.id).approver == "U_CAT"
+
+
+def test_a_denial_is_told_as_a_denial(sandbox, db_url, db_name, redis_prefix):
+    """Not as a withdrawal: the thread says who said no, and the message loses its buttons."""
+    from swapbot.slack.blocks.milestones import _milestone_line
+    from swapbot.slack.notifier import APPROVAL_UPDATES
+    from swapbot.testing.swaps import APPROVER, OPERATOR, demo_plan, make_engine
+
+    engine = make_engine(sandbox, db_url, redis_prefix)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    assert engine.request_approval("pause", OPERATOR).ok
+    (req,) = engine.approvals.pending("acme-test")
+    with engine.emitter.capture() as events:
+        assert engine.deny(req.id, APPROVER).ok
+    (told,) = [e for e in events if e.kind.startswith("approval.")]
+    assert told.kind == "approval.denied" and told.kind in APPROVAL_UPDATES
+    line = _milestone_line(told)
+    assert (
+        line.startswith(":no_entry: approval of") and "denied" in line and "withdrawn" not in line
+    )

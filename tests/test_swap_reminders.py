@@ -66,3 +66,18 @@ def test_approvers_are_nudged_when_the_outages_next_step_waits_on_them(
     (nudge,) = reminders(watcher.tick())
     assert nudge["step"] == "pause" and nudge["people"] == [APPROVER]
     assert reminders(watcher.tick()) == []  # once
+
+
+def test_a_request_that_expires_unused_is_told_expired_once(sandbox, db_url, db_name, redis_prefix):
+    """Not only when someone next tries it: the channel's message loses its buttons at once."""
+    engine = make_engine(sandbox, db_url, redis_prefix, approval_ttl=0.5)
+    engine.save_plan(demo_plan(db_name), OPERATOR)
+    assert engine.request_approval("pause", OPERATOR).ok
+    (req,) = engine.approvals.pending("acme-test")
+    watcher = Watcher(engine, "acme-prod")
+    assert [c for c in watcher.tick() if c["kind"] == "approval.expired"] == []
+    time.sleep(0.6)
+    (told,) = [c for c in watcher.tick() if c["kind"] == "approval.expired"]
+    assert told["request_id"] == req.id and told["step"] == "pause"
+    assert engine.approvals.get("acme-test", req.id).status == "expired"
+    assert [c for c in watcher.tick() if c["kind"] == "approval.expired"] == []

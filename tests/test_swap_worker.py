@@ -225,11 +225,11 @@ def test_jobs_in_one_worker_process_share_an_engine_and_its_redis_connection(
         assert server.info("stats")["total_connections_received"] == opened
         assert len(slack.messages(CHANNEL)) == 6  # every status was answered
 
-        _, _, engine = work._context()
+        _, _, engine = work.context()
         monkeypatch.setenv("SWAPBOT_APPROVAL_MINUTES", "7")
-        assert work._context()[2] is not engine  # new settings, new engine
-        changed = work._context()[2]
+        assert work.context()[2] is not engine  # new settings, new engine
+        changed = work.context()[2]
         monkeypatch.setattr(work.os, "getpid", lambda: -1)
-        assert work._context()[2] is not changed  # a forked child builds its own
+        assert work.context()[2] is not changed  # a forked child builds its own
     finally:
         slack.stop()

@@ -17,9 +17,11 @@ Request approval as `request-approval STEP`, Refresh as `status`), acknowledged 
 queued once (its `trigger_id` marked seen in the same Redis operation, so the same click sent
 twice is one job), on the steps queue when the command runs long like a step.
 The worker runs it as that command (`swapbot.slack.clicks`). A click refused here, or one Redis
-would not take, is answered privately through its `response_url` after the acknowledgement
-(https://api.slack.com/interactivity/handling#message_responses); Slack does not send a click
-again, so there is nothing to gain by answering it with an error.
+would not take, is acknowledged (an empty 200) and answered privately through its
+`response_url` (https://api.slack.com/interactivity/handling#message_responses), a call handed
+to a small pool of its own as the listener returns: the acknowledgement never waits on it, and
+the two may reach Slack in either order. Slack does not send a click again, so there is nothing
+to gain by answering it with an error.
 
 `/hcswap plan new` with no arguments opens the plan as a form (`swapbot.slack.plan_form`): it is
 authorized as `plan new`, acknowledged empty, and the modal is opened with its trigger_id right
@@ -39,13 +41,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
 
 from swapbot import commands, config, jobs
 from swapbot.slack import access, blocks, plan_form
 from swapbot.slack.blocks import card
 from swapbot.slack.blocks import plan_form as form
 from swapbot.slack.blocks.approvals import ACTIONS
-from swapbot.slack.client import web_client, webhook
+from swapbot.slack.client import views_client, web_client, webhook
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
 
@@ -110,11 +113,12 @@ def build_app(
     )
 
     modals = _form_listeners(app, settings, handoff, store)
+    opener = views_client(settings)  # one short try: a trigger_id lives 3 seconds
 
     @app.command(COMMAND)
     def hcswap(ack: Callable[..., None], command: dict[str, Any]) -> None:
         if plan_form.is_form_request(command.get("text") or ""):
-            _open_form(ack, app, modals, settings, handoff, store, command)
+            _open_form(ack, opener, modals, settings, handoff, store, command)
         else:
             ack(**answer(settings, handoff, command))
 
@@ -168,8 +172,8 @@ def build_app(
     def reaction_removed(event: dict[str, Any], body: dict[str, Any]) -> BoltResponse | None:
         return hand_off(event, body, "swapbot.slack.work.handle_reaction_removed")
 
-    # Answers to refused clicks leave after the acknowledgement, on a thread of their own: the
-    # ack never waits on a call to Slack.
+    # Answers to refused clicks leave on a thread of their own, handed over as the listener
+    # returns: the ack never waits on a call to Slack (either may reach Slack first).
     answers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swapbot-click-answer")
 
     def clicked(ack: Callable[..., None], body: dict[str, Any]) -> None:
@@ -204,13 +208,15 @@ def _form_listeners(
         ack(**plan_form.submitted(settings, handoff, store, body))
 
     # Modals open off the ack's thread: views.open is a call to Slack, and the ack never waits
-    # on one. It still goes at once, well within the trigger_id's 3 seconds.
+    # on one. It still goes at once, well within the trigger_id's 3 seconds, with a client of
+    # its own (`views_client`: a 2.5 s timeout, no retries), so a slow Slack holds a thread
+    # no longer than the trigger_id could be used.
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="swapbot-modal")
 
 
 def _open_form(
     ack: Callable[..., None],
-    app: App,
+    client: WebClient,
     modals: ThreadPoolExecutor,
     settings: config.Settings,
     handoff: jobs.Handoff,
@@ -225,7 +231,7 @@ def _open_form(
         ack(**_ephemeral(blocks.refusal(reason)))
         return
     ack()
-    modals.submit(plan_form.open_form, app.client, settings, handoff, store, command)
+    modals.submit(plan_form.open_form, client, settings, handoff, store, command)
 
 
 def click(
@@ -286,8 +292,8 @@ def click(
 def _click_command(action_id: str, value: str) -> tuple[str, dict[str, Any]]:
     """The command a button stands for, authorized as such, and what the worker needs beside
     it: Approve and Deny are `approve`/`deny REQUEST_ID`; the card's Run next is the step it
-    names (its value also carries the plan fingerprint, which the worker checks against the
-    live plan), Request approval `request-approval STEP`, Refresh a read (`status`).
+    names, Request approval `request-approval STEP` (both values also carry the plan
+    fingerprint, which the worker checks against the live plan), Refresh a read (`status`).
     UsageError for a button that names no such command."""
     if action_id in ACTIONS:
         return f"{ACTIONS[action_id]} {value}".strip(), {}
@@ -297,10 +303,11 @@ def _click_command(action_id: str, value: str) -> tuple[str, dict[str, Any]]:
             raise commands.UsageError(f"that button names no step of the runbook ({step!r})")
         return step, {"card": {"action": "next", "step": step, "fingerprint": fingerprint}}
     if action_id == card.REQUEST_ACTION:
-        step = value.strip()
+        step, fingerprint = card.parse_next_value(value)
         if step not in runbook.APPROVED:
             raise commands.UsageError(f"that button names no step that needs approval ({step!r})")
-        return f"request-approval {step}", {"card": {"action": "request-approval", "step": step}}
+        on_card = {"action": "request-approval", "step": step, "fingerprint": fingerprint}
+        return f"request-approval {step}", {"card": on_card}
     if action_id == card.REFRESH_ACTION:
         return "status", {"card": {"action": "refresh"}}
     raise commands.UsageError(f"unknown button {action_id!r}")

@@ -15,8 +15,12 @@ denied, superseded) emits no such event, so it edits the message itself: its but
 The swap card's buttons (`swapbot.slack.blocks.card`) come this way too. Run next runs the step
 its button names, only while the card is current: the plan's fingerprint is the one the card
 was drawn for and the step is still the next by the checkpoints (else it is refused, nothing
-run). Request approval is `request-approval STEP`. Refresh asks the notifier to draw the card
-again; the card itself changes, so nothing is answered.
+run). Request approval is `request-approval STEP`, under the same check, and only while no
+request for that step is pending or granted (a new one would supersede it and ping the
+approvers twice). Refresh asks the notifier to draw the card again; the card itself changes,
+so nothing is answered. A click's answer goes as a typed command's does (`work.answer`): whole,
+privately, and for a command that changes something also in the swap's thread when it came
+too late for the click's response_url (30 minutes: a long step).
 
 Like every job of `swapbot.slack.work`, a click never raises to rq without an answer.
 """
@@ -30,9 +34,8 @@ from typing import Any
 from slack_sdk import WebClient
 
 from swapbot import commands, config
-from swapbot.slack import blocks
+from swapbot.slack import blocks, work
 from swapbot.slack.notifier import ApprovalMessages, next_step, request_redraw
-from swapbot.slack.work import _answerer, _context, _deliver_or_log, _notice, _why
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import ApprovalStatus
 from swapbot.swap.engine import Engine
@@ -44,19 +47,20 @@ log = logging.getLogger(__name__)
 
 def handle_click(click: dict[str, Any]) -> dict[str, Any]:
     """Run the command of one click (`text`, e.g. "approve pause-3") for `user` and answer
-    them; returns what was answered. Never raises. A click on the swap's card (`card`) is
-    checked against the live plan and checkpoints first (a stale Run next runs nothing); its
-    Refresh only asks the notifier to draw the card again, and answers nothing."""
+    them as a typed command's answer goes (`work.answer`); returns what was answered. Never
+    raises. A click on the swap's card (`card`) is checked against the live plan, checkpoints
+    and approvals first (a stale Run next or Request approval runs nothing); its Refresh only
+    asks the notifier to draw the card again, and answers nothing."""
     user, channel, ts, text = click["user"], click["channel"], click.get("ts"), click["text"]
-    response_url = click.get("response_url")
     since = click.get("action_ts") or time.time()
+    asked = work.Asked(user, channel, click.get("response_url"), since, text, clicked=True)
     on_card = click.get("card") or {}
     settings: config.Settings | None = None
     client: WebClient | None = None
     engine: Engine | None = None
     cmd: commands.Command | None = None
     try:
-        settings, client, engine = _context()
+        settings, client, engine = work.context()
         if on_card.get("action") == "refresh":
             return _refresh(engine)
         cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
@@ -66,36 +70,29 @@ def handle_click(click: dict[str, Any]) -> dict[str, Any]:
         else:
             why = _not_this_message(engine, cmd, channel, ts)
         if why:
-            reply = commands.Reply(cmd, "refused", why)
+            reply = commands.Reply(cmd, "refused", why, swap_id=engine.store.current_swap())
         else:
             reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
     except (Exception, Interrupted) as exc:  # as a typed command's job: answered, logged
         log.exception("the click %r of %s was not recorded", text, user)
         if client is None:
-            settings, client = _answerer()
-        message = f"{_why(exc, settings)}; nothing changed. Click again, or type `/hcswap {text}`"
-        rendered = blocks.reply(
-            {"command": _label(text), "status": "failed", "message": message, "people": [user]}
+            settings, client = work.answerer()
+        message = (
+            f"{work.why(exc, settings)}; nothing changed. Click again, or type `/hcswap {text}`"
         )
-        _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
+        rendered = blocks.reply(
+            {"command": asked.label, "status": "failed", "message": message, "people": [user]}
+        )
+        fresh = time.time() - since
+        work.deliver_or_log(client, asked.response_url, channel, user, rendered, fresh)
         if engine is not None and cmd is not None:
-            _notice(engine, None, cmd, user, f"{_label(text)} button by {user}: failed: {message}")
+            work.notice(engine, None, cmd, user, f"{asked.subject} by {user}: failed: {message}")
         return {"status": "failed", "message": message}
-    rendered = blocks.reply(
-        {
-            "command": _label(text),
-            "status": reply.status,
-            "message": reply.message,
-            "people": [user],
-        }
-    )
-    _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
+    # An approval refused says so in the thread already (`approval.refused`); a denial, a stale
+    # card, or a check that could not be made, is told there as a typed command's would be.
+    quiet = cmd.name == "approve" and reply.status == "refused"
+    work.answer(client, engine, settings, asked, cmd, reply, note_refusal=not quiet)
     if reply.status in ("refused", "failed"):
-        # An approval refused says so in the thread already (`approval.refused`); a denial, or
-        # a check that could not be made, is told there as a typed command's would be.
-        if reply.status == "failed" or cmd.name != "approve":
-            line = f"{_label(text)} button by {user}: {reply.status}: {reply.message}"
-            _notice(engine, reply.swap_id, cmd, user, line)
         _drop_buttons_if_decided(engine, client, settings, channel, ts)
     return {"status": reply.status, "message": reply.message}
 
@@ -111,9 +108,12 @@ def _refresh(engine: Engine) -> dict[str, Any]:
 
 
 def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
-    """Why a Run-next click cannot run the step its button names, or None: the card it was
-    clicked on was drawn for another plan, or that step is no longer the next one."""
-    if on_card.get("action") != "next":
+    """Why a Run-next or Request-approval click cannot do what its button names, or None: the
+    card it was clicked on was drawn for another plan, or that step is no longer the next one,
+    or (Request approval) a request for it is pending or granted already: a new one would
+    supersede it and ping the approvers twice."""
+    action = on_card.get("action")
+    if action not in ("next", "request-approval"):
         return None
     step, fingerprint = str(on_card.get("step") or ""), str(on_card.get("fingerprint") or "")
     plan = engine.current_plan()
@@ -131,7 +131,27 @@ def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
             f"That card is stale: {step} is no longer the next step ({now}), so nothing ran. "
             "Look at the card as it is now."
         )
+    if action == "request-approval":
+        return _asked_already(engine, plan.swap_id, step)
     return None
+
+
+def _asked_already(engine: Engine, swap_id: str, step: str) -> str | None:
+    """Why no new approval of `step` is asked for: one is pending or granted, or None."""
+    now = time.time()
+    live = [
+        r
+        for r in engine.approvals.requests(swap_id, step)
+        if r.status in (ApprovalStatus.PENDING, ApprovalStatus.GRANTED) and r.expires_epoch > now
+    ]
+    if not live:
+        return None
+    req = live[-1]
+    said = "granted" if req.status is ApprovalStatus.GRANTED else "pending"
+    return (
+        f"That card is stale: the approval {req.id} of {step} is {said} already, so no new "
+        "request was made (it would supersede that one). Look at the card as it is now."
+    )
 
 
 def _with_app(engine: Engine, cmd: commands.Command) -> commands.Command:
@@ -141,11 +161,6 @@ def _with_app(engine: Engine, cmd: commands.Command) -> commands.Command:
         return cmd
     plan = engine.current_plan()
     return commands.parse(f"{cmd.name} {plan.app}") if plan and plan.app else cmd
-
-
-def _label(text: str) -> str:
-    """What the button said, and the request: "approve pause-3" -> "Approve pause-3"."""
-    return text[:1].upper() + text[1:]
 
 
 def _not_this_message(

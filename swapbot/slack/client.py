@@ -1,7 +1,9 @@
 """The Slack Web API client every process uses (slack-sdk), and the checks made with it.
 
 One place sets the base URL (the stand-in in tests and the demo), the retry handlers (rate
-limits and Slack's 5xx are retried with Retry-After, off the ack path) and the timeout.
+limits and Slack's 5xx are retried with Retry-After, off the ack path) and the timeout; modals
+are opened with a client of their own (`views_client`: one short try, within the trigger_id's
+3 seconds).
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ def web_client(settings: Settings, *, retries: bool = True) -> WebClient:
         base_url=str(settings.slack_api_url),
         timeout=10,
         retry_handlers=_retry_handlers() if retries else [],
+    )
+
+
+VIEWS_OPEN_TIMEOUT = 2.5  # seconds: a trigger_id is honoured for 3, once
+
+
+def views_client(settings: Settings) -> WebClient:
+    """The client that opens modals (`views.open`) right after an acknowledgement: the
+    trigger_id it spends expires 3 seconds after the click or command, so a call that waits
+    longer, or a retry, cannot succeed and only holds one of the few threads that open modals.
+    A short timeout and no retry handlers: one try, and the person is told if it failed."""
+    return WebClient(
+        token=secret(settings.slack_bot_token) or None,
+        base_url=str(settings.slack_api_url),
+        timeout=VIEWS_OPEN_TIMEOUT,  # type: ignore[arg-type]
+        retry_handlers=[],
     )
 
 

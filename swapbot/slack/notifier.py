@@ -74,7 +74,12 @@ STANDING_KINDS = {
 # The swap's records the progress message reads: they outlive this process and are never late.
 OUTAGE_STARTED, OUTAGE_ENDED = "outage_started_at", "outage_ended_at"
 # Each updates the approval message in place to show the request as it stands now.
-APPROVAL_UPDATES = {"approval.granted", "approval.expired", "approval.withdrawn"}
+APPROVAL_UPDATES = {
+    "approval.granted",
+    "approval.expired",
+    "approval.withdrawn",
+    "approval.denied",
+}
 
 # What a failed call can raise: SlackApiError for an answer (any HTTP status), the others when
 # no answer came (slack_sdk lets URLError, timeouts and resets through as they are).

@@ -202,42 +202,60 @@ def submitted(
 # -- the worker -----------------------------------------------------------------------------------
 def fill_form(view_id: str, view_hash: str, user: str, channel: str) -> dict[str, Any]:
     """Read the live system and put the form in the modal (`views.update`). Never raises: what
-    could not be read is said in the modal."""
-    from swapbot.slack.work import _answerer, _context, _why
+    could not be read is said in the modal, and so is a form Slack would not take (the modal
+    never stays on "Reading…")."""
+    from swapbot.slack import work
 
     settings: config.Settings | None = None
     client: WebClient | None = None
     try:
-        settings, client, engine = _context()
+        settings, client, engine = work.context()
         facts = gather(engine, settings, view_id)
         view = form.form_view(facts, channel)
-        status = "filled"
+        status = "filled" if view.get("submit") else "unavailable"
     except Exception as exc:
         log.exception("the plan form of %s could not be filled", user)
         if client is None:
-            settings, client = _answerer()
-        view = form.unavailable_view(channel, _why(exc, settings))
+            settings, client = work.answerer()
+        view = form.unavailable_view(channel, work.why(exc, settings))
         status = "failed"
     if client is None:
         return {"status": "failed", "message": "no Slack client"}
     try:
         client.views_update(view_id=view_id, hash=view_hash, view=view)
-    except Exception as exc:  # closed meanwhile (not_found), or edited (hash_conflict)
+    except Exception as exc:  # closed meanwhile (not_found), edited (hash_conflict), refused
         log.warning("the plan form of %s was not updated: %s", user, exc)
+        if status == "failed":
+            return {"status": "failed", "message": str(exc)}
+        why = f"Slack would not show it ({_slack_error(exc)})"
+        try:  # once, so the person is told rather than left with "Reading…"
+            client.views_update(
+                view_id=view_id, hash=view_hash, view=form.unavailable_view(channel, why)
+            )
+        except Exception as again:
+            log.warning("nor could the plan form of %s say why: %s", user, again)
         return {"status": "failed", "message": str(exc)}
     return {"status": status, "view_id": view_id}
 
 
+def _slack_error(exc: Exception) -> str:
+    """Slack's error code for a failed call (e.g. invalid_arguments), or the exception's type."""
+    response = getattr(exc, "response", None)
+    error = response.get("error") if response is not None else None
+    return str(error or type(exc).__name__)
+
+
 def save_plan(text: str, user: str, channel: str, queued_at: float) -> dict[str, Any]:
     """Save the plan a form stood for, as the typed `plan new` would be (every check of the
-    engine, live ones included), and answer the person privately; a refusal is also told in
-    the current swap's thread. The modal closed when the form was submitted, so nothing can
-    show the engine's answer beside the fields (a view is updated only while it is open): it
-    comes as an ephemeral message in the channel, with the command the form stood for, which
-    can be typed again with the missing options."""
+    engine, live ones included), and answer the person privately: the modal closed when the
+    form was submitted, so nothing can show the engine's answer beside the fields (a view is
+    updated only while it is open), and the form has no response_url: the answer comes as an
+    ephemeral message in the channel, with the command the form stood for, which can be typed
+    again with the missing options. It is not copied to the channel or the swap's thread; a
+    refusal is noted in the thread only when the current swap has one."""
     from swapbot.slack.work import run_command
 
-    return run_command(text, user, channel, None, queued_at)
+    return run_command(text, user, channel, None, queued_at, thread_fallback=False)
 
 
 def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFacts:
@@ -271,9 +289,7 @@ def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFac
     roles, default_roles, taken = _database_facts(settings, old_schema)
     types, bots = _formation(platform, app)
     day = datetime.now(UTC).strftime("%Y%m%d")
-    new_schema = next(
-        s for s in ("salesforce2", f"{old_schema}_{day}", f"{old_schema}_{day}_2") if s not in taken
-    )
+    new_schema = suggested_schema(old_schema, day, taken)
     if len(objects) > form.MAX_OPTIONS:
         notes.append(f"{old_addon} has {len(objects)} mappings: type to find an object.")
     return form.FormFacts(
@@ -291,6 +307,16 @@ def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFac
         bot_process_types=bots,
         notes=notes,
     )
+
+
+def suggested_schema(old_schema: str, day: str, taken: set[str]) -> str:
+    """A new schema's name to offer: salesforce2, else the old one's with the day (cut so that
+    it fits PostgreSQL's 63 characters, and the form's field), one that does not exist yet;
+    "" (the person types one) when all are taken."""
+    candidates = ["salesforce2"]
+    for suffix in (f"_{day}", f"_{day}_2"):
+        candidates.append(old_schema[: form.MAX_NAME - len(suffix)] + suffix)
+    return next((c for c in candidates if c not in taken and len(c) <= form.MAX_NAME), "")
 
 
 def _cache_describes(

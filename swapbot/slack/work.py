@@ -13,7 +13,9 @@ An answer is whole: a long one (a report, a dry run's calls) goes in as many mes
 takes. It goes through the command's response_url while Slack honours it (30 minutes, five
 messages); otherwise as ephemeral messages, which Slack does not promise to deliver and which
 are gone on a reload, so the answer to a command that changes something then also goes to the
-swap's thread (https://docs.slack.dev/reference/methods/chat.postEphemeral).
+swap's thread (https://docs.slack.dev/reference/methods/chat.postEphemeral). `answer` does
+this for a typed command and for a click (`swapbot.slack.clicks`) alike; the plan form's save,
+which has no response_url, is answered privately only (`run_command(thread_fallback=False)`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,7 +49,7 @@ RESPONSE_URL_LIFETIME = 29 * 60  # Slack honours a response_url for 30 minutes
 _built: dict[tuple[int, str], tuple[WebClient, Engine]] = {}
 
 
-def _context() -> tuple[config.Settings, WebClient, Engine]:
+def context() -> tuple[config.Settings, WebClient, Engine]:
     """The settings, and the Slack client and engine built from them once per process: each
     job then reuses their connections (Redis, Heroku's APIs) instead of opening its own. A job
     used to open a Redis connection of its own, which over TLS to Heroku Redis is a handshake
@@ -63,17 +66,26 @@ def _context() -> tuple[config.Settings, WebClient, Engine]:
 
 
 def run_command(
-    text: str, user: str, channel: str, response_url: str | None, queued_at: float | None = None
+    text: str,
+    user: str,
+    channel: str,
+    response_url: str | None,
+    queued_at: float | None = None,
+    *,
+    thread_fallback: bool = True,
 ) -> dict[str, Any]:
     """Run one `/hcswap` command for `user` and answer them; returns what was answered.
-    Never raises: whatever fails is answered, logged and noted in the swap's thread."""
-    since = queued_at or time.time()
+    Never raises: whatever fails is answered, logged and noted in the swap's thread.
+    `thread_fallback=False` (the plan form's save): an answer that could not go through the
+    response_url is not copied to the swap's thread, and a refusal is noted there only when
+    the swap's thread exists."""
+    asked = Asked(user, channel, response_url, queued_at or time.time(), text)
     settings: config.Settings | None = None
     client: WebClient | None = None
     engine: Engine | None = None
     cmd: commands.Command | None = None
     try:
-        settings, client, engine = _context()
+        settings, client, engine = context()
         cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
         if cmd.name == "status":
             snapshot = status_snapshot(engine, settings)
@@ -87,52 +99,123 @@ def run_command(
             pages = [blocks.status_message(doc, detail_hint=blocks.DETAIL_HINT)]
         else:
             reply = commands.execute(engine, cmd, user, app=settings.heroku_app_name)
-            pages = blocks.reply_pages(
-                {
-                    "command": f"/hcswap {text}",
-                    "status": reply.status,
-                    "message": reply.message,
-                    "calls": reply.calls,
-                    "text": reply.text if cmd.answers_with_text else "",
-                    "people": [user],
-                }
-            )
+            pages = None
     except (Exception, Interrupted) as exc:  # a stop outside the engine is answered too
         log.exception("/hcswap %s by %s failed", text, user)
-        why = _why(exc, settings)
+        reason = why(exc, settings)
+        message = _FAILED.format(why=reason)
         if client is None:
-            settings, client = _answerer()
+            settings, client = answerer()
         rendered = blocks.reply(
+            {"command": asked.label, "status": "failed", "message": message, "people": [user]}
+        )
+        deliver_or_log(client, response_url, channel, user, rendered, time.time() - asked.since)
+        if engine is not None and cmd is not None and cmd.changes_something:
+            notice(engine, None, cmd, user, f"{asked.subject} by {user}: failed: {reason}")
+        return {"status": "failed", "message": "failed: " + message}
+    answer(client, engine, settings, asked, cmd, reply, pages, thread_fallback=thread_fallback)
+    return {"status": reply.status, "message": reply.message}
+
+
+@dataclass(frozen=True)
+class Asked:
+    """Who asked for a command, where, and how to answer them: a typed `/hcswap` or a click."""
+
+    user: str
+    channel: str
+    response_url: str | None
+    since: float  # when they asked: Slack honours the response_url for 30 minutes from it
+    text: str  # the command's words, e.g. "pause" or "approve pause-3"
+    clicked: bool = False  # a button's click, not a typed command
+
+    @property
+    def label(self) -> str:
+        """The command as its answer names it: "/hcswap pause", or a button's "Approve pause-3"."""
+        return self.text[:1].upper() + self.text[1:] if self.clicked else f"/hcswap {self.text}"
+
+    @property
+    def subject(self) -> str:
+        """The command as the thread names it; what was typed is code, so it never pings."""
+        if self.clicked:
+            return f"{self.label} button"
+        return f"`/hcswap {_typed(self.text)}`"
+
+    @property
+    def how(self) -> str:
+        """How they asked, for the note above a copy of the answer in the thread."""
+        if self.clicked:
+            return f"who clicked *{blocks.escape(self.label)}*"
+        return f"who typed `/hcswap {blocks.escape(_typed(self.text))}`"
+
+
+def _typed(text: str) -> str:
+    return text[:200].replace("`", "'")  # a backtick would end the code
+
+
+def answer(
+    client: WebClient | None,
+    engine: Engine,
+    settings: config.Settings,
+    asked: Asked,
+    cmd: commands.Command,
+    reply: commands.Reply,
+    pages: list[Rendered] | None = None,
+    *,
+    thread_fallback: bool = True,
+    note_refusal: bool = True,
+) -> str | None:
+    """Answer a command that ran (typed or clicked), whole: `pages`, or its reply rendered with
+    `reply_pages`, through the response_url while Slack honours it, else as ephemeral messages.
+    A command that changes something and was not answered by the response_url (too late, or
+    refused) is also answered in the swap's thread (`thread_fallback`), and a refusal or a
+    failure is noted there (`note_refusal`) unless the thread has the whole answer already;
+    without `thread_fallback`, only when the swap's thread exists. How it was delivered, or
+    None (logged) when it could not be."""
+    if pages is None:
+        pages = blocks.reply_pages(
             {
-                "command": f"/hcswap {text}",
-                "status": "failed",
-                "message": _FAILED.format(why=why),
-                "people": [user],
+                "command": asked.label,
+                "status": reply.status,
+                "message": reply.message,
+                "calls": reply.calls,
+                "text": reply.text if cmd.answers_with_text else "",
+                "people": [asked.user],
             }
         )
-        _deliver_or_log(client, response_url, channel, user, rendered, time.time() - since)
-        if engine is not None and cmd is not None and cmd.changes_something:
-            _notice(engine, None, cmd, user, f"/hcswap {text} by {user}: failed: {why}")
-        return {"status": "failed", "message": "failed: " + _FAILED.format(why=why)}
-    how = _deliver_or_log(client, response_url, channel, user, pages, time.time() - since)
+    fresh = time.time() - asked.since
+    how = deliver_or_log(client, asked.response_url, asked.channel, asked.user, pages, fresh)
     in_thread = False
-    if cmd.changes_something and how != BY_RESPONSE_URL:
+    if client is not None and thread_fallback and cmd.changes_something and how != BY_RESPONSE_URL:
         # A step's or a rollback's answer that came too late for the response_url (30
         # minutes), or that it refused, went as ephemeral messages: Slack does not promise to
         # deliver those, and they are gone on a reload. The swap's thread keeps it.
-        in_thread = _to_thread(client, engine.store, settings, reply.swap_id, user, text, pages)
-    told = cmd.changes_something and reply.swap_id and reply.status in ("refused", "failed")
-    if told and not in_thread:  # (the thread has the whole answer already)
-        # The thread hears of refusals too: the team sees who tried what, and why it stopped.
-        message = f"/hcswap {text} by {user}: {reply.status}: {reply.message}"
-        _notice(engine, reply.swap_id, cmd, user, message)
-    return {"status": reply.status, "message": reply.message}
+        in_thread = to_thread(client, engine.store, settings, reply.swap_id, asked, pages)
+    told = note_refusal and cmd.changes_something and reply.status in ("refused", "failed")
+    # The thread hears of refusals too: the team sees who tried what, and why it stopped (not
+    # when it has the whole answer already; without the fallback, only into a thread).
+    if (
+        told
+        and reply.swap_id
+        and not in_thread
+        and (thread_fallback or _has_thread(engine.store, reply.swap_id))
+    ):
+        line = f"{asked.subject} by {asked.user}: {reply.status}: {reply.message}"
+        notice(engine, reply.swap_id, cmd, asked.user, line)
+    return how
+
+
+def _has_thread(store: Store, swap_id: str) -> bool:
+    try:
+        return thread_of(store, swap_id) is not None
+    except Exception as exc:  # Redis: the refusal stays the person's alone
+        log.warning("could not look for the thread of %s: %s", swap_id, exc)
+        return False
 
 
 _FAILED = "{why}; nothing else was done; `/hcswap status` shows where the swap stands"
 
 
-def _why(exc: BaseException, settings: config.Settings | None) -> str:
+def why(exc: BaseException, settings: config.Settings | None) -> str:
     """What failed, for a person: one line, secrets masked as in the logs, not too long."""
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return _masked(f"{type(exc).__name__}: {first}" if first else type(exc).__name__, settings)
@@ -143,8 +226,8 @@ def _masked(text: str, settings: config.Settings | None) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _answerer() -> tuple[config.Settings | None, WebClient | None]:
-    """Settings and a Slack client to say that a job failed when `_context` itself failed."""
+def answerer() -> tuple[config.Settings | None, WebClient | None]:
+    """Settings and a Slack client to say that a job failed when `context` itself failed."""
     try:
         settings = config.load_settings()
     except Exception:
@@ -161,7 +244,7 @@ Rendered = tuple[str, list[dict[str, Any]]]
 BY_RESPONSE_URL, EPHEMERAL = "response_url", "ephemeral"
 
 
-def _deliver_or_log(
+def deliver_or_log(
     client: WebClient | None,
     response_url: str | None,
     channel: str,
@@ -181,13 +264,12 @@ def _deliver_or_log(
         return None
 
 
-def _to_thread(
+def to_thread(
     client: WebClient,
     store: Store,
     settings: config.Settings,
     swap_id: str | None,
-    user: str,
-    text: str,
+    asked: Asked,
     pages: list[Rendered],
 ) -> bool:
     """Post a command's answer in its swap's thread (the channel itself before the thread is
@@ -196,12 +278,8 @@ def _to_thread(
     swap_id = swap_id or store.current_swap()
     if not channel or not swap_id:
         return False
-    mention = blocks.mention(user)
-    typed = blocks.escape(text[:200].replace("`", "'"))  # a backtick would end the code
-    note = (
-        f"For {mention}, who typed `/hcswap {typed}`: the answer is here too, as a private one "
-        "may not arrive"
-    )
+    mention = blocks.mention(asked.user)
+    note = f"For {mention}, {asked.how}: the answer is here too, as a private one may not arrive"
     try:
         thread = thread_of(store, swap_id)
         for part, (fallback, blks) in enumerate(pages):
@@ -211,7 +289,7 @@ def _to_thread(
             client.chat_postMessage(channel=channel, thread_ts=thread, text=fallback, blocks=blks)
         return True
     except Exception as exc:  # Slack's errors, or its connection's: said in the log instead
-        log.warning("could not post the answer to %s in the thread: %s", user, exc)
+        log.warning("could not post the answer to %s in the thread: %s", asked.user, exc)
         return False
 
 
@@ -223,7 +301,7 @@ def _note_block(text: str) -> dict[str, Any]:
     }
 
 
-def _notice(
+def notice(
     engine: Engine, swap_id: str | None, cmd: commands.Command, user: str, message: str
 ) -> None:
     """Tell the swap's thread (the current swap's, without `swap_id`) what became of a command."""
@@ -284,26 +362,28 @@ def handle_reaction(reaction: dict[str, Any]) -> dict[str, Any]:
     client: WebClient | None = None
     request_id: str | None = None
     try:
-        settings, client, engine = _context()
+        settings, client, engine = context()
         found = ApprovalMessages(engine.store).request_for(channel, ts)
         if found is None:
             if reaction.get("item_user") and reaction["item_user"] != _bot_user(client):
                 return {"status": "ignored", "message": "a reaction on someone else's message"}
-            why = "That message does not ask for an approval. React on the approval request itself."
-            _tell(client, channel, user, why, thread_ts=ts)
-            return {"status": "refused", "message": why}
+            reason = (
+                "That message does not ask for an approval. React on the approval request itself."
+            )
+            _tell(client, channel, user, reason, thread_ts=ts)
+            return {"status": "refused", "message": reason}
         swap_id, request_id = found
         plan = engine.current_plan()
         if plan is None or plan.swap_id != swap_id:
-            why = f"That approval belongs to swap {swap_id}, which is not the current swap."
-            _tell(client, channel, user, why, thread_ts=ts)
-            return {"status": "refused", "message": why}
+            reason = f"That approval belongs to swap {swap_id}, which is not the current swap."
+            _tell(client, channel, user, reason, thread_ts=ts)
+            return {"status": "refused", "message": reason}
         outcome = engine.approve(request_id, user, at=reaction.get("event_time"))
     except Exception as exc:
         log.exception("the reaction of %s on %s %s was not recorded", user, channel, ts)
         if client is None:
-            settings, client = _answerer()
-        return _not_recorded(client, reaction, request_id, _why(exc, settings))
+            settings, client = answerer()
+        return _not_recorded(client, reaction, request_id, why(exc, settings))
     if outcome.status == "failed":  # the engine caught what failed: the same answer
         return _not_recorded(client, reaction, request_id, _masked(outcome.message, settings))
     if outcome.status != "done":
@@ -333,7 +413,7 @@ def handle_reaction_removed(reaction: dict[str, Any]) -> dict[str, Any]:
     client: WebClient | None = None
     request_id: str | None = None
     try:
-        settings, client, engine = _context()
+        settings, client, engine = context()
         found = ApprovalMessages(engine.store).request_for(channel, ts)
         if found is None:
             return {"status": "ignored", "message": "not an approval request"}
@@ -353,11 +433,11 @@ def handle_reaction_removed(reaction: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         log.exception("the removed reaction of %s on %s %s was not recorded", user, channel, ts)
         if client is None:
-            settings, client = _answerer()
+            settings, client = answerer()
         what = request_id or "that request"
         text = (
             f"Your withdrawal of the approval of {what} could not be recorded: "
-            f"{_why(exc, settings)}; the approval still stands. Add the reaction and remove it "
+            f"{why(exc, settings)}; the approval still stands. Add the reaction and remove it "
             "again to withdraw it."
         )
         if client is not None:

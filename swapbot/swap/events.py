@@ -31,6 +31,7 @@ Kind = Literal[
     "approval.refused",
     "approval.expired",
     "approval.withdrawn",  # its approver took a grant back before it was used
+    "approval.denied",  # an approver said no: the request can no longer be approved
     "outage.started",
     "outage.ended",
     "point_of_no_return",  # the first irreversible call is about to leave: no rollback now

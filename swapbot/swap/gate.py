@@ -140,10 +140,10 @@ def deny(engine: Engine, request_id: str, actor: str) -> Outcome:
     denial = engine.approvals.deny(plan.swap_id, request_id, actor, engine.approvers)
     step = denial.request.step if denial.request else None
     if denial.denied:
-        # `approval.withdrawn`: the kind whose front ends show the request as it now stands
-        # (the Slack notifier edits the approval message: denied, its buttons gone).
+        # Front ends show the request as it now stands (the Slack notifier edits the approval
+        # message: denied, its buttons gone).
         engine.emit(
-            "approval.withdrawn",
+            "approval.denied",
             plan.swap_id,
             step=step,
             actor=actor,

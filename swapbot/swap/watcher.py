@@ -88,6 +88,7 @@ class Watcher:
             self._last[conn.addon] = (conn, now)
         changes += self._backlog(plan)
         changes += self._interrupted(plan)
+        changes += self._expired(plan)
         changes += self._reminders(plan, now)
         return changes
 
@@ -152,6 +153,20 @@ class Watcher:
                 )
             )
         return found
+
+    def _expired(self, plan: Plan) -> list[dict[str, Any]]:
+        """Requests past their expiry are marked expired now, not only when someone next tries
+        them, so that front ends show them expired (the Slack message loses its buttons)."""
+        return [
+            self._emit(
+                "approval.expired",
+                plan.swap_id,
+                f"the approval {r.id} of {r.step} expired unused",
+                step=r.step,
+                request_id=r.id,
+            )
+            for r in self.engine.approvals.expire_due(plan.swap_id)
+        ]
 
     def _reminders(self, plan: Plan, now: float) -> list[dict[str, Any]]:
         """Nudge whoever holds the swap up, once each: approvers before a request expires and

@@ -807,6 +807,11 @@ class SlackStandIn:
             self._hooks[hook.id] = hook
         return f"{self.url}hooks/{hook.id}"
 
+    def uses(self, response_url: str) -> int:
+        """How many messages a response URL has taken (Slack takes five at most)."""
+        hook = self._hooks.get(response_url.rstrip("/").rsplit("/", 1)[-1])
+        return hook.uses if hook else 0
+
     # -- buttons -----------------------------------------------------------------------------------
     def buttons(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """The buttons of a message as it is now, each with its actions block's `block_id`."""

@@ -24,8 +24,9 @@ chunks by one function (`split_mrkdwn`), which never cuts inside a link, a menti
 or a code block without closing it.
 
 Modules: `text` (escaping, numbers, times, people, chunks), `kit` (limits, block builders,
-the guard), `rows` (mapping and load listings), `status` (status card, progress), `approvals`,
-`milestones`, `replies` (command answers).
+the guard), `rows` (mapping and load listings), `status` (status card, progress), `card` (the
+swap's live card and its buttons), `approvals`, `milestones`, `replies` (command answers),
+`plan_form` (the plan as a modal).
 """
 
 # `name as name` re-exports a name beyond __all__: whatever the module offered stays importable

@@ -7,7 +7,9 @@
   dialog says what the step does (and, for delete-old, that there is no way back after it);
   a prep step has a plain confirmation.
 - **Request approval for STEP** instead, when the next step needs a second person's approval
-  and none is granted or pending; its value is the step (`request-approval STEP`).
+  and none is granted or pending (`request-approval STEP`); its value is the step and the plan
+  fingerprint, as Run next's, so that a click on a stale card (the step is no longer next, the
+  plan changed, a request is pending or granted by now) asks for nothing.
 - **Refresh** draws the card again now (anyone who may read the swap's status).
 
 A card shows no step button while a step runs or waits, nor while an approval is pending
@@ -43,12 +45,13 @@ _OVER = ("done", "rolled back", "rolling back")
 
 
 def next_value(step: str, fingerprint: str) -> str:
-    """The Run-next button's value: the step and the plan fingerprint the card was drawn for."""
+    """The value of a step's button (Run next, Request approval): the step and the plan
+    fingerprint the card was drawn for."""
     return f"{step} {fingerprint}"
 
 
 def parse_next_value(value: str) -> tuple[str, str]:
-    """(step, fingerprint) of a Run-next button's value; either may be empty."""
+    """(step, fingerprint) of a step button's value (`next_value`); either may be empty."""
     step, _, fingerprint = (value or "").strip().partition(" ")
     return step, fingerprint.strip()
 
@@ -79,7 +82,7 @@ def _step_button(view: Mapping[str, Any]) -> Block | None:
             "action_id": REQUEST_ACTION,
             "text": _plain(f"Request approval for {step.name}", _BUTTON_TEXT),
             "style": "primary",
-            "value": step.name,
+            "value": _cut(next_value(step.name, fingerprint), _BUTTON_VALUE),
         }
     return _run_button(step, fingerprint)
 

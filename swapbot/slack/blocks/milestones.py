@@ -219,6 +219,7 @@ _LINES: dict[str, _Format] = {
     "approval.withdrawn": _line(
         ":leftwards_arrow_with_hook: approval of {step} withdrawn{by}{tail}"
     ),
+    "approval.denied": _line(":no_entry: approval of {step} denied{by}{tail}"),
     "outage.started": _outage_started,
     "outage.ended": _outage_ended,
     "point_of_no_return": _line(":warning: {step} passed the point of no return{tail}"),

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from swapbot.slack.blocks.text import escape
 from swapbot.swap.plan import Plan, format_mappings
 
 CALLBACK_ID = "hcswap_plan_new"
@@ -32,6 +33,7 @@ MAX_OPTION_TEXT = 75
 MAX_OPTION_VALUE = 150
 MAX_METADATA = 3000
 MAX_ERROR = 300  # ours: an error beside a field stays short
+MAX_NAME = 63  # a swap id's or a schema's name (PostgreSQL's identifiers): the inputs' max_length
 
 # Block ids (the keys of `state.values` and of `errors`) and the elements' action ids.
 SWAP_ID = "swap_id"
@@ -77,6 +79,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _mrkdwn(text: str) -> Block:
+    """A section of mrkdwn: whatever a name or an error puts in it is escaped by the caller."""
     return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, 3000)}}
 
 
@@ -127,9 +130,9 @@ def _modal(channel: str, blocks: list[Block], *, submit: bool, **facts: Any) -> 
 
 def loading_view(channel: str, app: str | None, addon: str = "hc1") -> View:
     """What opens at once, while the worker reads the live system."""
-    where = f"{app}'s" if app else "the app's"
+    where = f"{escape(app)}'s" if app else "the app's"
     text = (
-        f":hourglass_flowing_sand: Reading {addon}'s mappings, the database's roles and "
+        f":hourglass_flowing_sand: Reading {escape(addon)}'s mappings, the database's roles and "
         f"{where} process types…"
     )
     return _modal(channel, [_mrkdwn(text)], submit=False)
@@ -138,7 +141,7 @@ def loading_view(channel: str, app: str | None, addon: str = "hc1") -> View:
 def unavailable_view(channel: str, why: str) -> View:
     """The form could not be filled: why, and the command to type instead."""
     text = (
-        f":warning: The form could not be filled: {why}\nNothing was saved. Type the plan "
+        f":warning: The form could not be filled: {escape(_cut(why, 1000))}\nNothing was saved. Type the plan "
         "instead: `/hcswap plan new --swap-id ID --new-schema S --mappings "
         "'Account:Rating;Contact:Phone' [--roles r1,r2] [--process-types web,worker]`"
     )
@@ -165,9 +168,9 @@ def _text_input(action_id: str, value: str, placeholder: str) -> Block:
         "type": "plain_text_input",
         "action_id": action_id,
         "placeholder": _plain(placeholder, 150),
-        "max_length": 63,
+        "max_length": MAX_NAME,
     }
-    if value:
+    if value and len(value) <= MAX_NAME:  # Slack refuses the whole view for a longer one
         element["initial_value"] = value
     return element
 
@@ -196,11 +199,15 @@ def _multi_external(action_id: str, placeholder: str, min_query_length: int) -> 
 
 
 def form_view(facts: FormFacts, channel: str) -> View:
-    """The form, filled with the live system's names and sensible defaults."""
+    """The form, filled with the live system's names and sensible defaults; `unavailable_view`
+    when hc1 has no mapping to offer (a select with no options is a view Slack refuses)."""
+    if len(facts.objects) <= MAX_OPTIONS and not options(facts.objects):
+        return unavailable_view(channel, f"{facts.old_addon} has no mappings: nothing to swap")
     blocks: list[Block] = [
         _mrkdwn(
-            f"A swap of *{facts.app}*: the chosen mappings of {facts.old_addon} (schema "
-            f"`{facts.old_schema}`) move to {facts.new_addon}, syncing into the new schema."
+            f"A swap of *{escape(facts.app)}*: the chosen mappings of {escape(facts.old_addon)} "
+            f"(schema `{escape(facts.old_schema)}`) move to {escape(facts.new_addon)}, syncing "
+            "into the new schema."
         ),
         _input(
             SWAP_ID,
@@ -259,7 +266,7 @@ def form_view(facts: FormFacts, channel: str) -> View:
             )
         )
     else:
-        blocks.append(_context(f"{facts.app} has no process type in its formation."))
+        blocks.append(_context(f"{escape(facts.app)} has no process type in its formation."))
     blocks.append(
         _input(
             AUTHORIZER,
@@ -269,7 +276,7 @@ def form_view(facts: FormFacts, channel: str) -> View:
         )
     )
     notes = [
-        *facts.notes,
+        *(escape(note) for note in facts.notes),
         "Other apps on the database (`--also-stop`, `--readers`) and the other options: type "
         "`/hcswap plan new …` with them instead. The plan is checked against the live system "
         "when it is saved; the answer comes to you privately.",

@@ -57,7 +57,8 @@ def _answer(result: Mapping[str, Any]) -> _Answer:
     status = str(data.get("status") or "done")
     icon = _REPLY_ICONS.get(status, ":speech_balloon:")
     now = time.time()
-    command = name_people(_clean(data.get("command") or "/hcswap", 200), people)
+    # The command is what the person typed (a note, a plan's values): escaped, never a ping.
+    command = _clean(data.get("command") or "/hcswap", 200)
     message = _live(_clean(data.get("message"), 2500, oneline=False), people, now)
     head = f"{icon} *{command}* {_clean(status, 20)}" + (f" — {message}" if message else "")
     plain_message = _live(_clean(data.get("message"), 300), people, now)

@@ -326,7 +326,11 @@ _LEAVE = re.compile(r"(<[^<>]*>|`[^`]*`)")  # sequences and code are left as the
 def name_people(text: str, people: Iterable[object] = ()) -> str:
     """Rendered mrkdwn with each person it names as a mention (`<@U…>`): a member id among
     `people`, or any word that can only be a member id. Nothing inside a <…> sequence or a
-    code span changes, and a name that is not an id (a terminal user) stays as it is."""
+    code span changes, and a name that is not an id (a terminal user) stays as it is.
+
+    Only for text the engine or swapbot wrote (an event's message, a command's outcome, a
+    refusal): what a person typed (a command line, a note, a plan's values) is only escaped,
+    or shown as code, so that a word shaped like a member id in it never pings anyone."""
     known = {str(p) for p in people if p is not None and _USER_ID.fullmatch(str(p))}
 
     def mentioned(m: re.Match[str]) -> str:
