@@ -295,19 +295,35 @@ class Approvals:
                 req = self.get(swap_id, request_id)
                 refusal = self._refusal(req, request_id, approver, set(approvers), seen)
                 refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
+        verdict, reason = self._refused(
+            swap_id, req, request_id, approver, refusal, "approval.refused", now
+        )
+        return Decision(granted=False, verdict=verdict, reason=reason, request=req)
+
+    def _refused(
+        self,
+        swap_id: str,
+        req: ApprovalRequest | None,
+        request_id: str,
+        actor: str,
+        refusal: tuple[Verdict, str],
+        action: str,
+        now: float,
+    ) -> tuple[Verdict, str]:
+        """A refused grant or denial, audited; a request found past its time is recorded
+        expired (once) first."""
         verdict, reason = refusal
         if req is not None and verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
-            # Found past its time: record the expiry (once) before the refusal.
             self._expire(req, now)
         self.store.audit(
             swap_id,
-            approver,
-            "approval.refused",
+            actor,
+            action,
             step=req.step if req else None,
             detail={"request": request_id, "verdict": verdict.value, "reason": reason},
             at=now,
         )
-        return Decision(granted=False, verdict=verdict, reason=reason, request=req)
+        return verdict, reason
 
     def _grant(self, req: ApprovalRequest, approver: str, *, now: float, seen: float) -> bool:
         """Move `req` from pending to granted, unless someone else moved it first."""
@@ -457,16 +473,8 @@ class Approvals:
             req = self.get(swap_id, request_id)
             refusal = self._refusal(req, request_id, actor, set(approvers), now, verb="deny")
             refusal = refusal or (Verdict.EXPIRED, f"request {request_id} expired")
-        verdict, reason = refusal
-        if req is not None and verdict is Verdict.EXPIRED and req.status is ApprovalStatus.PENDING:
-            self._expire(req, now)
-        self.store.audit(
-            swap_id,
-            actor,
-            "approval.deny-refused",
-            step=req.step if req else None,
-            detail={"request": request_id, "verdict": verdict.value, "reason": reason},
-            at=now,
+        verdict, reason = self._refused(
+            swap_id, req, request_id, actor, refusal, "approval.deny-refused", now
         )
         return Denial(denied=False, verdict=verdict, reason=reason, request=req)
 
