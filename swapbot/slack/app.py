@@ -48,6 +48,7 @@ from swapbot.slack import access, blocks, plan_form
 from swapbot.slack.blocks import card
 from swapbot.slack.blocks import plan_form as form
 from swapbot.slack.blocks.approvals import ACTIONS
+from swapbot.slack.blocks.text import epoch
 from swapbot.slack.client import views_client, web_client, webhook
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
@@ -195,13 +196,11 @@ def _form_listeners(
     """The plan form's listeners: its searches (`block_suggestion`) and its submission
     (`view_submission`). Returns the pool the modals are opened on."""
 
-    @app.options(form.FIELDS_ACTION)
-    def field_options(ack: Callable[..., None], body: dict[str, Any]) -> None:
+    def options(ack: Callable[..., None], body: dict[str, Any]) -> None:
         ack(options=plan_form.suggest(store, body))
 
-    @app.options(form.OBJECTS_ACTION)
-    def object_options(ack: Callable[..., None], body: dict[str, Any]) -> None:
-        ack(options=plan_form.suggest(store, body))
+    for action_id in (form.FIELDS_ACTION, form.OBJECTS_ACTION):  # both searched alike
+        app.options(action_id)(options)
 
     @app.view(form.CALLBACK_ID)
     def plan_submitted(ack: Callable[..., None], body: dict[str, Any]) -> None:
@@ -262,7 +261,7 @@ def click(
         "channel": channel,
         "ts": (body.get("message") or {}).get("ts") or container.get("message_ts"),
         "response_url": body.get("response_url"),
-        "action_ts": _epoch(action_ts),
+        "action_ts": epoch(action_ts),
         **extra,
     }
     try:
@@ -316,13 +315,6 @@ def _click_command(action_id: str, value: str) -> tuple[str, dict[str, Any]]:
 def _private(rendered: tuple[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """An answer to a click that only the person who clicked sees, beside the message."""
     return _ephemeral(rendered) | {"replace_original": False}
-
-
-def _epoch(value: str) -> float | None:
-    try:
-        return float(value) or None
-    except ValueError:
-        return None
 
 
 def _answer_click(response_url: str, said: dict[str, Any]) -> None:

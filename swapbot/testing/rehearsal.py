@@ -148,19 +148,25 @@ class LocalSlack:
         if response.status != 200:
             raise RuntimeError(f"/hcswap {text}: HTTP {response.status} {response.body[:200]}")
         acks = self.acks(user)
+        reply = self._reply_after(user, before, f"/hcswap {text}", timeout)
+        return (acks[-1] if acks else None), reply
+
+    def _reply_after(self, user: str, before: int, what: str, timeout: float) -> Message:
+        """The first private message to `user` after the `before` they had; the worker's log in
+        the error when none comes within `timeout`."""
 
         def answered() -> Message | None:
             seen = self.replies(user)
             return seen[before] if len(seen) > before else None
 
         try:
-            reply = self.slack.wait_for(answered, timeout=timeout)
+            found: Message = self.slack.wait_for(answered, timeout=timeout)
         except AssertionError:
             raise RuntimeError(
-                f"no answer to /hcswap {text} within {timeout}s\n"
+                f"no answer to {what} within {timeout}s\n"
                 f"--- worker log ---\n{self.log('worker')[-3000:]}"
             ) from None
-        return (acks[-1] if acks else None), reply
+        return found
 
     def buttons(self, message: Message) -> dict[str, dict[str, Any]]:
         """The buttons `message` shows now (it may have been edited since it was read), by
@@ -184,19 +190,7 @@ class LocalSlack:
         if response is None or response.status != 200:
             status = response.status if response else "nothing sent"
             raise RuntimeError(f"click {action_id} on {message.ts}: HTTP {status}")
-
-        def answered() -> Message | None:
-            seen = self.replies(user)
-            return seen[before] if len(seen) > before else None
-
-        try:
-            reply = self.slack.wait_for(answered, timeout=timeout)
-        except AssertionError:
-            raise RuntimeError(
-                f"no answer to the click {action_id} within {timeout}s\n"
-                f"--- worker log ---\n{self.log('worker')[-3000:]}"
-            ) from None
-        return response, reply
+        return response, self._reply_after(user, before, f"the click {action_id}", timeout)
 
     def plan_form(self, driver: SlackDriver, user: str, *, timeout: float = 60.0) -> dict[str, Any]:
         """`user` types `/hcswap plan new` with no arguments: the modal once the worker has

@@ -14,11 +14,11 @@ from swapbot.slack.blocks.text import (
     _clean,
     _clock,
     _cut_mrkdwn,
-    _epoch,
     _float,
     _now,
     date_times,
     duration,
+    epoch,
     escape,
     mention,
     name_people,
@@ -87,7 +87,7 @@ class _Said:
     @classmethod
     def of(cls, ev: Event, people: Iterable[str] = ()) -> _Said:
         raw_message = " ".join(ev.message.split())
-        at = _epoch(ev.at)
+        at = epoch(ev.at)
         message = date_times(_clean(raw_message), _now(at))  # its times as date tokens
         return cls(
             kind=ev.kind,

@@ -236,7 +236,7 @@ def _now(now: float | None) -> float:
     return time.time() if value is None else value
 
 
-def _epoch(value: object) -> float | None:
+def epoch(value: object) -> float | None:
     """Seconds since the epoch from a number, a numeric string or ISO-8601 (naive means UTC)."""
     if isinstance(value, datetime):
         moment = value
@@ -257,16 +257,16 @@ def date_token(value: object, fmt: str = "{time}") -> str:
     `<!date^1700000133^{time}|22:15 UTC>` (https://docs.slack.dev/messaging/formatting-message-text#date-formatting).
     The text after `|` is what a client that cannot render the token shows: UTC, to the second
     when the format shows seconds. "?" when the time cannot be read."""
-    epoch = _epoch(value)
-    if epoch is None:
+    at = epoch(value)
+    if at is None:
         return "?"
     try:
-        moment = datetime.fromtimestamp(epoch, UTC)
+        moment = datetime.fromtimestamp(at, UTC)
     except (OverflowError, OSError, ValueError):
         return "?"
     seconds = "{time_secs}" in fmt
     fallback = moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"
+    return f"<!date^{int(at)}^{fmt}|{fallback}>"
 
 
 def _clock(value: object, *, seconds: bool = True) -> str:
