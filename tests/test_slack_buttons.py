@@ -282,6 +282,9 @@ def test_the_manifest_turns_interactivity_on_without_a_new_scope():
     assert tuple(manifest_list(text, "bot")) == DEFAULT_SCOPES
     socket_mode = (ROOT / "docs" / "slack-socket-mode.md").read_text()
     assert "  interactivity:\n    is_enabled: true\n" in socket_mode
+    for manifest in (text, socket_mode):  # the Home tab, in both ways of running the app
+        assert "  app_home:\n    home_tab_enabled: true\n" in manifest
+        assert "      - app_home_opened\n" in manifest
 
 
 # -- the acknowledgement, in process ----------------------------------------------------------

@@ -29,7 +29,13 @@ from swapbot import commands, jobs
 from swapbot.slack import blocks as B
 from swapbot.slack import clicks, work
 from swapbot.slack.app import build_app
-from swapbot.slack.blocks.card import NEXT_ACTION, REFRESH_ACTION, REQUEST_ACTION
+from swapbot.slack.blocks.card import (
+    NEXT_ACTION,
+    PLAN_ACTION,
+    REFRESH_ACTION,
+    REQUEST_ACTION,
+    request_action,
+)
 from swapbot.swap import steps as runbook
 from swapbot.swap.approvals import Approvals
 from swapbot.swap.plan import Plan
@@ -132,6 +138,28 @@ def test_a_step_that_needs_an_approval_not_yet_asked_for_offers_to_request_it():
     assert ask["value"] == f"pause {FP}"  # a stale card's click asks for nothing
 
 
+def test_once_prep_is_done_later_approvals_can_be_asked_for_ahead_of_the_outage():
+    ahead = {"pause": "none", "delete-old": "none"}
+    found = shown(view(phase="prep", next="stop-writes", ahead=ahead))
+    pause, delete_old = request_action("pause"), request_action("delete-old")
+    assert list(found) == [NEXT_ACTION, pause, delete_old, REFRESH_ACTION]
+    assert found[pause]["value"] == f"pause {FP}" and "style" not in found[pause]
+    assert found[delete_old]["text"]["text"] == "Request approval for delete-old"
+    asked = shown(view(phase="prep", next="stop-writes", ahead=ahead | {"pause": "pending"}))
+    assert list(asked) == [NEXT_ACTION, delete_old, REFRESH_ACTION]
+    running = view(phase="outage", step="drain", next="drain", ahead=ahead)
+    assert list(shown(running)) == [REFRESH_ACTION]  # nothing while a step runs
+
+
+def test_the_card_offers_ahead_only_the_cutovers_later_approvals():
+    from swapbot.slack.notifier import _later_approvals
+
+    assert _later_approvals("create-addon") == []  # prep: asked hours early, it would expire
+    assert _later_approvals("stop-writes") == ["pause", "delete-old"]
+    assert _later_approvals("pause") == ["delete-old"]  # pause itself is the next step's
+    assert _later_approvals("resume-old") == []
+
+
 def test_a_pending_approval_is_listed_with_its_expiry_and_no_step_button_is_shown():
     v = view(phase="outage", next="pause", next_approval="pending", approvals=[pending()])
     _, blocks = B.progress_message("acme-1", v, now=NOW)
@@ -150,9 +178,20 @@ def test_a_waiting_step_names_who_it_waits_on_and_no_step_can_be_run_meanwhile()
     assert list(shown(running)) == [REFRESH_ACTION]
 
 
-@pytest.mark.parametrize("phase", ["done", "rolled back", "rolling back"])
-def test_a_swap_that_is_over_has_no_buttons(phase):
-    assert shown(view(phase=phase, next="restore")) == {}
+@pytest.mark.parametrize("phase", ["done", "rolled back"])
+def test_a_swap_that_is_over_offers_only_to_plan_the_next(phase):
+    assert list(shown(view(phase=phase, next="restore"))) == [PLAN_ACTION]
+
+
+def test_a_rollback_running_has_no_buttons():
+    assert shown(view(phase="rolling back", next="restore")) == {}
+
+
+def test_status_with_no_plan_offers_to_plan_a_swap():
+    from swapbot.swap.views import Status
+
+    _, blocks = B.status_message(Status(app="acme-prod", message="no plan yet"), now=NOW)
+    assert list(buttons_of(valid(blocks))) == [PLAN_ACTION]
 
 
 def test_the_card_at_its_biggest_keeps_its_buttons():
@@ -199,13 +238,14 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
         check(s, *prep, stop_writes="done", drain="done")
         notifier._dirty.add(SWAP)
         notifier.pump()
-        assert list(buttons_of(card(slack, s).blocks)) == [REQUEST_ACTION, REFRESH_ACTION]
+        ahead = request_action("delete-old")  # asked for before the outage, if one likes
+        assert list(buttons_of(card(slack, s).blocks)) == [REQUEST_ACTION, ahead, REFRESH_ACTION]
 
         req = Approvals(s).request(SWAP, "pause", OPERATOR, "fp", "live")
         notifier._dirty.add(SWAP)
         notifier.pump()
         now = card(slack, s)
-        assert list(buttons_of(now.blocks)) == [REFRESH_ACTION]
+        assert list(buttons_of(now.blocks)) == [ahead, REFRESH_ACTION]  # pause's is asked
         assert f"`{req.id}` *pause*" in said(now)
 
         Approvals(s).grant(
@@ -225,7 +265,8 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
         check(s, *rest)
         publish(s, "swap.done", message="every step is done")
         notifier.pump()
-        assert buttons_of(card(slack, s).blocks) == {}  # every step done: nothing to click
+        # every step done: nothing of the swap to click, the next one to plan
+        assert list(buttons_of(card(slack, s).blocks)) == [PLAN_ACTION]
         assert not slack.violations
 
 
@@ -299,6 +340,41 @@ def test_clicks_are_authorized_as_their_commands_and_queued_once(redis_prefix):
         (ask,) = {j["key"]: j for j in queued(redis_prefix)}["t-ask"]["args"]
         assert ask["text"] == "request-approval pause"
         assert ask["card"] == {"action": "request-approval", "step": "pause", "fingerprint": FP}
+
+        # asked ahead, from its own button (a block's action_ids differ)
+        ahead = {"pause": "none", "delete-old": "none"}
+        early = posted_card(slack, view(phase="prep", next="stop-writes", ahead=ahead))
+        later = request_action("delete-old")
+        assert dispatch(app, slack, OPERATOR, early, later, "t-ahead").status == 200
+        assert dispatch(app, slack, READER, early, later, "t-ahead-reader").status == 200
+        (asked,) = {j["key"]: j for j in queued(redis_prefix)}["t-ahead"]["args"]
+        assert asked["text"] == "request-approval delete-old"
+        assert asked["card"]["step"] == "delete-old"
+        assert "t-ahead-reader" not in {j["key"] for j in queued(redis_prefix)}
+        assert not slack.violations
+
+
+def test_plan_a_swap_opens_the_form_for_an_operator_with_the_clicks_trigger(redis_prefix):
+    members = {OPERATOR, READER, "U0SWAPBOT"}
+    with SlackStandIn(channels={CHANNEL: {"name": "swaps", "members": members}}) as slack:
+        app = build_app(web_settings(slack, redis_prefix))
+        msg = posted_card(slack, view(phase="done", next=None))
+
+        slack.issue_trigger("t-plan-reader", READER, CHANNEL)
+        response = dispatch(app, slack, READER, msg, PLAN_ACTION, "t-plan-reader")
+        assert (response.status, response.body) == (200, "")
+        told = slack.wait_for(lambda: slack.ephemerals(READER))
+        assert "Only operators may run `plan`" in said(told[0])
+        assert slack.views(READER) == [] and queued(redis_prefix) == []
+
+        slack.issue_trigger("t-plan", OPERATOR, CHANNEL)
+        response = dispatch(app, slack, OPERATOR, msg, PLAN_ACTION, "t-plan")
+        assert (response.status, response.body) == (200, "")
+        [opened] = slack.wait_for(lambda: slack.views(OPERATOR, trigger_id="t-plan"))
+        assert "Reading hc1's mappings" in json.dumps(opened.view["blocks"])
+        [fill] = slack.wait_for(lambda: queued(redis_prefix))
+        assert fill["func"] == "swapbot.slack.plan_form.fill_form" and fill["key"] == "t-plan"
+        assert fill["args"][0] == opened.view["id"]
         assert not slack.violations
 
 
@@ -362,8 +438,12 @@ def test_request_approval_on_a_stale_card_asks_for_nothing(monkeypatch, redis_pr
             assert why in said(slack.ephemerals(OPERATOR)[-1])
 
         refused(ask | {"fingerprint": "other"}, "That card was drawn for another plan")
-        refused(ask | {"fingerprint": FP, "step": "delete-old"}, "delete-old is no longer")
         assert ran == []
+        # asked ahead: delete-old comes after pause, the next step
+        later = card_click(slack, "request-approval delete-old", **ask, fingerprint=FP)
+        assert clicks.handle_click(later | {"card": ask | {"fingerprint": FP, "step": "delete-old"}})["status"] == "done"  # fmt: skip
+        assert ran == ["request-approval"]
+        ran.clear()
         req = Approvals(engine.store).request(SWAP, "pause", OPERATOR, "fp", "live")
         refused(ask | {"fingerprint": FP}, f"the approval {req.id} of pause is pending already")
         Approvals(engine.store).grant(
@@ -371,13 +451,16 @@ def test_request_approval_on_a_stale_card_asks_for_nothing(monkeypatch, redis_pr
         )
         refused(ask | {"fingerprint": FP}, f"the approval {req.id} of pause is granted already")
         assert ran == []  # nothing was asked for: no request superseded, no approver pinged
-        assert [k for k, _, _ in engine.emitted] == ["notice"] * 4  # the thread hears of each
+        assert [k for k, _, _ in engine.emitted] == ["notice"] * 3  # the thread hears of each
 
         engine.store.redis.hset(
             engine.store.swap_key(SWAP, "approval", req.id), "expires_epoch", "1000.0"
         )
         result = clicks.handle_click(card_click(slack, "request-approval pause", **ask, fingerprint=FP))  # fmt: skip
         assert result["status"] == "done" and ran == ["request-approval"]
+        check(engine.store, "pause")  # it has run: a card still offering it is stale
+        refused(ask | {"fingerprint": FP}, "pause is no longer the next step")
+        assert ran == ["request-approval"]
 
 
 def test_a_run_next_answered_after_30_minutes_also_lands_in_the_thread(monkeypatch, redis_prefix):

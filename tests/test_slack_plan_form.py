@@ -169,6 +169,16 @@ def state(**chosen: Any) -> dict[str, Any]:
     values[form.AUTHORIZER] = {
         form.AUTHORIZER: {"type": "users_select", "selected_user": chosen.get(form.AUTHORIZER)}
     }
+    for block_id in (form.ALSO_STOP, form.READERS):
+        picked = [{"text": {"type": "plain_text", "text": v}, "value": v} for v in chosen.get(block_id, [])]  # fmt: skip
+        values[block_id] = {block_id: {"type": "multi_static_select", "selected_options": picked}}
+    stale = chosen.get(form.STALE_SESSIONS, "terminate")
+    values[form.STALE_SESSIONS] = {
+        form.STALE_SESSIONS: {"type": "radio_buttons", "selected_option": {"value": stale}}
+    }
+    values[form.QUIET_SECONDS] = {
+        form.QUIET_SECONDS: {"type": "number_input", "value": chosen.get(form.QUIET_SECONDS)}
+    }
     return values
 
 
@@ -205,9 +215,77 @@ def test_a_submission_is_the_plan_new_command_it_stands_for():
     assert plan.authorizer == "U0APPROVER2"
 
 
+def test_other_apps_stale_sessions_and_quiet_seconds_are_the_commands_options():
+    chosen = GOOD | {
+        form.ALSO_STOP: ["acme-admin:worker", "acme-admin:web", "acme-jobs:worker"],
+        form.READERS: ["acme-bi"],
+        form.STALE_SESSIONS: "refuse",
+        form.QUIET_SECONDS: "2.5",
+    }
+    submitted = form.read_state(state(**chosen))
+    assert form.check(submitted, META, app="acme-prod", actor=OPERATOR) == {}
+    words = form.command_words(submitted, META)
+    assert words[words.index("--also-stop") + 1] == "acme-admin:worker,web;acme-jobs:worker"
+    plan = commands.new_plan(commands.parse(shlex.join(words)), app="acme-prod", actor=OPERATOR)
+    assert plan.other_writers == {"acme-admin": ["worker", "web"], "acme-jobs": ["worker"]}
+    assert (plan.readers, plan.stale_sessions, plan.quiet_seconds) == (["acme-bi"], "refuse", 2.5)
+    defaults = form.command_words(
+        form.read_state(state(**(GOOD | {form.QUIET_SECONDS: "10"}))), META
+    )
+    assert not {"--also-stop", "--readers", "--stale-sessions", "--quiet-seconds"} & set(defaults)
+
+
+def test_the_other_apps_are_offered_as_writers_to_stop_or_readers():
+    facts = FormFacts(**{**FACTS.__dict__, "other_apps": {"acme-admin": ["web", "worker"], "acme-bi": []}})  # fmt: skip
+    shown = valid(form.form_view(facts, "C0SWAP"))
+    assert option_values(shown, form.ALSO_STOP) == ["acme-admin:web", "acme-admin:worker"]
+    assert option_values(shown, form.READERS) == ["acme-admin", "acme-bi"]
+    assert option_values(shown, form.ALSO_STOP, "initial_options") == []  # a person names each
+    text = json.dumps(shown["blocks"])
+    assert "The database is also attached to acme-admin, acme-bi" in text
+    assert "The formation of acme-bi could not be read" in text
+    assert element(shown, form.STALE_SESSIONS)["initial_option"]["value"] == "terminate"
+    assert element(shown, form.QUIET_SECONDS)["initial_value"] == "10"
+    alone = valid(form.form_view(FACTS, "C0SWAP"))
+    assert "No other app is attached to the database." in json.dumps(alone["blocks"])
+    assert not any(b.get("block_id") in (form.ALSO_STOP, form.READERS) for b in alone["blocks"])
+
+
+def test_a_form_drawn_again_keeps_the_choices_and_marks_the_problems():
+    facts = FormFacts(**{**FACTS.__dict__, "other_apps": {"acme-admin": ["web", "worker"]}})
+    chosen = form.read_state(state(**(GOOD | {form.READERS: ["acme-admin"], form.QUIET_SECONDS: "7"})))  # fmt: skip
+    problems, rest = form.place(
+        [
+            "hc1 syncs schema sf, not salesforce",
+            "schema salesforce2 already exists: choose a new one",
+            "Account has no field Ratin in Salesforce",
+            "acme-admin is not attached to postgresql-acme",
+            "role acme_x does not exist in the database",
+        ],
+        chosen,
+    )
+    assert set(problems) == {form.NEW_SCHEMA, form.FIELDS, form.READERS, form.ROLES}
+    assert rest == ["hc1 syncs schema sf, not salesforce"]
+    shown = valid(form.form_view(facts, "C0SWAP", chosen, problems, rest))
+    blocks = shown["blocks"]
+    for block_id, words in ((form.NEW_SCHEMA, "already exists"), (form.FIELDS, "no field Ratin"), (form.READERS, "not attached"), (form.ROLES, "acme_x")):  # fmt: skip
+        at = next(i for i, b in enumerate(blocks) if b.get("block_id") == block_id)
+        assert blocks[at + 1]["type"] == "context" and words in json.dumps(blocks[at + 1])
+    assert "hc1 syncs schema sf" in json.dumps(blocks[1])
+    assert element(shown, form.SWAP_ID)["initial_value"] == GOOD[form.SWAP_ID]
+    assert option_values(shown, form.OBJECTS, "initial_options") == ["Account", "Contact"]
+    assert option_values(shown, form.FIELDS, "initial_options") == GOOD[form.FIELDS]
+    assert option_values(shown, form.READERS, "initial_options") == ["acme-admin"]
+    assert element(shown, form.AUTHORIZER)["initial_user"] == GOOD[form.AUTHORIZER]
+    assert element(shown, form.QUIET_SECONDS)["initial_value"] == "7"
+
+
 @pytest.mark.parametrize(
     ("changes", "block_id", "message"),
     [
+        ({form.QUIET_SECONDS: "soon"}, form.QUIET_SECONDS, "A number of seconds"),
+        ({form.QUIET_SECONDS: "900"}, form.QUIET_SECONDS, "less than or equal to 600"),
+        ({form.ALSO_STOP: ["acme-bi:web"], form.READERS: ["acme-bi"]}, form.READERS, "a writer or a reader, not both"),
         ({form.NEW_SCHEMA: "Bad Schema!"}, form.NEW_SCHEMA, "schema 'Bad Schema!' is not valid"),
         ({form.NEW_SCHEMA: "pg_mine"}, form.NEW_SCHEMA, "is reserved"),
         ({form.NEW_SCHEMA: "salesforce"}, form.NEW_SCHEMA, "new_schema must differ"),
@@ -380,6 +458,59 @@ def test_a_refused_form_is_noted_only_in_a_thread_that_exists(monkeypatch, slack
     assert [m for m in slack.messages(CHANNEL) if m.ephemeral_to is None] == [root]
 
 
+def checking(slack: SlackStandIn, worker: FormEngine, *, facts: bool = True) -> str:
+    """A filled form, submitted: its modal says "Checking…" while the worker saves it."""
+    view = opened(slack)
+    if facts:
+        names = {"addon": "hc1", "objects": FACTS.objects, "facts": FACTS.dumps()}
+        key = plan_form.form_key(worker.store, view["id"])
+        worker.store.redis.set(key, json.dumps(names), ex=60)
+    WebClient(token=slack.token, base_url=slack.api_url).views_update(
+        view_id=view["id"], view=form.checking_view(CHANNEL, {"old_addon": "hc1"})
+    )
+    return str(view["id"])
+
+
+CHOSEN = {"swap_id": "form-swap", "new_schema": "salesforce2", "objects": ["Account"]}
+
+
+def test_a_refusal_without_problems_is_said_at_the_top_of_the_form(monkeypatch, slack, worker):
+    view_id = checking(slack, worker)
+    saving(monkeypatch, "refused", "swap old-swap is in progress on acme-prod")
+    plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)
+    shown = valid(slack.view(view_id))
+    assert "swap old-swap is in progress" in json.dumps(shown["blocks"][1])
+    assert shown.get("submit") and element(shown, form.SWAP_ID)["initial_value"] == "form-swap"
+    assert slack.ephemerals(OPERATOR) == []
+    assert not slack.violations
+
+
+def test_a_failed_save_is_said_in_the_form(monkeypatch, slack, worker):
+    view_id = checking(slack, worker)
+
+    def broken(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("Heroku answered 503")
+
+    monkeypatch.setattr(work.commands, "execute", broken)
+    assert plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)["status"] == "failed"  # fmt: skip
+    assert "RuntimeError: Heroku answered 503" in json.dumps(slack.view(view_id)["blocks"])
+    assert slack.ephemerals(OPERATOR) == []
+
+
+@pytest.mark.parametrize("gone", ["closed", "expired"])
+def test_an_answer_the_modal_cannot_show_is_said_privately(monkeypatch, slack, worker, gone):
+    """Closed meanwhile (views.update answers not_found), or its names gone from Redis (the
+    form cannot be drawn again): the person is told beside the channel instead."""
+    view_id = checking(slack, worker, facts=gone != "expired")
+    if gone == "closed":
+        slack.close_view(view_id)
+    saving(monkeypatch, "refused", "the plan does not match the live system: schema x exists")
+    plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)
+    [answer] = slack.ephemerals(OPERATOR)
+    assert "schema x exists" in said(answer)
+    assert "Checking the plan" in json.dumps(slack.view(view_id)["blocks"])  # never replaced
+
+
 def test_the_modal_is_opened_once_with_a_short_timeout(slack, redis_prefix):
     """The issue: views.open used the app's client (10 s timeout, retries), though a
     trigger_id lives 3 seconds: a retry could not succeed and held one of the modal threads."""
@@ -506,8 +637,18 @@ def test_a_bad_schema_name_is_said_on_its_field_and_nothing_is_saved(stack, driv
     assert store(stack).current_swap() == before
 
 
+def modal_says(stack: LocalSlack, view_id: str, words: str, timeout: float = 60) -> dict[str, Any]:
+    """The modal once it shows `words` (the worker's answer in it)."""
+
+    def shown() -> dict[str, Any] | None:
+        now = stack.slack.view(view_id) or {}
+        return now if words in json.dumps(now.get("blocks") or []) else None
+
+    return stack.slack.wait_for(shown, timeout=timeout)
+
+
 @pytest.mark.slow
-def test_a_good_submission_saves_the_plan(stack, driver):
+def test_a_good_submission_saves_the_plan_and_says_so_in_the_modal(stack, driver):
     shown = stack.plan_form(driver, OPERATOR)
     n = len(stack.replies(OPERATOR))
     driver.suggest(OPERATOR, shown, form.FIELDS_ACTION, "rat", values={form.OBJECTS: ["Account"]})
@@ -521,20 +662,27 @@ def test_a_good_submission_saves_the_plan(stack, driver):
             form.FIELDS: ["Account.Rating", "Contact.Phone"],
             form.PROCESS_TYPES: ["web", "worker"],
             form.AUTHORIZER: SECOND_APPROVER,
+            form.STALE_SESSIONS: "refuse",
+            form.QUIET_SECONDS: "30",
         },
     )
-    assert (response.status, response.json()) == (200, {"response_action": "clear"})
-    assert not stack.slack.opened(shown["id"]).open
+    answer = response.json()
+    assert response.status == 200 and answer["response_action"] == "update"
+    assert "Checking the plan" in json.dumps(answer["view"]["blocks"])
+    valid(answer["view"])
     s = store(stack)  # queued once, marked seen with the push
     assert list(s.redis.scan_iter(match=s.key("dedupe", "slack-form-submit", f"{shown['id']}:*")))
-    reply = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:][:1], timeout=60)[0]
-    assert "saved" in said(reply) and "form-swap" in said(reply), said(reply)
+    done = modal_says(stack, shown["id"], "plan form-swap saved")
+    valid(done)
+    assert stack.slack.opened(shown["id"]).open and not done.get("submit")
+    assert stack.replies(OPERATOR)[n:] == []  # the answer is in the modal, not beside it
     saved = store(stack).get_plan("form-swap")
     assert store(stack).current_swap() == "form-swap"
     assert saved["mappings"] == {"Account": ["Rating"], "Contact": ["Phone"]}
     assert saved["roles"] == [app_role(stack)]
     assert saved["process_types"] == ["web", "worker"]
     assert saved["authorizer"] == SECOND_APPROVER and saved["created_by"] == OPERATOR
+    assert (saved["stale_sessions"], saved["quiet_seconds"]) == ("refuse", 30.0)
     assert (saved["new_schema"], saved["old_addon"], saved["new_addon"]) == (
         "salesforce2",
         "hc1",
@@ -544,21 +692,42 @@ def test_a_good_submission_saves_the_plan(stack, driver):
 
 
 @pytest.mark.slow
-def test_a_plan_the_live_system_refuses_is_told_to_the_operator(stack, driver):
+def test_a_plan_the_live_system_refuses_comes_back_with_the_problem_beside_its_field(stack, driver):
     with psycopg.connect(database_url(stack.db_name), autocommit=True) as conn:  # type: ignore[attr-defined]
         conn.execute("CREATE SCHEMA IF NOT EXISTS taken_schema")
     shown = stack.plan_form(driver, OPERATOR)
     n = len(stack.replies(OPERATOR))
-    response = driver.submit(
-        OPERATOR,
-        shown,
-        {form.SWAP_ID: "form-taken", form.NEW_SCHEMA: "taken_schema", form.OBJECTS: ["Case"]},
-    )
-    assert response.json() == {"response_action": "clear"}  # pure checks pass: the engine decides
-    reply = stack.slack.wait_for(lambda: stack.replies(OPERATOR)[n:][:1], timeout=60)[0]
-    assert "schema taken_schema already exists" in said(reply), said(reply)
-    assert reply.ephemeral_to == OPERATOR
+    chosen = {
+        form.SWAP_ID: "form-taken",
+        form.NEW_SCHEMA: "taken_schema",
+        form.OBJECTS: ["Case"],
+        form.QUIET_SECONDS: "20",
+    }
+    response = driver.submit(OPERATOR, shown, chosen)
+    assert response.json()["response_action"] == "update"  # pure checks pass: the engine decides
+    back = modal_says(stack, shown["id"], "schema taken_schema already exists")
+    valid(back)
+    blocks = back["blocks"]
+    at = next(i for i, b in enumerate(blocks) if b.get("block_id") == form.NEW_SCHEMA)
+    assert "schema taken_schema already exists" in json.dumps(blocks[at + 1])  # beside it
+    assert "The plan was not saved" in json.dumps(blocks[:at])
+    assert element(back, form.SWAP_ID)["initial_value"] == "form-taken"  # as the person left it
+    assert element(back, form.NEW_SCHEMA)["initial_value"] == "taken_schema"
+    assert option_values(back, form.OBJECTS, "initial_options") == ["Case"]
+    assert element(back, form.QUIET_SECONDS)["initial_value"] == "20"
     assert store(stack).get_plan("form-taken") is None
+    assert stack.replies(OPERATOR)[n:] == []
+
+    again = driver.submit(OPERATOR, back, {form.NEW_SCHEMA: "free_schema"})
+    assert again.json()["response_action"] == "update"
+    modal_says(stack, back["id"], "plan form-taken saved")
+    saved = store(stack).get_plan("form-taken")
+    assert (saved["new_schema"], saved["mappings"], saved["quiet_seconds"]) == (
+        "free_schema",
+        {"Case": []},
+        20.0,
+    )
+    assert stack.slack.violations == []
 
 
 @pytest.mark.slow

@@ -63,6 +63,21 @@ def test_the_plan_must_name_every_other_app_on_the_database(shared, db_name):
     assert "policy  sessions from before the switch: terminate" in text
 
 
+def test_the_plan_form_offers_every_other_app_and_marks_an_unnamed_one(shared, db_name):
+    from swapbot.slack import plan_form
+    from swapbot.slack.blocks import plan_form as form
+    from swapbot.swap.run import PlanMismatch
+
+    _, engine, platform = shared
+    assert plan_form._other_apps(platform, "acme-prod", None) == {"acme-admin": ["web", "worker"]}
+    assert plan_form._other_apps(platform, "acme-prod", "acme-admin") == {}  # swapbot's own
+    with pytest.raises(PlanMismatch) as refused:
+        engine.save_plan(demo_plan(db_name), OPERATOR)
+    placed, rest = form.place(refused.value.problems, form.Submitted())
+    assert list(placed) == [form.ALSO_STOP] and rest == []
+    assert "also attached to acme-admin" in placed[form.ALSO_STOP]
+
+
 def test_every_writer_is_stopped_and_restored_and_every_write_reaches_salesforce(
     shared, db, db_name
 ):

@@ -68,6 +68,7 @@ class Reply:
     text: str = ""
     calls: list[str] = field(default_factory=list)
     swap_id: str | None = None
+    problems: list[str] = field(default_factory=list)  # a refused plan's, one by one
 
     EXIT = {"ok": 0, "done": 0, "skipped": 0, "dry-run": 0, "waiting": 3, "refused": 2, "failed": 1}
 
@@ -111,7 +112,8 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
             )
         outcome = _operate(engine, cmd, actor or "")
     except (UsageError, StepStopped) as exc:
-        return Reply(cmd, "refused", str(exc), swap_id=swap_id)
+        problems = list(getattr(exc, "problems", []))  # a PlanMismatch's, one by one
+        return Reply(cmd, "refused", str(exc), swap_id=swap_id, problems=problems)
     return Reply(
         cmd,
         outcome.status,

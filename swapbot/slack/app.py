@@ -25,7 +25,8 @@ to gain by answering it with an error.
 
 `/hcswap plan new` with no arguments opens the plan as a form (`swapbot.slack.plan_form`): it is
 authorized as `plan new`, acknowledged empty, and the modal is opened with its trigger_id right
-after; the worker fills it. The form's field search (`block_suggestion`) is answered here from
+after; the worker fills it. The Plan a swap button (on `status` with no plan, and on a card
+whose swap is over) does the same with the click's trigger_id. The form's field search (`block_suggestion`) is answered here from
 what the worker cached in Redis, and its submission (`view_submission`) is checked on its own
 here and saved by the worker as the equivalent `plan new`.
 """
@@ -44,7 +45,7 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from swapbot import commands, config, jobs
-from swapbot.slack import access, blocks, plan_form
+from swapbot.slack import access, blocks, home, plan_form
 from swapbot.slack.blocks import card
 from swapbot.slack.blocks import plan_form as form
 from swapbot.slack.blocks.approvals import ACTIONS
@@ -186,8 +187,37 @@ def build_app(
 
     for action_id in (*ACTIONS, *card.CARD_ACTIONS):
         app.action(action_id)(clicked)
+    app.action(re.compile(re.escape(card.REQUEST_ACTION) + r":[a-z-]+$"))(clicked)  # ahead
 
+    @app.action(card.PLAN_ACTION)
+    def plan_clicked(ack: Callable[..., None], body: dict[str, Any]) -> None:
+        ack()
+        asked = _form_click(body)
+        reason = plan_form.refusal(settings, asked["user_id"], asked["channel_id"])
+        if reason:
+            if asked["response_url"]:
+                answers.submit(
+                    _answer_click, asked["response_url"], _private(blocks.refusal(reason))
+                )
+            return
+        modals.submit(plan_form.open_form, opener, settings, handoff, store, asked)
+
+    home.register(app, settings, handoff, store)
     return app
+
+
+def _form_click(body: dict[str, Any]) -> dict[str, Any]:
+    """A click on Plan a swap as the `plan new` command it stands for: who, where, and the
+    click's trigger_id, which opens the modal as the command's would."""
+    container = body.get("container") or {}
+    return {
+        "user_id": str((body.get("user") or {}).get("id") or ""),
+        "channel_id": str(
+            (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+        ),
+        "trigger_id": str(body.get("trigger_id") or ""),
+        "response_url": str(body.get("response_url") or ""),
+    }
 
 
 def _form_listeners(
@@ -301,7 +331,7 @@ def _click_command(action_id: str, value: str) -> tuple[str, dict[str, Any]]:
         if step not in runbook.BY_NAME:
             raise commands.UsageError(f"that button names no step of the runbook ({step!r})")
         return step, {"card": {"action": "next", "step": step, "fingerprint": fingerprint}}
-    if action_id == card.REQUEST_ACTION:
+    if card.is_request(action_id):
         step, fingerprint = card.parse_next_value(value)
         if step not in runbook.APPROVED:
             raise commands.UsageError(f"that button names no step that needs approval ({step!r})")

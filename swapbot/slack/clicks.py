@@ -15,8 +15,9 @@ denied, superseded) emits no such event, so it edits the message itself: its but
 The swap card's buttons (`swapbot.slack.blocks.card`) come this way too. Run next runs the step
 its button names, only while the card is current: the plan's fingerprint is the one the card
 was drawn for and the step is still the next by the checkpoints (else it is refused, nothing
-run). Request approval is `request-approval STEP`, under the same check, and only while no
-request for that step is pending or granted (a new one would supersede it and ping the
+run). Request approval is `request-approval STEP`, under the same check (or, asked ahead,
+only while that step is still to come), and only while no request for that step is pending or
+granted (a new one would supersede it and ping the
 approvers twice). Refresh asks the notifier to draw the card again; the card itself changes,
 so nothing is answered. A click's answer goes as a typed command's does (`work.answer`): whole,
 privately, and for a command that changes something also in the swap's thread when it came
@@ -125,6 +126,8 @@ def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
             f"is now {plan.fingerprint()}): nothing ran. Look at the card as it is now."
         )
     upcoming = next_step(engine.store.checkpoints(plan.swap_id))
+    if action == "request-approval" and _not_yet(step, upcoming):
+        return _asked_already(engine, plan.swap_id, step)  # asked ahead: it has not run yet
     if upcoming != step:
         now = f"the next step is {upcoming}" if upcoming else "every step is done"
         return (
@@ -134,6 +137,12 @@ def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
     if action == "request-approval":
         return _asked_already(engine, plan.swap_id, step)
     return None
+
+
+def _not_yet(step: str, upcoming: str | None) -> bool:
+    """Whether `step` comes after the next step of the runbook (it has not run)."""
+    names = [s.name for s in runbook.STEPS]
+    return upcoming in names and step in names and names.index(step) > names.index(upcoming)
 
 
 def _asked_already(engine: Engine, swap_id: str, step: str) -> str | None:

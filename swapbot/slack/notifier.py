@@ -581,29 +581,7 @@ class ChannelNotifier:
 
     # -- the progress message -----------------------------------------------------------------
     def _note_progress(self, swap_id: str, event: Event) -> None:
-        p = self._progress.setdefault(swap_id, _fresh_progress())
-        data, kind = event.payload, event.kind
-        if kind == "load.progress" and data.object:
-            sf = data.sf or 0
-            p["loads"][data.object] = {
-                "state": data.state or "loading",
-                "db": data.db or 0,
-                "sf": sf,
-                "progress": round(100.0 * (data.db or 0) / sf, 1) if sf else None,
-                "rate": data.rows_per_second,
-                "eta_seconds": data.eta_seconds,
-            }
-        elif kind == "backlog":
-            p["backlog"] = {"rows": data.rows, "oldest_seconds": data.oldest_seconds}
-        elif kind == "state.changed":
-            p["last_change"] = event.message
-            load = p["loads"].get(data.object or "")
-            if load is not None and data.state:
-                # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand
-                load.update(state=data.state, progress=None, rate=None, eta_seconds=None)
-                load.update({k: v for k, v in (("db", data.db), ("sf", data.sf)) if v is not None})
-        else:
-            _note_standing(p, event)
+        note_progress(self._progress.setdefault(swap_id, fresh_progress()), event)
         self._dirty.add(swap_id)
 
     def _flush_progress(self, swap_id: str) -> None:
@@ -615,7 +593,7 @@ class ChannelNotifier:
         its Refresh button (`request_redraw`)."""
         p = self._progress.get(swap_id)
         if p is None:  # a swap new to this notifier (a plan saved, a restart): draw its card
-            p = self._progress.setdefault(swap_id, _fresh_progress())
+            p = self._progress.setdefault(swap_id, fresh_progress())
             self._dirty.add(swap_id)
         now = self.clock()
         last = self._last_edit.get(swap_id, 0.0)
@@ -648,51 +626,10 @@ class ChannelNotifier:
         self._dirty.discard(swap_id)
 
     def _card(self, swap_id: str, view: Mapping[str, Any], now: float) -> dict[str, Any]:
-        """What the card shows beside the progress: the plan's fingerprint (its buttons carry
-        it), the pending approvals with their expiry, and whether the next step's approval
-        is granted, pending or not asked for."""
-        saved = self.store.get_plan(swap_id)
-        fingerprint = Plan.model_validate(saved).fingerprint() if saved else None
-        requests = self.approvals.requests(swap_id)
-        pending = [
-            r for r in requests if r.status is ApprovalStatus.PENDING and r.expires_epoch > now
-        ]
-        return {
-            "swap_id": swap_id,
-            "fingerprint": fingerprint,
-            "approvals": pending,
-            "next_approval": _approval_state(requests, view.get("next"), now),
-            "buttons": True,
-        }
+        return card_facts(self.store, self.approvals, swap_id, view, now)
 
     def _standing(self, swap_id: str, p: dict[str, Any]) -> dict[str, Any]:
-        """What the progress message shows: what the events said, and over it what the swap's
-        record says now (its checkpoints and landmarks outlive a restart of this process and
-        are never behind)."""
-        view = dict(p)
-        names = [OUTAGE_STARTED, OUTAGE_ENDED, swaprecord.FINISHED, swaprecord.ROLLED_BACK]
-        records = self.store.some_records(swap_id, names)
-        checkpoints = self.store.checkpoints(swap_id)
-        if checkpoints:
-            view.update(_steps_of(checkpoints))
-        elif not any(view.get(k) for k in ("step", "next", "last_done")):
-            view["next"] = runbook.STEPS[0].name  # a plan just saved: nothing has run yet
-        for field_, name in (
-            ("outage_started_epoch", OUTAGE_STARTED),
-            ("outage_ended_epoch", OUTAGE_ENDED),
-            ("done_epoch", swaprecord.FINISHED),
-            ("rolled_back_epoch", swaprecord.ROLLED_BACK),
-        ):
-            if isinstance(records.get(name), int | float):
-                view[field_] = float(records[name])
-        view["phase"] = _phase(view)
-        if view["phase"] in ("rolled back", "rolling back", "done"):
-            view["step"] = None
-        started, ended = view.get("outage_started_epoch"), view.get("outage_ended_epoch")
-        if started is not None and ended is None and view["phase"] == "rolled back":
-            # The rollback ended the outage (its undo of stop-writes brought the app back).
-            view["outage_ended_epoch"] = view.get("rolled_back_epoch")
-        return view
+        return standing(self.store, swap_id, p)
 
 
 def redraw_key(store: Store, swap_id: str) -> str:
@@ -716,7 +653,106 @@ def next_step(checkpoints: Mapping[str, Checkpoint]) -> str | None:
 
 
 # -- what the progress message shows, from the events and from the swap's record --------------
-def _fresh_progress() -> dict[str, Any]:
+def note_progress(p: dict[str, Any], event: Event) -> None:
+    """Fold one event of the progress or standing kinds into `p`, what the card shows of the
+    events (loads, backlog, the steps, the outage's clock): the notifier as it follows the
+    stream, the Home tab (`swapbot.slack.home`) as it reads it back."""
+    data, kind = event.payload, event.kind
+    if kind == "load.progress" and data.object:
+        sf = data.sf or 0
+        p["loads"][data.object] = {
+            "state": data.state or "loading",
+            "db": data.db or 0,
+            "sf": sf,
+            "progress": round(100.0 * (data.db or 0) / sf, 1) if sf else None,
+            "rate": data.rows_per_second,
+            "eta_seconds": data.eta_seconds,
+        }
+    elif kind == "backlog":
+        p["backlog"] = {"rows": data.rows, "oldest_seconds": data.oldest_seconds}
+    elif kind == "state.changed":
+        p["last_change"] = event.message
+        load = p["loads"].get(data.object or "")
+        if load is not None and data.state:
+            # e.g. RELOAD_TABLE -> DATA_SYNCED: the load is over, its last figures stand
+            load.update(state=data.state, progress=None, rate=None, eta_seconds=None)
+            load.update({k: v for k, v in (("db", data.db), ("sf", data.sf)) if v is not None})
+    else:
+        _note_standing(p, event)
+
+
+def standing(store: Store, swap_id: str, p: dict[str, Any]) -> dict[str, Any]:
+    """What the progress message shows: what the events said, and over it what the swap's
+    record says now (its checkpoints and landmarks outlive a restart of this process and
+    are never behind)."""
+    view = dict(p)
+    names = [OUTAGE_STARTED, OUTAGE_ENDED, swaprecord.FINISHED, swaprecord.ROLLED_BACK]
+    records = store.some_records(swap_id, names)
+    checkpoints = store.checkpoints(swap_id)
+    if checkpoints:
+        view.update(_steps_of(checkpoints))
+    elif not any(view.get(k) for k in ("step", "next", "last_done")):
+        view["next"] = runbook.STEPS[0].name  # a plan just saved: nothing has run yet
+    for field_, name in (
+        ("outage_started_epoch", OUTAGE_STARTED),
+        ("outage_ended_epoch", OUTAGE_ENDED),
+        ("done_epoch", swaprecord.FINISHED),
+        ("rolled_back_epoch", swaprecord.ROLLED_BACK),
+    ):
+        if isinstance(records.get(name), int | float):
+            view[field_] = float(records[name])
+    view["phase"] = _phase(view)
+    if view["phase"] in ("rolled back", "rolling back", "done"):
+        view["step"] = None
+    started, ended = view.get("outage_started_epoch"), view.get("outage_ended_epoch")
+    if started is not None and ended is None and view["phase"] == "rolled back":
+        # The rollback ended the outage (its undo of stop-writes brought the app back).
+        view["outage_ended_epoch"] = view.get("rolled_back_epoch")
+    return view
+
+
+def card_facts(
+    store: Store,
+    approvals: Approvals,
+    swap_id: str,
+    view: Mapping[str, Any],
+    now: float,
+    *,
+    buttons: bool = True,
+) -> dict[str, Any]:
+    """What the card shows beside the progress: the plan's fingerprint (its buttons carry
+    it), the pending approvals with their expiry, whether the next step's approval is
+    granted, pending or not asked for, and once prep is done the same of each later step that
+    needs one (`ahead`: asked for before the outage, a ready approver adds no time to it);
+    `buttons=False` for a card drawn where nothing can be clicked (the Home tab)."""
+    saved = store.get_plan(swap_id)
+    fingerprint = Plan.model_validate(saved).fingerprint() if saved else None
+    requests = approvals.requests(swap_id)
+    pending = [r for r in requests if r.status is ApprovalStatus.PENDING and r.expires_epoch > now]
+    return {
+        "swap_id": swap_id,
+        "fingerprint": fingerprint,
+        "approvals": pending,
+        "next_approval": _approval_state(requests, view.get("next"), now),
+        "ahead": {
+            step: _approval_state(requests, step, now)
+            for step in _later_approvals(view.get("next"))
+        },
+        "buttons": buttons,
+    }
+
+
+def _later_approvals(next_step: object) -> list[str]:
+    """The steps after the cutover's `next_step` that need an approval, in runbook order;
+    none during prep (an approval lasts minutes: asked hours early, it would expire)."""
+    names = [s.name for s in runbook.CUTOVER]
+    if next_step not in names:
+        return []
+    return [s for s in runbook.APPROVED if s in names[names.index(str(next_step)) + 1 :]]
+
+
+def fresh_progress() -> dict[str, Any]:
+    """What the card knows of a swap before any event."""
     return {"step": None, "loads": {}, "backlog": None}
 
 

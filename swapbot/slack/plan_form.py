@@ -14,13 +14,18 @@ The web process (`swapbot.slack.app`), where every answer must leave within Slac
   bad schema name, a swap id, a field of an object not chosen) is answered at once as errors
   beside the fields (`response_action: errors`,
   https://docs.slack.dev/tools/bolt-python/concepts/view-submissions); otherwise the modal
-  closes and the equivalent `plan new` command is queued.
+  turns into "Checking the plan…" (`response_action: update`) and the equivalent `plan new`
+  command is queued.
 
 The worker: `fill_form` reads hc1's mappings and their Salesforce fields (HC's describe, cached
-for the field search), the database's login roles and the app's formation, and `views.update`s
-the modal with the form (the view's hash guards against a person's edits in between).
-`save_plan` runs the equivalent `plan new` exactly as if typed (`swapbot.slack.work.run_command`),
-so every check of the engine applies, live ones included.
+for the field search), the database's login roles, the app's formation and every other app
+attached to its database, and `views.update`s the modal with the form (the view's hash guards
+against a person's edits in between). `save_plan` runs the equivalent `plan new` exactly as if
+typed (`swapbot.slack.work.run_command`), so every check of the engine applies, live ones
+included, and puts the answer in the modal: the saved plan, or the form again as the person
+left it with each problem the live system found under its field. (Slack's own field errors
+answer a submission within its 3 seconds; the live checks take longer, so the worker marks the
+fields in the view it draws again.)
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ import json
 import logging
 import shlex
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 from slack_sdk import WebClient
@@ -40,6 +46,9 @@ from swapbot.slack import access
 from swapbot.slack.blocks import plan_form as form
 from swapbot.slack.client import webhook
 from swapbot.swap.store import Store
+
+if TYPE_CHECKING:
+    from swapbot.slack.work import Told
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +198,8 @@ def submitted(
             user,
             channel,
             time.time(),
+            str(view.get("id") or ""),
+            asdict(state),
             key=key,
             description=f"/hcswap plan new (form) by {user}",
         )
@@ -196,7 +207,9 @@ def submitted(
         log.error("Redis unreachable: the plan form of %s not saved", user)
         why = "swapbot cannot reach its Redis right now: nothing was saved. Try again in a minute."
         return {"response_action": "errors", "errors": {form.SWAP_ID: why}}
-    return {"response_action": "clear"}
+    # The modal stays open, saying it checks: the worker puts in it the answer of the live
+    # system (saved, or the form again with what to change beside the fields).
+    return {"response_action": "update", "view": form.checking_view(channel, facts)}
 
 
 # -- the worker -----------------------------------------------------------------------------------
@@ -245,17 +258,55 @@ def _slack_error(exc: Exception) -> str:
     return str(error or type(exc).__name__)
 
 
-def save_plan(text: str, user: str, channel: str, queued_at: float) -> dict[str, Any]:
+def save_plan(
+    text: str,
+    user: str,
+    channel: str,
+    queued_at: float,
+    view_id: str = "",
+    chosen: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Save the plan a form stood for, as the typed `plan new` would be (every check of the
-    engine, live ones included), and answer the person privately: the modal closed when the
-    form was submitted, so nothing can show the engine's answer beside the fields (a view is
-    updated only while it is open), and the form has no response_url: the answer comes as an
-    ephemeral message in the channel, with the command the form stood for, which can be typed
-    again with the missing options. It is not copied to the channel or the swap's thread; a
-    refusal is noted in the thread only when the current swap has one."""
+    engine, live ones included), and answer in the modal, still open on "Checking…": the
+    saved plan, or the form again with what the person chose and each problem the live system
+    found beside its field. When the modal is gone (closed, or its names expired from Redis),
+    the answer comes privately instead, as an ephemeral message in the channel with the
+    command the form stood for, which can be typed again. It is not copied to the channel or
+    the swap's thread."""
     from swapbot.slack.work import run_command
 
-    return run_command(text, user, channel, None, queued_at, thread_fallback=False)
+    told = _in_form(view_id, channel, form.Submitted(**(chosen or {}))) if view_id else None
+    return run_command(text, user, channel, None, queued_at, thread_fallback=False, told=told)
+
+
+def _in_form(view_id: str, channel: str, chosen: form.Submitted) -> Told:
+    """The answer to a form's save, in its modal."""
+
+    def told(client: WebClient, engine: Any, reply: commands.Reply) -> bool:
+        if reply.status == "done":
+            view = form.saved_view(channel, reply.message, reply.swap_id or "")
+        else:
+            try:
+                raw = engine.store.redis.get(form_key(engine.store, view_id))
+                facts = form.FormFacts.loads(json.loads(raw)["facts"]) if raw else None
+            except (RedisError, ValueError, KeyError, TypeError) as exc:
+                log.warning("the plan form's names could not be read: %s", type(exc).__name__)
+                facts = None
+            if facts is None:
+                return False  # expired: the form cannot be drawn again
+            if reply.problems:
+                problems, banner = form.place(reply.problems, chosen)
+            else:
+                problems, banner = {}, [reply.message]
+            view = form.form_view(facts, channel, chosen, problems, banner)
+        try:
+            client.views_update(view_id=view_id, view=view)
+        except Exception as exc:  # closed meanwhile (not_found), or refused
+            log.warning("the plan form's answer was not shown in it: %s", _slack_error(exc))
+            return False
+        return True
+
+    return told
 
 
 def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFacts:
@@ -281,18 +332,13 @@ def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFac
         if m.object_name
     }
     notes = _cache_describes(engine.store, connect, ref, old_addon, objects, mapped)
-    engine.store.redis.set(
-        form_key(engine.store, view_id),
-        json.dumps({"addon": old_addon, "objects": objects}),
-        ex=FORM_TTL,
-    )
     roles, default_roles, taken = _database_facts(settings, old_schema)
     types, bots = _formation(platform, app)
     day = datetime.now(UTC).strftime("%Y%m%d")
     new_schema = suggested_schema(old_schema, day, taken)
     if len(objects) > form.MAX_OPTIONS:
         notes.append(f"{old_addon} has {len(objects)} mappings: type to find an object.")
-    return form.FormFacts(
+    facts = form.FormFacts(
         app=app,
         old_addon=old_addon,
         old_schema=old_schema,
@@ -305,8 +351,15 @@ def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFac
         process_types=types,
         default_process_types=types,
         bot_process_types=bots,
+        other_apps=_other_apps(platform, app, engine.own_app),
         notes=notes,
     )
+    engine.store.redis.set(
+        form_key(engine.store, view_id),
+        json.dumps({"addon": old_addon, "objects": objects, "facts": facts.dumps()}),
+        ex=FORM_TTL,
+    )
+    return facts
 
 
 def suggested_schema(old_schema: str, day: str, taken: set[str]) -> str:
@@ -403,6 +456,23 @@ def _formation(platform: Any, app: str) -> tuple[list[str], list[str]]:
     for f in platform.formation(app):
         (bots if "swapbot" in (f.command or "") else types).append(f.type)
     return types, bots
+
+
+def _other_apps(platform: Any, app: str, own_app: str | None) -> dict[str, list[str]]:
+    """Every other app attached to the app's database (swapbot's own left out: it is never
+    stopped) with its process types; [] for one whose formation is out of the token's reach."""
+    from swapbot.heroku import HerokuError
+    from swapbot.swap.writers import attached
+
+    _, attachments = attached(platform, app)
+    others = sorted({a.app_name for a in attachments if a.app_name} - {app, own_app})
+    found: dict[str, list[str]] = {}
+    for name in others:
+        try:
+            found[name] = [f.type for f in platform.formation(name)]
+        except HerokuError:
+            found[name] = []
+    return found
 
 
 def _free_swap_id(store: Store, base: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,12 +74,14 @@ def run_command(
     queued_at: float | None = None,
     *,
     thread_fallback: bool = True,
+    told: Told | None = None,
 ) -> dict[str, Any]:
     """Run one `/hcswap` command for `user` and answer them; returns what was answered.
     Never raises: whatever fails is answered, logged and noted in the swap's thread.
     `thread_fallback=False` (the plan form's save): an answer that could not go through the
     response_url is not copied to the swap's thread, and a refusal is noted there only when
-    the swap's thread exists."""
+    the swap's thread exists. `told` (the plan form's save) answers first, in its own way
+    (in the form): when it says it did, nothing else is said."""
     asked = Asked(user, channel, response_url, queued_at or time.time(), text)
     settings: config.Settings | None = None
     client: WebClient | None = None
@@ -106,15 +109,24 @@ def run_command(
         message = _FAILED.format(why=reason)
         if client is None:
             settings, client = answerer()
-        rendered = blocks.reply(
-            {"command": asked.label, "status": "failed", "message": message, "people": [user]}
-        )
-        deliver_or_log(client, response_url, channel, user, rendered, time.time() - asked.since)
+        failed = commands.Reply(cmd, "failed", message) if cmd is not None else None
+        if not (told and client and engine and failed and told(client, engine, failed)):
+            rendered = blocks.reply(
+                {"command": asked.label, "status": "failed", "message": message, "people": [user]}
+            )
+            since = time.time() - asked.since
+            deliver_or_log(client, response_url, channel, user, rendered, since)
         if engine is not None and cmd is not None and cmd.changes_something:
             notice(engine, None, cmd, user, f"{asked.subject} by {user}: failed: {reason}")
         return {"status": "failed", "message": "failed: " + message}
-    answer(client, engine, settings, asked, cmd, reply, pages, thread_fallback=thread_fallback)
+    if told is None or not told(client, engine, reply):
+        answer(client, engine, settings, asked, cmd, reply, pages, thread_fallback=thread_fallback)
     return {"status": reply.status, "message": reply.message}
+
+
+# Answers a command's reply in a way of its own (the plan form: in the modal); False when it
+# could not, and the reply is then answered as any other.
+Told = Callable[[WebClient, Engine, commands.Reply], bool]
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from swapbot.swap.predict import Prediction
 from swapbot.swap.record import PROBE as PROBE_RECORD
 from swapbot.swap.record import interrupted, is_done
 from swapbot.swap.rollback import forward_path, passed_at
-from swapbot.swap.run import Run, StepStopped, kill_point
+from swapbot.swap.run import PlanMismatch, Run, StepStopped, kill_point
 from swapbot.swap.store import Checkpoint, Heartbeat, Lease, LeaseLost, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ class Engine:
         current = self._one_swap_at_a_time(plan)
         problems = self.check_plan(plan) if check else []
         if problems:
-            raise StepStopped("the plan does not match the live system: " + "; ".join(problems))
+            raise PlanMismatch(problems)
         # The swap it replaces is held too, so that none of its steps starts meanwhile.
         held = self.take_lease(current) if current and current != plan.swap_id else None
         try:

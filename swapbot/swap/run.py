@@ -42,6 +42,14 @@ class StepStopped(Exception):
     """The step cannot go on; the message says why and what a person should do."""
 
 
+class PlanMismatch(StepStopped):
+    """A plan the live system contradicts: each of its `problems` is one thing to change."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("the plan does not match the live system: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
 class Records(Protocol):
     """The swap's records as a step reads and writes them (the engine's: journal and Redis)."""
 

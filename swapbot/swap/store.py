@@ -597,6 +597,16 @@ class Store:
     def current_swap(self) -> str | None:
         return as_text(self.redis.get(self.key("swap", "current")))
 
+    def planned_swaps(self) -> set[str]:
+        """Every swap Redis holds a plan of (a scan: for the Home tab, not for a step)."""
+        head = self.key("swap") + ":"
+        found = set()
+        for key in self.redis.scan_iter(match=_glob_escape(head) + "*:plan", count=1000):
+            swap_id = as_text(key)[len(head) : -len(":plan")]
+            if SWAP_ID.match(swap_id):  # not a longer key that ends in :plan
+                found.add(swap_id)
+        return found
+
     def get_plan(self, swap_id: str) -> dict[str, Any] | None:
         raw = as_text(self.redis.get(self.swap_key(swap_id, "plan")))
         return json.loads(raw) if raw else None

@@ -70,9 +70,7 @@ def discover(
     `own_app` is swapbot's own Heroku app: attached too, never stopped."""
     from swapbot.heroku import HerokuError
 
-    mine = platform.app_attachments(plan.app)
-    database = next((a for a in mine if a.name == DATABASE_ATTACHMENT), None)
-    attachments = platform.addon_attachments(database.addon_id or "") if database else []
+    database, attachments = attached(platform, plan.app)
     by_app: dict[str, list[AddonAttachment]] = {}
     for a in attachments:
         by_app.setdefault(a.app_name or "?", []).append(a)
@@ -99,11 +97,22 @@ def discover(
     poolers = [f"{a.app_name}: {a.name}" for a in attachments if a.pooler]
     sessions = role_sessions(conn, app_roles(plan)) if conn is not None else []
     return Writers(
-        database=database.addon_name if database else None,
+        database=database,
         apps=apps,
         poolers=poolers,
         sessions=sessions,
     )
+
+
+def attached(platform: PlatformClient, app: str) -> tuple[str | None, list[AddonAttachment]]:
+    """The database add-on behind `app`'s DATABASE_URL (None when it has none) and every
+    attachment of it, in every app."""
+    database = next(
+        (a for a in platform.app_attachments(app) if a.name == DATABASE_ATTACHMENT), None
+    )
+    if database is None:
+        return None, []
+    return database.addon_name, platform.addon_attachments(database.addon_id or "")
 
 
 def _credential(namespace: str | None) -> str | None:

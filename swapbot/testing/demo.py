@@ -76,6 +76,9 @@ class ChannelPrinter:
     def typed(self, user: str, text: str) -> None:
         say(f"{self.clock()} {self.slack.user_name(user)}: /hcswap {text}")
 
+    def reacted(self, user: str, what: str) -> None:
+        say(f"{self.clock()} ⟶ {self.slack.user_name(user)} reacts :white_check_mark: to {what}")
+
     def clicked(self, user: str, label: str, on: str = "") -> None:
         where = f" {on}" if on else ""
         say(f"{self.clock()} ⟶ {self.slack.user_name(user)} clicks “{label}”{where}")
@@ -224,9 +227,7 @@ class DemoSwap(WholeSwap):
             if "approved" not in said(reply):
                 raise ScriptStopped(f"Approve {step}: {said(reply)[:2000]}")
             return
-        self.printer.typed(
-            APPROVER, f"(reacts :white_check_mark: to the approval request for {step})"
-        )
+        self.printer.reacted(APPROVER, f"the approval request for {step}")
         super().reacted(step, message)
 
     def after(self, step: runbook.Step) -> None:

@@ -1,7 +1,7 @@
 """Talk to a Bolt app over real HTTP the way Slack does: signed slash commands, reaction
-events (with Slack's retries), button clicks (`block_actions`), modals (a form opened by a
-command's trigger_id, its external selects' `block_suggestion`s and its `view_submission`) and
-the URL-verification challenge.
+and App Home events (with Slack's retries), button clicks (`block_actions`), modals (a form
+opened by a command's trigger_id, its external selects' `block_suggestion`s and its
+`view_submission`) and the URL-verification challenge.
 
 It pairs with `SlackStandIn`: commands carry a response URL from the stand-in, and a reaction is
 first put on the stand-in's message, then delivered as an event, only if the bot is in the
@@ -174,6 +174,24 @@ class SlackDriver:
         if raw is None:
             return None
         return self._deliver(raw, retry_num=None, retry_reason="http_timeout")
+
+    def open_home(
+        self,
+        user: str,
+        *,
+        tab: str = "home",
+        event_id: str | None = None,
+        retry_num: int | None = None,
+    ) -> DriverResponse:
+        """`user` opens the app's Home on `tab` ("home" or "messages"): Slack sends the signed
+        `app_home_opened` event (built by `SlackStandIn.app_home_opened`), kept for
+        `redeliver`."""
+        now = self.clock()
+        event = self.standin.app_home_opened(user, tab=tab)
+        envelope = self._envelope(event, event_id=event_id, event_time=None, now=now)
+        raw = json.dumps(envelope)
+        self.deliveries[envelope["event_id"]] = raw
+        return self._deliver(raw, retry_num=retry_num, retry_reason="http_timeout")
 
     def _reaction_event(
         self,

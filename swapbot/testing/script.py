@@ -1,7 +1,7 @@
 """A whole swap from Slack, as a team runs it: the plan, prep one `next` at a time, approvals
 by reaction, the cutover step by step, each step taken from the runbook's table: typed
-(`/hcswap drain`), or with `by_button` clicked on the swap's live card ("Run next: drain"),
-once the card offers it.
+(`/hcswap drain`), or with `by_button` clicked on the swap's live card ("Run next: drain",
+"Request approval for pause"), once the card offers it.
 
 One script for `make demo` (which narrates it and clicks), bench/slack.py (which times it) and
 the end-to-end test (which adds the people who may not, restarts and retries at the
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import redis
 
-from swapbot.slack.blocks.card import NEXT_ACTION
 from swapbot.slack.notifier import card_of
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
@@ -110,7 +109,10 @@ class WholeSwap:
         raise ScriptStopped("prep did not finish")
 
     def approve(self, step: runbook.Step) -> None:
-        self.ask(f"request-approval {step.name}")
+        if self.by_button:
+            self.click(f"Request approval for {step.name}")
+        else:
+            self.ask(f"request-approval {step.name}")
         message = self.local.approval_message(step.name)
         self.reacted(step.name, message)
         slack = self.local.slack
@@ -139,7 +141,7 @@ class WholeSwap:
 
     # -- the card --------------------------------------------------------------------------------
     def card(self, showing: str | None = None, saying: str | None = None) -> Message:
-        """The swap's live card as it is now; with `showing`, once its Run-next button says
+        """The swap's live card as it is now; with `showing`, once one of its buttons says
         that, with `saying` once its text has that (the notifier redraws it a moment after
         each step)."""
         env = self.local.env
@@ -153,18 +155,25 @@ class WholeSwap:
                 return None
             if showing is None:
                 return msg
-            run = self.local.buttons(msg).get(NEXT_ACTION)
-            return msg if run and run["text"]["text"] == showing else None
+            labels = {b["text"]["text"] for b in self.local.buttons(msg).values()}
+            return msg if showing in labels else None
 
         return slack.wait_for(found, timeout=self.timeout)  # type: ignore[no-any-return]
 
     def click_next(self, step: runbook.Step, *expected: str) -> str:
         """The operator clicks "Run next: STEP" on the card and confirms; the bot's answer."""
-        label = f"Run next: {step.name}"
+        return self.click(f"Run next: {step.name}", *expected)
+
+    def click(self, label: str, *expected: str) -> str:
+        """The operator clicks the card's button `label` once the card shows it (and confirms
+        its dialog, if it has one); the bot's answer."""
         card = self.card(showing=label)
+        (action_id,) = [
+            a for a, b in self.local.buttons(card).items() if b["text"]["text"] == label
+        ]
         self.clicked(self.team.operator, label)
         _, reply = self.local.click(
-            self.driver, self.team.operator, card, NEXT_ACTION, timeout=self.timeout
+            self.driver, self.team.operator, card, action_id, timeout=self.timeout
         )
         answer = said(reply)
         if expected and not any(word in answer for word in expected):

@@ -25,6 +25,14 @@ blocks with their select menus of at most 100 options) and kept with whom they a
 external select or submits the form (https://docs.slack.dev/reference/interaction-payloads);
 `view_answered()` does what Slack does with the app's answer (close, errors beside the fields,
 update); `SlackDriver.suggest` and `SlackDriver.submit` sign and send them.
+
+The Home tab: `views.publish` keeps the view last published for each person (`home()`, every
+version in `homes()`), checked as Slack checks a Home view (`validate_home_view`: type home, 100
+blocks, no title, submit or close; over 250 kB is `view_too_large`), and answers with the view
+as Slack does (https://docs.slack.dev/reference/methods/views.publish). `app_home_opened()`
+builds the event Slack sends when a person opens the app's Home
+(https://docs.slack.dev/reference/events/app_home_opened); `SlackDriver.open_home` signs and
+sends it. `conversations.members` lists a channel's members, a page at a time.
 """
 
 from __future__ import annotations
@@ -85,6 +93,8 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "users.info": TIER_4,
     "views.open": TIER_4,
     "views.update": TIER_4,
+    "views.publish": TIER_4,
+    "conversations.members": TIER_4,
 }
 
 # The scope each method needs; a call the granted scopes do not cover is a violation.
@@ -93,6 +103,7 @@ REQUIRED_SCOPES: dict[str, tuple[str, ...]] = {
     "chat.update": ("chat:write",),
     "chat.postEphemeral": ("chat:write",),
     "conversations.info": ("channels:read", "groups:read"),
+    "conversations.members": ("channels:read", "groups:read"),
     "users.info": ("users:read",),
     "reactions.add": ("reactions:write",),
 }
@@ -444,7 +455,10 @@ INPUT_ELEMENTS = (
     "users_select",
     "multi_users_select",
     "checkboxes",
+    "radio_buttons",
+    "number_input",
 )
+MAX_RADIO_OPTIONS = 10
 
 
 def validate_view(view: Any) -> list[str]:
@@ -478,6 +492,32 @@ def validate_view(view: Any) -> list[str]:
     if has_input and "submit" not in view:
         problems.append(_problem("a view with input blocks needs a submit button", "/view/submit"))
     return problems + validate_blocks(blocks, most=MAX_VIEW_BLOCKS, checks=_VIEW_CHECKS)
+
+
+MAX_VIEW_BYTES = 250_000  # views.publish answers view_too_large past 250 kB
+
+
+def validate_home_view(view: Any) -> list[str]:
+    """Why Slack would refuse a Home tab in views.publish (`invalid_arguments`): type home, at
+    most 100 blocks, none of a modal's title, submit or close
+    (https://docs.slack.dev/reference/views/home-tab-views), metadata and blocks as a modal's."""
+    if not isinstance(view, dict):
+        return [_problem("must be an object", "/view")]
+    problems: list[str] = []
+    if view.get("type") != "home":
+        problems.append(_problem("must be home", "/view/type"))
+    for key in ("title", "submit", "close"):
+        if view.get(key) is not None:
+            problems.append(_problem("a Home tab has none", f"/view/{key}"))
+    metadata = view.get("private_metadata", "")
+    if not isinstance(metadata, str) or len(metadata) > MAX_PRIVATE_METADATA:
+        problems.append(
+            _problem("must be a string of at most 3000 characters", "/view/private_metadata")
+        )
+    callback_id = view.get("callback_id", "")
+    if not isinstance(callback_id, str) or len(callback_id) > MAX_CALLBACK_ID:
+        problems.append(_problem("must be a string of at most 255 characters", "/view/callback_id"))
+    return problems + validate_blocks(view.get("blocks"), most=MAX_VIEW_BLOCKS, checks=_VIEW_CHECKS)
 
 
 def validate_options(answer: Any) -> list[str]:
@@ -524,6 +564,10 @@ def _check_input(block: dict[str, Any], where: str) -> list[str]:
     kind = element["type"]
     if kind in ("static_select", "multi_static_select"):
         problems += _check_static_options(element, at)
+    if kind == "radio_buttons":
+        problems += _check_static_options(element, at, most=MAX_RADIO_OPTIONS)
+    if kind == "number_input":
+        problems += _check_number_input(element, at)
     if kind == "plain_text_input":
         most = element.get("max_length", 3000)
         value = element.get("initial_value")
@@ -537,10 +581,32 @@ def _check_input(block: dict[str, Any], where: str) -> list[str]:
     return problems
 
 
-def _check_static_options(element: dict[str, Any], at: str) -> list[str]:
+def _check_number_input(element: dict[str, Any], at: str) -> list[str]:
+    """https://docs.slack.dev/reference/block-kit/block-elements/number-input-element: a
+    required is_decimal_allowed; values (initial, min, max) are strings of numbers."""
+    if not isinstance(element.get("is_decimal_allowed"), bool):
+        return [_problem("is required and must be a boolean", f"{at}/is_decimal_allowed")]
+    problems = []
+    for key in ("initial_value", "min_value", "max_value"):
+        if key not in element:
+            continue
+        value = element[key]
+        try:
+            number = float(value) if isinstance(value, str) else None
+        except ValueError:
+            number = None
+        whole = number is not None and (element["is_decimal_allowed"] or number.is_integer())
+        if not whole:
+            problems.append(_problem("must be a string of a number", f"{at}/{key}"))
+    return problems
+
+
+def _check_static_options(
+    element: dict[str, Any], at: str, *, most: int = MAX_OPTIONS
+) -> list[str]:
     found = element.get("options")
-    if not isinstance(found, list) or not 1 <= len(found) <= MAX_OPTIONS:
-        return [_problem("must have 1 to 100 items", f"{at}/options")]
+    if not isinstance(found, list) or not 1 <= len(found) <= most:
+        return [_problem(f"must have 1 to {most} items", f"{at}/options")]
     problems: list[str] = []
     for j, item in enumerate(found):
         problems += _check_option(item, f"{at}/options/{j}")
@@ -619,6 +685,7 @@ class SlackStandIn:
         self._hooks: dict[str, _Hook] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._views: dict[str, OpenView] = {}
+        self._homes: dict[str, list[dict[str, Any]]] = {}  # user -> every Home view published
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._listeners: list[Listener] = []
         self._last_ts_micros = 0
@@ -636,6 +703,8 @@ class SlackStandIn:
             "reactions.add": self._reactions_add,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "conversations.members": self._conversations_members,
         }
 
     def _make_users(self, users: dict[str, dict[str, Any]] | None) -> dict[str, _User]:
@@ -909,6 +978,13 @@ class SlackStandIn:
         with self._lock:
             return copy.deepcopy(self._views.get(view_id))
 
+    def close_view(self, view_id: str) -> None:
+        """The person closes the modal (Cancel, or Escape): views.update answers not_found."""
+        with self._lock:
+            found = self._views.get(view_id)
+            if found is not None:
+                found.open = False
+
     def views(self, user: str | None = None, *, trigger_id: str | None = None) -> list[OpenView]:
         """Copies of the views opened (for `user`, by `trigger_id`), oldest first."""
         with self._lock:
@@ -1144,6 +1220,96 @@ class SlackStandIn:
             view = _json_of(view, dict, ApiError("invalid_arguments"))
         self._replace_view(ctx, found, view if isinstance(view, dict) else {})
         return {"view": copy.deepcopy(found.view)}
+
+    # -- the Home tab ------------------------------------------------------------------------------
+    def home(self, user: str) -> dict[str, Any] | None:
+        """A copy of the Home view last published for `user`, None before any."""
+        with self._lock:
+            found = self._homes.get(user)
+            return copy.deepcopy(found[-1]) if found else None
+
+    def homes(self, user: str) -> list[dict[str, Any]]:
+        """Copies of every Home view published for `user`, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._homes.get(user, []))
+
+    def app_home_opened(self, user: str, *, tab: str = "home") -> dict[str, Any]:
+        """The event Slack sends when `user` opens the app's Home, on its Home tab ("home") or
+        its Messages tab ("messages"): with the Home view last published for them, if any
+        (https://docs.slack.dev/reference/events/app_home_opened)."""
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": "D" + user.lstrip("UW"),  # the person's DM with the app
+            "tab": tab,
+            "event_ts": f"{self.wall_clock():.6f}",
+        }
+        published = self.home(user)
+        if tab == "home" and published is not None:
+            event["view"] = published
+        return event
+
+    def _views_publish(self, ctx: _Ctx) -> dict[str, Any]:
+        user = str(ctx.params.get("user_id") or "")
+        if user not in self._users or self._users[user].is_bot:
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["invalid `user_id`"]}
+            )
+        raw = ctx.params.get("view")
+        view = _json_of(raw, dict, ApiError("invalid_arguments")) if isinstance(raw, str) else raw
+        if len(json.dumps(view)) > MAX_VIEW_BYTES:
+            raise ApiError("view_too_large")
+        problems = validate_home_view(view)
+        if problems:
+            raise ApiError("invalid_arguments", response_metadata={"messages": problems})
+        published = self._homes.setdefault(user, [])
+        given = ctx.params.get("hash")
+        if given and published and given != published[-1]["hash"]:
+            raise ApiError("hash_conflict")
+        view_id = published[-1]["id"] if published else "V" + secrets.token_hex(5).upper()
+        published.append(
+            {
+                "id": view_id,
+                "team_id": self.team_id,
+                "type": "home",
+                "close": None,
+                "submit": None,
+                "blocks": view.get("blocks", []),
+                "private_metadata": view.get("private_metadata", ""),
+                "callback_id": view.get("callback_id", ""),
+                "state": {"values": {}},
+                "hash": f"{int(self.wall_clock())}.{secrets.token_hex(4)}",
+                "clear_on_close": False,
+                "notify_on_close": False,
+                "root_view_id": view_id,
+                "previous_view_id": None,
+                "app_id": "A0SWAPBOT",
+                "external_id": view.get("external_id", ""),
+                "app_installed_team_id": self.team_id,
+                "bot_id": self.bot_id,
+            }
+        )
+        return {"view": copy.deepcopy(published[-1])}
+
+    def _conversations_members(self, ctx: _Ctx) -> dict[str, Any]:
+        """A page of the channel's member ids: `limit` (100 by default, under 1000) from
+        `cursor` on (https://docs.slack.dev/reference/methods/conversations.members)."""
+        channel = self._channel(ctx.params.get("channel"))
+        try:
+            limit = int(ctx.params.get("limit") or 100)
+        except ValueError:
+            raise ApiError("invalid_limit") from None
+        try:
+            start = int(str(ctx.params.get("cursor") or "0").removeprefix("members:"))
+        except ValueError:
+            raise ApiError("invalid_cursor") from None
+        if not 0 < limit < 1000:
+            raise ApiError("invalid_limit")
+        members = sorted(channel.members)
+        page = members[start : start + limit]
+        more = start + limit < len(members)
+        cursor = f"members:{start + limit}" if more else ""
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -1688,9 +1854,9 @@ def _block_of(view: dict[str, Any], action_id: str) -> dict[str, Any] | None:
 def _element_state(element: dict[str, Any], given: Any, offered: set[str]) -> dict[str, Any]:
     """One input's value as `view.state.values` shows it: what was `given`, else its initial."""
     kind = str(element.get("type"))
-    if kind == "plain_text_input":
+    if kind in ("plain_text_input", "number_input"):  # a number comes as its text
         value = given if given is not None else element.get("initial_value")
-        return {"type": kind, "value": value or None}
+        return {"type": kind, "value": str(value) if value not in (None, "") else None}
     if kind in ("users_select", "multi_users_select"):
         key = "selected_users" if kind.startswith("multi_") else "selected_user"
         default = element.get("initial_users" if kind.startswith("multi_") else "initial_user")

@@ -26,7 +26,7 @@ or a code block without closing it.
 Modules: `text` (escaping, numbers, times, people, chunks), `kit` (limits, block builders,
 the guard), `rows` (mapping and load listings), `status` (status card, progress), `card` (the
 swap's live card and its buttons), `approvals`, `milestones`, `replies` (command answers),
-`plan_form` (the plan as a modal).
+`plan_form` (the plan as a modal), `home` (the App Home tab).
 """
 
 # `name as name` re-exports a name beyond __all__: whatever the module offered stays importable

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from swapbot.slack.blocks.text import escape
-from swapbot.swap.plan import Plan, format_mappings
+from swapbot.swap.plan import Plan, format_mappings, parse_apps
 
 CALLBACK_ID = "hcswap_plan_new"
 TITLE = "Plan a swap"  # a modal's title: at most 24 characters
@@ -43,6 +43,10 @@ FIELDS = "fields"
 ROLES = "roles"
 PROCESS_TYPES = "process_types"
 AUTHORIZER = "authorizer"
+ALSO_STOP = "also_stop"  # other apps' process types that stop-writes stops too
+READERS = "readers"  # other apps left running: they only read
+STALE_SESSIONS = "stale_sessions"
+QUIET_SECONDS = "quiet_seconds"
 OBJECTS_ACTION = "plan_objects"  # an external select when hc1 has more than 100 mappings
 FIELDS_ACTION = "plan_fields"  # always an external select: searched in HC's describe
 SEARCHED = (OBJECTS_ACTION, FIELDS_ACTION)
@@ -67,7 +71,18 @@ class FormFacts:
     process_types: list[str] = field(default_factory=list)
     default_process_types: list[str] = field(default_factory=list)
     bot_process_types: list[str] = field(default_factory=list)
+    # Every other app attached to the database -> its process types ([] when its formation
+    # could not be read: it can be named a reader here, a writer only by typing the command).
+    other_apps: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def dumps(self) -> str:
+        """As JSON, kept in Redis while the form is open (to draw it again with errors)."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str | bytes) -> FormFacts:
+        return cls(**json.loads(text))
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
@@ -176,7 +191,11 @@ def _text_input(action_id: str, value: str, placeholder: str) -> Block:
 
 
 def _multi_static(action_id: str, values: Sequence[str], chosen: Sequence[str]) -> Block:
-    shown = options(values)
+    return _multi_options(action_id, [option(v) for v in values], chosen)
+
+
+def _multi_options(action_id: str, shown: list[dict[str, Any]], chosen: Sequence[str]) -> Block:
+    shown = shown[:MAX_OPTIONS]
     element: Block = {
         "type": "multi_static_select",
         "action_id": action_id,
@@ -189,66 +208,141 @@ def _multi_static(action_id: str, values: Sequence[str], chosen: Sequence[str]) 
     return element
 
 
-def _multi_external(action_id: str, placeholder: str, min_query_length: int) -> Block:
-    return {
+def _multi_external(
+    action_id: str, placeholder: str, min_query_length: int, chosen: Sequence[str] = ()
+) -> Block:
+    element: Block = {
         "type": "multi_external_select",
         "action_id": action_id,
         "placeholder": _plain(placeholder, 150),
         "min_query_length": min_query_length,
     }
+    initial = options(chosen)
+    if initial:
+        element["initial_options"] = initial
+    return element
 
 
-def form_view(facts: FormFacts, channel: str) -> View:
+# What stale sessions of the app's roles get when the app comes back (the plan's
+# `stale_sessions`): the radio buttons' values and texts.
+STALE_CHOICES = {
+    "terminate": "End them before the app comes back",
+    "refuse": "Keep the outage on until a person has ended them",
+}
+
+
+def _radio(action_id: str, choices: Mapping[str, str], chosen: str) -> Block:
+    shown = [option(value, text) for value, text in choices.items()]
+    initial = next((o for o in shown if o["value"] == chosen), shown[0])
+    return {
+        "type": "radio_buttons",
+        "action_id": action_id,
+        "options": shown,
+        "initial_option": initial,
+    }
+
+
+def _number(action_id: str, value: str, least: int, most: int) -> Block:
+    element: Block = {
+        "type": "number_input",
+        "action_id": action_id,
+        "is_decimal_allowed": True,
+        "min_value": str(least),
+        "max_value": str(most),
+    }
+    if value:
+        element["initial_value"] = value
+    return element
+
+
+def _warning(text: str) -> Block:
+    """A problem the live system found, under the field it is about: a view updated by the
+    worker cannot carry Slack's own field errors (those answer a submission, within 3 s)."""
+    return _context(f":warning: {escape(_cut(text, 1900))}")
+
+
+def form_view(
+    facts: FormFacts,
+    channel: str,
+    chosen: Submitted | None = None,
+    problems: Mapping[str, str] | None = None,
+    banner: Sequence[str] = (),
+) -> View:
     """The form, filled with the live system's names and sensible defaults; `unavailable_view`
-    when hc1 has no mapping to offer (a select with no options is a view Slack refuses)."""
+    when hc1 has no mapping to offer (a select with no options is a view Slack refuses).
+    Drawn again after the live system refused a submission: with what the person `chosen`,
+    the `problems` under their fields (by block id) and the others (`banner`) at the top."""
     if len(facts.objects) <= MAX_OPTIONS and not options(facts.objects):
         return unavailable_view(channel, f"{facts.old_addon} has no mappings: nothing to swap")
+    problems = problems or {}
+    was = chosen or Submitted(
+        swap_id=facts.swap_id,
+        new_schema=facts.new_schema,
+        roles=facts.default_roles,
+        process_types=facts.default_process_types,
+    )
     blocks: list[Block] = [
         _mrkdwn(
             f"A swap of *{escape(facts.app)}*: the chosen mappings of {escape(facts.old_addon)} "
             f"(schema `{escape(facts.old_schema)}`) move to {escape(facts.new_addon)}, syncing "
             "into the new schema."
         ),
+    ]
+    if banner or problems:
+        lines = [f"• {escape(_cut(line, 500))}" for line in banner]
+        if problems:
+            lines.append("• what to change is marked :warning: below its field")
+        text = "\n".join(lines)
+        blocks.append(_mrkdwn(_cut(f":no_entry: *The plan was not saved:*\n{text}", 3000)))
+
+    def add(block: Block) -> None:
+        blocks.append(block)
+        if block.get("block_id") in problems:
+            blocks.append(_warning(problems[block["block_id"]]))
+
+    add(
         _input(
             SWAP_ID,
             "Swap id",
-            _text_input(SWAP_ID, facts.swap_id, "acme-2026-12-01"),
+            _text_input(SWAP_ID, was.swap_id, "acme-2026-12-01"),
             hint="Lower-case letters, digits and dashes.",
-        ),
+        )
+    )
+    add(
         _input(
             NEW_SCHEMA,
             "New schema",
-            _text_input(NEW_SCHEMA, facts.new_schema, "salesforce2"),
+            _text_input(NEW_SCHEMA, was.new_schema, "salesforce2"),
             hint="A schema that does not exist yet: hc2 syncs into it.",
-        ),
-    ]
+        )
+    )
     if len(facts.objects) <= MAX_OPTIONS:
-        objects = _multi_static(OBJECTS_ACTION, facts.objects, [])
+        objects = _multi_static(OBJECTS_ACTION, facts.objects, was.objects)
     else:
-        objects = _multi_external(OBJECTS_ACTION, "Type an object's name", 1)
-    blocks.append(
+        objects = _multi_external(OBJECTS_ACTION, "Type an object's name", 1, was.objects)
+    add(
         _input(
             OBJECTS,
             f"Objects to move ({len(facts.objects)} mapped in {facts.old_addon})",
             objects,
         )
     )
-    blocks.append(
+    add(
         _input(
             FIELDS,
             "Fields to add",
-            _multi_external(FIELDS_ACTION, "Type a field's name", 1),
+            _multi_external(FIELDS_ACTION, "Type a field's name", 1, was.fields),
             hint="Salesforce fields of the chosen objects, as Object.Field. Leave it empty to "
             "move the mappings unchanged.",
             optional=True,
         )
     )
     if facts.roles:
-        blocks.append(
+        add(
             _input(
                 ROLES,
                 "The app's database roles",
-                _multi_static(ROLES, facts.roles, facts.default_roles),
+                _multi_static(ROLES, facts.roles, was.roles),
                 hint="Their search_path moves to the new schema.",
                 optional=True,
             )
@@ -256,30 +350,54 @@ def form_view(facts: FormFacts, channel: str) -> View:
     else:
         blocks.append(_context("No login role of the app was found in the database."))
     if facts.process_types:
-        blocks.append(
+        add(
             _input(
                 PROCESS_TYPES,
                 f"{facts.app}'s process types to stop",
-                _multi_static(PROCESS_TYPES, facts.process_types, facts.default_process_types),
+                _multi_static(PROCESS_TYPES, facts.process_types, was.process_types),
                 hint="stop-writes scales them to zero; restore brings them back.",
                 optional=True,
             )
         )
     else:
         blocks.append(_context(f"{escape(facts.app)} has no process type in its formation."))
-    blocks.append(
+    for block in _other_apps(facts, was):
+        add(block)
+    add(
         _input(
             AUTHORIZER,
             "Who authorizes hc2 in Salesforce",
-            {"type": "users_select", "action_id": AUTHORIZER},
+            {"type": "users_select", "action_id": AUTHORIZER}
+            | ({"initial_user": was.authorizer} if was.authorizer else {}),
             optional=True,
         )
     )
+    add(
+        _input(
+            STALE_SESSIONS,
+            "Sessions that predate the switch (a pooler's, say)",
+            _radio(STALE_SESSIONS, STALE_CHOICES, was.stale_sessions),
+            hint="They keep the old search_path: no such session may be left when the app "
+            "comes back.",
+        )
+    )
+    add(
+        _input(
+            QUIET_SECONDS,
+            "Seconds with no write before drain",
+            _number(QUIET_SECONDS, was.quiet_seconds, 0, 600),
+            hint="drain waits until no role of the app has written for this long.",
+            optional=True,
+        )
+    )
+    shown = {b.get("block_id") for b in blocks}
+    for block_id in sorted(problems.keys() - shown):
+        blocks.append(_warning(problems[block_id]))  # about a field this form does not show
     notes = [
         *(escape(note) for note in facts.notes),
-        "Other apps on the database (`--also-stop`, `--readers`) and the other options: type "
-        "`/hcswap plan new …` with them instead. The plan is checked against the live system "
-        "when it is saved; the answer comes to you privately.",
+        "The plan is checked against the live system when it is saved: Heroku Connect, "
+        "Salesforce, the database and every app attached to it. The form stays open until "
+        "it is saved, with what to change if it cannot be.",
     ]
     blocks.append(_context("\n".join(notes)))
     return _modal(
@@ -292,6 +410,49 @@ def form_view(facts: FormFacts, channel: str) -> View:
         new_addon=facts.new_addon,
         bot_process_types=facts.bot_process_types,
     )
+
+
+def _other_apps(facts: FormFacts, was: Submitted) -> list[Block]:
+    """Every other app attached to the database, to name as a writer to stop (its process
+    types) or as a reader left running; the plan is refused while one is left unnamed."""
+    if not facts.other_apps:
+        return [_context("No other app is attached to the database.")]
+    listed = ", ".join(sorted(facts.other_apps))
+    blocks: list[Block] = []
+    writable = [
+        option(f"{app}:{t}", f"{app}: {t}")
+        for app, types in sorted(facts.other_apps.items())
+        for t in types
+        if len(f"{app}:{t}") <= MAX_OPTION_VALUE
+    ]
+    if writable:
+        blocks.append(
+            _input(
+                ALSO_STOP,
+                "Other apps' process types to stop",
+                _multi_options(ALSO_STOP, writable, was.also_stop),
+                hint=f"The database is also attached to {_cut(listed, 1500)}. Name each "
+                "here (stop-writes stops these too) or below (it only reads).",
+                optional=True,
+            )
+        )
+    blocks.append(
+        _input(
+            READERS,
+            "Other apps that only read (left running)",
+            _multi_static(READERS, sorted(facts.other_apps), was.readers),
+            optional=True,
+        )
+    )
+    unreadable = sorted(app for app, types in facts.other_apps.items() if not types)
+    if unreadable:
+        blocks.append(
+            _context(
+                f"The formation of {escape(', '.join(unreadable))} could not be read: to stop "
+                "it, type `/hcswap plan new … --also-stop APP:TYPES`."
+            )
+        )
+    return blocks
 
 
 def suggestions(
@@ -328,6 +489,18 @@ class Submitted:
     roles: list[str] = field(default_factory=list)
     process_types: list[str] = field(default_factory=list)
     authorizer: str | None = None
+    also_stop: list[str] = field(default_factory=list)  # "app:type"
+    readers: list[str] = field(default_factory=list)
+    stale_sessions: str = "terminate"
+    quiet_seconds: str = "10"  # as Slack sends a number: text
+
+    @property
+    def other_writers(self) -> dict[str, list[str]]:
+        """The chosen `app:type`s as the plan's other writers (app -> process types)."""
+        writers: dict[str, list[str]] = {}
+        for app, types in (next(iter(parse_apps(v).items())) for v in self.also_stop if v):
+            writers.setdefault(app, []).extend(t for t in types if t not in writers.get(app, []))
+        return writers
 
 
 def _element(values: Mapping[str, Any], block_id: str) -> Mapping[str, Any]:
@@ -350,6 +523,13 @@ def read_state(values: Mapping[str, Any]) -> Submitted:
         roles=_selected(values, ROLES),
         process_types=_selected(values, PROCESS_TYPES),
         authorizer=_element(values, AUTHORIZER).get("selected_user") or None,
+        also_stop=_selected(values, ALSO_STOP),
+        readers=_selected(values, READERS),
+        stale_sessions=str(
+            (_element(values, STALE_SESSIONS).get("selected_option") or {}).get("value")
+            or "terminate"
+        ),
+        quiet_seconds=str(_element(values, QUIET_SECONDS).get("value") or "").strip(),
     )
 
 
@@ -397,7 +577,23 @@ def command_words(form: Submitted, facts: Mapping[str, Any]) -> list[str]:
         words += ["--bot-process-types", ",".join(bots)]
     if form.authorizer:
         words += ["--authorizer", form.authorizer]
+    if form.also_stop:
+        words += ["--also-stop", format_mappings(form.other_writers)]
+    if form.readers:
+        words += ["--readers", ",".join(form.readers)]
+    if form.stale_sessions != Plan.model_fields["stale_sessions"].default:
+        words += ["--stale-sessions", form.stale_sessions]
+    quiet = _seconds(form.quiet_seconds)
+    if quiet is not None and quiet != Plan.model_fields["quiet_seconds"].default:
+        words += ["--quiet-seconds", form.quiet_seconds]
     return words
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 # Which field a problem of the Plan model belongs to.
@@ -410,6 +606,10 @@ _BLOCK_OF_FIELD = {
     "process_types": PROCESS_TYPES,
     "bot_process_types": PROCESS_TYPES,
     "authorizer": AUTHORIZER,
+    "other_writers": ALSO_STOP,
+    "readers": READERS,
+    "stale_sessions": STALE_SESSIONS,
+    "quiet_seconds": QUIET_SECONDS,
 }
 
 
@@ -429,6 +629,8 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 def _block_named_in(message: str) -> str:
+    if "writer or a reader" in message:
+        return READERS
     if "schema" in message:
         return NEW_SCHEMA
     if "process type" in message:
@@ -457,8 +659,16 @@ def check(
         "process_types": form.process_types,
         "bot_process_types": [str(t) for t in facts.get("bot_process_types") or []],
         "authorizer": form.authorizer,
+        "other_writers": form.other_writers,
+        "readers": form.readers,
+        "stale_sessions": form.stale_sessions,
         "created_by": actor,
     }
+    if form.quiet_seconds:
+        if _seconds(form.quiet_seconds) is None:
+            errors[QUIET_SECONDS] = "A number of seconds, from 0 to 600."
+        else:
+            fields["quiet_seconds"] = _seconds(form.quiet_seconds)
     for key in ("old_addon", "new_addon", "old_schema"):
         if facts.get(key):
             fields[key] = str(facts[key])
@@ -469,3 +679,58 @@ def check(
             if not (block == OBJECTS and not mappings):  # said already: choose an object
                 errors.setdefault(block, message)
     return errors
+
+
+# What the live system says (the engine's `check_plan`), by the field each problem is about.
+_LIVE_PROBLEMS = (
+    ("has no field", FIELDS),
+    ("has no mapping for", OBJECTS),
+    ("Salesforce has no object", OBJECTS),
+    ("already exists", NEW_SCHEMA),
+    ("does not exist in the database", ROLES),
+    ("add it to --roles", ROLES),
+    ("also attached to", ALSO_STOP),
+    ("is not attached to", ALSO_STOP),
+    ("has no process type", ALSO_STOP),
+    ("formation", ALSO_STOP),
+    ("swapbot's own app", ALSO_STOP),
+)
+
+
+def place(problems: Sequence[str], form: Submitted) -> tuple[dict[str, str], list[str]]:
+    """The live system's problems with a submitted plan: those about one field by its block
+    id, the others (an add-on that cannot be read, another swap in progress) on their own."""
+    by_block: dict[str, str] = {}
+    rest: list[str] = []
+    for problem in problems:
+        block = next((b for key, b in _LIVE_PROBLEMS if key in problem), None)
+        if block == ALSO_STOP and any(problem.startswith(f"{app} ") for app in form.readers):
+            block = READERS  # about an app the person named a reader
+        if block is None:
+            rest.append(problem)
+        else:
+            by_block[block] = f"{by_block[block]}; {problem}" if block in by_block else problem
+    return by_block, rest
+
+
+def checking_view(channel: str, facts: Mapping[str, Any]) -> View:
+    """What the modal shows while the worker checks the plan against the live system."""
+    text = (
+        ":hourglass_flowing_sand: Checking the plan against Heroku Connect, Salesforce and the "
+        "database… This takes a few seconds; the form comes back if something must change."
+    )
+    kept = {k: v for k, v in facts.items() if k != "channel"}
+    return _modal(channel, [_mrkdwn(text)], submit=False, **kept)
+
+
+def saved_view(channel: str, message: str, swap_id: str) -> View:
+    """The plan is saved: what the engine said, and where the swap goes on."""
+    text = (
+        f":white_check_mark: {escape(_cut(message, 1500))}\n"
+        f"The swap's card is in <#{channel}>: its *Run next* button starts the first step."
+        if channel
+        else f":white_check_mark: {escape(_cut(message, 1500))}"
+    )
+    view = _modal(channel, [_mrkdwn(text)], submit=False, swap_id=swap_id)
+    view["close"] = _plain("Done", MAX_TITLE)
+    return view

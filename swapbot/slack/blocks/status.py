@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from swapbot.slack.blocks.card import card_actions
+from swapbot.slack.blocks.card import card_actions, plan_button
 from swapbot.slack.blocks.kit import (
     Block,
     Rendered,
@@ -96,6 +96,8 @@ def status_message(
     if more:
         blocks.append(_context(more))
     blocks.append(_context(f"updated {_clock(now)}"))
+    if plan is None:  # nothing planned: the form is one click away (operators)
+        blocks.append({"type": "actions", "elements": [plan_button()]})
     return _finish("status", _status_fallback(doc, title, now), blocks, now)
 
 
