@@ -230,7 +230,10 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
         s, notifier = setup(redis_prefix, slack, clock, min_edit_interval=0.0)
         notifier.pump()  # no event yet: the saved plan is enough
         msg = card(slack, s)
-        assert msg.thread_ts  # in the swap's thread, right after its first message
+        assert msg.thread_ts is None  # in the channel: the first message of the swap's thread
+        assert "acme-prod: hc1/salesforce → hc2/salesforce2, 1 mapping" in said(msg)
+        assert "milestones in this message's thread" in said(msg)
+        assert s.redis.get(s.swap_key(SWAP, "slack", "thread")).decode() == msg.ts
         fingerprint = Plan.model_validate(s.get_plan(SWAP)).fingerprint()
         assert slack.buttons("C0SWAP", msg.ts)[0]["value"] == f"preflight {fingerprint}"
 

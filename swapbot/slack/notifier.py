@@ -447,27 +447,32 @@ class ChannelNotifier:
         return str(resp["ts"]) if resp else None
 
     def _thread(self, swap_id: str) -> str | None:
+        """The ts of the swap's thread, started if need be. It starts with the swap's live
+        card: the channel sees the card, and the milestones go in the thread below it."""
         ts = thread_of(self.store, swap_id)
         if ts:
             return ts
-        key = self.store.swap_key(swap_id, "slack", "thread")
-        plan = self.store.get_plan(swap_id) or {}
-        n = len(plan.get("mappings") or {})
-        text = (
-            f":arrows_counterclockwise: *Heroku Connect swap `{blocks.escape(swap_id)}`* — "
-            f"{blocks.escape(plan.get('app', ''))}: "
-            f"{blocks.escape(plan.get('old_addon', ''))}/{blocks.escape(plan.get('old_schema', ''))}"
-            f" → {blocks.escape(plan.get('new_addon', ''))}/"
-            f"{blocks.escape(plan.get('new_schema', ''))}, {n} mapping{'s' if n != 1 else ''}. "
-            "Progress and milestones follow in this thread."
-        )
-        blks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        text, blks = self._draw(swap_id)
         resp = self._deliver("chat_postMessage", text, blks, channel=self.channel)
         if resp is None:
             return None  # then the replies go to the channel itself
         ts = str(resp["ts"])
-        self.store.redis.set(key, ts)
+        with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.store.swap_key(swap_id, "slack", "thread"), ts)
+            pipe.set(self.store.swap_key(swap_id, "slack", "progress"), ts)
+            pipe.execute()
+        # Left dirty, with no edit counted: started by a milestone in the middle of a round,
+        # the card is drawn again with the rest of the round's news as the round ends.
         return ts
+
+    def _draw(self, swap_id: str) -> tuple[str, list[dict[str, Any]]]:
+        """The swap's card as it stands now (`blocks.progress_message`)."""
+        p = self._progress.setdefault(swap_id, fresh_progress())
+        now = self.clock()
+        view = self._standing(swap_id, p)
+        view.update(self._card(swap_id, view, now))
+        self._outage_open[swap_id] = view.get("phase") == "outage"
+        return blocks.progress_message(swap_id, view, now=now)
 
     def _deliver(self, method: str, text: str, blks: list[dict[str, Any]], **params: Any) -> Any:
         """Send `text` and its blocks until Slack takes them. A payload Slack refuses goes again
@@ -588,9 +593,9 @@ class ChannelNotifier:
         """Edit the progress message (the swap's live card), one try: if Slack does not take
         it, the next try (after `min_edit_interval`) carries the newest figures. During the
         outage it is edited every `outage_tick` seconds even without news, so that its clock
-        runs. It is posted in the swap's thread on the first round that follows the swap (its
-        plan saved: the thread starts with it), and drawn again at once when someone clicks
-        its Refresh button (`request_redraw`)."""
+        runs. It is posted on the first round that follows the swap (its plan saved) as the
+        first message of the swap's thread, in the channel itself, and drawn again at once
+        when someone clicks its Refresh button (`request_redraw`)."""
         p = self._progress.get(swap_id)
         if p is None:  # a swap new to this notifier (a plan saved, a restart): draw its card
             p = self._progress.setdefault(swap_id, fresh_progress())
@@ -605,16 +610,18 @@ class ChannelNotifier:
             return  # the next round carries the newest figures
         key = self.store.swap_key(swap_id, "slack", "progress")
         ts = as_text(self.store.redis.get(key))
+        if not ts and thread_of(self.store, swap_id) is None:
+            if self._thread(swap_id):  # the card starts the thread, drawn as the round ends
+                self._last_edit[swap_id] = now
+                self._dirty.discard(swap_id)
+            return
         self._last_edit[swap_id] = now
-        view = self._standing(swap_id, p)
-        view.update(self._card(swap_id, view, now))
-        self._outage_open[swap_id] = view.get("phase") == "outage"
-        text, blks = blocks.progress_message(swap_id, view, now=now)
+        text, blks = self._draw(swap_id)
         params = {"channel": self.channel, "text": text, "blocks": blks}
         try:
             if ts:
                 self._call("chat_update", ts=ts, **params)
-            else:
+            else:  # a thread started before its card was (a swap followed by an older swapbot)
                 resp = self._call("chat_postMessage", thread_ts=self._thread(swap_id), **params)
                 self.store.redis.set(key, resp["ts"])
         except CALL_ERRORS as exc:
@@ -725,13 +732,13 @@ def card_facts(
     granted, pending or not asked for, and once prep is done the same of each later step that
     needs one (`ahead`: asked for before the outage, a ready approver adds no time to it);
     `buttons=False` for a card drawn where nothing can be clicked (the Home tab)."""
-    saved = store.get_plan(swap_id)
-    fingerprint = Plan.model_validate(saved).fingerprint() if saved else None
+    plan = _plan_of(store, swap_id)
     requests = approvals.requests(swap_id)
     pending = [r for r in requests if r.status is ApprovalStatus.PENDING and r.expires_epoch > now]
     return {
         "swap_id": swap_id,
-        "fingerprint": fingerprint,
+        "fingerprint": plan.fingerprint() if plan else None,
+        "change": _change(plan) if plan else None,
         "approvals": pending,
         "next_approval": _approval_state(requests, view.get("next"), now),
         "ahead": {
@@ -740,6 +747,27 @@ def card_facts(
         },
         "buttons": buttons,
     }
+
+
+def _plan_of(store: Store, swap_id: str) -> Plan | None:
+    """The swap's plan; None when there is none or it cannot be read (the card is drawn
+    without it rather than not at all)."""
+    saved = store.get_plan(swap_id)
+    try:
+        return Plan.model_validate(saved) if saved else None
+    except ValueError as exc:  # pydantic's ValidationError is one
+        log.warning("the plan of swap %s cannot be read: %s", swap_id, type(exc).__name__)
+        return None
+
+
+def _change(plan: Plan) -> str:
+    """What the swap changes, in a line: "acme-prod: hc1/salesforce → hc2/salesforce2, 2
+    mappings"."""
+    n = len(plan.mappings)
+    return (
+        f"{plan.app}: {plan.old_addon}/{plan.old_schema} → {plan.new_addon}/{plan.new_schema}, "
+        f"{n} mapping{'s' if n != 1 else ''}"
+    )
 
 
 def _later_approvals(next_step: object) -> list[str]:

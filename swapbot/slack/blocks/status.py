@@ -316,6 +316,7 @@ def progress_message(
     phase = _phase(data)
 
     lines = [f"{_PHASE_ICONS.get(phase, ':hourglass_flowing_sand:')} swap {swap} · *{phase}*"]
+    lines += [_clean(data["change"], 300)] if data.get("change") else []
     step = _progress_step(data, phase)
     if step:
         lines.append(step)
@@ -354,7 +355,7 @@ def progress_message(
         blocks.append(_context(more))
     if actions is not None:
         blocks.append(actions)
-    blocks.append(_context(f"updated {_clock(now)}"))
+    blocks.append(_context(f"updated {_clock(now)}{_THREAD_NOTE * bool(data.get('buttons'))}"))
 
     fallback = f"swap {swap} · {phase}"
     running = data.get("step")
@@ -367,6 +368,9 @@ def progress_message(
     if outage:
         fallback += ", " + outage.split(" ", 1)[1]  # without the emoji
     return _finish("progress", fallback, blocks, now)
+
+
+_THREAD_NOTE = " · milestones in this message's thread"  # the channel's card, not the Home tab's
 
 
 def _approval_items(found: object) -> list[ApprovalRequest]:
