@@ -244,8 +244,10 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
         ahead = request_action("delete-old")  # asked for before the outage, if one likes
         assert list(buttons_of(card(slack, s).blocks)) == [REQUEST_ACTION, ahead, REFRESH_ACTION]
 
+        # The approval's own events redraw the card (nothing else happens before stop-writes)
         req = Approvals(s).request(SWAP, "pause", OPERATOR, "fp", "live")
-        notifier._dirty.add(SWAP)
+        data = {"request_id": req.id, "fingerprint": "fp", "expires_at": req.expires_at}
+        publish(s, "approval.requested", step="pause", actor=OPERATOR, data=data)
         notifier.pump()
         now = card(slack, s)
         assert list(buttons_of(now.blocks)) == [ahead, REFRESH_ACTION]  # pause's is asked
@@ -254,7 +256,9 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
         Approvals(s).grant(
             SWAP, req.id, "U0APPROVER", {"U0APPROVER"}, fingerprint="fp", live_digest="live"
         )
-        notifier._dirty.add(SWAP)
+        publish(
+            s, "approval.granted", step="pause", actor="U0APPROVER", data={"request_id": req.id}
+        )
         notifier.pump()
         run = buttons_of(card(slack, s).blocks)[NEXT_ACTION]
         assert run["text"]["text"] == "Run next: pause" and run["style"] == "danger"

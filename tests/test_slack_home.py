@@ -290,9 +290,7 @@ def h(redis_prefix, monkeypatch) -> Iterator[Home]:
     client = WebClient(token=slack.token, base_url=slack.api_url)
     # The worker's context: the stand-in's client and this test's Redis (the tab reads no more).
     monkeypatch.setattr(work, "context", lambda: (settings, client, types.SimpleNamespace(store=store)))  # fmt: skip
-    app = build_app(settings, token_verification_enabled=False)
-    # As `build_app` does once its one line is in; registered twice, Bolt runs the first.
-    home.register(app, settings, jobs.Handoff(conn), store)
+    app = build_app(settings, token_verification_enabled=False)  # with the Home listener
     server = make_server(
         "127.0.0.1", 0, SlackRequestHandler(app), server_class=_Server, handler_class=_Quiet
     )

@@ -263,6 +263,7 @@ def test_a_form_drawn_again_keeps_the_choices_and_marks_the_problems():
             "role acme_x does not exist in the database",
         ],
         chosen,
+        facts,
     )
     assert set(problems) == {form.NEW_SCHEMA, form.FIELDS, form.READERS, form.ROLES}
     assert rest == ["hc1 syncs schema sf, not salesforce"]
@@ -278,6 +279,17 @@ def test_a_form_drawn_again_keeps_the_choices_and_marks_the_problems():
     assert option_values(shown, form.READERS, "initial_options") == ["acme-admin"]
     assert element(shown, form.AUTHORIZER)["initial_user"] == GOOD[form.AUTHORIZER]
     assert element(shown, form.QUIET_SECONDS)["initial_value"] == "7"
+
+
+def test_live_problems_go_under_a_field_the_form_shows():
+    unreadable = FormFacts(**{**FACTS.__dict__, "other_apps": {"acme-admin": []}})
+    unnamed = "the database is also attached to acme-admin (process types none): name each …"
+    own = "cannot read acme-prod's formation (Forbidden: no access): it writes"
+    placed, rest = form.place([unnamed, own], form.Submitted(), unreadable)
+    assert placed == {form.READERS: unnamed, form.PROCESS_TYPES: own} and rest == []
+    shown = valid(form.form_view(unreadable, "C0SWAP", form.Submitted(), placed, rest))
+    at = next(i for i, b in enumerate(shown["blocks"]) if b.get("block_id") == form.READERS)
+    assert "also attached to acme-admin" in json.dumps(shown["blocks"][at + 1])
 
 
 @pytest.mark.parametrize(
@@ -382,6 +394,7 @@ def worker(monkeypatch, slack, redis_prefix) -> FormEngine:
     engine = FormEngine(Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix))
     client = WebClient(token=slack.token, base_url=slack.api_url)
     monkeypatch.setattr(work, "context", lambda: (settings, client, engine))
+    monkeypatch.setattr(plan_form, "SETTLE_SECONDS", 0.0)
     return engine
 
 
@@ -497,18 +510,54 @@ def test_a_failed_save_is_said_in_the_form(monkeypatch, slack, worker):
     assert slack.ephemerals(OPERATOR) == []
 
 
-@pytest.mark.parametrize("gone", ["closed", "expired"])
-def test_an_answer_the_modal_cannot_show_is_said_privately(monkeypatch, slack, worker, gone):
-    """Closed meanwhile (views.update answers not_found), or its names gone from Redis (the
-    form cannot be drawn again): the person is told beside the channel instead."""
-    view_id = checking(slack, worker, facts=gone != "expired")
-    if gone == "closed":
-        slack.close_view(view_id)
+def test_an_answer_the_closed_modal_cannot_show_is_said_privately(monkeypatch, slack, worker):
+    """Closed meanwhile (views.update answers not_found): the person is told beside the
+    channel instead, with the command the form stood for."""
+    view_id = checking(slack, worker)
+    slack.close_view(view_id)
     saving(monkeypatch, "refused", "the plan does not match the live system: schema x exists")
     plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)
     [answer] = slack.ephemerals(OPERATOR)
-    assert "schema x exists" in said(answer)
-    assert "Checking the plan" in json.dumps(slack.view(view_id)["blocks"])  # never replaced
+    assert "schema x exists" in said(answer) and "plan new --swap-id form-swap" in said(answer)
+
+
+@pytest.mark.parametrize("why", ["expired", "no engine"])
+def test_a_form_that_cannot_be_drawn_again_says_why_and_what_to_type(
+    monkeypatch, slack, worker, why
+):
+    """The modal never stays on "Checking…": with its names gone from Redis (after an hour),
+    or the worker unable to build its engine, it says the answer and the command to type."""
+    view_id = checking(slack, worker, facts=why != "expired")
+    if why == "no engine":
+
+        def broken() -> Any:
+            raise RuntimeError("REDIS_URL is not reachable")
+
+        monkeypatch.setattr(work, "context", broken)
+        settings = web_settings(slack, worker.store.prefix)
+        monkeypatch.setattr(work, "answerer", lambda: (settings, WebClient(token=slack.token, base_url=slack.api_url)))  # fmt: skip
+        expected = "RuntimeError: REDIS_URL is not reachable"
+    else:
+        saving(monkeypatch, "refused", "another swap is in progress")
+        expected = "another swap is in progress"
+    plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)
+    shown = valid(slack.view(view_id))
+    text = json.dumps(shown["blocks"])
+    assert "The plan was not saved" in text and expected in text
+    assert "/hcswap plan new --swap-id form-swap" in text and not shown.get("submit")
+    assert slack.ephemerals(OPERATOR) == []
+
+
+def test_the_answer_waits_for_slack_to_show_checking_first(monkeypatch, slack, worker):
+    """Slack applies the submission's `update` as it gets the answer: the worker's answer,
+    sent sooner, would be covered by "Checking…" and lost."""
+    monkeypatch.setattr(plan_form, "SETTLE_SECONDS", 0.5)
+    view_id = checking(slack, worker)
+    saving(monkeypatch, "refused", "another swap is in progress")
+    queued = time.time()
+    plan_form.save_plan(SAVE, OPERATOR, CHANNEL, queued, view_id, CHOSEN)
+    [update] = [c for c in slack.calls_to("views.update") if "another swap" in json.dumps(c.params)]
+    assert update.at - slack.calls_to("views.update")[0].at >= 0.4
 
 
 def test_the_modal_is_opened_once_with_a_short_timeout(slack, redis_prefix):
@@ -742,3 +791,34 @@ def test_a_non_operator_is_refused_and_no_modal_opens(stack, driver):
     # An acknowledgement that says something is a refusal: the modal is opened only after an
     # empty one (`_open_form`), so none can open later.
     assert stack.slack.count("views.open") == opened
+
+
+def test_the_objects_are_described_a_few_at_a_time_and_failures_noted(redis_prefix):
+    """The issue: hc1's objects were described one after the other, so 300 mappings kept the
+    modal on "Reading…" for a minute."""
+    import threading
+
+    lock, running, most = threading.Lock(), [0], [0]
+
+    class Connect:
+        def describe(self, _ref: Any, obj: str) -> dict[str, Any]:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            if obj == "Broken__c":
+                raise RuntimeError("Salesforce said no")
+            return {"fields": [{"name": "Id"}, {"name": f"{obj}_Field__c"}]}
+
+    store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
+    objects = [f"Object_{i}__c" for i in range(40)] + ["Broken__c"]
+    started = time.monotonic()
+    notes = plan_form._cache_describes(store, Connect(), None, "hc1", objects, {"Object_0__c": {"Id"}})  # fmt: skip
+    assert time.monotonic() - started < 41 * 0.05 / 2  # not one after the other
+    assert 1 < most[0] <= plan_form.DESCRIBES_AT_ONCE
+    assert notes == ["Could not read the Salesforce fields of Broken__c: type them instead."]
+    cached = json.loads(store.redis.get(plan_form.describe_key(store, "hc1", "Object_0__c")))
+    assert cached == ["Object_0__c_Field__c"]  # Id is mapped already
+    assert store.redis.get(plan_form.describe_key(store, "hc1", "Broken__c")) is None

@@ -7,8 +7,6 @@ and the notifier delivers what it emitted, as the running bot does each round.
 
 from __future__ import annotations
 
-import time
-
 from slack_sdk import WebClient
 
 from swapbot.slack.notifier import ChannelNotifier
@@ -66,5 +64,4 @@ def test_reminders_reach_the_thread_when_due_and_mention_whom_they_nudge(
         watcher.tick(now=asked["at"] + 2 * PERSON_NUDGE_SECONDS + 10)
         notifier.pump()
         assert len(nudges(slack, root)) == 3
-        assert abs(time.time() - asked["at"]) < 120  # real time never waited ten minutes
         assert not slack.violations

@@ -73,7 +73,8 @@ def test_the_plan_form_offers_every_other_app_and_marks_an_unnamed_one(shared, d
     assert plan_form._other_apps(platform, "acme-prod", "acme-admin") == {}  # swapbot's own
     with pytest.raises(PlanMismatch) as refused:
         engine.save_plan(demo_plan(db_name), OPERATOR)
-    placed, rest = form.place(refused.value.problems, form.Submitted())
+    facts = form.FormFacts(app="acme-prod", old_addon="hc1", old_schema="salesforce", new_addon="hc2", swap_id="s", new_schema="s2", objects=["Account"], other_apps=plan_form._other_apps(platform, "acme-prod", None))  # fmt: skip
+    placed, rest = form.place(refused.value.problems, form.Submitted(), facts)
     assert list(placed) == [form.ALSO_STOP] and rest == []
     assert "also attached to acme-admin" in placed[form.ALSO_STOP]
 

@@ -83,7 +83,7 @@ class Reply:
 
 def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None = None) -> Reply:
     """Run one command on the engine. `actor` may be None only for reads."""
-    from swapbot.swap.run import StepStopped
+    from swapbot.swap.run import PlanMismatch, StepStopped
 
     if cmd.kind == "help":
         text = usage(cmd.args[0]) if cmd.args else HELP
@@ -112,7 +112,7 @@ def execute(engine: Engine, cmd: Command, actor: str | None, *, app: str | None 
             )
         outcome = _operate(engine, cmd, actor or "")
     except (UsageError, StepStopped) as exc:
-        problems = list(getattr(exc, "problems", []))  # a PlanMismatch's, one by one
+        problems = exc.problems if isinstance(exc, PlanMismatch) else []  # one by one
         return Reply(cmd, "refused", str(exc), swap_id=swap_id, problems=problems)
     return Reply(
         cmd,

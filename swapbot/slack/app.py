@@ -209,15 +209,20 @@ def build_app(
 def _form_click(body: dict[str, Any]) -> dict[str, Any]:
     """A click on Plan a swap as the `plan new` command it stands for: who, where, and the
     click's trigger_id, which opens the modal as the command's would."""
-    container = body.get("container") or {}
+    user, channel = _who_where(body)
     return {
-        "user_id": str((body.get("user") or {}).get("id") or ""),
-        "channel_id": str(
-            (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
-        ),
+        "user_id": user,
+        "channel_id": channel,
         "trigger_id": str(body.get("trigger_id") or ""),
         "response_url": str(body.get("response_url") or ""),
     }
+
+
+def _who_where(body: dict[str, Any]) -> tuple[str, str]:
+    """Who clicked, and in which channel (the message's), from a `block_actions` payload."""
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    return str((body.get("user") or {}).get("id") or ""), str(channel)
 
 
 def _form_listeners(
@@ -269,9 +274,8 @@ def click(
     """Authorize one click on a swapbot button as the command it stands for and queue it, once:
     None when queued (or already queued: the same click again), else the private answer to send
     to its response_url (a refusal, or Redis out of reach)."""
-    user = str((body.get("user") or {}).get("id") or "")
+    user, channel = _who_where(body)
     container = body.get("container") or {}
-    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
     action = (body.get("actions") or [{}])[0]
     action_id = str(action.get("action_id") or "")
     try:

@@ -5,12 +5,14 @@ new replies, the important ones also sent to the channel, and the swap's report 
 last one, whole, in as many replies as it takes. The phase, the step running (or the last done
 and the next), who a waiting step waits on, pending approvals and their expiry, load progress,
 ETA, backlog and the outage's clock live in one message, the swap's live card, edited in place
-no more often than `min_edit_interval`. It is posted in the swap's thread as soon as the
-notifier follows the swap (its plan saved), with its buttons (`blocks.card`: Run next, Request
-approval, Refresh); it is drawn from the swap's record as well as from the events, so it is
-right after a restart too, and while the outage runs it is redrawn every `outage_tick` so that
-its clock runs. A click on Refresh (`request_redraw`) draws it again on the next round. Only one notifier leads across processes
-and dynos (a leader lease, renewed while it waits on Slack).
+no more often than `min_edit_interval`. It is posted in the channel as soon as the notifier
+follows the swap (its plan saved), and it is the first message of the swap's thread: the
+channel sees the card, the milestones go below it. It carries its buttons (`blocks.card`: Run
+next, Request approval, Refresh; Plan a swap once the swap is over), is drawn from the swap's
+record as well as from the events, so it is right after a restart too, is drawn again on every
+step, outage and approval event, and while the outage runs every `outage_tick` so that its
+clock runs. A click on Refresh (`request_redraw`) draws it again on the next round. Only one
+notifier leads across processes and dynos (a leader lease, renewed while it waits on Slack).
 
 The channel never drops a milestone. Every message is sent until Slack takes it, in order, and
 no sooner than `min_post_interval` after the previous call (Slack asks for about one message a
@@ -370,6 +372,8 @@ class ChannelNotifier:
             step = runbook.BY_NAME.get(event.step or "")
             if step is None or not step.in_outage:
                 return  # prep steps report when done; inside the outage every start counts
+        if kind == "approval.requested" or kind in APPROVAL_UPDATES:
+            self._dirty.add(swap_id)  # the card lists the pending ones and offers the rest
         if kind == "approval.requested":
             self._say(swap_id, batch)
             if self._post_approval(swap_id, event):
@@ -452,7 +456,14 @@ class ChannelNotifier:
         ts = thread_of(self.store, swap_id)
         if ts:
             return ts
-        text, blks = self._draw(swap_id)
+        try:
+            text, blks = self._draw(swap_id)
+        except redis.RedisError:
+            raise  # the round ends; the next one starts the thread
+        except Exception:  # a bug in the card must not cost the milestone its thread
+            log.exception("the card of swap %s cannot be drawn: the thread starts without", swap_id)
+            text = f"Heroku Connect swap {blocks.escape(swap_id)}: milestones in this thread"
+            blks = [_section(text)]
         resp = self._deliver("chat_postMessage", text, blks, channel=self.channel)
         if resp is None:
             return None  # then the replies go to the channel itself

@@ -34,6 +34,7 @@ import json
 import logging
 import shlex
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DESCRIBES_AT_ONCE = 8  # HC's describe calls in flight while the form is filled
 FORM_TTL = 3600  # a form's cached names live this long: Slack keeps a modal open for hours [U]
 TRIGGER_SEEN_TTL = 3600
 SUBMISSION_SEEN_TTL = 3600
@@ -169,7 +171,8 @@ def submitted(
     settings: config.Settings, redis: Any, store: Store, body: dict[str, Any]
 ) -> dict[str, Any]:
     """The answer to a `view_submission` of the form (Bolt's `ack` keywords): errors beside the
-    fields, or `clear` once the equivalent `plan new` is queued."""
+    fields, or, once the equivalent `plan new` is queued, the modal turned into "Checking…"
+    (`update`) until the worker puts the answer in it."""
     user = str((body.get("user") or {}).get("id") or "")
     view = body.get("view") or {}
     facts = form.read_metadata(view.get("private_metadata"))
@@ -269,36 +272,32 @@ def save_plan(
     """Save the plan a form stood for, as the typed `plan new` would be (every check of the
     engine, live ones included), and answer in the modal, still open on "Checking…": the
     saved plan, or the form again with what the person chose and each problem the live system
-    found beside its field. When the modal is gone (closed, or its names expired from Redis),
-    the answer comes privately instead, as an ephemeral message in the channel with the
-    command the form stood for, which can be typed again. It is not copied to the channel or
-    the swap's thread."""
+    found under its field (or, when the form cannot be drawn again, the answer with the command
+    to type). Only when the modal is gone (closed meanwhile) does the answer come privately,
+    as an ephemeral message in the channel with the command the form stood for. It is not
+    copied to the channel or the swap's thread."""
     from swapbot.slack.work import run_command
 
-    told = _in_form(view_id, channel, form.Submitted(**(chosen or {}))) if view_id else None
+    told = _in_form(view_id, channel, text, queued_at, chosen or {}) if view_id else None
     return run_command(text, user, channel, None, queued_at, thread_fallback=False, told=told)
 
 
-def _in_form(view_id: str, channel: str, chosen: form.Submitted) -> Told:
+# Slack applies the submission's answer (`response_action: update`, "Checking…") as it gets
+# it, within its 3 seconds; an answer of the worker's sent sooner would be covered by it.
+SETTLE_SECONDS = 1.0
+
+
+def _in_form(
+    view_id: str, channel: str, text: str, queued_at: float, chosen: dict[str, Any]
+) -> Told:
     """The answer to a form's save, in its modal."""
 
     def told(client: WebClient, engine: Any, reply: commands.Reply) -> bool:
         if reply.status == "done":
             view = form.saved_view(channel, reply.message, reply.swap_id or "")
         else:
-            try:
-                raw = engine.store.redis.get(form_key(engine.store, view_id))
-                facts = form.FormFacts.loads(json.loads(raw)["facts"]) if raw else None
-            except (RedisError, ValueError, KeyError, TypeError) as exc:
-                log.warning("the plan form's names could not be read: %s", type(exc).__name__)
-                facts = None
-            if facts is None:
-                return False  # expired: the form cannot be drawn again
-            if reply.problems:
-                problems, banner = form.place(reply.problems, chosen)
-            else:
-                problems, banner = {}, [reply.message]
-            view = form.form_view(facts, channel, chosen, problems, banner)
+            view = _refused_view(engine, view_id, channel, text, chosen, reply)
+        time.sleep(max(0.0, queued_at + SETTLE_SECONDS - time.time()))
         try:
             client.views_update(view_id=view_id, view=view)
         except Exception as exc:  # closed meanwhile (not_found), or refused
@@ -307,6 +306,33 @@ def _in_form(view_id: str, channel: str, chosen: form.Submitted) -> Told:
         return True
 
     return told
+
+
+def _refused_view(
+    engine: Any,
+    view_id: str,
+    channel: str,
+    text: str,
+    chosen: dict[str, Any],
+    reply: commands.Reply,
+) -> dict[str, Any]:
+    """The form again, as the person left it, with what the live system said under each
+    field; when it cannot be drawn again (its names gone from Redis, no engine), the answer
+    and the command to type instead."""
+    facts, state = None, None
+    try:
+        state = form.Submitted(**chosen)
+        raw = engine.store.redis.get(form_key(engine.store, view_id)) if engine else None
+        facts = form.FormFacts.loads(json.loads(raw)["facts"]) if raw else None
+    except (RedisError, ValueError, KeyError, TypeError) as exc:
+        log.warning("the plan form cannot be drawn again: %s", type(exc).__name__)
+    if facts is None or state is None:
+        return form.result_view(channel, reply.message, f"/hcswap {text}")
+    if reply.problems:
+        problems, banner = form.place(reply.problems, state, facts)
+    else:
+        problems, banner = {}, [reply.message]
+    return form.form_view(facts, channel, state, problems, banner)
 
 
 def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFacts:
@@ -381,14 +407,22 @@ def _cache_describes(
     mapped: dict[str, set[str]],
 ) -> list[str]:
     """Describe each object once and keep the fields a swap could add (those not mapped yet)
-    for the field search; the objects that could not be described, as a note."""
-    missing = []
-    pipe = store.redis.pipeline(transaction=False)
-    for obj in objects:
+    for the field search; the objects that could not be described, as a note. A few at a
+    time: one after the other, hc1's 300 mappings kept the modal on "Reading…" for a minute."""
+
+    def describe(obj: str) -> list[Any] | None:
         try:
-            described = connect.describe(ref, obj).get("fields") or []
+            return list(connect.describe(ref, obj).get("fields") or [])
         except Exception as exc:  # the object is still offered; its fields cannot be searched
             log.warning("describe %s failed: %s", obj, exc)
+            return None
+
+    with ThreadPoolExecutor(DESCRIBES_AT_ONCE, thread_name_prefix="swapbot-describe") as pool:
+        found = list(pool.map(describe, objects))
+    missing = []
+    pipe = store.redis.pipeline(transaction=False)
+    for obj, described in zip(objects, found, strict=True):
+        if described is None:
             missing.append(obj)
             continue
         names = sorted(

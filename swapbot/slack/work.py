@@ -15,7 +15,8 @@ messages); otherwise as ephemeral messages, which Slack does not promise to deli
 are gone on a reload, so the answer to a command that changes something then also goes to the
 swap's thread (https://docs.slack.dev/reference/methods/chat.postEphemeral). `answer` does
 this for a typed command and for a click (`swapbot.slack.clicks`) alike; the plan form's save,
-which has no response_url, is answered privately only (`run_command(thread_fallback=False)`).
+which has no response_url, is answered in its modal (`run_command(told=…)`), and privately
+only when the modal is gone.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def run_command(
     engine: Engine | None = None
     cmd: commands.Command | None = None
     try:
-        settings, client, engine = context()
         cmd = commands.parse(text)  # parsed once already before the ack: this cannot fail now
+        settings, client, engine = context()
         if cmd.name == "status":
             snapshot = status_snapshot(engine, settings)
             reply = commands.Reply(cmd, "ok", document=snapshot)
@@ -110,7 +111,7 @@ def run_command(
         if client is None:
             settings, client = answerer()
         failed = commands.Reply(cmd, "failed", message) if cmd is not None else None
-        if not (told and client and engine and failed and told(client, engine, failed)):
+        if not (told and client and failed and told(client, engine, failed)):
             rendered = blocks.reply(
                 {"command": asked.label, "status": "failed", "message": message, "people": [user]}
             )
@@ -124,9 +125,9 @@ def run_command(
     return {"status": reply.status, "message": reply.message}
 
 
-# Answers a command's reply in a way of its own (the plan form: in the modal); False when it
-# could not, and the reply is then answered as any other.
-Told = Callable[[WebClient, Engine, commands.Reply], bool]
+# Answers a command's reply in a way of its own (the plan form: in the modal), with the engine
+# when there is one; False when it could not, and the reply is then answered as any other.
+Told = Callable[[WebClient, Engine | None, commands.Reply], bool]
 
 
 @dataclass(frozen=True)

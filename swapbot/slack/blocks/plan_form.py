@@ -1,9 +1,10 @@
 """The plan as a form: the modal `/hcswap plan new` opens when typed without arguments.
 
-Pure functions: the views (`loading_view`, `form_view`, `unavailable_view`), the options of the
-field search (`suggestions`), and the way back, from a submitted view's state to the words of
-the equivalent `plan new` command (`read_state`, `command_words`) with the errors Slack shows
-beside each field (`field_errors`).
+Pure functions: the views (`loading_view`, `form_view`, `unavailable_view`, and after a
+submission `checking_view`, `saved_view`, `result_view`), the options of the field search
+(`suggestions`), and the way back, from a submitted view's state to the words of the equivalent
+`plan new` command (`read_state`, `command_words`) with the errors Slack shows beside each field
+(`check`, `field_errors`), and the live system's problems placed under theirs (`place`).
 
 Slack's limits hold by construction (https://docs.slack.dev/reference/views/modal-views,
 https://docs.slack.dev/reference/block-kit/block-elements/multi-select-menu-element): a title of
@@ -191,7 +192,7 @@ def _text_input(action_id: str, value: str, placeholder: str) -> Block:
 
 
 def _multi_static(action_id: str, values: Sequence[str], chosen: Sequence[str]) -> Block:
-    return _multi_options(action_id, [option(v) for v in values], chosen)
+    return _multi_options(action_id, options(values), chosen)
 
 
 def _multi_options(action_id: str, shown: list[dict[str, Any]], chosen: Sequence[str]) -> Block:
@@ -697,15 +698,22 @@ _LIVE_PROBLEMS = (
 )
 
 
-def place(problems: Sequence[str], form: Submitted) -> tuple[dict[str, str], list[str]]:
+def place(
+    problems: Sequence[str], form: Submitted, facts: FormFacts
+) -> tuple[dict[str, str], list[str]]:
     """The live system's problems with a submitted plan: those about one field by its block
     id, the others (an add-on that cannot be read, another swap in progress) on their own."""
     by_block: dict[str, str] = {}
     rest: list[str] = []
+    stoppable = any(facts.other_apps.values())  # else the form has no ALSO_STOP field
     for problem in problems:
         block = next((b for key, b in _LIVE_PROBLEMS if key in problem), None)
-        if block == ALSO_STOP and any(problem.startswith(f"{app} ") for app in form.readers):
-            block = READERS  # about an app the person named a reader
+        if problem.startswith(f"cannot read {facts.app}'s formation"):
+            block = PROCESS_TYPES if facts.process_types else None  # the swapped app's own
+        elif block == ALSO_STOP and (
+            not stoppable or any(problem.startswith(f"{app} ") for app in form.readers)
+        ):
+            block = READERS  # about an app the person named a reader, or can only name one
         if block is None:
             rest.append(problem)
         else:
@@ -719,8 +727,27 @@ def checking_view(channel: str, facts: Mapping[str, Any]) -> View:
         ":hourglass_flowing_sand: Checking the plan against Heroku Connect, Salesforce and the "
         "database… This takes a few seconds; the form comes back if something must change."
     )
+    later = (
+        "Closing this does not stop the check: the answer then comes to you privately in the "
+        "channel. If nothing changes here within a minute, close it."
+    )
     kept = {k: v for k, v in facts.items() if k != "channel"}
-    return _modal(channel, [_mrkdwn(text)], submit=False, **kept)
+    view = _modal(channel, [_mrkdwn(text), _context(later)], submit=False, **kept)
+    view["close"] = _plain("Close", MAX_TITLE)
+    return view
+
+
+def result_view(channel: str, message: str, command: str) -> View:
+    """The plan was not saved and the form cannot be drawn again (its names expired): why, and
+    the command it stood for, to correct and type."""
+    typed = escape(_cut(command, 1200)).replace("`", "'")  # a backtick would end the code
+    text = (
+        f":no_entry: *The plan was not saved:* {escape(_cut(message, 1500))}\n"
+        f"Type it instead, with what must change:\n```{typed}```"
+    )
+    view = _modal(channel, [_mrkdwn(text)], submit=False)
+    view["close"] = _plain("Close", MAX_TITLE)
+    return view
 
 
 def saved_view(channel: str, message: str, swap_id: str) -> View:
