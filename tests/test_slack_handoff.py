@@ -14,7 +14,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from swapbot import config, jobs
 from swapbot.slack import work
-from swapbot.slack.app import EVENT_SEEN_TTL, build_app
+from swapbot.slack.app import build_app
+from swapbot.slack.handoff import EVENT_SEEN_TTL
 from swapbot.testing.services import REDIS_TEST_URL
 from swapbot.testing.standin import SlackStandIn
 

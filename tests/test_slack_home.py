@@ -42,8 +42,9 @@ from swapbot.testing.driver import SlackDriver
 from swapbot.testing.services import REDIS_TEST_URL
 from swapbot.testing.slack_stack import APPROVER, CHANNEL, OPERATOR, READER, standin
 from swapbot.testing.standin import SlackStandIn, validate_blocks, validate_home_view
+from tests.test_slack_buttons import SECRET, web_settings
+from tests.test_slack_notifier import plan_of
 
-SECRET = "home-signing-secret-3c2d"
 OUTSIDER = "U0OUTSIDER"  # in the workspace, not in the swap channel
 SWAP, DONE = "home-now", "home-before"
 NOW = 1_700_000_000.0
@@ -98,18 +99,6 @@ def under(view: dict[str, Any], header: str) -> dict[str, Any]:
 
 
 # -- the swaps in Redis ------------------------------------------------------------------------
-def plan(swap_id: str) -> dict[str, Any]:
-    return {
-        "swap_id": swap_id,
-        "app": "acme-prod",
-        "old_addon": "hc1",
-        "old_schema": "salesforce",
-        "new_addon": "hc2",
-        "new_schema": "salesforce2",
-        "mappings": {"Account": ["Rating"]},
-    }
-
-
 def make_swap(
     store: Store,
     swap_id: str,
@@ -121,7 +110,7 @@ def make_swap(
     """A swap with its plan saved (its last activity `at`), three prep steps done, `records`."""
     lease = store.acquire(swap_id, "test", 10_000)
     assert lease is not None
-    store.set_plan(lease, plan(swap_id), current=current)
+    store.set_plan(lease, plan_of(swap_id), current=current)
     with store.transition(lease) as tx:
         for name, value in records.items():
             tx.put_record(name, value)
@@ -273,18 +262,7 @@ class Home:
 @pytest.fixture
 def h(redis_prefix, monkeypatch) -> Iterator[Home]:
     slack = standin()
-    settings = config.load_settings(
-        {
-            "SLACK_BOT_TOKEN": slack.token,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "SWAPBOT_CHANNEL": CHANNEL,
-            "SWAPBOT_OPERATORS": OPERATOR,
-            "SWAPBOT_APPROVERS": f"{OPERATOR},{APPROVER}",
-            "REDIS_URL": REDIS_TEST_URL,
-            "SWAPBOT_REDIS_PREFIX": redis_prefix,
-        }
-    )
+    settings = web_settings(slack, redis_prefix)
     conn = redis.Redis.from_url(REDIS_TEST_URL)
     store = Store(conn, redis_prefix)
     client = WebClient(token=slack.token, base_url=slack.api_url)

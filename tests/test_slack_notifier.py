@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -36,6 +37,19 @@ class Clock:
         return self.now
 
 
+def plan_of(swap_id: str) -> dict[str, Any]:
+    """A small plan of one mapping, as stored."""
+    return {
+        "swap_id": swap_id,
+        "app": "acme-prod",
+        "old_addon": "hc1",
+        "old_schema": "salesforce",
+        "new_addon": "hc2",
+        "new_schema": "salesforce2",
+        "mappings": {"Account": ["Rating"]},
+    }
+
+
 def setup(
     redis_prefix: str,
     slack: SlackStandIn,
@@ -47,17 +61,8 @@ def setup(
     """A current swap and a notifier for it. `sdk_retries`: slack_sdk retries 429s itself, else
     the notifier sees them. Posts are not paced unless `min_post_interval` is given."""
     store = Store(redis.Redis.from_url(REDIS_TEST_URL), redis_prefix)
-    plan = {
-        "swap_id": SWAP,
-        "app": "acme-prod",
-        "old_addon": "hc1",
-        "old_schema": "salesforce",
-        "new_addon": "hc2",
-        "new_schema": "salesforce2",
-        "mappings": {"Account": ["Rating"]},
-    }
     lease = store.acquire(SWAP, "test", 10_000)
-    store.set_plan(lease, plan, current=True)
+    store.set_plan(lease, plan_of(SWAP), current=True)
     store.release(lease)
     handlers = [RateLimitErrorRetryHandler(max_retry_count=10)] if sdk_retries else []
     client = WebClient(token=slack.token, base_url=slack.api_url, retry_handlers=handlers)

@@ -6,9 +6,9 @@ ignores the bot's own events. Work runs in `swapbot worker` (`swapbot.slack.work
 Bolt's small listener pool or beside the acks: the web process must answer within Slack's 3
 seconds whatever the swap is doing.
 
-An event is handed off and marked seen in one Redis operation (`jobs.push_once`): Slack's
-retries of an event already handed off are acknowledged and dropped, and an event whose handoff
-failed is answered 503 and left unmarked, so that Slack's retry is taken.
+An event is handed off and marked seen in one Redis operation (`swapbot.slack.handoff`):
+Slack's retries of an event already handed off are acknowledged and dropped, and an event whose
+handoff failed is answered 503 and left unmarked, so that Slack's retry is taken.
 
 A click on one of swapbot's buttons (`block_actions`) takes the slash command's path: Bolt
 checks its signature, it is authorized as the command it stands for (Approve as
@@ -51,13 +51,13 @@ from swapbot.slack.blocks import plan_form as form
 from swapbot.slack.blocks.approvals import ACTIONS
 from swapbot.slack.blocks.text import epoch
 from swapbot.slack.client import views_client, web_client, webhook
+from swapbot.slack.handoff import queue_event
 from swapbot.swap import steps as runbook
 from swapbot.swap.store import Store
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/hcswap"
-EVENT_SEEN_TTL = 3600  # Slack retries for about 6 minutes; keep event ids well beyond that
 CLICK_SEEN_TTL = 3600  # a click's response_url lives 30 minutes; its trigger_id is kept longer
 
 # Slack's escaping of command text (should_escape: true): entities and <…|label> sequences.
@@ -144,27 +144,7 @@ def build_app(
         # are one job, while a reaction removed and added again is a new event and a new job
         # (the approval itself is granted at most once whatever arrives).
         about = f"{event.get('type')} by {reaction['user']}"
-        try:
-            if event_id:
-                marker = store.key("dedupe", "slack-event", str(event_id))
-                jobs.push_once(
-                    handoff,
-                    settings,
-                    marker,
-                    EVENT_SEEN_TTL,
-                    func,
-                    reaction,
-                    key=event_id,
-                    description=about,
-                )
-            else:  # never from Slack; nothing to deduplicate on
-                jobs.push(handoff, settings, func, reaction, description=about)
-        except RedisError as exc:
-            log.error(
-                "event %s not handed off (%s): left for Slack to deliver again", event_id, exc
-            )
-            return BoltResponse(status=503, body="")
-        return None
+        return queue_event(handoff, settings, store, body, func, reaction, about)
 
     @app.event("reaction_added")
     def reaction_added(event: dict[str, Any], body: dict[str, Any]) -> BoltResponse | None:

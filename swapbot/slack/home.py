@@ -6,8 +6,8 @@ Slack sends `app_home_opened` each time someone opens the app's Home
 (https://docs.slack.dev/reference/events/app_home_opened); only its Home tab is drawn (`tab`
 "home"), never the Messages tab. The web process only verifies and hands off (`register`): the
 event is queued once, keyed and marked seen by its event_id in one Redis operation
-(`jobs.push_once`), so Slack's retries are dropped, and answered 503 when Redis would not take
-it, so that Slack delivers it again. The worker reads Redis and publishes (`publish_home`).
+(`swapbot.slack.handoff`), so Slack's retries are dropped, and answered 503 when Redis would not
+take it, so that Slack delivers it again. The worker reads Redis and publishes (`publish_home`).
 
 Who sees what is `/hcswap status`'s rule (`swapbot.slack.access`): operators and approvers
 always, anyone else while they are a member of the swap channel, as Slack says
@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from redis.exceptions import RedisError
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
@@ -35,6 +34,7 @@ from swapbot import commands, config, jobs
 from swapbot.slack import access, notifier
 from swapbot.slack.blocks import home as view
 from swapbot.slack.blocks.text import epoch
+from swapbot.slack.handoff import queue_event
 from swapbot.swap import record as swaprecord
 from swapbot.swap import report
 from swapbot.swap.approvals import Approvals
@@ -44,7 +44,6 @@ from swapbot.swap.store import Store, as_text
 log = logging.getLogger(__name__)
 
 PUBLISH = "swapbot.slack.home.publish_home"
-EVENT_SEEN_TTL = 3600  # as for reactions (`app.EVENT_SEEN_TTL`): Slack retries for 6 minutes
 RECENT = 5  # swaps listed
 # The card reads back this many of the swap's last events (its loads, backlog and who a step
 # waits on); the steps and the outage come from the swap's record whatever the events say.
@@ -77,27 +76,7 @@ def hand_off(
     user = str(event.get("user") or "")
     if event.get("tab") != "home" or not user:
         return None  # the Messages tab, or no one to draw it for
-    event_id = body.get("event_id")
-    about = f"Home tab of {user}"
-    try:
-        if event_id:
-            marker = store.key("dedupe", "slack-event", str(event_id))
-            jobs.push_once(
-                handoff,
-                settings,
-                marker,
-                EVENT_SEEN_TTL,
-                PUBLISH,
-                user,
-                key=str(event_id),
-                description=about,
-            )
-        else:  # never from Slack; nothing to deduplicate on
-            jobs.push(handoff, settings, PUBLISH, user, description=about)
-    except RedisError as exc:
-        log.error("event %s not handed off (%s): left for Slack to deliver again", event_id, exc)
-        return BoltResponse(status=503, body="")
-    return None
+    return queue_event(handoff, settings, store, body, PUBLISH, user, f"Home tab of {user}")
 
 
 # -- the worker ----------------------------------------------------------------------------------

@@ -477,14 +477,7 @@ def validate_view(view: Any) -> list[str]:
             problems += _text_object(
                 view[key], f"/view/{key}", max_len=MAX_VIEW_TITLE, plain_only=True
             )
-    metadata = view.get("private_metadata", "")
-    if not isinstance(metadata, str) or len(metadata) > MAX_PRIVATE_METADATA:
-        problems.append(
-            _problem("must be a string of at most 3000 characters", "/view/private_metadata")
-        )
-    callback_id = view.get("callback_id", "")
-    if not isinstance(callback_id, str) or len(callback_id) > MAX_CALLBACK_ID:
-        problems.append(_problem("must be a string of at most 255 characters", "/view/callback_id"))
+    problems += _view_strings(view)
     blocks = view.get("blocks")
     has_input = isinstance(blocks, list) and any(
         isinstance(b, dict) and b.get("type") == "input" for b in blocks
@@ -509,6 +502,13 @@ def validate_home_view(view: Any) -> list[str]:
     for key in ("title", "submit", "close"):
         if view.get(key) is not None:
             problems.append(_problem("a Home tab has none", f"/view/{key}"))
+    problems += _view_strings(view)
+    return problems + validate_blocks(view.get("blocks"), most=MAX_VIEW_BLOCKS, checks=_VIEW_CHECKS)
+
+
+def _view_strings(view: dict[str, Any]) -> list[str]:
+    """A view's private_metadata and callback_id, as Slack takes them (modal or Home tab)."""
+    problems = []
     metadata = view.get("private_metadata", "")
     if not isinstance(metadata, str) or len(metadata) > MAX_PRIVATE_METADATA:
         problems.append(
@@ -517,7 +517,7 @@ def validate_home_view(view: Any) -> list[str]:
     callback_id = view.get("callback_id", "")
     if not isinstance(callback_id, str) or len(callback_id) > MAX_CALLBACK_ID:
         problems.append(_problem("must be a string of at most 255 characters", "/view/callback_id"))
-    return problems + validate_blocks(view.get("blocks"), most=MAX_VIEW_BLOCKS, checks=_VIEW_CHECKS)
+    return problems
 
 
 def validate_options(answer: Any) -> list[str]:
