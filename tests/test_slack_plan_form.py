@@ -822,3 +822,18 @@ def test_the_objects_are_described_a_few_at_a_time_and_failures_noted(redis_pref
     cached = json.loads(store.redis.get(plan_form.describe_key(store, "hc1", "Object_0__c")))
     assert cached == ["Object_0__c_Field__c"]  # Id is mapped already
     assert store.redis.get(plan_form.describe_key(store, "hc1", "Broken__c")) is None
+
+
+def test_a_form_answer_that_breaks_is_answered_privately_instead(monkeypatch, slack, worker):
+    """A bug drawing the answer in the modal must not cost the person the answer (a job never
+    raises without answering)."""
+    view_id = checking(slack, worker)
+    saving(monkeypatch, "done", "plan form-swap saved (fingerprint ab12)")
+
+    def broken(*_a: Any, **_kw: Any) -> Any:
+        raise RuntimeError("a bug in the saved view")
+
+    monkeypatch.setattr(plan_form.form, "saved_view", broken)
+    result = plan_form.save_plan(SAVE, OPERATOR, CHANNEL, time.time(), view_id, CHOSEN)
+    assert result["status"] == "done"
+    assert "plan form-swap saved" in said(slack.ephemerals(OPERATOR)[-1])

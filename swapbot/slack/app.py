@@ -167,7 +167,7 @@ def build_app(
 
     for action_id in (*ACTIONS, *card.CARD_ACTIONS):
         app.action(action_id)(clicked)
-    app.action(re.compile(re.escape(card.REQUEST_ACTION) + r":[a-z-]+$"))(clicked)  # ahead
+    app.action(re.compile(r"^" + re.escape(card.REQUEST_ACTION) + r":[a-z-]+\Z"))(clicked)  # ahead
 
     @app.action(card.PLAN_ACTION)
     def plan_clicked(ack: Callable[..., None], body: dict[str, Any]) -> None:

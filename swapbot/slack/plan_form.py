@@ -297,7 +297,8 @@ def _in_form(
             view = form.saved_view(channel, reply.message, reply.swap_id or "")
         else:
             view = _refused_view(engine, view_id, channel, text, chosen, reply)
-        time.sleep(max(0.0, queued_at + SETTLE_SECONDS - time.time()))
+        # The web dyno's clock dated queued_at: never wait longer than the settling itself.
+        time.sleep(min(SETTLE_SECONDS, max(0.0, queued_at + SETTLE_SECONDS - time.time())))
         try:
             client.views_update(view_id=view_id, view=view)
         except Exception as exc:  # closed meanwhile (not_found), or refused

@@ -111,7 +111,7 @@ def run_command(
         if client is None:
             settings, client = answerer()
         failed = commands.Reply(cmd, "failed", message) if cmd is not None else None
-        if not (told and client and failed and told(client, engine, failed)):
+        if not (told and client and failed and _told(told, client, engine, failed)):
             rendered = blocks.reply(
                 {"command": asked.label, "status": "failed", "message": message, "people": [user]}
             )
@@ -120,9 +120,18 @@ def run_command(
         if engine is not None and cmd is not None and cmd.changes_something:
             notice(engine, None, cmd, user, f"{asked.subject} by {user}: failed: {reason}")
         return {"status": "failed", "message": "failed: " + message}
-    if told is None or not told(client, engine, reply):
+    if told is None or not _told(told, client, engine, reply):
         answer(client, engine, settings, asked, cmd, reply, pages, thread_fallback=thread_fallback)
     return {"status": reply.status, "message": reply.message}
+
+
+def _told(told: Told, client: WebClient, engine: Engine | None, reply: commands.Reply) -> bool:
+    """`told(…)`, False (answered as any other reply) when it fails: a job never raises."""
+    try:
+        return told(client, engine, reply)
+    except Exception:
+        log.exception("the answer could not be given its own way; answering as usual")
+        return False
 
 
 # Answers a command's reply in a way of its own (the plan form: in the modal), with the engine
