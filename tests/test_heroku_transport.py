@@ -434,6 +434,29 @@ def test_low_rate_limit_remaining_pauses_before_the_next_request(heroku, sleep):
     assert sleep.delays == [pytest.approx(7.5)]
 
 
+def test_a_low_rate_limit_holds_every_thread_of_the_client(heroku, sleep):
+    """The plan form describes objects eight at a time over one client: a low count seen by
+    one request must hold the others too, not only the first to look."""
+    import threading
+
+    client = PlatformClient(
+        TOKEN, heroku.url, retry=policy(sleep, rate_limit_floor=20, rate_limit_pause=10.0)
+    )
+    heroku.script(
+        Reply(200, {"name": "my-app"}, {"RateLimit-Remaining": "5"}),
+        *[Reply(200, {"name": "my-app"}) for _ in range(4)],
+    )
+    client.app("my-app")
+    threads = [threading.Thread(target=client.app, args=("my-app",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(sleep.delays) == 4  # each waited, not only the first
+    assert sleep.delays[0] == pytest.approx(7.5)
+    assert all(6.0 < d <= 7.5 for d in sleep.delays), sleep.delays
+
+
 # --- requests that are not safe to repeat ------------------------------------------------------
 
 

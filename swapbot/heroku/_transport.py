@@ -10,6 +10,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -187,7 +188,11 @@ class Transport:
         self._session.auth = _BearerAuth(_plain_token(token))
         self._session.headers["User-Agent"] = user_agent
         self._session.headers.update(headers or {})
+        # A low RateLimit-Remaining holds every request of this client, from any thread (the
+        # plan form describes objects several at a time), until the pause it asked for is over.
+        self._rate_lock = threading.Lock()
         self._pause = 0.0
+        self._hold_until = 0.0  # time.monotonic()
 
     def __repr__(self) -> str:
         return f"Transport(timeout={self.timeout!r}, max_attempts={self.retry.max_attempts})"
@@ -300,10 +305,20 @@ class Transport:
             remaining = int(header)
         except ValueError:
             return
-        self._pause = self.retry.throttle(remaining)
+        pause = self.retry.throttle(remaining)
+        with self._rate_lock:
+            self._pause = pause
+            if pause <= 0:
+                self._hold_until = 0.0  # the bucket is full enough again: nobody waits
 
     def _wait_for_rate_limit(self) -> None:
-        pause, self._pause = self._pause, 0.0
+        with self._rate_lock:
+            now = time.monotonic()
+            if self._pause > 0:  # the first request since the low count: it sets the hold
+                pause, self._pause = self._pause, 0.0
+                self._hold_until = now + pause
+            else:  # the others wait out what is left of it
+                pause = self._hold_until - now
         if pause > 0:
             logger.info("Heroku rate limit running low; pausing %.2f s", pause)
             self.retry.sleep(pause)
