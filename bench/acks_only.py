@@ -29,18 +29,13 @@ import contextlib
 import os
 import sys
 import tempfile
-import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import redis
 
 from bench import slack as bench  # bench/slack.py: targets, senders, pinning
-from swapbot.testing.rehearsal import LocalSlack, environment, forget
+from swapbot.testing.rehearsal import LocalSlack
 from swapbot.testing.services import REDIS_TEST_URL
-from swapbot.testing.slack_stack import standin
-
-NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
 
 
 def main() -> int:
@@ -68,25 +63,11 @@ def main() -> int:
         "first (the floor under any app that queues before it acknowledges)",
     )
     args = parser.parse_args()
-    prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
-    slack = standin()
-    env = environment(
-        database_url="postgresql://postgres@127.0.0.1:5432/test",
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=prefix,
-        heroku_token="unused",
-        app="acme-prod",
-        sandbox=NOWHERE,
-        slack=slack,
-        operators=["U0OPERATOR"],
-        approvers=["U0OPERATOR"],
-    )
     with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as logs:
-        cleanup.callback(slack.stop)
-        cleanup.callback(forget, redis.Redis.from_url(REDIS_TEST_URL), prefix)
-        cleanup.callback(bench.SENDER.close)
-        local = LocalSlack(env, slack, Path(logs))
-        cleanup.callback(local.stop)
+        local, prefix = bench.acks_stack(
+            cleanup, Path(logs), operators=["U0OPERATOR"], approvers=["U0OPERATOR"]
+        )
+        env, slack = local.env, local.slack
         size = {"workers": args.workers, "threads": args.threads}
         bare = cleanup.enter_context(bench.bare_bolt(env, Path(logs), **size))
         names = dict.fromkeys(args.against)  # each app once, in the order given

@@ -33,9 +33,7 @@ import secrets
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import redis
@@ -46,12 +44,11 @@ from swapbot.slack import blocks
 from swapbot.slack.blocks.approvals import APPROVE_ACTION
 from swapbot.swap.approvals import ApprovalRequest
 from swapbot.testing.driver import VERIFICATION_TOKEN, SlackDriver
-from swapbot.testing.rehearsal import CHANNEL, LocalSlack, environment, forget
+from swapbot.testing.rehearsal import CHANNEL
 from swapbot.testing.services import REDIS_TEST_URL
-from swapbot.testing.slack_stack import APPROVER, OPERATOR, standin
+from swapbot.testing.slack_stack import APPROVER, OPERATOR
 from swapbot.testing.standin import Message, SlackStandIn
 
-NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
 KINDS = ("command", "click")
 APPS = {"bare": "bare Bolt", "bare-push": "bare+lpush", "swapbot": "swapbot"}
 
@@ -67,25 +64,11 @@ def main() -> int:
     parser.add_argument("--placement", choices=("dynos", "shared"), default="dynos")
     parser.add_argument("--first-in-line", choices=("nice", "realtime"), default="realtime")
     args = parser.parse_args()
-    prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
-    slack = standin()
-    env = environment(
-        database_url="postgresql://postgres@127.0.0.1:5432/test",
-        redis_url=REDIS_TEST_URL,
-        redis_prefix=prefix,
-        heroku_token="unused",
-        app="acme-prod",
-        sandbox=NOWHERE,
-        slack=slack,
-        operators=[OPERATOR],
-        approvers=[OPERATOR, APPROVER],
-    )
     with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as logs:
-        cleanup.callback(slack.stop)
-        cleanup.callback(forget, redis.Redis.from_url(REDIS_TEST_URL), prefix)
-        cleanup.callback(bench.SENDER.close)
-        local = LocalSlack(env, slack, Path(logs))
-        cleanup.callback(local.stop)
+        local, prefix = bench.acks_stack(
+            cleanup, Path(logs), operators=[OPERATOR], approvers=[OPERATOR, APPROVER]
+        )
+        env, slack = local.env, local.slack
         size = {"workers": args.workers, "threads": args.threads}
         floor_key = prefix + bench.FLOOR_LIST
         targets = [

@@ -103,6 +103,7 @@ from swapbot.testing.rehearsal import (
     SIGNING_SECRET,
     Colleague,
     LocalSlack,
+    environment,
     forget,
     said,
 )
@@ -453,6 +454,38 @@ def bare_bolt(
     base = f"http://127.0.0.1:{port}"
     with process(args, env, logs / f"{name}.log", base + "/") as pgid:
         yield Target(name, f"{base}/slack/events", pgid)
+
+
+# No Heroku: the ack benches answer before anything would reach it.
+NOWHERE = SimpleNamespace(platform_url="http://127.0.0.1:9/", central_url="http://127.0.0.1:9/")
+
+
+def acks_stack(
+    cleanup: contextlib.ExitStack, logs: Path, *, operators: list[str], approvers: list[str]
+) -> tuple[LocalSlack, str]:
+    """What the ack benches (bench/acks_only.py, bench/clicks.py) run swapbot serve in: the
+    Slack stand-in and an environment under a fresh Redis prefix, with no Heroku and no worker;
+    the stand-in stopped, the prefix removed and the senders closed by `cleanup`. (local,
+    prefix)."""
+    prefix = f"swapbot-bench:{uuid.uuid4().hex[:8]}:"
+    slack = standin()
+    env = environment(
+        database_url="postgresql://postgres@127.0.0.1:5432/test",
+        redis_url=REDIS_TEST_URL,
+        redis_prefix=prefix,
+        heroku_token="unused",
+        app="acme-prod",
+        sandbox=NOWHERE,
+        slack=slack,
+        operators=operators,
+        approvers=approvers,
+    )
+    cleanup.callback(slack.stop)
+    cleanup.callback(forget, redis.Redis.from_url(REDIS_TEST_URL), prefix)
+    cleanup.callback(SENDER.close)
+    local = LocalSlack(env, slack, logs)
+    cleanup.callback(local.stop)
+    return local, prefix
 
 
 # -- 1. acks under load ---------------------------------------------------------------------------
