@@ -50,6 +50,7 @@ from swapbot.testing.slack_stack import (
     store,
 )
 from swapbot.testing.standin import DEFAULT_SCOPES, Message, SlackStandIn, validate_blocks
+from tests.test_slack_blocks import request
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_700_000_133.0
@@ -57,22 +58,6 @@ SWAP = "slack-buttons"
 
 
 # -- the message -----------------------------------------------------------------------------
-def request(**changes: Any) -> ApprovalRequest:
-    base = {
-        "id": "pause-1",
-        "swap_id": "acme-2026-12-01",
-        "step": "pause",
-        "requester": "U0OPERATOR",
-        "fingerprint": "ab12cd34",
-        "live_digest": "d1",
-        "requested_at": "2023-11-14T22:15:33.000Z",
-        "requested_epoch": NOW,
-        "expires_at": "2023-11-14T22:30:33.000Z",
-        "expires_epoch": NOW + 900,
-    }
-    return ApprovalRequest.model_validate(base | changes)
-
-
 def valid(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Blocks as slack_sdk's models and the stand-in's checks accept them."""
     for block in blocks:
@@ -314,9 +299,18 @@ def posted_request(slack: SlackStandIn) -> Message:
     )
 
 
-def dispatch_click(app, slack: SlackStandIn, user: str, msg: Message, trigger_id: str):
+def dispatch_click(
+    app,
+    slack: SlackStandIn,
+    user: str,
+    msg: Message,
+    trigger_id: str,
+    action_id: str = APPROVE_ACTION,
+):
+    """`user` clicks the button `action_id` of `msg`: the signed request, dispatched in
+    process to the Bolt `app`."""
     payload = slack.block_actions(
-        user, CHANNEL, msg.ts, APPROVE_ACTION, trigger_id=trigger_id, api_app_id="A0", token="t"
+        user, CHANNEL, msg.ts, action_id, trigger_id=trigger_id, api_app_id="A0", token="t"
     )
     body = urlencode({"payload": json.dumps(payload)})
     stamp = str(int(time.time()))

@@ -21,9 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 import redis
-from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
-from slack_sdk.signature import SignatureVerifier
 
 from swapbot import commands, jobs
 from swapbot.slack import blocks as B
@@ -53,7 +51,8 @@ from swapbot.testing.slack_stack import (
     store,
 )
 from swapbot.testing.standin import Message, SlackStandIn
-from tests.test_slack_buttons import SECRET, buttons_of, valid, web_settings
+from tests.test_slack_buttons import buttons_of, dispatch_click, valid, web_settings
+from tests.test_slack_card import card
 from tests.test_slack_notifier import SWAP, Clock, publish, setup
 
 NOW = 1_700_000_000.0
@@ -205,14 +204,6 @@ def test_the_card_at_its_biggest_keeps_its_buttons():
 
 
 # -- the card, from the notifier -------------------------------------------------------------
-def card(slack: SlackStandIn, s: Store) -> Message:
-    ts = s.redis.get(s.swap_key(SWAP, "slack", "progress"))
-    assert ts, "no card yet"
-    found = slack.message("C0SWAP", ts.decode())
-    assert found is not None
-    return found
-
-
 def check(s: Store, *done: str, **others: str) -> None:
     lease = s.acquire(SWAP, "test", 10_000)
     assert lease is not None
@@ -279,18 +270,7 @@ def test_the_card_is_posted_once_the_plan_is_saved_and_follows_the_swap(redis_pr
 
 # -- the acknowledgement, in process ------------------------------------------------------------
 def dispatch(app, slack: SlackStandIn, user: str, msg: Message, action_id: str, trigger_id: str):
-    payload = slack.block_actions(
-        user, CHANNEL, msg.ts, action_id, trigger_id=trigger_id, api_app_id="A0", token="t"
-    )
-    body = urlencode({"payload": json.dumps(payload)})
-    stamp = str(int(time.time()))
-    signature = SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body)
-    headers = {
-        "content-type": [FORM],
-        "x-slack-request-timestamp": [stamp],
-        "x-slack-signature": [signature],
-    }
-    return app.dispatch(BoltRequest(body=body, headers=headers))
+    return dispatch_click(app, slack, user, msg, trigger_id, action_id)
 
 
 def posted_card(slack: SlackStandIn, v: dict[str, Any]) -> Message:

@@ -141,8 +141,7 @@ def _stale_card(engine: Engine, on_card: dict[str, Any]) -> str | None:
 
 def _not_yet(step: str, upcoming: str | None) -> bool:
     """Whether `step` comes after the next step of the runbook (it has not run)."""
-    names = [s.name for s in runbook.STEPS]
-    return upcoming in names and step in names and names.index(step) > names.index(upcoming)
+    return upcoming is not None and step in {s.name for s in runbook.after(upcoming)}
 
 
 def _asked_already(engine: Engine, swap_id: str, step: str) -> str | None:

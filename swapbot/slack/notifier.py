@@ -784,10 +784,9 @@ def _change(plan: Plan) -> str:
 def _later_approvals(next_step: object) -> list[str]:
     """The steps after the cutover's `next_step` that need an approval, in runbook order;
     none during prep (an approval lasts minutes: asked hours early, it would expire)."""
-    names = [s.name for s in runbook.CUTOVER]
-    if next_step not in names:
+    if next_step not in {s.name for s in runbook.CUTOVER}:
         return []
-    return [s for s in runbook.APPROVED if s in names[names.index(str(next_step)) + 1 :]]
+    return [s.name for s in runbook.after(str(next_step)) if s.approval]
 
 
 def fresh_progress() -> dict[str, Any]:
@@ -849,9 +848,8 @@ def _note_standing(p: dict[str, Any], event: Event) -> None:
 
 def _after(step: str) -> dict[str, Any]:
     """The step the runbook runs after `step`, as the next."""
-    names = [s.name for s in runbook.STEPS]
-    i = names.index(step)
-    return {"next": names[i + 1] if i + 1 < len(names) else None, "next_state": None}
+    later = runbook.after(step)
+    return {"next": later[0].name if later else None, "next_state": None}
 
 
 def _steps_of(checkpoints: Mapping[str, Checkpoint]) -> dict[str, Any]:

@@ -453,7 +453,7 @@ class Engine:
         cp = checkpoints.get(step.name)
         if not is_done(cp):
             return None
-        later = runbook.STEPS[runbook.STEPS.index(step) + 1 :]
+        later = runbook.after(step.name)
         moved_on = [
             s.name
             for s in later

@@ -69,7 +69,7 @@ from swapbot.swap.steps.prep import (
 )
 
 __all__ = ["APPROVED", "BY_NAME", "CONFIRMABLE", "CUTOVER", "OUTAGE_END", "OUTAGE_START",
-           "PREP", "STEPS", "Check", "Estimate", "Phase", "Step", "get"]  # fmt: skip
+           "PREP", "STEPS", "Check", "Estimate", "Phase", "Step", "after", "get"]  # fmt: skip
 
 # -- the runbook -----------------------------------------------------------------------------
 PREP: tuple[Step, ...] = (
@@ -352,6 +352,12 @@ OUTAGE_START = next(s.name for s in STEPS if s.starts_outage)
 OUTAGE_END = next(s.name for s in STEPS if s.ends_outage)  # the app runs again
 APPROVED: tuple[str, ...] = tuple(s.name for s in STEPS if s.approval)
 CONFIRMABLE: tuple[str, ...] = tuple(dict.fromkeys(s.confirms for s in STEPS if s.confirms))
+
+
+def after(name: str) -> tuple[Step, ...]:
+    """The steps the runbook runs after the step `name`, in order (none for an unknown name)."""
+    names = [s.name for s in STEPS]
+    return STEPS[names.index(name) + 1 :] if name in names else ()
 
 
 def get(name: str) -> Step:
