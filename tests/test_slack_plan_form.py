@@ -475,9 +475,8 @@ def checking(slack: SlackStandIn, worker: FormEngine, *, facts: bool = True) -> 
     """A filled form, submitted: its modal says "Checking…" while the worker saves it."""
     view = opened(slack)
     if facts:
-        names = {"addon": "hc1", "objects": FACTS.objects, "facts": FACTS.dumps()}
         key = plan_form.form_key(worker.store, view["id"])
-        worker.store.redis.set(key, json.dumps(names), ex=60)
+        worker.store.redis.set(key, FACTS.dumps(), ex=60)
     WebClient(token=slack.token, base_url=slack.api_url).views_update(
         view_id=view["id"], view=form.checking_view(CHANNEL, {"old_addon": "hc1"})
     )

@@ -133,7 +133,8 @@ def _tell(response_url: Any, text: str) -> None:
 
 
 def form_key(store: Store, view_id: str) -> str:
-    """Where the worker keeps a form's names (add-on, objects) for the searches."""
+    """Where the worker keeps what it read for a form (`FormFacts`): for the searches, and to
+    draw the form again after a refusal."""
     return store.key("slack", "plan-form", view_id)
 
 
@@ -152,15 +153,14 @@ def suggest(store: Store, body: dict[str, Any]) -> list[dict[str, Any]]:
         raw = store.redis.get(form_key(store, str(view.get("id") or "")))
         if raw is None:
             return []
-        names = json.loads(raw)
-        objects = [str(o) for o in names.get("objects") or []]
+        facts = form.FormFacts.loads(raw)
         if action_id == form.OBJECTS_ACTION:
-            return form.suggestions(objects, typed)
+            return form.suggestions(facts.objects, typed)
         state = (view.get("state") or {}).get("values") or {}
-        chosen = [o for o in form.read_state(state).objects if o in objects] or objects
-        addon = str(names.get("addon") or DEFAULT_ADDON)
-        found = store.redis.mget([describe_key(store, addon, o) for o in chosen])
-    except (RedisError, ValueError, AttributeError) as exc:
+        chosen = [o for o in form.read_state(state).objects if o in facts.objects] or facts.objects
+        keys = [describe_key(store, facts.old_addon, o) for o in chosen]
+        found = store.redis.mget(keys)
+    except (RedisError, ValueError, TypeError, AttributeError) as exc:
         log.warning("no field suggestions: %s", type(exc).__name__)
         return []
     fields = {obj: json.loads(raw) for obj, raw in zip(chosen, found, strict=True) if raw}
@@ -324,8 +324,8 @@ def _refused_view(
     try:
         state = form.Submitted(**chosen)
         raw = engine.store.redis.get(form_key(engine.store, view_id)) if engine else None
-        facts = form.FormFacts.loads(json.loads(raw)["facts"]) if raw else None
-    except (RedisError, ValueError, KeyError, TypeError) as exc:
+        facts = form.FormFacts.loads(raw) if raw else None
+    except (RedisError, ValueError, TypeError) as exc:
         log.warning("the plan form cannot be drawn again: %s", type(exc).__name__)
     if facts is None or state is None:
         return form.result_view(channel, reply.message, f"/hcswap {text}")
@@ -381,11 +381,7 @@ def gather(engine: Any, settings: config.Settings, view_id: str) -> form.FormFac
         other_apps=_other_apps(platform, app, engine.own_app),
         notes=notes,
     )
-    engine.store.redis.set(
-        form_key(engine.store, view_id),
-        json.dumps({"addon": old_addon, "objects": objects, "facts": facts.dumps()}),
-        ex=FORM_TTL,
-    )
+    engine.store.redis.set(form_key(engine.store, view_id), facts.dumps(), ex=FORM_TTL)
     return facts
 
 
