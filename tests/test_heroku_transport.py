@@ -48,8 +48,10 @@ from swapbot.heroku import (
 )
 
 TOKEN = "hrku-test-7f3a9c1e-token-must-never-leak"
-FAST = (0.5, 0.2)  # connect, read: a delayed reply of DELAY seconds is a read timeout
-DELAY = 0.5
+# connect, read: a delayed reply of DELAY seconds is a read timeout; a prompt one, even on a
+# loaded machine (8 test workers on 2 cores), is not
+FAST = (2.0, 1.0)
+DELAY = 2.5
 
 
 # --- the scripted server -----------------------------------------------------------------------
